@@ -1,0 +1,1 @@
+"""The outside world: Heartbeat box Modbus client, box simulator, telemetry stores."""

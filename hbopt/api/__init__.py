@@ -1,0 +1,1 @@
+"""FastAPI application: one router per audience (gateway, app, trading), auth and settings."""

@@ -1,0 +1,1 @@
+"""Energy highlights, CO2 impact and savings accounting (pure functions over frames)."""

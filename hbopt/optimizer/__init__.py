@@ -1,0 +1,1 @@
+"""Pure optimization core: typed problem, device blocks as sparse matrices, solver backends."""

@@ -1,0 +1,1 @@
+"""Day-ahead prices, retail tariff composition and grid CO2 intensity."""

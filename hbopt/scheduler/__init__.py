@@ -1,0 +1,1 @@
+"""The control loop: one MPC cycle per site, the fleet runner and the injectable clock."""
