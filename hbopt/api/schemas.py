@@ -1,0 +1,269 @@
+"""Request and response models of every route (separate models for what comes in and goes out).
+
+Inputs forbid unknown fields so a typo is a 422 naming it rather than a silently ignored value.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+SiteRole = Literal["owner", "supporter", "factory_service"]
+AccountRole = Literal["customer", "factory_service", "trader", "analyst"]
+ExportStrategy = Literal["spot", "feed_in_tariff", "self_consumption"]
+
+
+class In(BaseModel):
+    """Base of request bodies: unknown fields are errors."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def _zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown IANA time zone {name!r}") from exc
+    return name
+
+
+Email = Annotated[str, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+Password = Annotated[str, Field(min_length=10, max_length=128, description="10 to 128 characters")]
+Token = Annotated[str, Field(min_length=16, max_length=256)]
+TimeZone = Annotated[str, Field(max_length=64), AfterValidator(_zone)]
+FleetGroup = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+ObjectName = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+# -- auth -----------------------------------------------------------------------------------------
+class RegisterRequest(In):
+    email: Email
+    password: Password
+
+
+class UserPublic(BaseModel):
+    id: str = Field(description="The user ID; an owner grants a supporter access by this ID")
+    email: str
+    role: AccountRole
+    email_confirmed: bool
+    created_at: datetime
+
+
+class ConfirmRequest(In):
+    token: Token
+
+
+class SignInRequest(In):
+    email: Email
+    password: Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class TokenPair(BaseModel):
+    access_token: str = Field(description="Bearer JWT for the Authorization header")
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int = Field(description="Seconds until the access token expires")
+    refresh_token: str = Field(description="Single-use; swap it at /v1/auth/refresh")
+
+
+class RefreshRequest(In):
+    refresh_token: Token
+
+
+class PasswordResetRequest(In):
+    email: Email
+
+
+class PasswordResetConfirm(In):
+    token: Token
+    new_password: Password
+
+
+class Accepted(BaseModel):
+    detail: str
+
+
+# -- sites, grants, boxes -------------------------------------------------------------------------
+class SiteCreate(In):
+    name: ObjectName
+    timezone: TimeZone = "Europe/Berlin"
+
+
+class SiteUpdate(In):
+    name: ObjectName | None = None
+    timezone: TimeZone | None = None
+
+
+class SitePublic(BaseModel):
+    id: str
+    name: str
+    timezone: str
+    fleet_group: str
+    factory_service: bool = Field(description="Vendor's factory service may access the site")
+    created_at: datetime
+    your_role: SiteRole = Field(description="How the caller relates to this site")
+
+
+class FactoryServiceSwitch(In):
+    enabled: bool
+
+
+class GrantPublic(BaseModel):
+    site_id: str
+    supporter_id: str
+    created_at: datetime
+
+
+class BoxPairRequest(In):
+    serial: Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{4,40}$")]
+    starter_code: Annotated[str, Field(min_length=6, max_length=64)]
+
+
+class BoxPublic(BaseModel):
+    id: str
+    serial: str
+    created_at: datetime
+    revoked_at: datetime | None
+    active: bool
+
+
+class BoxPaired(BaseModel):
+    box: BoxPublic
+    token: str = Field(description="The box's bearer token; shown once, stored only hashed")
+
+
+class AckPublic(BaseModel):
+    id: int
+    box_id: str
+    etag: str
+    applied_at: datetime
+    received_at: datetime
+    setpoints: dict[str, float]
+
+
+# -- trading --------------------------------------------------------------------------------------
+class TradingParameters(In):
+    """Optimizer parameters a trader tunes; units in the names."""
+
+    battery_wear_cost_eur_per_kwh: float = Field(
+        default=0.05, ge=0.0, le=1.0, description="Battery cycle cost per kWh throughput [EUR/kWh]"
+    )
+    terminal_value_eur_per_kwh: float = Field(
+        default=0.10,
+        ge=0.0,
+        le=2.0,
+        description="Value of energy left in the battery at the horizon end",
+    )
+    export_strategy: ExportStrategy = Field(
+        default="spot",
+        description="How export is paid: spot price, fixed feed-in tariff, or not at all",
+    )
+    co2_price_eur_per_t: float = Field(
+        default=0.0, ge=0.0, le=1000.0, description="Shadow price of grid emissions [EUR/tCO2eq]"
+    )
+    comfort_penalty_eur_per_kelvin_h: float = Field(
+        default=1.0, ge=0.0, le=100.0, description="Heat-pump comfort band violation [EUR/(K h)]"
+    )
+    ev_target_penalty_eur_per_kwh: float = Field(
+        default=1.0, ge=0.0, le=100.0, description="EV energy missing at departure [EUR/kWh]"
+    )
+    mip_gap: float = Field(default=0.01, ge=0.0, le=0.5, description="Relative MIP gap [-]")
+    time_limit_s: float = Field(default=30.0, gt=0.0, le=600.0, description="Solver time limit [s]")
+
+
+class TradingParametersPatch(In):
+    """Change some parameters; omitted fields keep their current value."""
+
+    battery_wear_cost_eur_per_kwh: float | None = Field(default=None, ge=0.0, le=1.0)
+    terminal_value_eur_per_kwh: float | None = Field(default=None, ge=0.0, le=2.0)
+    export_strategy: ExportStrategy | None = None
+    co2_price_eur_per_t: float | None = Field(default=None, ge=0.0, le=1000.0)
+    comfort_penalty_eur_per_kelvin_h: float | None = Field(default=None, ge=0.0, le=100.0)
+    ev_target_penalty_eur_per_kwh: float | None = Field(default=None, ge=0.0, le=100.0)
+    mip_gap: float | None = Field(default=None, ge=0.0, le=0.5)
+    time_limit_s: float | None = Field(default=None, gt=0.0, le=600.0)
+
+
+class ParametersPublic(BaseModel):
+    scope: Literal["site", "group"]
+    key: str = Field(description="The site ID or the fleet group name")
+    source: Literal["site", "group", "default"] = Field(
+        description="Where the effective values come from"
+    )
+    parameters: TradingParameters
+    updated_at: datetime | None
+    updated_by: str | None
+
+
+class AuditEntryPublic(BaseModel):
+    at: datetime
+    actor_id: str
+    scope: Literal["site", "group"]
+    key: str
+    field: str
+    old_value: str | None = Field(description="JSON text of the value before, null if unset")
+    new_value: str | None = Field(description="JSON text of the value after, null if removed")
+
+
+class FleetSitePublic(BaseModel):
+    """What a trader sees of a site: no owner, name or personal data."""
+
+    id: str
+    fleet_group: str
+    has_site_parameters: bool
+
+
+class FleetGroupAssign(In):
+    fleet_group: FleetGroup
+
+
+# -- gateway --------------------------------------------------------------------------------------
+class SampleIn(In):
+    ts: AwareDatetime = Field(description="Measurement time with offset (UTC preferred)")
+    device: Annotated[str, Field(min_length=1, max_length=32)]
+    fields: dict[Annotated[str, Field(max_length=64)], float] = Field(
+        description="Field -> value in project units, e.g. {'power_kw': 1.2, 'soc': 0.55}",
+        max_length=16,
+    )
+
+
+class TelemetryBatch(In):
+    samples: list[SampleIn] = Field(min_length=1, max_length=20_000)
+
+
+class SampleRejection(BaseModel):
+    index: int = Field(description="Position of the sample in the posted batch")
+    reason: str
+
+
+class TelemetryResult(BaseModel):
+    accepted: int = Field(description="Samples stored (re-sent ones count again, stored once)")
+    rejected: list[SampleRejection]
+
+
+class ScheduleSlot(BaseModel):
+    start: datetime
+    values: dict[str, float] = Field(description="device-quantity -> value, e.g. battery-power_kw")
+
+
+class SchedulePublic(BaseModel):
+    site_id: str
+    plan_created_at: datetime | None = Field(description="When the plan was solved; null: none")
+    step_minutes: int | None
+    setpoints: dict[str, float] = Field(description="Live setpoints: the current slot's values")
+    slots: list[ScheduleSlot]
+
+
+class AckIn(In):
+    etag: Annotated[str, Field(min_length=1, max_length=128)]
+    applied_at: AwareDatetime
+    setpoints: dict[Annotated[str, Field(max_length=64)], float] = Field(max_length=64)
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    database: bool
+    telemetry_store: bool | None = Field(description="null: no telemetry store configured")
+    version: str
