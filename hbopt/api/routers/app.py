@@ -11,7 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
-from hbopt.adapters.accounts_sqlite import Box, Site
+from hbopt.adapters.accounts_sqlite import Box, SetpointAck, Site
 from hbopt.api.deps import (
     CurrentUser,
     Customer,
@@ -67,6 +67,17 @@ def box_public(box: Box) -> BoxPublic:
         created_at=box.created_at,
         revoked_at=box.revoked_at,
         active=box.revoked_at is None,
+    )
+
+
+def ack_public(ack: SetpointAck) -> AckPublic:
+    return AckPublic(
+        id=ack.id,
+        box_id=ack.box_id,
+        etag=ack.etag,
+        applied_at=ack.applied_at,
+        received_at=ack.received_at,
+        setpoints=json.loads(ack.setpoints_json),
     )
 
 
@@ -234,14 +245,4 @@ def list_acks(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[AckPublic]:
     """Setpoints the site's box reported as applied, newest first."""
-    return [
-        AckPublic(
-            id=a.id,
-            box_id=a.box_id,
-            etag=a.etag,
-            applied_at=a.applied_at,
-            received_at=a.received_at,
-            setpoints=json.loads(a.setpoints_json),
-        )
-        for a in services.accounts.acks_of_site(ctx.site.id, limit)
-    ]
+    return [ack_public(a) for a in services.accounts.acks_of_site(ctx.site.id, limit)]
