@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from hbopt.adapters.accounts_sqlite import Box, SetpointAck, Site
 from hbopt.api.deps import (
@@ -89,10 +89,12 @@ def me(user: CurrentUser) -> UserPublic:
 
 
 @router.delete("/me", status_code=204, response_class=Response)
-def delete_me(user: CurrentUser, services: ServicesDep) -> Response:
+def delete_me(request: Request, user: CurrentUser, services: ServicesDep) -> Response:
     """Delete the account and all its data: sites, telemetry, plans, grants, boxes, logs."""
     delete_sites_everywhere(services, [s.id for s in services.accounts.sites_owned(user.id)])
     services.accounts.delete_user(user.id)
+    # The log line of this very request must not bring the user id back.
+    request.state.principal = None
     return Response(status_code=204)
 
 
