@@ -97,7 +97,7 @@ def _code_for(status_code: int) -> str:
         return "error"
 
 
-def _location(loc: tuple[Any, ...] | list[Any]) -> str:
+def location(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(str(part) for part in loc) or "body"
 
 
@@ -115,7 +115,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     fields = [
-        FieldError(field=_location(err.get("loc", ())), reason=str(err.get("msg", "invalid")))
+        FieldError(field=location(err.get("loc", ())), reason=str(err.get("msg", "invalid")))
         for err in exc.errors()
     ]
     message = "; ".join(f"{f.field}: {f.reason}" for f in fields[:5]) or "invalid request"

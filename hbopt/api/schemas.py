@@ -5,11 +5,14 @@ Inputs forbid unknown fields so a typo is a 422 naming it rather than a silently
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+from hbopt.optimizer import Tuning
 
 SiteRole = Literal["owner", "supporter", "factory_service"]
 AccountRole = Literal["customer", "factory_service", "trader", "analyst"]
@@ -144,45 +147,102 @@ class AckPublic(BaseModel):
 
 
 # -- trading --------------------------------------------------------------------------------------
-class TradingParameters(In):
-    """Optimizer parameters a trader tunes; units in the names."""
+_TUNING = Tuning()
 
-    battery_wear_cost_eur_per_kwh: float = Field(
-        default=0.05, ge=0.0, le=1.0, description="Battery cycle cost per kWh throughput [EUR/kWh]"
+
+class TradingParameters(In):
+    """Optimizer parameters a trader tunes; units in the names.
+
+    Field names and defaults are those of :class:`hbopt.optimizer.Tuning` (see
+    :meth:`to_tuning`), plus ``export_strategy``, which the optimizer does not take yet.
+    """
+
+    battery_wear_eur_per_kwh: float = Field(
+        default=_TUNING.battery_wear_eur_per_kwh,
+        ge=0.0,
+        le=1.0,
+        description="Battery degradation cost per kWh throughput [EUR/kWh]",
     )
-    terminal_value_eur_per_kwh: float = Field(
-        default=0.10,
+    terminal_value_eur_per_kwh: float | None = Field(
+        default=_TUNING.terminal_value_eur_per_kwh,
         ge=0.0,
         le=2.0,
-        description="Value of energy left in the battery at the horizon end",
+        description="Value of energy left in the battery at the horizon end [EUR/kWh]; "
+        "null: the horizon's median import price x discharge efficiency",
     )
     export_strategy: ExportStrategy = Field(
         default="spot",
-        description="How export is paid: spot price, fixed feed-in tariff, or not at all",
+        description="How export is valued: spot price, fixed feed-in tariff, or not at all "
+        "(self_consumption); not yet taken by the optimizer",
     )
     co2_price_eur_per_t: float = Field(
-        default=0.0, ge=0.0, le=1000.0, description="Shadow price of grid emissions [EUR/tCO2eq]"
-    )
-    comfort_penalty_eur_per_kelvin_h: float = Field(
-        default=1.0, ge=0.0, le=100.0, description="Heat-pump comfort band violation [EUR/(K h)]"
+        default=_TUNING.co2_price_eur_per_t,
+        ge=0.0,
+        le=1000.0,
+        description="Internal carbon price on grid imports [EUR/tCO2eq]; 0 = off",
     )
     ev_target_penalty_eur_per_kwh: float = Field(
-        default=1.0, ge=0.0, le=100.0, description="EV energy missing at departure [EUR/kWh]"
+        default=_TUNING.ev_target_penalty_eur_per_kwh,
+        ge=0.0,
+        le=100.0,
+        description="Cost of each kWh an EV misses of its target at departure [EUR/kWh]",
     )
-    mip_gap: float = Field(default=0.01, ge=0.0, le=0.5, description="Relative MIP gap [-]")
-    time_limit_s: float = Field(default=30.0, gt=0.0, le=600.0, description="Solver time limit [s]")
+    ev_solar_value_eur_per_kwh: float = Field(
+        default=_TUNING.ev_solar_value_eur_per_kwh,
+        ge=0.0,
+        le=2.0,
+        description="Value of a kWh put into a car in the solar modes [EUR/kWh]",
+    )
+    comfort_penalty_eur_per_kh: float = Field(
+        default=_TUNING.comfort_penalty_eur_per_kh,
+        ge=0.0,
+        le=100.0,
+        description="Cost per kelvin-hour outside the heat pump's comfort band [EUR/(K h)]",
+    )
+    reserve_penalty_eur_per_kwh: float = Field(
+        default=_TUNING.reserve_penalty_eur_per_kwh,
+        ge=0.0,
+        le=100.0,
+        description="Cost per kWh-hour below the battery reserve [EUR/(kWh h)]",
+    )
+    unserved_penalty_eur_per_kwh: float = Field(
+        default=_TUNING.unserved_penalty_eur_per_kwh,
+        ge=0.0,
+        le=1000.0,
+        description="Value of lost load [EUR/kWh]",
+    )
+    mip_gap: float = Field(
+        default=_TUNING.mip_gap, ge=0.0, le=0.5, description="Relative MIP gap [-]"
+    )
+    mip_abs_gap_eur: float = Field(
+        default=_TUNING.mip_abs_gap_eur, ge=0.0, le=100.0, description="Absolute MIP gap [EUR]"
+    )
+    time_limit_s: float = Field(
+        default=_TUNING.time_limit_s, gt=0.0, le=600.0, description="Solver time limit [s]"
+    )
+
+    def to_tuning(self) -> Tuning:
+        """The optimizer's :class:`~hbopt.optimizer.Tuning` with these values."""
+        names = {f.name for f in dataclasses.fields(Tuning)}
+        return Tuning(**{k: v for k, v in self.model_dump().items() if k in names})
 
 
 class TradingParametersPatch(In):
-    """Change some parameters; omitted fields keep their current value."""
+    """Change some parameters; omitted fields keep their value (ranges as in the full model)."""
 
-    battery_wear_cost_eur_per_kwh: float | None = Field(default=None, ge=0.0, le=1.0)
-    terminal_value_eur_per_kwh: float | None = Field(default=None, ge=0.0, le=2.0)
+    battery_wear_eur_per_kwh: float | None = Field(default=None, ge=0.0, le=1.0)
+    terminal_value_eur_per_kwh: float | None = Field(
+        default=None, ge=0.0, le=2.0, description="null sets it back to the price-based value"
+    )
     export_strategy: ExportStrategy | None = None
     co2_price_eur_per_t: float | None = Field(default=None, ge=0.0, le=1000.0)
-    comfort_penalty_eur_per_kelvin_h: float | None = Field(default=None, ge=0.0, le=100.0)
     ev_target_penalty_eur_per_kwh: float | None = Field(default=None, ge=0.0, le=100.0)
+    ev_solar_value_eur_per_kwh: float | None = Field(default=None, ge=0.0, le=2.0)
+    comfort_penalty_eur_per_kh: float | None = Field(default=None, ge=0.0, le=100.0)
+    reserve_penalty_eur_per_kwh: float | None = Field(default=None, ge=0.0, le=100.0)
+    unserved_penalty_eur_per_kwh: float | None = Field(default=None, ge=0.0, le=1000.0)
     mip_gap: float | None = Field(default=None, ge=0.0, le=0.5)
+    mip_abs_gap_eur: float | None = Field(default=None, ge=0.0, le=100.0)
     time_limit_s: float | None = Field(default=None, gt=0.0, le=600.0)
 
 

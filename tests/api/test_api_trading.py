@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
 from hbopt.api.schemas import TradingParameters
+from hbopt.optimizer import Tuning
 from tests.api.conftest import World
 
 
@@ -25,13 +27,13 @@ def test_defaults_then_group_then_site(world: World) -> None:
 
     group = client.patch(
         "/v1/trading/groups/default/parameters",
-        json={"battery_wear_cost_eur_per_kwh": 0.08},
+        json={"battery_wear_eur_per_kwh": 0.08},
         headers=world.headers("trader"),
     )
     assert group.status_code == 200
     inherited = _get(world, site)
     assert inherited["source"] == "group"
-    assert inherited["parameters"]["battery_wear_cost_eur_per_kwh"] == 0.08
+    assert inherited["parameters"]["battery_wear_eur_per_kwh"] == 0.08
 
     own = client.patch(
         site,
@@ -43,7 +45,7 @@ def test_defaults_then_group_then_site(world: World) -> None:
     assert body["source"] == "site"
     assert body["updated_by"] == world.user_ids["trader"]
     assert body["parameters"]["co2_price_eur_per_t"] == 85.0
-    assert body["parameters"]["battery_wear_cost_eur_per_kwh"] == 0.08  # kept from the group
+    assert body["parameters"]["battery_wear_eur_per_kwh"] == 0.08  # kept from the group
     # Site B still follows the group.
     other = _get(world, f"/v1/trading/sites/{world.site_b}/parameters")
     assert other["source"] == "group"
@@ -60,7 +62,7 @@ def test_audit_trail_records_who_changed_what_old_to_new(world: World) -> None:
     client.patch(site, json={"mip_gap": 0.05}, headers=world.headers("trader"))
     world.api.clock.advance(minutes=5)
     client.patch(
-        site, json={"mip_gap": 0.02, "time_limit_s": 30.0}, headers=world.headers("trader")
+        site, json={"mip_gap": 0.02, "time_limit_s": 10.0}, headers=world.headers("trader")
     )
     trail = _get(world, f"/v1/trading/audit?scope=site&key={world.site_a}", "analyst")
     # Newest first; the unchanged time limit is not recorded.
@@ -68,7 +70,7 @@ def test_audit_trail_records_who_changed_what_old_to_new(world: World) -> None:
         (e["field"], json.loads(e["old_value"]), json.loads(e["new_value"])) for e in trail
     ] == [
         ("mip_gap", 0.05, 0.02),
-        ("mip_gap", 0.01, 0.05),
+        ("mip_gap", 1e-4, 0.05),
     ]
     assert {e["actor_id"] for e in trail} == {world.user_ids["trader"]}
     assert trail[0]["at"] > trail[1]["at"]
@@ -102,8 +104,8 @@ def test_fleet_group_move_is_audited_and_changes_inheritance(world: World) -> No
 @pytest.mark.parametrize(
     ("field", "value"),
     [
-        ("battery_wear_cost_eur_per_kwh", -0.01),
-        ("battery_wear_cost_eur_per_kwh", 1.5),
+        ("battery_wear_eur_per_kwh", -0.01),
+        ("battery_wear_eur_per_kwh", 1.5),
         ("terminal_value_eur_per_kwh", 3.0),
         ("export_strategy", "sell_everything"),
         ("co2_price_eur_per_t", 1e6),
@@ -111,6 +113,7 @@ def test_fleet_group_move_is_audited_and_changes_inheritance(world: World) -> No
         ("time_limit_s", 0),
         ("time_limit_s", "fast"),
         ("not_a_parameter", 1),
+        ("mip_gap", None),
     ],
 )
 def test_invalid_parameters_are_422_naming_the_field(
@@ -126,6 +129,26 @@ def test_invalid_parameters_are_422_naming_the_field(
     # Nothing stored, nothing audited.
     assert _get(world, site)["source"] == "default"
     assert _get(world, "/v1/trading/audit") == []
+
+
+def test_null_terminal_value_means_price_based(world: World) -> None:
+    site = f"/v1/trading/sites/{world.site_a}/parameters"
+    client, trader = world.api.client, world.headers("trader")
+    set_value = client.patch(site, json={"terminal_value_eur_per_kwh": 0.15}, headers=trader)
+    assert set_value.json()["parameters"]["terminal_value_eur_per_kwh"] == 0.15
+    cleared = client.patch(site, json={"terminal_value_eur_per_kwh": None}, headers=trader)
+    assert cleared.status_code == 200
+    assert cleared.json()["parameters"]["terminal_value_eur_per_kwh"] is None
+
+
+def test_parameters_map_onto_the_optimizer_tuning() -> None:
+    """Every optimizer Tuning field is tunable here, under the same name and default."""
+    tuning_fields = {f.name: f.default for f in dataclasses.fields(Tuning)}
+    params = TradingParameters()
+    assert set(tuning_fields) <= set(TradingParameters.model_fields)
+    assert params.to_tuning() == Tuning()
+    changed = TradingParameters(co2_price_eur_per_t=120.0, mip_gap=0.02).to_tuning()
+    assert (changed.co2_price_eur_per_t, changed.mip_gap) == (120.0, 0.02)
 
 
 def test_analyst_reads_but_cannot_tune(world: World) -> None:

@@ -12,10 +12,11 @@ import json
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
+from pydantic import ValidationError
 
 from hbopt.adapters.accounts_sqlite import ParameterDoc, Site
 from hbopt.api.deps import Services, ServicesDep, Trader, TradingReader
-from hbopt.api.errors import ERROR_RESPONSES, not_found
+from hbopt.api.errors import ERROR_RESPONSES, ApiError, FieldError, location, not_found
 from hbopt.api.schemas import (
     AuditEntryPublic,
     FleetGroup,
@@ -116,8 +117,22 @@ def _write(
 
 
 def _patched(current: TradingParameters, patch: TradingParametersPatch) -> TradingParameters:
-    merged = {**current.model_dump(), **patch.model_dump(exclude_none=True)}
-    return TradingParameters.model_validate(merged)
+    # A field sent as null clears it where the full model allows null (terminal value) and is
+    # a 422 naming the field everywhere else.
+    merged = {**current.model_dump(), **patch.model_dump(exclude_unset=True)}
+    try:
+        return TradingParameters.model_validate(merged)
+    except ValidationError as exc:
+        fields = [
+            FieldError(field=location(("body", *err["loc"])), reason=err["msg"])
+            for err in exc.errors()
+        ]
+        raise ApiError(
+            422,
+            "validation_error",
+            "; ".join(f"{f.field}: {f.reason}" for f in fields),
+            fields=fields,
+        ) from None
 
 
 @router.get("/defaults", response_model=TradingParameters)
