@@ -136,6 +136,7 @@ def install_error_handlers(app: FastAPI) -> None:
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": description}
     for status, description in (
+        (400, "Malformed request body (not parseable) or an invalid one-time token"),
         (401, "Missing, expired or revoked credentials"),
         (403, "Signed in, but the role may not do this"),
         (404, "Not found, or not yours (ids of other tenants are answered the same way)"),

@@ -81,15 +81,11 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = Services(
-            settings=settings,
-            accounts=AccountStore(settings.database_path),
-            hasher=password_hasher(settings.password_time_cost, settings.password_memory_cost_kib),
-            mailer=mailer or LogMailer(),
-            clock=clock,
-            metrics=Metrics(),
-            telemetry=None if telemetry_factory is None else telemetry_factory(settings),
-        )
+        if getattr(app.state, "services", None) is not None:
+            # Nested start-up (a test client inside another): share the open resources.
+            yield
+            return
+        services = _open_services(settings, mailer, clock, telemetry_factory)
         app.state.services = services
         task = asyncio.create_task(_maintenance_loop(services))
         try:
@@ -101,7 +97,7 @@ def create_app(
             if services.telemetry is not None:
                 services.telemetry.close()
             services.accounts.close()
-            del app.state.services
+            app.state.services = None
 
     app = FastAPI(
         title="Heartbeat Optimizer API",
@@ -116,6 +112,23 @@ def create_app(
         _declare_roles(module.router)
         app.include_router(module.router)
     return app
+
+
+def _open_services(
+    settings: Settings,
+    mailer: Mailer | None,
+    clock: Clock,
+    telemetry_factory: TelemetryFactory | None,
+) -> Services:
+    return Services(
+        settings=settings,
+        accounts=AccountStore(settings.database_path),
+        hasher=password_hasher(settings.password_time_cost, settings.password_memory_cost_kib),
+        mailer=mailer or LogMailer(),
+        clock=clock,
+        metrics=Metrics(),
+        telemetry=None if telemetry_factory is None else telemetry_factory(settings),
+    )
 
 
 def _declare_roles(router: APIRouter) -> None:

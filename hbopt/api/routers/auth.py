@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Response
 
 from hbopt.adapters.accounts_sqlite import DuplicateError, User, new_id
 from hbopt.api.deps import Services, ServicesDep, public
-from hbopt.api.errors import ERROR_RESPONSES, ApiError, ErrorBody, unauthorized
+from hbopt.api.errors import ERROR_RESPONSES, ApiError, unauthorized
 from hbopt.api.mailer import Message
 from hbopt.api.schemas import (
     Accepted,
@@ -33,7 +33,7 @@ router = APIRouter(
     prefix="/v1/auth",
     tags=["auth"],
     dependencies=[Depends(public)],
-    responses={**ERROR_RESPONSES, 400: {"model": ErrorBody, "description": "Invalid token"}},
+    responses=ERROR_RESPONSES,
 )
 
 
