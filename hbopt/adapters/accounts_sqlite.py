@@ -140,6 +140,19 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX setpoint_acks_site ON setpoint_acks(site_id, received_at);
     """,
+    # 2: the owner's device preferences (charging mode and departure per wallbox, comfort band
+    # per heat pump) that the scheduler reads when it builds a site's problem.
+    """
+    CREATE TABLE device_preferences (
+        site_id TEXT NOT NULL REFERENCES sites(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        name TEXT NOT NULL,
+        preferences_json TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        updated_by TEXT NOT NULL,
+        PRIMARY KEY (site_id, kind, name)
+    );
+    """,
 )
 
 
@@ -185,6 +198,18 @@ class ParameterDoc:
     """A stored parameter document (JSON text validated by the API) and who wrote it last."""
 
     parameters_json: str
+    updated_at: datetime
+    updated_by: str
+
+
+@dataclass(frozen=True)
+class DevicePreferences:
+    """An owner's settings for one device, as JSON text validated by the API."""
+
+    site_id: str
+    kind: Literal["wallbox", "heatpump"]
+    name: str
+    preferences_json: str
     updated_at: datetime
     updated_by: str
 
@@ -785,6 +810,44 @@ class AccountStore:
                 new_value=r["new_value"],
             )
             for r in rows
+        ]
+
+    # -- device preferences ---------------------------------------------------------------------
+    def set_device_preferences(self, prefs: DevicePreferences) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO device_preferences VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (site_id, kind, name) DO UPDATE SET "
+                "preferences_json = excluded.preferences_json, "
+                "updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+                (
+                    prefs.site_id,
+                    prefs.kind,
+                    prefs.name,
+                    prefs.preferences_json,
+                    _ts(prefs.updated_at),
+                    prefs.updated_by,
+                ),
+            )
+
+    def device_preferences(
+        self, site_id: str, kind: Literal["wallbox", "heatpump"] | None = None
+    ) -> list[DevicePreferences]:
+        sql = "SELECT * FROM device_preferences WHERE site_id = ?"
+        args: tuple[Any, ...] = (site_id,)
+        if kind is not None:
+            sql += " AND kind = ?"
+            args = (site_id, kind)
+        return [
+            DevicePreferences(
+                site_id=r["site_id"],
+                kind=r["kind"],
+                name=r["name"],
+                preferences_json=r["preferences_json"],
+                updated_at=_dt_req(r["updated_at"]),
+                updated_by=r["updated_by"],
+            )
+            for r in self._all(sql + " ORDER BY kind, name", args)
         ]
 
     # -- setpoint acknowledgements --------------------------------------------------------------

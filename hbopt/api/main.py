@@ -27,7 +27,7 @@ from hbopt.api.mailer import LogMailer, Mailer
 from hbopt.api.maintenance import run_maintenance
 from hbopt.api.observability import Metrics, ObservabilityMiddleware
 from hbopt.api.routers import app as app_routes
-from hbopt.api.routers import auth, gateway, ops, trading
+from hbopt.api.routers import auth, devices, gateway, ops, trading
 from hbopt.api.security import password_hasher
 from hbopt.api.settings import Settings, get_settings
 
@@ -108,7 +108,7 @@ def create_app(
     app.dependency_overrides[get_settings] = lambda: settings
     install_error_handlers(app)
     app.add_middleware(ObservabilityMiddleware, owner=app)
-    for module in (auth, app_routes, gateway, trading, ops):
+    for module in (auth, app_routes, devices, gateway, trading, ops):
         _declare_roles(module.router)
         app.include_router(module.router)
     return app

@@ -6,13 +6,21 @@ Inputs forbid unknown fields so a typo is a 422 naming it rather than a silently
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
-from hbopt.optimizer import Tuning
+from hbopt.optimizer import ChargingMode, Tuning
 
 SiteRole = Literal["owner", "supporter", "factory_service"]
 AccountRole = Literal["customer", "factory_service", "trader", "analyst"]
@@ -39,6 +47,8 @@ Token = Annotated[str, Field(min_length=16, max_length=256)]
 TimeZone = Annotated[str, Field(max_length=64), AfterValidator(_zone)]
 FleetGroup = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 ObjectName = Annotated[str, Field(min_length=1, max_length=100)]
+#: A timestamp with an offset, converted to UTC on the way in (naive timestamps are a 422).
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(lambda value: value.astimezone(UTC))]
 
 
 # -- auth -----------------------------------------------------------------------------------------
@@ -144,6 +154,51 @@ class AckPublic(BaseModel):
     applied_at: datetime
     received_at: datetime
     setpoints: dict[str, float]
+
+
+# -- device preferences --------------------------------------------------------------------------
+DeviceName = Annotated[str, Field(pattern=r"^[a-z0-9_]{1,32}$", description="Device name, e.g. ev")]
+
+
+class WallboxPreferences(In):
+    """What the owner sets for one wallbox in the app."""
+
+    mode: ChargingMode = Field(description="off, now, solar, min_solar, smart, after_battery")
+    departure: UtcDatetime | None = Field(
+        default=None, description="When the car leaves next; null: no deadline"
+    )
+    target_kwh: float | None = Field(
+        default=None, ge=0.0, le=200.0, description="Energy wanted in the car at departure [kWh]"
+    )
+
+
+class WallboxPreferencesPublic(WallboxPreferences):
+    model_config = ConfigDict(extra="ignore")
+
+    name: str
+    updated_at: datetime
+
+
+class HeatPumpPreferences(In):
+    """The comfort band of one heat pump's store temperature (soft bounds for the optimizer)."""
+
+    comfort_min_c: float = Field(ge=5.0, le=70.0, description="Lower comfort bound [degC]")
+    comfort_max_c: float = Field(ge=5.0, le=70.0, description="Upper comfort bound [degC]")
+
+    @field_validator("comfort_max_c")
+    @classmethod
+    def _band_not_inverted(cls, value: float, info: ValidationInfo) -> float:
+        low = info.data.get("comfort_min_c")
+        if low is not None and value < low:
+            raise ValueError(f"must be >= comfort_min_c ({low})")
+        return value
+
+
+class HeatPumpPreferencesPublic(HeatPumpPreferences):
+    model_config = ConfigDict(extra="ignore")
+
+    name: str
+    updated_at: datetime
 
 
 # -- trading --------------------------------------------------------------------------------------
@@ -281,7 +336,7 @@ class FleetGroupAssign(In):
 
 # -- gateway --------------------------------------------------------------------------------------
 class SampleIn(In):
-    ts: AwareDatetime = Field(description="Measurement time with offset (UTC preferred)")
+    ts: UtcDatetime = Field(description="Measurement time with offset (UTC preferred)")
     device: Annotated[str, Field(min_length=1, max_length=32)]
     fields: dict[Annotated[str, Field(max_length=64)], float] = Field(
         description="Field -> value in project units, e.g. {'power_kw': 1.2, 'soc': 0.55}",
@@ -318,7 +373,7 @@ class SchedulePublic(BaseModel):
 
 class AckIn(In):
     etag: Annotated[str, Field(min_length=1, max_length=128)]
-    applied_at: AwareDatetime
+    applied_at: UtcDatetime
     setpoints: dict[Annotated[str, Field(max_length=64)], float] = Field(max_length=64)
 
 

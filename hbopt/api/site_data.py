@@ -61,6 +61,15 @@ def site_export(services: Services, site: Site) -> dict[str, Any]:
             }
             for a in accounts.acks_of_site(site.id, limit=1_000_000)
         ],
+        "device_preferences": [
+            {
+                "kind": d.kind,
+                "name": d.name,
+                "preferences": json.loads(d.preferences_json),
+                "updated_at": d.updated_at.isoformat(),
+            }
+            for d in accounts.device_preferences(site.id)
+        ],
         "telemetry": None,
     }
     return document

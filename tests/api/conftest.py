@@ -115,8 +115,9 @@ def register_box(api: Api, serial: str, code: str) -> None:
 class World:
     """Two tenants and one principal of every role.
 
-    Site A belongs to ``owner``, has ``supporter`` granted, the factory-service switch on and
-    box A paired. Site B belongs to ``stranger`` with ``supporter_b`` granted and box B paired.
+    Site A belongs to ``owner``, has ``supporter`` granted, the factory-service switch on, box A
+    paired and wallbox ``ev`` set up. Site B belongs to ``stranger`` with ``supporter_b``
+    granted and box B paired.
     """
 
     api: Api
@@ -174,6 +175,12 @@ def build_world(api: Api) -> World:
             headers=world.headers(owner),
         )
         assert paired.status_code == 201, paired.text
+        prefs = client.put(
+            f"/v1/app/sites/{site_id}/wallboxes/ev",
+            json={"mode": "smart"},
+            headers=world.headers(owner),
+        )
+        assert prefs.status_code == 200, prefs.text
         box_attr = "box_a" if attr == "site_a" else "box_b"
         setattr(world, box_attr, paired.json()["box"]["id"])
         world.tokens[box_attr] = paired.json()["token"]

@@ -71,6 +71,7 @@ def _fill(path: str, world: World, *, foreign: bool, foreign_objects: bool | Non
         "box_id": world.box_b if objects_foreign else world.box_a,
         "supporter_id": world.user_ids["supporter_b" if foreign else "supporter"],
         "group": "default",
+        "name": "ev",
     }
     if foreign and path.startswith("/v1/trading"):
         # Traders work fleet-wide: every existing site is theirs; a foreign id is a made-up one.
