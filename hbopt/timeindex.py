@@ -46,7 +46,8 @@ def check_index(index: pd.DatetimeIndex, *, name: str = "index") -> pd.Timedelta
     if str(index.tz) != "UTC":
         raise TimeIndexError(f"{name}: time zone must be UTC, got {index.tz}")
     if len(index) == 1:
-        step = pd.Timedelta(index.freq) if index.freq is not None else pd.Timedelta(minutes=15)
+        freq = index.freq
+        step = pd.Timedelta(freq.freqstr) if freq is not None else pd.Timedelta(minutes=15)
     else:
         diffs = index[1:] - index[:-1]
         step = diffs[0]
