@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
@@ -57,9 +58,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 def day_table(args: argparse.Namespace) -> pd.DataFrame:
     """The frame ``hbopt prices`` prints (local time index)."""
     try:
-        index = local_day(args.day, tz=LOCAL_TZ, step_min=args.step)
+        date.fromisoformat(args.day)
     except ValueError as exc:
         raise ValueError(f"--day {args.day!r} is not a date (YYYY-MM-DD)") from exc
+    index = local_day(args.day, tz=LOCAL_TZ, step_min=args.step)
     overrides = {
         k: v for k, v in (("price_source", args.source), ("carbon_source", args.carbon_source)) if v
     }

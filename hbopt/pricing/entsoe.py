@@ -22,6 +22,7 @@ What is added on top of entsoe-py, and why:
 
 from __future__ import annotations
 
+import warnings
 import xml.etree.ElementTree as ET
 
 import pandas as pd
@@ -70,10 +71,11 @@ def check_entsoe_document(xml_text: str) -> str:
     if name == "Acknowledgement_MarketDocument":
         code = _first_text(root, "code") or "?"
         text = _first_text(root, "text") or "no reason given"
-        if code == _NO_DATA_CODE or "no matching data" in text.lower():
-            raise EntsoeNoDataError(code, text)
+        # ENTSO-E uses code 999 for most refusals, so the text decides
         if "token" in text.lower() or "unauthori" in text.lower():
             raise EntsoeAuthError(code, text)
+        if "no matching data" in text.lower():
+            raise EntsoeNoDataError(code, text)
         raise EntsoeErrorDocument(code, text)
     return name
 
@@ -102,7 +104,10 @@ def read_entsoe_prices(xml_text: str) -> pd.Series:
     root = check_entsoe_document(xml_text)
     if root != "Publication_MarketDocument":
         raise PriceDataError(f"expected a Publication_MarketDocument (A44), got {root}")
-    by_resolution = parse_prices(xml_text)
+    with warnings.catch_warnings():
+        # entsoe-py reads XML with bs4's HTML parser on purpose; its warning is noise here
+        warnings.simplefilter("ignore")
+        by_resolution = parse_prices(xml_text)
     parts = []
     # finest first, so drop_duplicates(keep="first") lets the finer product win
     for freq in ("15min", "30min", "60min"):
@@ -135,7 +140,9 @@ def read_entsoe_generation(xml_text: str) -> pd.DataFrame:
     root = check_entsoe_document(xml_text)
     if root != "GL_MarketDocument":
         raise PriceDataError(f"expected a GL_MarketDocument (A75), got {root}")
-    frame = parse_generation(xml_text)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        frame = parse_generation(xml_text)
     if isinstance(frame, pd.Series):
         frame = frame.to_frame()
     if frame.empty:

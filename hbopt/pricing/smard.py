@@ -13,7 +13,7 @@ import pandas as pd
 from pydantic import BaseModel, ValidationError
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from hbopt.pricing.errors import PriceDataError
+from hbopt.pricing.errors import PriceDataError, PricingError
 from hbopt.pricing.series import QUARTER, clean_series, expand_to_quarter_hours
 
 SMARD_BASE_URL = "https://www.smard.de/app/chart_data"
@@ -69,7 +69,8 @@ def read_smard_json(text: str | bytes, resolution: str) -> pd.Series:
 )
 def _get_text(client: httpx.Client, url: str) -> str:
     response = client.get(url)
-    response.raise_for_status()
+    if response.status_code != httpx.codes.OK:
+        raise PricingError(f"SMARD {url}: HTTP {response.status_code}")
     return response.text
 
 
