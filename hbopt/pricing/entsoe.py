@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import warnings
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 
 import pandas as pd
 import requests
 from entsoe import EntsoeRawClient
 from entsoe.exceptions import NoMatchingDataError
 from entsoe.parsers import parse_generation, parse_prices
-from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from hbopt.pricing.errors import (
     EntsoeAuthError,
@@ -153,18 +153,14 @@ def read_entsoe_generation(xml_text: str) -> pd.DataFrame:
     return pd.DataFrame(frame).astype(float)
 
 
-_transient = retry(
-    retry=retry_if_exception_type((requests.ConnectionError, requests.Timeout)),
-    wait=wait_exponential(multiplier=1, max=20),
-    stop=stop_after_attempt(4),
-    reraise=True,
-)
+def _call(fetch: Callable[[], str]) -> str:
+    """Run an entsoe-py raw query and map its exceptions to the typed errors.
 
-
-def _call(fetch: object) -> str:
-    """Run an entsoe-py raw query and map its exceptions to the typed errors."""
+    entsoe-py's client already retries connection errors (3 tries, 10 s apart), so no second
+    retry layer is added here.
+    """
     try:
-        return str(_transient(fetch)())  # type: ignore[arg-type]
+        return str(fetch())
     except NoMatchingDataError as exc:
         raise EntsoeNoDataError(_NO_DATA_CODE, "No matching data found") from exc
     except requests.HTTPError as exc:

@@ -9,6 +9,7 @@ energy-weighted price of a flat load over the slot).
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from hbopt.pricing.errors import PriceDataError
@@ -77,9 +78,9 @@ def expand_to_quarter_hours(series: pd.Series, resolution: pd.Timedelta) -> pd.S
         raise PriceDataError(f"resolution {resolution} is not a multiple of 15 minutes")
     if repeats == 1:
         return series
-    offsets = [QUARTER * k for k in range(repeats)]
-    index = pd.DatetimeIndex([t + o for t in series.index for o in offsets])
-    return pd.Series(series.to_numpy().repeat(repeats), index=index, name=series.name)
+    starts = pd.DatetimeIndex(series.index).repeat(repeats)
+    offsets = pd.to_timedelta(np.tile(np.arange(repeats) * 15, len(series)), unit="min")
+    return pd.Series(series.to_numpy().repeat(repeats), index=starts + offsets, name=series.name)
 
 
 def to_step(quarter_series: pd.Series, index: pd.DatetimeIndex) -> pd.Series:

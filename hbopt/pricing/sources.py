@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Protocol
 
 import pandas as pd
@@ -103,6 +104,15 @@ class SmardPriceSource:
         )
 
 
+@lru_cache(maxsize=4)
+def _bundled_carbon_quarters(solar_factor: float) -> pd.Series:
+    frame = bundled.bundled_hourly()
+    hourly = carbon.intensity_from_load_and_solar(
+        frame["load_mw"], frame["solar_mw"], solar_factor=solar_factor
+    ).dropna()
+    return _to_quarters(hourly)
+
+
 @dataclass(frozen=True)
 class BundledCarbonSource:
     """Estimate from the bundled German hourly load and solar (see hbopt.pricing.carbon)."""
@@ -110,11 +120,7 @@ class BundledCarbonSource:
     factors: carbon.EmissionFactors = field(default=carbon.IPCC_AR5)
 
     def carbon_intensity(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.Series:
-        frame = bundled.bundled_hourly()
-        hourly = carbon.intensity_from_load_and_solar(
-            frame["load_mw"], frame["solar_mw"], solar_factor=self.factors.solar
-        ).dropna()
-        return _window(_to_quarters(hourly), start, end)
+        return _window(_bundled_carbon_quarters(self.factors.solar), start, end)
 
 
 @dataclass(frozen=True)
