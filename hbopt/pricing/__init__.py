@@ -6,6 +6,8 @@ Public API (everything on a tz-aware UTC index with a fixed step of 5/15/30/60 m
     carbon_for(index, source=None) -> DataFrame[co2_g_per_kwh, is_estimate]
     retail_prices(spot_frame, tariff, site_rules) -> DataFrame[... import_eur_per_kwh,
                                                      export_eur_per_kwh, export_unpaid]
+    site_prices(index, tariff, site_rules, price_source=None, carbon_source=None)
+        -> DataFrame[retail columns, co2_g_per_kwh, price_is_estimate, co2_is_estimate]
     load_tariff(path) -> Tariff
     make_price_source(settings) / make_carbon_source(settings)
     SeriesCache.for_prices(source, max_age).get(index) -> CachedFrame(frame, fetched_at, is_stale)
@@ -29,6 +31,7 @@ from hbopt.pricing.errors import (
     PriceDataError,
     PricingError,
 )
+from hbopt.pricing.scenario import site_prices
 from hbopt.pricing.sources import (
     CarbonSource,
     PriceSource,
@@ -71,4 +74,5 @@ __all__ = [
     "make_price_source",
     "prices_for",
     "retail_prices",
+    "site_prices",
 ]

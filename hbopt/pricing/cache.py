@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import pandas as pd
 
@@ -21,9 +21,8 @@ from hbopt.pricing.estimate import prices_on_index
 from hbopt.pricing.sources import HISTORY, CarbonSource, PriceSource
 
 
-@dataclass(frozen=True)
-class CachedFrame:
-    """What :meth:`SeriesCache.get` returns.
+class CachedFrame(NamedTuple):
+    """What :meth:`SeriesCache.get` returns; unpacks as ``frame, fetched_at, is_stale``.
 
     Attributes
     ----------

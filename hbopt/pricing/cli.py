@@ -8,14 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from hbopt.pricing.sources import (
-    PricingSettings,
-    carbon_for,
-    make_carbon_source,
-    make_price_source,
-    prices_for,
-)
-from hbopt.pricing.tariff import SiteExportRules, load_tariff, retail_prices
+from hbopt.pricing.scenario import site_prices
+from hbopt.pricing.sources import PricingSettings, make_carbon_source, make_price_source
+from hbopt.pricing.tariff import SiteExportRules, load_tariff
 from hbopt.pricing.tariffs import EXAMPLE_TARIFF
 from hbopt.timeindex import ALLOWED_STEPS_MIN, local_day
 
@@ -68,19 +63,17 @@ def day_table(args: argparse.Namespace) -> pd.DataFrame:
     settings = PricingSettings(**overrides)
     tariff = load_tariff(args.tariff)
     rules = SiteExportRules(unpaid_when_spot_negative=args.unpaid_when_negative)
-    spot = prices_for(index, make_price_source(settings))
-    retail = retail_prices(spot, tariff, rules)
-    co2 = carbon_for(index, make_carbon_source(settings))
-    table = pd.DataFrame(
-        {
-            "spot": retail["spot_eur_per_kwh"],
-            "import_price": retail["import_eur_per_kwh"],
-            "export_price": retail["export_eur_per_kwh"],
-            "co2_g_kwh": co2["co2_g_per_kwh"],
-            "price_est": spot["is_estimate"],
-            "co2_est": co2["is_estimate"],
-        }
+    frame = site_prices(
+        index,
+        tariff,
+        rules,
+        price_source=make_price_source(settings),
+        carbon_source=make_carbon_source(settings),
     )
+    table = frame[
+        ["spot_eur_per_kwh", "import_eur_per_kwh", "export_eur_per_kwh", "co2_g_per_kwh"]
+    ].set_axis(["spot", "import_price", "export_price", "co2_g_kwh"], axis=1)
+    table = table.assign(price_est=frame["price_is_estimate"], co2_est=frame["co2_is_estimate"])
     table.index = pd.DatetimeIndex(table.index).tz_convert(LOCAL_TZ)
     return table
 

@@ -41,7 +41,8 @@ def test_fetch_time_and_staleness() -> None:
     assert first.fetched_at == fetched == clock.now
     assert not first.is_stale and not first.frame["is_estimate"].any()
     clock.now += pd.Timedelta(minutes=61)
-    assert cache.get(index).is_stale
+    frame, fetched_at, is_stale = cache.get(index)
+    assert is_stale and fetched_at == fetched and len(frame) == 96
 
 
 def test_failed_refresh_keeps_what_was_fetched() -> None:

@@ -128,3 +128,19 @@ def test_entsoe_source_without_token_is_a_typed_error() -> None:
     source = make_price_source(PricingSettings(price_source="entsoe"))
     with pytest.raises(EntsoeAuthError, match="HBOPT_ENTSOE_TOKEN"):
         prices_for(local_day("2024-06-15"), source)
+
+
+def test_site_prices_one_frame_for_the_optimizer() -> None:
+    from hbopt.pricing import SiteExportRules, load_tariff, site_prices
+    from hbopt.pricing.tariffs import EXAMPLE_TARIFF
+
+    index = local_day("2024-05-12")  # a Sunday with negative midday prices
+    rules = SiteExportRules(unpaid_when_spot_negative=True, export_limit_kw=6.0)
+    frame = site_prices(index, load_tariff(EXAMPLE_TARIFF), rules)
+    assert len(frame) == 96
+    negative = frame["spot_eur_per_kwh"] < 0
+    assert negative.any()
+    assert (frame.loc[negative, "export_eur_per_kwh"] == 0).all()
+    assert frame["export_unpaid"].equals(negative)
+    assert frame[["co2_g_per_kwh", "import_eur_per_kwh"]].notna().all().all()
+    assert not frame["price_is_estimate"].any() and not frame["co2_is_estimate"].any()
