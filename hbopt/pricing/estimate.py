@@ -5,7 +5,7 @@ reaches past the last known price. Known prices are always kept; each missing qu
 the mean price of the same local (Europe/Berlin) time of day over the days of the same day type
 (Monday-Friday, Saturday, Sunday) in the 21 days up to the last known value before the first
 missing quarter-hour. If there is no day of that type in the window, all days of the window are
-used. If the last known value is more than 62 days old, it raises instead of guessing. This
+used. If the last known value is more than 35 days old, it raises instead of guessing. This
 "recent same-day-type profile" keeps the daily shape (evening peak, solar dip), which is what an
 optimizer needs to place flexible load; it does not forecast the level of a particular day.
 """
@@ -34,7 +34,7 @@ def same_day_type_profile(
     history: pd.Series,
     missing: pd.DatetimeIndex,
     history_days: int = 21,
-    max_gap_days: int = 62,
+    max_gap_days: int = 35,
 ) -> pd.Series:
     """Estimate values for ``missing`` quarter-hours from recent days of the same day type.
 
