@@ -180,10 +180,14 @@ def _write_row(name: str, writes: dict[str, float]) -> tuple[str, str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sites", type=int, default=1000, help="sites x 1 day of 1-min data")
-    parser.add_argument("--vm-sites", type=int, default=100, help="sites written to VM; 0: skip")
+    parser.add_argument(
+        "--vm-sites", type=int, help="sites written to VM (default --sites; 0 skips)"
+    )
     parser.add_argument("--batch-min", type=int, default=60, help="minutes per write batch")
     parser.add_argument("--repeats", type=int, default=200, help="reads per read benchmark")
     args = parser.parse_args()
+    if args.vm_sites is None:
+        args.vm_sites = args.sites
     rows = run(args)
     header = ("measurement", "median / rate", "p95 / note")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]

@@ -29,7 +29,7 @@ class FieldSpec:
 
 POWER = FieldSpec("kW")
 POWER_NONNEG = FieldSpec("kW", low=0.0)
-SOC = FieldSpec("1", low=0.0, high=1.0)
+SOC = FieldSpec("fraction", low=0.0, high=1.0)
 TEMPERATURE = FieldSpec("degC", low=-50.0, high=120.0)
 
 #: Known devices and their fields. ``power_kw`` is required for every device; the rest are
