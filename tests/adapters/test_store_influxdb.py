@@ -14,11 +14,17 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from store_support import NOW, fixed_clock, pv_and_battery, victoria_metrics, vm_export
 
 from hbopt.adapters.influxdb_store import flux_string, sample_point, to_ns
 from hbopt.adapters.store import StoreError, StoreSettings, TelemetryStore, make_store
 from hbopt.adapters.telemetry import Sample
+from tests.adapters.store_support import (
+    NOW,
+    fixed_clock,
+    pv_and_battery,
+    victoria_metrics,
+    vm_export,
+)
 
 __all__ = ["victoria_metrics"]
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from store_support import MINUTE, NOW, fixed_clock, pv_and_battery, sqlite_store
 
 from hbopt.adapters.sqlite_store import MIGRATIONS, SqliteStore
 from hbopt.adapters.store import (
@@ -23,6 +22,7 @@ from hbopt.adapters.store import (
     make_store,
 )
 from hbopt.adapters.telemetry import ALL_FIELDS, Sample
+from tests.adapters.store_support import MINUTE, NOW, fixed_clock, pv_and_battery, sqlite_store
 
 __all__ = ["sqlite_store"]
 QUARTER = timedelta(minutes=15)

@@ -6,10 +6,10 @@ import math
 from datetime import datetime, timedelta
 
 import pytest
-from store_support import NOW, sqlite_store
 
 from hbopt.adapters.store import TelemetryStore
 from hbopt.adapters.telemetry import ALL_FIELDS, DEVICE_FIELDS, Sample, sample_problem
+from tests.adapters.store_support import NOW, sqlite_store
 
 __all__ = ["sqlite_store"]
 
