@@ -310,11 +310,7 @@ class HeartbeatBox:
             budget = _kw(live["hp_power_budget_w"])
         elif slot is not None and not (slot["flags"] or 0) & 4:
             sg, layer = slot["hp_sgready_state"] or 2, Layer.SCHEDULE
-            budget = (
-                None
-                if slot["hp_power_budget_w"] == m.UINT16_NONE
-                else _kw(slot["hp_power_budget_w"])
-            )
+            budget = _kw(slot["hp_power_budget_w"])
         elif fb:
             sg, layer = self._fallback_hp()
         if budget is not None and budget > site.heat_pump.el_max_kw:
@@ -449,6 +445,9 @@ class HeartbeatBox:
             self._commit_schedule(image, now)
 
     def _claim(self, cid: int, peer: object, now: float) -> None:
+        if cid == 0 and self.lock_id and peer is self.lock_peer:
+            self.lock_id, self.lock_peer = 0, None
+            return
         if self.lock_id and cid != self.lock_id:
             raise BoxRequestError(DEVICE_BUSY, f"controller {self.lock_id} holds the lock")
         if cid == 0:
@@ -517,7 +516,7 @@ class HeartbeatBox:
         if status != SchedStatus.ACTIVE:
             return
         slots = tuple(
-            _decode(m.SLOT, image[_slot_off(i) : _slot_off(i) + m.SLOT_REGS]) for i in range(count)
+            m.decode(m.SLOT, image[_slot_off(i) : _slot_off(i) + m.SLOT_REGS]) for i in range(count)
         )
         self.persistent.schedule = ActiveSchedule(h["sched_id"] or 0, start, slot_len, slots)
         self.persistent.sched_expired = False

@@ -206,7 +206,7 @@ SLOT = Block(
         Field("battery_power_w", 0, I32, writable=True),
         Field("wallbox_current_ma", 2, U16, writable=True),
         Field("hp_sgready_state", 3, U16, writable=True),
-        Field("hp_power_budget_w", 4, U16, writable=True),
+        Field("hp_power_budget_w", 4, U16, writable=True, nullable=True),
         Field("flags", 5, U16, writable=True),
     ),
 )

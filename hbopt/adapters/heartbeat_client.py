@@ -165,6 +165,8 @@ class HeartbeatClient:
         self._client = client
         if not await asyncio.wait_for(client.connect(), self.timeout_s):
             raise ConnectionError(f"cannot connect to {self.host}:{self.port}")
+        # a new connection may face a rebooted box: resync heartbeat and command_seq
+        self._hb_sent_at, self._seq = None, None
         if self.controller_id is not None:
             await self._write(client, 1015, [self.controller_id])
         return client
@@ -234,6 +236,8 @@ class HeartbeatClient:
     async def read_status(self) -> BoxStatus:
         """Session/watchdog block: control state, applied_seq, last_status, external limits."""
         s = await self._read_block(m.SESSION)
+        if self._hb_sent_at is None:
+            self._hb_value = s["ctrl_heartbeat"] or 0
         self.watchdog_timeout_s = s["watchdog_timeout_s"] or self.watchdog_timeout_s
         return BoxStatus(
             ctrl_heartbeat=s["ctrl_heartbeat"] or 0,
@@ -310,6 +314,8 @@ class HeartbeatClient:
         )
         if not (due or force):
             return False
+        if self._hb_sent_at is None:  # learn the box's value so ours is a change
+            await self.read_status()
         value = self._hb_value % 0xFFFF + 1  # 1..65535, wraps to 1
         await self.write_raw(1010, [value])
         self._hb_value, self._hb_sent_at = value, now
