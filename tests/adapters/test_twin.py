@@ -33,7 +33,7 @@ async def test_energy_conservation_over_a_day(rig):
             await c.write_setpoints(
                 Setpoints(
                     battery_kw=bat, battery_mode=mode, wallbox_current_a=amps, hp_sgready_state=sg
-                )  # fmt: skip
+                )
             )
             rig.clock.advance(900)
         await c.read_measurements()
