@@ -201,6 +201,13 @@ class HeartbeatClient:
         _check(rr, f"read {address}+{count}")
         return list(rr.registers)
 
+    async def _read_input(
+        self, client: AsyncModbusTcpClient, address: int, count: int
+    ) -> list[int]:
+        rr = await client.read_input_registers(address, count=count, device_id=self.device_id)
+        _check(rr, f"read input {address}+{count}")
+        return list(rr.registers)
+
     async def _write(self, client: AsyncModbusTcpClient, address: int, regs: list[int]) -> None:
         rr = await client.write_registers(address, regs, device_id=self.device_id)
         _check(rr, f"write {address}+{len(regs)}")
@@ -255,9 +262,14 @@ class HeartbeatClient:
             external_feedin_limit_kw=_kw(s["external_feedin_limit_w"]),
         )
 
-    async def read_measurements(self) -> Measurement:
-        """Measurement and applied-value block [kW, SOC 0-1, A]."""
-        r = await self._read_block(m.MEASUREMENTS)
+    async def read_measurements(self, input_registers: bool = False) -> Measurement:
+        """Measurement and applied-value block [kW, SOC 0-1, A] (FC3, or FC4 mirror)."""
+        if input_registers:
+            b = m.MEASUREMENTS
+            regs = await self._run(lambda c: self._read_input(c, b.base, b.length))
+            r = m.decode(b, regs)
+        else:
+            r = await self._read_block(m.MEASUREMENTS)
         soc = r["battery_soc_permille"]
         return Measurement(
             time=_ts(r["meas_time"]) or pd.Timestamp(0, tz="UTC"),
@@ -329,7 +341,7 @@ class HeartbeatClient:
         """
         while not stop.is_set():
             with contextlib.suppress(BoxError):
-                await self.heartbeat()
+                await self.heartbeat(force=True)  # the wait below sets the pace
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.heartbeat_interval_s())
 

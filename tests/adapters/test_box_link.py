@@ -80,6 +80,7 @@ async def test_setpoints_round_trip_and_applied(rig):
         assert meas.source_of_control == {
             "battery": Layer.LIVE, "wallbox": Layer.LIVE, "hp": Layer.LIVE
         }  # fmt: skip
+        assert await c.read_measurements(input_registers=True) == meas  # FC4 mirror
         # house balance in the register values themselves [kW]
         bal = meas.house_load_kw + meas.wallbox_kw + meas.hp_kw - meas.pv_kw - meas.battery_kw
         assert meas.grid_kw == pytest.approx(bal, abs=0.005)
@@ -333,3 +334,18 @@ async def test_concurrent_callers_share_one_connection(rig):
         results = await asyncio.gather(*(c.read_measurements() for _ in range(20)))
         assert len(results) == 20
         assert c.reconnects == 0
+
+
+async def test_keeper_task_refreshes_at_timeout_over_three(rig):
+    async with rig.client() as c:
+        await c.discover()
+        c.watchdog_timeout_s = 0.3  # client-side only: beat every 0.1 s of real time
+        seen = set()
+        stop = asyncio.Event()
+        keeper = asyncio.create_task(c.run_heartbeat(stop))
+        for _ in range(8):
+            await asyncio.sleep(0.06)
+            seen.add((await c.read_status()).ctrl_heartbeat)
+        stop.set()
+        await keeper
+        assert 3 <= len(seen) <= 7  # ~5 beats in 0.48 s, never a burst
