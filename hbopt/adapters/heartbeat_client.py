@@ -333,8 +333,10 @@ class HeartbeatClient:
         self._hb_value, self._hb_sent_at = value, now
         return True
 
-    async def run_heartbeat(self, stop: asyncio.Event) -> None:
+    async def run_heartbeat(self, stop: asyncio.Event, interval_s: float | None = None) -> None:
         """Keeper task: refresh every ``watchdog_timeout_s / 3`` until ``stop`` is set.
+
+        ``interval_s`` overrides the period [s] (only ever shorten it, e.g. in tests).
 
         Transport errors are swallowed and retried on the next beat: the box's watchdog is
         the safety net, not this loop.
@@ -343,7 +345,7 @@ class HeartbeatClient:
             with contextlib.suppress(BoxError):
                 await self.heartbeat(force=True)  # the wait below sets the pace
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.heartbeat_interval_s())
+                await asyncio.wait_for(stop.wait(), interval_s or self.heartbeat_interval_s())
 
     async def release(self) -> None:
         """Give control back to the box (heartbeat 0) and drop the lock."""

@@ -339,10 +339,9 @@ async def test_concurrent_callers_share_one_connection(rig):
 async def test_keeper_task_refreshes_at_timeout_over_three(rig):
     async with rig.client() as c:
         await c.discover()
-        c.watchdog_timeout_s = 0.3  # client-side only: beat every 0.1 s of real time
         seen = set()
         stop = asyncio.Event()
-        keeper = asyncio.create_task(c.run_heartbeat(stop))
+        keeper = asyncio.create_task(c.run_heartbeat(stop, interval_s=0.1))
         for _ in range(8):
             await asyncio.sleep(0.06)
             seen.add((await c.read_status()).ctrl_heartbeat)
