@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -118,3 +118,14 @@ class InMemorySink:
     def records(self) -> list[MinuteRecord]:
         """All stored records ordered by time."""
         return sorted((r for b in self.batches.values() for r in b), key=lambda r: r.t)
+
+
+SINKS: dict[str, Callable[[], BacklogSink]] = {"memory": InMemorySink}
+
+
+def make_sink(name: str) -> BacklogSink:
+    """Construct a registered sink by name (the API package registers its HTTP sink here)."""
+    try:
+        return SINKS[name]()
+    except KeyError:
+        raise ValueError(f"sink: {name!r} not one of {sorted(SINKS)}") from None

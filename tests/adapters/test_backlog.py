@@ -64,3 +64,11 @@ async def test_box_keeps_recording_while_sink_is_down(rig):
     sink.failing = False
     assert rig.box.upload_backlog() == n
     assert len(sink.records()) == n and len(rig.box.buffer) == 0
+
+
+def test_sink_registry():
+    from hbopt.adapters.backlog import make_sink
+
+    assert isinstance(make_sink("memory"), InMemorySink)
+    with pytest.raises(ValueError, match="sink"):
+        make_sink("carrier-pigeon")
