@@ -41,6 +41,7 @@ DEVICE_BUSY = 6
 REG_BASE = 1000
 REG_END = m.SLOT_BASE + m.MAX_SLOTS * m.SLOT_REGS
 MAX_FUTURE_S = 48 * 3600
+_Raw = dict[str, int | None]
 ALL_CAPABILITIES = Capability(0xFF)
 
 
@@ -262,34 +263,60 @@ class HeartbeatBox:
     # ------------------------------------------------------------------ precedence
     def resolve(self, now: float) -> Resolution:
         """Commands per device after precedence, device limits and grid-operator limits."""
-        state = self.control_state(now)
-        live = self.live
-        slot = self.active_slot(now)
-        fb = state == ControlState.FALLBACK
-        site = self.twin.site
-        layers: dict[str, Layer] = {}
-        clamped = False
+        live, slot = self.live, self.active_slot(now)
+        fb = self.control_state(now) == ControlState.FALLBACK
+        bat_mode, bat_kw, bat_layer, bat_clamped = self._battery_layer(live, slot, fb)
+        cur_a, phases, wb_layer, wb_clamped = self._wallbox_layer(live, slot, fb)
+        sg, budget, hp_layer, hp_clamped = self._hp_layer(live, slot, fb)
+        layers = {"battery": bat_layer, "wallbox": wb_layer, "hp": hp_layer}
+        commanded = {k for k, v in layers.items() if v in (Layer.LIVE, Layer.SCHEDULE)}
+        b = self.twin.site.battery
+        feedin = self.external_limits & ExternalLimit.FEEDIN_LIMIT
+        cmd = DeviceCommand(
+            battery_kw=bat_kw,
+            battery_mode=bat_mode,
+            soc_min=_permille(live, "battery_soc_min_permille", b.soc_min),
+            soc_max=_permille(live, "battery_soc_max_permille", b.soc_max),
+            wallbox_current_a=cur_a,
+            wallbox_phases=phases,
+            hp_sgready=sg,
+            hp_budget_kw=budget,
+            grid_import_limit_kw=_kw(live["grid_import_limit_w"]) if live else None,
+            feedin_limit_kw=_kw(self.external_feedin_limit_w) if feedin else None,
+        )
+        cmd = self._grid_operator(cmd, layers)
+        overridden = any(layers[k] == Layer.GRID_OPERATOR for k in commanded)
+        applied_bat = round(cmd.battery_kw * 1000) if cmd.battery_mode != BatteryMode.AUTO else None
+        clamped = bat_clamped or wb_clamped or hp_clamped
+        return Resolution(
+            cmd, layers, applied_bat, round(cmd.wallbox_current_a * 1000), clamped, overridden
+        )
 
-        # battery
-        bat_mode, bat_kw, layer = BatteryMode.AUTO, 0.0, Layer.LOCAL
+    def _battery_layer(
+        self, live: _Raw | None, slot: _Raw | None, fb: bool
+    ) -> tuple[BatteryMode, float, Layer, bool]:
+        """Battery mode, power [kW], layer in force, clamped to the inverter limits?"""
+        mode, kw, layer = BatteryMode.AUTO, 0.0, Layer.LOCAL
         if live is not None and live["battery_mode"] != BatteryMode.AUTO:
-            bat_mode, layer = BatteryMode(live["battery_mode"] or 0), Layer.LIVE
-            bat_kw = (live["battery_power_w"] or 0) / 1000
+            mode, layer = BatteryMode(live["battery_mode"] or 0), Layer.LIVE
+            kw = (live["battery_power_w"] or 0) / 1000
         elif slot is not None and not (slot["flags"] or 0) & 1:
-            bat_mode, bat_kw, layer = (
+            mode, kw, layer = (
                 BatteryMode.SETPOINT,
                 (slot["battery_power_w"] or 0) / 1000,
                 (Layer.SCHEDULE),
             )
         elif fb:
-            bat_mode, bat_kw, layer = self._fallback_battery()
-        lo, hi = -site.battery.charge_max_kw, site.battery.discharge_max_kw
-        if bat_kw < lo or bat_kw > hi:
-            bat_kw, clamped = min(max(bat_kw, lo), hi), True
-        layers["battery"] = layer
+            mode, kw, layer = self._fallback_battery()
+        b = self.twin.site.battery
+        limited = min(max(kw, -b.charge_max_kw), b.discharge_max_kw)
+        return mode, limited, layer, limited != kw
 
-        # wallbox
-        wb = site.wallbox
+    def _wallbox_layer(
+        self, live: _Raw | None, slot: _Raw | None, fb: bool
+    ) -> tuple[float, int, Layer, bool]:
+        """Wallbox current [A], phases, layer in force, clamped to the installed maximum?"""
+        wb = self.twin.site.wallbox
         cur_a, phases, layer = wb.max_current_a, wb.phases, Layer.LOCAL
         if live is not None and live["wallbox_current_ma"] is not None:
             cur_a, layer = live["wallbox_current_ma"] / 1000, Layer.LIVE
@@ -299,11 +326,12 @@ class HeartbeatBox:
             cur_a, layer = self._fallback_wallbox(cur_a)
         if live is not None and live["wallbox_phases"] in (1, 3):
             phases = int(live["wallbox_phases"] or 3)
-        if cur_a > wb.max_current_a:
-            cur_a, clamped = wb.max_current_a, True
-        layers["wallbox"] = layer
+        return min(cur_a, wb.max_current_a), phases, layer, cur_a > wb.max_current_a
 
-        # heat pump
+    def _hp_layer(
+        self, live: _Raw | None, slot: _Raw | None, fb: bool
+    ) -> tuple[int, float | None, Layer, bool]:
+        """SG-Ready state, power budget [kW], layer in force, budget clamped to the HP?"""
         sg, budget, layer = 2, None, Layer.LOCAL
         if live is not None and (live["hp_sgready_state"] or live["hp_power_budget_w"] is not None):
             sg, layer = live["hp_sgready_state"] or 2, Layer.LIVE
@@ -313,31 +341,10 @@ class HeartbeatBox:
             budget = _kw(slot["hp_power_budget_w"])
         elif fb:
             sg, layer = self._fallback_hp()
-        if budget is not None and budget > site.heat_pump.el_max_kw:
-            budget, clamped = site.heat_pump.el_max_kw, True
-        layers["hp"] = layer
-        commanded = {k for k, v in layers.items() if v in (Layer.LIVE, Layer.SCHEDULE)}
-
-        cmd = DeviceCommand(
-            battery_kw=bat_kw,
-            battery_mode=bat_mode,
-            soc_min=_permille(live, "battery_soc_min_permille", site.battery.soc_min),
-            soc_max=_permille(live, "battery_soc_max_permille", site.battery.soc_max),
-            wallbox_current_a=cur_a,
-            wallbox_phases=phases,
-            hp_sgready=sg,
-            hp_budget_kw=budget,
-            grid_import_limit_kw=_kw(live["grid_import_limit_w"]) if live else None,
-            feedin_limit_kw=_kw(self.external_feedin_limit_w)
-            if self.external_limits & ExternalLimit.FEEDIN_LIMIT
-            else None,
-        )
-        cmd = self._grid_operator(cmd, layers)
-        overridden = any(layers[k] == Layer.GRID_OPERATOR for k in commanded)
-        applied_bat = round(cmd.battery_kw * 1000) if cmd.battery_mode != BatteryMode.AUTO else None
-        return Resolution(
-            cmd, layers, applied_bat, round(cmd.wallbox_current_a * 1000), clamped, overridden
-        )
+        el_max = self.twin.site.heat_pump.el_max_kw
+        if budget is not None and budget > el_max:
+            return sg, el_max, layer, True
+        return sg, budget, layer, False
 
     def _fallback_battery(self) -> tuple[BatteryMode, float, Layer]:
         mode, fb = self.persistent.fallback_mode, self.persistent.fallback

@@ -86,6 +86,7 @@ class BoxMapMismatch(BoxError):  # noqa: N818 - names the scheduler reacts to
     """The device is not an ESI v1 box (magic, major version or capabilities)."""
 
 
+NO_CAPABILITIES = Capability(0)
 _TRANSPORT_ERRORS = (ModbusException, OSError, TimeoutError, asyncio.TimeoutError)
 
 
@@ -224,7 +225,7 @@ class HeartbeatClient:
         return m.decode(block, await self.read_raw(block.base, block.length))
 
     # ------------------------------------------------------------------ identification
-    async def discover(self, required: Capability = Capability.BATTERY) -> BoxInfo:
+    async def discover(self, required: Capability = NO_CAPABILITIES) -> BoxInfo:
         """Read block 0; raise :class:`BoxMapMismatch` unless it is ESI v1 with ``required``."""
         raw = await self._read_block(m.IDENT)
         magic_u32 = raw["magic"] or 0
