@@ -348,3 +348,51 @@ async def test_keeper_task_refreshes_at_timeout_over_three(rig):
         stop.set()
         await keeper
         assert 3 <= len(seen) <= 7  # ~5 beats in 0.48 s, never a burst
+
+
+async def test_fallback_setpoints_mode_applies_block_3(rig):
+    fb = FallbackSetpoints(battery_kw=-1.0, wallbox_current_a=8.0, hp_sgready_state=1)
+    async with rig.client() as c:
+        await c.set_watchdog_timeout(10)
+        await c.set_fallback(FallbackMode.FALLBACK_SETPOINTS, fb)
+        await c.write_setpoints(Setpoints(battery_kw=3.0, battery_mode=BatteryMode.SETPOINT))
+        rig.clock.advance(11)
+        meas = await c.read_measurements()
+        assert (await c.read_status()).control_state == ControlState.FALLBACK
+        assert (meas.battery_applied_kw, meas.wallbox_applied_a, meas.hp_sgready_applied) == (
+            -1.0,
+            8.0,
+            1,
+        )
+
+
+async def test_feedin_limit_curtails_pv(rig):
+    rig.clock.set("2024-06-10T11:00:00Z")  # midday, 8 kWp
+    async with rig.client() as c:
+        await c.set_watchdog_timeout(3600)
+        await c.write_setpoints(
+            Setpoints(
+                battery_kw=0.0,
+                battery_mode=BatteryMode.SETPOINT,
+                wallbox_current_a=0,
+                hp_sgready_state=1,
+            )
+        )
+        rig.clock.advance(60)
+        free = await c.read_measurements()
+        assert free.grid_kw < -0.8  # exporting without a limit (a cloudy hour)
+        rig.box.set_external_limits(feedin_limit_kw=0.2)
+        rig.clock.advance(60)
+        capped = await c.read_measurements()
+        assert capped.grid_kw == pytest.approx(-0.2, abs=0.002)
+        assert capped.pv_kw < free.pv_kw
+
+
+async def test_box_heartbeat_and_invalid_clock(rig):
+    async with rig.client() as c:
+        first = await c.read_status()
+        rig.clock.advance(42)
+        second = await c.read_status()
+        assert second.box_heartbeat - first.box_heartbeat == 42
+        rig.box.clock_valid = False
+        assert (await c.read_status()).box_time is None
