@@ -18,16 +18,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
 from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
 from pymodbus.server.requesthandler import ServerRequestHandler
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from hbopt.adapters import esi_map as m
-from hbopt.adapters.box import REG_BASE, HeartbeatBox
+from hbopt.adapters.backlog import BacklogSink
+from hbopt.adapters.box import REG_BASE, BoxConfig, HeartbeatBox
+from hbopt.adapters.clock import Clock, SimClock
+from hbopt.adapters.twin import SiteParams, Twin
 
 _PEER: contextvars.ContextVar[object] = contextvars.ContextVar("esi_peer", default=None)
 
@@ -141,3 +146,36 @@ async def start_box_simulator(
     sim = BoxSimulator(box, host, port, device_id)
     await sim._serve(port, tick_interval_s)
     return sim
+
+
+@contextlib.asynccontextmanager
+async def running_box(
+    start: str | pd.Timestamp,
+    *,
+    days: int = 2,
+    clock: Clock | None = None,
+    site: SiteParams | None = None,
+    load: str = "bdew",
+    config: BoxConfig | None = None,
+    sink: BacklogSink | None = None,
+) -> AsyncIterator[BoxSimulator]:
+    """A box with a twin from the bundled data, served on 127.0.0.1 (ephemeral port).
+
+    For tests of any package::
+
+        async with running_box("2024-06-10T00:00Z") as sim:
+            client = HeartbeatClient("127.0.0.1", sim.port, clock=sim.box.clock)
+            sim.box.clock.advance(900)  # a SimClock at ``start`` unless ``clock`` is given
+
+    Profiles cover ``days`` days from ``start``'s UTC midnight (and repeat after).
+    """
+    t0 = pd.Timestamp(start)
+    if t0.tzinfo is None:
+        raise ValueError("start: naive timestamp; use tz-aware UTC")
+    twin = Twin.from_bundled_data(t0.tz_convert("UTC").floor("D"), days, site, load)
+    box = HeartbeatBox(twin, clock or SimClock(t0), config, sink)
+    sim = await start_box_simulator(box)
+    try:
+        yield sim
+    finally:
+        await sim.stop()

@@ -17,6 +17,7 @@ data by a documented rule:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -74,7 +75,12 @@ def read_try(path: str | Path = TRY_FILE) -> pd.DataFrame:
         8760 rows with MultiIndex (``doy`` 1..365, ``hour_utc`` 0..23); columns as
         :data:`WEATHER_COLUMNS`.
     """
-    lines = Path(path).read_text(encoding="latin-1").splitlines()
+    return _read_try_cached(Path(path)).copy()
+
+
+@lru_cache(maxsize=4)
+def _read_try_cached(path: Path) -> pd.DataFrame:
+    lines = path.read_text(encoding="latin-1").splitlines()
     first = next(i for i, line in enumerate(lines) if line.startswith("***")) + 1
     cols = ["RG", "IS", "MM", "DD", "HH", "N", "WR", "WG", "t", "p", "x", "RF", "W", "B", "D"]
     rows = [line.split()[: len(cols)] for line in lines[first:] if line.strip()]
@@ -250,6 +256,11 @@ def read_ev_sessions(path: str | Path = EV_NORWAY_FILE) -> pd.DataFrame:
         (local Europe/Oslo converted to UTC; DST-ambiguous rows dropped), ``energy_kwh``.
         Sessions with plug-out not after plug-in are dropped.
     """
+    return _read_ev_cached(Path(path)).copy()
+
+
+@lru_cache(maxsize=4)
+def _read_ev_cached(path: Path) -> pd.DataFrame:
     raw = pd.read_csv(path, sep=";", decimal=",")
 
     def utc(col: str) -> pd.Series:

@@ -396,3 +396,16 @@ async def test_box_heartbeat_and_invalid_clock(rig):
         assert second.box_heartbeat - first.box_heartbeat == 42
         rig.box.clock_valid = False
         assert (await c.read_status()).box_time is None
+
+
+async def test_running_box_helper_for_other_packages():
+    from hbopt.adapters.box_sim import running_box
+
+    async with running_box("2024-01-09T06:00:00Z", days=1, load="uci") as sim:
+        c = HeartbeatClient("127.0.0.1", sim.port, clock=sim.box.clock)
+        assert (await c.discover()).magic == "ESI1"
+        sim.box.clock.advance(3600)
+        meas = await c.read_measurements()
+        await c.close()
+    assert meas.time == pd.Timestamp("2024-01-09T07:00:00Z")
+    assert meas.hp_kw is not None and meas.house_load_kw > 0
