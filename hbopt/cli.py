@@ -14,7 +14,12 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-COMMAND_MODULES: tuple[str, ...] = ("hbopt.api.cli",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "hbopt.pricing.cli",
+    "hbopt.adapters.store_cli",
+    "hbopt.adapters.cli",
+    "hbopt.api.cli",
+)
 
 
 class CliError(Exception):

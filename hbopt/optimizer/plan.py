@@ -17,6 +17,7 @@ from hbopt.optimizer.lazy import solve_lazily
 from hbopt.optimizer.model import CanonicalProblem
 from hbopt.optimizer.problem import Problem
 from hbopt.optimizer.solvers import SolveOptions, SolveResult, SolveStatus, get_solver
+from hbopt.timeindex import check_index
 
 #: Flows below this are numerical noise [kW].
 TOL_KW = 1e-6
@@ -338,7 +339,7 @@ def setpoints_from_row(problem: Problem, slots: pd.DataFrame, i: int) -> Setpoin
     """Setpoints of slot ``i`` of a plan frame."""
     site = problem.site
     row = slots.iloc[i]
-    step = slots.index[1] - slots.index[0] if len(slots) > 1 else pd.Timedelta(minutes=15)
+    step = check_index(problem.inputs.index)
     wallboxes = {}
     for wb in site.wallboxes:
         power, phases = float(row[f"{wb.name}_kw"]), int(row[f"{wb.name}_phases"])

@@ -32,6 +32,7 @@ import pandas as pd
 from hbopt.optimizer.config import ChargingMode, ConfigError, EVSession, Wallbox
 from hbopt.optimizer.devices.context import Context, Rounder
 from hbopt.optimizer.model import Block, Coeffs, diag, lag, pick
+from hbopt.timeindex import check_index
 
 SOLAR_MODES = (ChargingMode.SOLAR, ChargingMode.AFTER_BATTERY)
 #: A battery counts as full from this fraction of its SOC window below ``soc_max``.
@@ -47,7 +48,7 @@ def _timestamp(value: object, field_name: str) -> pd.Timestamp:
 
 def plugged_mask(index: pd.DatetimeIndex, session: EVSession) -> np.ndarray:
     """Slots the car is plugged in for their whole length (bool per slot)."""
-    step = index[1] - index[0] if len(index) > 1 else pd.Timedelta(minutes=15)
+    step = check_index(index)
     mask = np.ones(len(index), dtype=bool)
     if session.arrival is not None:
         mask &= index >= _timestamp(session.arrival, "arrival")
@@ -66,7 +67,7 @@ def horizon_target_kwh(
     """
     if session.departure is None or not mask.any():
         return None
-    step = index[1] - index[0] if len(index) > 1 else pd.Timedelta(minutes=15)
+    step = check_index(index)
     horizon_end = index[-1] + step
     departure = _timestamp(session.departure, "departure")
     need = session.target

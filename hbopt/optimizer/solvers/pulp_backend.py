@@ -28,7 +28,7 @@ def to_pulp(problem: CanonicalProblem) -> tuple[pulp.LpProblem, list[pulp.LpVari
     for j, name in enumerate(problem.col_names()):
         lb, ub = problem.col_lower[j], problem.col_upper[j]
         columns.append(
-            pulp.LpVariable(
+            model.add_variable(
                 _safe(name),
                 lowBound=None if np.isinf(lb) else float(lb),
                 upBound=None if np.isinf(ub) else float(ub),
