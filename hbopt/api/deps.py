@@ -23,9 +23,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pwdlib import PasswordHash
 
 from hbopt.adapters.accounts_sqlite import AccountStore, Box, Site, User
-from hbopt.api.errors import forbidden, not_found, unauthorized
+from hbopt.adapters.store import TelemetryStore
+from hbopt.api.errors import ApiError, forbidden, not_found, unauthorized
 from hbopt.api.mailer import Mailer
 from hbopt.api.observability import Metrics
+from hbopt.api.schedule import PlanCache
 from hbopt.api.security import decode_access_token, token_digest
 from hbopt.api.settings import Settings, get_settings
 
@@ -55,7 +57,14 @@ class Services:
     mailer: Mailer
     clock: Clock
     metrics: Metrics
-    telemetry: Any = None  # a TelemetryStore once configured
+    plan_cache: PlanCache
+    telemetry: TelemetryStore | None = None
+
+    def store(self) -> TelemetryStore:
+        """The telemetry store, or a 503 when this deployment runs without one."""
+        if self.telemetry is None:
+            raise ApiError(503, "store_unavailable", "no telemetry store is configured")
+        return self.telemetry
 
     def now(self) -> datetime:
         return self.clock()

@@ -11,8 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
 
 import fastapi.routing
 from fastapi import APIRouter, FastAPI
@@ -21,13 +20,15 @@ from starlette.concurrency import run_in_threadpool
 
 import hbopt
 from hbopt.adapters.accounts_sqlite import AccountStore
+from hbopt.adapters.store import StoreSettings, TelemetryStore, make_store
 from hbopt.api.deps import Clock, Services, route_roles
 from hbopt.api.errors import install_error_handlers
 from hbopt.api.mailer import LogMailer, Mailer
 from hbopt.api.maintenance import run_maintenance
 from hbopt.api.observability import Metrics, ObservabilityMiddleware
 from hbopt.api.routers import app as app_routes
-from hbopt.api.routers import auth, devices, gateway, ops, trading
+from hbopt.api.routers import auth, devices, gateway, ops, trading, views
+from hbopt.api.schedule import PlanCache
 from hbopt.api.security import password_hasher
 from hbopt.api.settings import Settings, get_settings
 
@@ -53,7 +54,26 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-TelemetryFactory = Callable[[Settings], Any]
+TelemetryFactory = Callable[[Settings, Clock], TelemetryStore | None]
+
+
+def store_from_settings(settings: Settings, clock: Clock) -> TelemetryStore | None:
+    """The telemetry store the settings name (built by the store package's one factory)."""
+    if settings.telemetry_backend == "none":
+        return None
+    return make_store(
+        StoreSettings(
+            backend=settings.telemetry_backend,
+            data_dir=settings.telemetry_path.parent,
+            sqlite_file=settings.telemetry_path.name,
+            future_tolerance=timedelta(seconds=settings.telemetry_future_tolerance_s),
+            influx_url=settings.influx_url,
+            influx_token=settings.influx_token.get_secret_value(),
+            influx_org=settings.influx_org,
+            influx_bucket=settings.influx_bucket,
+        ),
+        clock,
+    )
 
 
 def create_app(
@@ -61,7 +81,7 @@ def create_app(
     *,
     mailer: Mailer | None = None,
     clock: Clock | None = None,
-    telemetry_factory: TelemetryFactory | None = None,
+    telemetry_factory: TelemetryFactory = store_from_settings,
 ) -> FastAPI:
     """Build the API for ``settings`` (default: the environment, see :func:`get_settings`).
 
@@ -74,7 +94,8 @@ def create_app(
     clock : callable, optional
         Returns the current tz-aware UTC time; tests inject a movable clock.
     telemetry_factory : callable, optional
-        Builds the telemetry store from the settings at start-up; None: no telemetry store.
+        Builds the telemetry store from the settings and clock at start-up (default: the
+        backend ``settings.telemetry_backend`` names); may return None for no store.
     """
     settings = settings or get_settings()
     clock = clock or utc_now
@@ -108,7 +129,7 @@ def create_app(
     app.dependency_overrides[get_settings] = lambda: settings
     install_error_handlers(app)
     app.add_middleware(ObservabilityMiddleware, owner=app)
-    for module in (auth, app_routes, devices, gateway, trading, ops):
+    for module in (auth, app_routes, devices, views, gateway, trading, ops):
         _declare_roles(module.router)
         app.include_router(module.router)
     return app
@@ -118,7 +139,7 @@ def _open_services(
     settings: Settings,
     mailer: Mailer | None,
     clock: Clock,
-    telemetry_factory: TelemetryFactory | None,
+    telemetry_factory: TelemetryFactory,
 ) -> Services:
     return Services(
         settings=settings,
@@ -127,7 +148,8 @@ def _open_services(
         mailer=mailer or LogMailer(),
         clock=clock,
         metrics=Metrics(),
-        telemetry=None if telemetry_factory is None else telemetry_factory(settings),
+        plan_cache=PlanCache(settings.schedule_cache_s),
+        telemetry=telemetry_factory(settings, clock),
     )
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -371,10 +371,42 @@ class SchedulePublic(BaseModel):
     slots: list[ScheduleSlot]
 
 
+SetpointName = Annotated[
+    str, Field(pattern=r"^[a-z0-9_]{1,32}-[a-z0-9_]{1,32}$", description="device-quantity")
+]
+
+
 class AckIn(In):
     etag: Annotated[str, Field(min_length=1, max_length=128)]
     applied_at: UtcDatetime
-    setpoints: dict[Annotated[str, Field(max_length=64)], float] = Field(max_length=64)
+    setpoints: dict[SetpointName, float] = Field(
+        max_length=64, description="device-quantity -> applied value, e.g. battery-power_kw"
+    )
+
+
+class DeviceReading(BaseModel):
+    device: str
+    ts: datetime = Field(description="Measurement time (UTC)")
+    age_s: float = Field(description="Seconds between the measurement and the answer")
+    fields: dict[str, float] = Field(description="Field -> value in project units")
+
+
+class LivePublic(BaseModel):
+    """The newest reading of each device (power flows in kW, SOC 0-1) and how old it is."""
+
+    site_id: str
+    as_of: datetime
+    devices: list[DeviceReading]
+
+
+class PlanPublic(BaseModel):
+    """The site's latest plan from now on, with the solver's summary."""
+
+    site_id: str
+    created_at: datetime | None
+    step_minutes: int | None
+    summary: dict[str, Any] = Field(description="Status, cost [EUR], energy totals, violations")
+    slots: list[ScheduleSlot]
 
 
 class Health(BaseModel):

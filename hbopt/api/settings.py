@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -24,12 +25,22 @@ class Settings(BaseSettings):
         default=Path("var/hbopt-api.sqlite3"),
         description="SQLite file for accounts, sites, grants, ...",
     )
-    telemetry_backend: str = Field(
-        default="sqlite", description="TelemetryStore kind (sqlite, influxdb)"
+    telemetry_backend: Literal["sqlite", "influxdb", "none"] = Field(
+        default="sqlite", description="TelemetryStore implementation; none: no telemetry routes"
     )
     telemetry_path: Path = Field(
         default=Path("var/hbopt-telemetry.sqlite3"),
-        description="SQLite file of the telemetry store",
+        description="SQLite file of the telemetry store (influxdb: its plans and setpoints)",
+    )
+    influx_url: str = Field(default="http://127.0.0.1:8086")
+    influx_org: str = Field(default="heartbeat")
+    influx_bucket: str = Field(default="telemetry")
+    influx_token: SecretStr = Field(default=SecretStr(""))
+    schedule_cache_s: float = Field(
+        default=5.0,
+        ge=0.0,
+        le=60.0,
+        description="How long a site's latest plan is reused for polling boxes [s]",
     )
     jwt_secret: SecretStr = Field(
         default_factory=lambda: SecretStr(secrets.token_urlsafe(32)),

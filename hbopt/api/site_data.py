@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from hbopt.adapters.accounts_sqlite import Site
 from hbopt.api.deps import Services
@@ -70,9 +74,23 @@ def site_export(services: Services, site: Site) -> dict[str, Any]:
             }
             for d in accounts.device_preferences(site.id)
         ],
-        "telemetry": None,
+        "telemetry": None if services.telemetry is None else telemetry_export(services, site.id),
     }
     return document
+
+
+def telemetry_export(services: Services, site_id: str) -> dict[str, list[dict[str, Any]]]:
+    """The store's export of the site (raw samples, aggregates, plans, setpoints) as records."""
+    store = services.store()
+    with tempfile.TemporaryDirectory(prefix="hbopt-export-") as tmp:
+        tables: dict[str, list[dict[str, Any]]] = {}
+        for path in sorted(store.export_site(site_id, Path(tmp), "csv")):
+            try:
+                frame = pd.read_csv(path)
+            except pd.errors.EmptyDataError:
+                frame = pd.DataFrame()
+            tables[path.stem] = json.loads(frame.to_json(orient="records", date_format="iso"))
+    return tables
 
 
 def delete_sites_everywhere(services: Services, site_ids: Sequence[str]) -> None:
@@ -81,3 +99,4 @@ def delete_sites_everywhere(services: Services, site_ids: Sequence[str]) -> None
         return
     for site_id in site_ids:
         services.telemetry.delete_site(site_id)
+        services.plan_cache.forget(site_id)

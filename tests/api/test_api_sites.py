@@ -133,7 +133,11 @@ def test_export_holds_the_sites_data_and_no_secrets(world: World) -> None:
     client = world.api.client
     client.post(
         "/v1/gateway/acks",
-        json={"etag": '"e1"', "applied_at": "2026-03-29T00:31:00Z", "setpoints": {"a": 1.0}},
+        json={
+            "etag": '"e1"',
+            "applied_at": "2026-03-29T00:31:00Z",
+            "setpoints": {"battery-power_kw": 1.0},
+        },
         headers=world.headers("box"),
     )
     client.patch(
@@ -148,7 +152,7 @@ def test_export_holds_the_sites_data_and_no_secrets(world: World) -> None:
     assert document["site"]["id"] == world.site_a
     assert [g["supporter_id"] for g in document["grants"]] == [world.user_ids["supporter"]]
     assert [b["id"] for b in document["boxes"]] == [world.box_a]
-    assert document["setpoint_acks"][0]["setpoints"] == {"a": 1.0}
+    assert document["setpoint_acks"][0]["setpoints"] == {"battery-power_kw": 1.0}
     assert document["trading_parameters"]["mip_gap"] == 0.02
     assert document["parameter_audit"][0]["field"] == "mip_gap"
     text = json.dumps(document)
@@ -170,7 +174,11 @@ def test_delete_account_removes_all_its_data(api: Api) -> None:
     ).json()
     client.post(
         "/v1/gateway/acks",
-        json={"etag": '"e"', "applied_at": "2026-03-29T00:31:00Z", "setpoints": {"a": 1.0}},
+        json={
+            "etag": '"e"',
+            "applied_at": "2026-03-29T00:31:00Z",
+            "setpoints": {"battery-power_kw": 1.0},
+        },
         headers=bearer(box["token"]),
     )
     keeper = register_and_confirm(api, "stays@example.org")

@@ -92,7 +92,11 @@ def test_sign_up_to_box_ack_over_http(server: tuple[str, Path]) -> None:
         box = {"Authorization": f"Bearer {paired.json()['token']}"}
         ack = client.post(
             "/v1/gateway/acks",
-            json={"etag": '"1"', "applied_at": "2026-01-01T00:00:00Z", "setpoints": {"x": 1.0}},
+            json={
+                "etag": '"1"',
+                "applied_at": "2026-01-01T00:00:00Z",
+                "setpoints": {"battery-power_kw": 1.0},
+            },
             headers=box,
         )
         assert ack.status_code == 201
