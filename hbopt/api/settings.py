@@ -37,10 +37,11 @@ class Settings(BaseSettings):
     influx_bucket: str = Field(default="telemetry")
     influx_token: SecretStr = Field(default=SecretStr(""))
     schedule_cache_s: float = Field(
-        default=5.0,
+        default=30.0,
         ge=0.0,
-        le=60.0,
-        description="How long a site's latest plan is reused for polling boxes [s]",
+        le=300.0,
+        description="How long a site's latest plan is reused for polling boxes [s]; a new plan "
+        "reaches the boxes at most this late (plans change every 15 min)",
     )
     jwt_secret: SecretStr = Field(
         default_factory=lambda: SecretStr(secrets.token_urlsafe(32)),
