@@ -9,11 +9,14 @@ Roles: a *customer* account is the owner of the sites it created and a supporter
 it was granted; ``factory_service`` accounts reach sites whose factory-service switch is on;
 ``trader`` and ``analyst`` accounts use the trading routes; a *box* authenticates with its own
 token. A site the caller has no relation to is answered 404, exactly as one that does not exist.
+
+The guards are ``async``: their work is a JWT check or a digest plus an indexed SQLite lookup
+(microseconds), cheaper on the event loop than a hop to the thread pool.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -29,7 +32,7 @@ from hbopt.api.mailer import Mailer
 from hbopt.api.observability import Metrics
 from hbopt.api.schedule import PlanCache
 from hbopt.api.security import decode_access_token, token_digest
-from hbopt.api.settings import Settings, get_settings
+from hbopt.api.settings import Settings
 
 Clock = Callable[[], datetime]
 SiteRoleName = Literal["owner", "supporter", "factory_service"]
@@ -70,13 +73,12 @@ class Services:
         return self.clock()
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 _user_bearer = HTTPBearer(
     scheme_name="UserToken", description="Access JWT from /v1/auth/token", auto_error=False
@@ -115,9 +117,9 @@ def _authenticated_user(request: Request, credentials: BearerDep, services: Serv
     return user
 
 
-def _account_guard(*roles: str) -> Callable[..., User]:
+def _account_guard(*roles: str) -> Callable[..., Awaitable[User]]:
     @_guard(roles)
-    def guard(request: Request, credentials: BearerDep, services: ServicesDep) -> User:
+    async def guard(request: Request, credentials: BearerDep, services: ServicesDep) -> User:
         user = _authenticated_user(request, credentials, services)
         if user.role not in roles:
             raise forbidden()
@@ -127,7 +129,7 @@ def _account_guard(*roles: str) -> Callable[..., User]:
 
 
 @_guard(("public",))
-def public() -> None:
+async def public() -> None:
     """Marks a route that needs no credentials."""
 
 
@@ -168,9 +170,9 @@ class SiteContext:
 SiteIdPath = Annotated[str, Path(min_length=1, max_length=64, description="Site ID")]
 
 
-def _site_guard(*roles: SiteRoleName) -> Callable[..., SiteContext]:
+def _site_guard(*roles: SiteRoleName) -> Callable[..., Awaitable[SiteContext]]:
     @_guard(roles)
-    def guard(
+    async def guard(
         request: Request, site_id: SiteIdPath, credentials: BearerDep, services: ServicesDep
     ) -> SiteContext:
         user = _authenticated_user(request, credentials, services)
@@ -192,7 +194,7 @@ SiteOwner = Annotated[SiteContext, Depends(site_owner)]
 
 
 @_guard(("box",))
-def current_box(request: Request, credentials: BoxBearerDep, services: ServicesDep) -> Box:
+async def current_box(request: Request, credentials: BoxBearerDep, services: ServicesDep) -> Box:
     """The paired, unrevoked box whose token is presented."""
     if credentials is None:
         raise unauthorized()

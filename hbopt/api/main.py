@@ -88,7 +88,7 @@ def create_app(
     Parameters
     ----------
     settings : Settings, optional
-        Overrides the :func:`get_settings` dependency for this app.
+        This app's settings (default: :func:`get_settings`, read once from the environment).
     mailer : Mailer, optional
         Delivers confirmation and reset links; default writes them to the log.
     clock : callable, optional
@@ -126,7 +126,8 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
     )
-    app.dependency_overrides[get_settings] = lambda: settings
+    # Handlers read settings from the services this app opened (not through a dependency
+    # override: any override makes FastAPI re-analyse every dependency on every request).
     install_error_handlers(app)
     app.add_middleware(ObservabilityMiddleware, owner=app)
     for module in (auth, app_routes, devices, views, gateway, trading, ops):

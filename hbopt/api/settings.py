@@ -1,8 +1,9 @@
 """Service settings from the environment (prefix ``HBOPT_``) through pydantic-settings.
 
-Handlers get them through the cached :func:`get_settings` dependency; tests build a
-:class:`Settings` directly and pass it to :func:`hbopt.api.main.create_app`, which overrides the
-dependency for that app.
+:func:`get_settings` reads them once (cached) and is what :func:`hbopt.api.main.create_app`
+uses by default; tests build a :class:`Settings` directly and pass it to ``create_app``.
+Handlers read the settings of their own app from ``services.settings`` (``ServicesDep``), so
+several apps with different settings can live in one process.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class Settings(BaseSettings):
     influx_bucket: str = Field(default="telemetry")
     influx_token: SecretStr = Field(default=SecretStr(""))
     schedule_cache_s: float = Field(
-        default=30.0,
+        default=60.0,
         ge=0.0,
         le=300.0,
         description="How long a site's latest plan is reused for polling boxes [s]; a new plan "

@@ -39,7 +39,7 @@ def _site_or_404(services: Services, site_id: str) -> Site:
     return site
 
 
-def TradingSite(site_id: SiteIdPath, services: ServicesDep) -> Site:  # noqa: N802
+async def TradingSite(site_id: SiteIdPath, services: ServicesDep) -> Site:  # noqa: N802
     """The site named in the path (traders work fleet-wide; unknown ids are 404)."""
     return _site_or_404(services, site_id)
 

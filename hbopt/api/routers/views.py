@@ -6,8 +6,8 @@ from fastapi import APIRouter
 
 from hbopt.api.deps import ServicesDep, SiteViewer
 from hbopt.api.errors import ERROR_RESPONSES, ErrorBody
-from hbopt.api.schedule import remaining_slots, schedule_body
-from hbopt.api.schemas import DeviceReading, LivePublic, PlanPublic
+from hbopt.api.schedule import CachedPlan
+from hbopt.api.schemas import DeviceReading, LivePublic, PlanPublic, SchedulePublic
 
 router = APIRouter(
     prefix="/v1/app/sites/{site_id}",
@@ -41,8 +41,7 @@ def plan(ctx: SiteViewer, services: ServicesDep) -> PlanPublic:
     """The latest plan from the current slot on, with its summary (cost, violations, solver)."""
     now = services.now()
     stored = services.store().latest_plan(ctx.site.id)
-    remaining = None if stored is None else remaining_slots(stored, now)
-    body = schedule_body(ctx.site.id, stored, remaining, now)
+    body = SchedulePublic.model_validate(CachedPlan.of(ctx.site.id, stored).body(now))
     return PlanPublic(
         site_id=ctx.site.id,
         created_at=body.plan_created_at,
