@@ -3,14 +3,15 @@
 N simulated Heartbeat boxes, each paired to its own site with a stored 24-hour plan, poll
 ``GET /v1/gateway/schedule`` with ``If-None-Match`` every ``interval`` seconds (jittered) and
 post a telemetry batch (one sample per device) every ``telemetry_every``-th poll, for a bounded
-``duration``. The server runs as its own process (uvicorn, one worker, production settings:
-argon2 defaults, request log on) on a free loopback port; each box is one httpx
-``AsyncClient`` with its own keep-alive connection, all in one asyncio loop in this process, so
-client and server compete for the same cores.
+``warmup + duration``. Steady-state rows count requests begun after the warm-up; a box's first
+poll (cold: no ETag, plan not yet cached) is reported on its own. The server runs as its own
+process (uvicorn, one worker, production settings: argon2 defaults, request log on) on a free
+loopback port; each box is one httpx ``AsyncClient`` with its own keep-alive connection, all in
+one asyncio loop in this process, so client and server compete for the same cores.
 
 Usage::
 
-    .venv/bin/python benchmarks/api.py --boxes 1000 --duration 30 10 2
+    .venv/bin/python benchmarks/api.py --boxes 1000 --warmup 10 --duration 30 10 2
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def start_server(directory: Path, port: int) -> subprocess.Popen[bytes]:
     raise RuntimeError("server did not start")
 
 
-Record = tuple[str, int, float]
+Record = tuple[str, int, float, float]  # kind, status, latency [s], start (monotonic) [s]
 
 
 async def box(
@@ -127,7 +128,7 @@ async def box(
         response = await client.get("/v1/gateway/schedule", headers=poll_headers)
         # The first poll of a box (no ETag yet, plan not yet cached) is reported on its own.
         kind = "schedule" if etag is not None else "schedule, first"
-        records.append((kind, response.status_code, time.monotonic() - started))
+        records.append((kind, response.status_code, time.monotonic() - started, started))
         etag = response.headers.get("etag", etag)
         polls += 1
         if polls % telemetry_every == 0:
@@ -135,7 +136,7 @@ async def box(
             batch = {"samples": [{"ts": ts, "device": d, "fields": f} for d, f in DEVICES.items()]}
             sent = time.monotonic()
             response = await client.post("/v1/gateway/telemetry", json=batch, headers=headers)
-            records.append(("telemetry", response.status_code, time.monotonic() - sent))
+            records.append(("telemetry", response.status_code, time.monotonic() - sent, sent))
         elapsed = time.monotonic() - started
         await asyncio.sleep(max(0.0, interval * random.uniform(0.9, 1.1) - elapsed))
 
@@ -143,6 +144,7 @@ async def box(
 async def run_scenario(
     port: int, tokens: list[str], interval: float, duration: float, telemetry_every: int
 ) -> tuple[list[Record], float]:
+    """Run the boxes for ``duration`` seconds; returns the records and the start time."""
     records: list[Record] = []
     # One client (one keep-alive connection) per box, as real boxes have: a single httpx
     # pool shared by a thousand connections spends its time scanning the pool, and would
@@ -168,24 +170,33 @@ async def run_scenario(
                 for client, token in zip(clients, tokens, strict=True)
             )
         )
-        return records, time.monotonic() - started
+        return records, started
     finally:
         await asyncio.gather(*(client.aclose() for client in clients))
 
 
-def report(label: str, records: list[Record], seconds: float) -> list[str]:
-    by_kind: dict[str, list[Record]] = defaultdict(list)
+def report(label: str, records: list[Record], started: float, warmup: float) -> list[str]:
+    """Table rows: first polls (cold), then steady state (requests begun after ``warmup``)."""
+    end = max(r[3] + r[2] for r in records)
+    groups: dict[str, list[Record]] = defaultdict(list)
     for record in records:
-        by_kind[record[0]].append(record)
-    by_kind["all"] = records
+        if record[0] == "schedule, first":
+            groups["schedule, first (cold)"].append(record)
+        elif record[3] >= started + warmup:
+            groups[record[0]].append(record)
+    steady = [r for r in records if r[3] >= started + warmup and r[0] != "schedule, first"]
+    groups["steady state, all"] = steady
     rows = []
-    for kind, items in by_kind.items():
+    for kind, items in groups.items():
+        if not items:
+            continue
+        span = end - (started if kind.startswith("schedule, first") else started + warmup)
         latencies = np.array([r[2] for r in items]) * 1000.0
         statuses = [r[1] for r in items]
         ok = sum(s in (200, 304) for s in statuses)
         not_modified = sum(s == 304 for s in statuses)
         rows.append(
-            f"| {label} | {kind} | {len(items)} | {len(items) / seconds:.0f} | "
+            f"| {label} | {kind} | {len(items)} | {len(items) / span:.0f} | "
             f"{np.percentile(latencies, 50):.1f} | {np.percentile(latencies, 99):.1f} | "
             f"{latencies.max():.1f} | {not_modified / len(items):.0%} | {len(items) - ok} |"
         )
@@ -200,6 +211,9 @@ def main() -> int:
         "intervals", type=float, nargs="*", default=[10.0, 2.0], help="poll intervals [s]"
     )
     parser.add_argument("--telemetry-every", type=int, default=6, help="polls per telemetry post")
+    parser.add_argument(
+        "--warmup", type=float, default=10.0, help="seconds before steady-state counting starts"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hbopt-bench-") as tmp:
         directory = Path(tmp)
@@ -209,7 +223,8 @@ def main() -> int:
         port = _free_port()
         server = start_server(directory, port)
         lines = [
-            f"{args.boxes} boxes, {args.duration:.0f} s per scenario, telemetry every "
+            f"{args.boxes} boxes, {args.warmup:.0f} s warm-up + {args.duration:.0f} s counted per "
+            f"scenario, telemetry every "
             f"{args.telemetry_every} polls (6 samples), 1 uvicorn worker, loopback, "
             f"{os.cpu_count()} cores shared by client and server",
             "",
@@ -218,10 +233,12 @@ def main() -> int:
         ]
         try:
             for interval in args.intervals:
-                records, seconds = asyncio.run(
-                    run_scenario(port, tokens, interval, args.duration, args.telemetry_every)
+                records, started = asyncio.run(
+                    run_scenario(
+                        port, tokens, interval, args.warmup + args.duration, args.telemetry_every
+                    )
                 )
-                lines += report(f"{interval:g} s", records, seconds)
+                lines += report(f"{interval:g} s", records, started, args.warmup)
         finally:
             server.terminate()
             server.wait(timeout=10)
