@@ -281,6 +281,12 @@ def _violations(problem: Problem, canonical: CanonicalProblem, x: np.ndarray) ->
     return out
 
 
+def _end_value(canonical: CanonicalProblem, x: np.ndarray, name: str) -> float:
+    """Value the objective gives the last entry of block ``name`` [EUR]."""
+    block = canonical.variable(name).slice
+    return float(-canonical.cost[block][-1] * x[block][-1])
+
+
 def summarize(
     problem: Problem,
     canonical: CanonicalProblem,
@@ -295,13 +301,11 @@ def summarize(
     x = result.x
     wear = 0.0
     terminal = 0.0
+    terminal += sum(_end_value(canonical, x, f"{hp.name}-temp") for hp in problem.site.heat_pumps)
     if problem.site.battery is not None:
         throughput = (slots["battery_charge_kw"] + slots["battery_discharge_kw"]).sum() * dt / 2
         wear = float(throughput * tuning.battery_wear_eur_per_kwh)
-        energy = x[canonical.variable("battery-energy").slice]
-        terminal = float(-canonical.cost[canonical.variable("battery-energy").slice][-1]) * float(
-            energy[-1]
-        )
+        terminal += _end_value(canonical, x, "battery-energy")
     cost = float(slots["cost_eur"].sum())
     import_kwh = float(slots["grid_import_kw"].sum() * dt)
     export_kwh = float(slots["grid_export_kw"].sum() * dt)

@@ -18,7 +18,10 @@ from hbopt.optimizer import (
 )
 from tests.optimizer.helpers import assert_balance, at, inputs
 
-NO_WEAR = Tuning(battery_wear_eur_per_kwh=0.0, terminal_value_eur_per_kwh=0.0)
+EXACT = Tuning(mip_gap=0.0, mip_abs_gap_eur=0.0)
+NO_WEAR = Tuning(
+    battery_wear_eur_per_kwh=0.0, terminal_value_eur_per_kwh=0.0, mip_gap=0.0, mip_abs_gap_eur=0.0
+)
 
 
 def battery(**kw: float) -> Battery:
@@ -130,7 +133,9 @@ def test_smart_ev_charges_in_cheapest_hour() -> None:
         departure=at(4),
     )
     site = Site(pv=None, battery=None, wallboxes=(wb,))
-    plan = optimize(Problem(site, inputs([0.40, 0.10, 0.20, 0.30]), State(ev_sessions=(session,))))
+    plan = optimize(
+        Problem(site, inputs([0.40, 0.10, 0.20, 0.30]), State(ev_sessions=(session,)), EXACT)
+    )
     assert plan.summary.cost_eur == pytest.approx(11.04 * 0.10, abs=1e-6)
     assert plan.slots["ev_kw"].tolist() == pytest.approx([0.0, 11.04, 0.0, 0.0], abs=1e-6)
     assert plan.summary.violations == ()
@@ -142,7 +147,7 @@ def test_ev_minimum_power_rounds_a_small_need_up_to_the_minimum() -> None:
     wb = Wallbox(max_current_a=16, phases=3, efficiency=1.0)
     session = EVSession(capacity_kwh=60, energy_kwh=30, target_kwh=32, departure=at(3))
     site = Site(pv=None, battery=None, wallboxes=(wb,))
-    plan = optimize(Problem(site, inputs([0.30, 0.10, 0.20]), State(ev_sessions=(session,))))
+    plan = optimize(Problem(site, inputs([0.30, 0.10, 0.20]), State(ev_sessions=(session,)), EXACT))
     assert plan.slots["ev_kw"].tolist() == pytest.approx([0.0, 4.14, 0.0], abs=1e-6)
     assert plan.summary.cost_eur == pytest.approx(0.414, abs=1e-6)
 
@@ -152,7 +157,7 @@ def test_phase_switching_charges_small_need_on_one_phase() -> None:
     wb = Wallbox(max_current_a=16, phases=3, switch_phases=True, efficiency=1.0)
     session = EVSession(capacity_kwh=60, energy_kwh=30, target_kwh=32, departure=at(3))
     site = Site(pv=None, battery=None, wallboxes=(wb,))
-    plan = optimize(Problem(site, inputs([0.30, 0.10, 0.20]), State(ev_sessions=(session,))))
+    plan = optimize(Problem(site, inputs([0.30, 0.10, 0.20]), State(ev_sessions=(session,)), EXACT))
     assert plan.summary.cost_eur == pytest.approx(0.20, abs=1e-6)
     assert plan.slots["ev_phases"].tolist() == [0, 1, 0]
     assert plan.setpoints(1).wallboxes["ev"].current_a == pytest.approx(2000 / 230, abs=1e-6)

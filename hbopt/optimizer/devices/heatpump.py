@@ -25,6 +25,19 @@ def initial_temp_c(ctx: Context, hp: HeatPump) -> float:
     return (hp.comfort_min_c + hp.comfort_max_c) / 2 if temp is None else float(temp)
 
 
+def stored_heat_value(ctx: Context, hp: HeatPump) -> float:
+    """Value of one kelvin of store temperature left at the horizon end [EUR/K].
+
+    Heat in the store displaces heating later: capacity x median import price / median COP.
+    Without it a plan lets the store drain in its last slots, where heating no longer pays
+    back inside the horizon.
+    """
+    inputs = ctx.problem.inputs
+    assert inputs.t_out_c is not None
+    price = max(0.0, float(np.median(inputs.import_eur_per_kwh)))
+    return hp.capacity_kwh_per_k * price / float(np.median(cop(hp, inputs.t_out_c)))
+
+
 def add_heat_pumps(ctx: Context) -> None:
     """Add ``{hp}-power`` [kW], ``{hp}-temp`` [degC] and comfort slacks for every heat pump."""
     for hp in ctx.problem.site.heat_pumps:
@@ -39,7 +52,9 @@ def _add_heat_pump(ctx: Context, hp: HeatPump) -> None:
     demand = inputs.heat_demand_kw.get(hp.name, np.zeros(n))
     cap, loss = hp.capacity_kwh_per_k, hp.loss_kw_per_k
     power = m.var(f"{hp.name}-power", 0.0, hp.max_kw)
-    temp = m.var(f"{hp.name}-temp", -60.0, 200.0)
+    end_value = np.zeros(n)
+    end_value[-1] = -stored_heat_value(ctx, hp)
+    temp = m.var(f"{hp.name}-temp", -60.0, 200.0, end_value)
     rhs = dt * (loss * t_out - demand)
     rhs[0] += (cap - dt * loss) * initial_temp_c(ctx, hp)
     m.rows(
