@@ -82,7 +82,7 @@ class PulpSolver:
         t0 = time.perf_counter()
         model, columns = to_pulp(problem)
         warm = options.start is not None and problem.num_integers > 0
-        if warm:
+        if options.start is not None and warm:
             start = np.clip(options.start, problem.col_lower, problem.col_upper)
             for column, value in zip(columns, start, strict=True):
                 column.setInitialValue(float(value))
