@@ -21,6 +21,10 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{x * 100:.0f} %"
 
 
+def _eur(x: float) -> str:
+    return f"{x:.2f} EUR" if abs(x) < 100 else f"{x:.0f} EUR"
+
+
 def _label(p: PeriodHighlights) -> str:
     last = p.end - p.start
     if last.days <= 1:
@@ -58,12 +62,13 @@ def share_card_png(p: PeriodHighlights, *, site_name: str = "My home") -> bytes:
         (f"{p.co2.avoided_total_kg:.1f} kg", "CO2 avoided"),
         (_pct(p.autarky), "self-sufficient"),
         (f"{p.pv_kwh:.0f} kWh", "solar produced"),
-        (f"{p.savings_vs_no_pv_eur:.0f} EUR", "saved"),
+        (_eur(p.savings_vs_no_pv_eur), "saved vs no solar"),
     ]
     for i, (value, caption) in enumerate(tiles):
         x = 0.05 + i * 0.235
         fig.text(x, 0.42, value, color="#ffd54f", fontsize=15, weight="bold")
         fig.text(x, 0.31, caption, color="white", fontsize=8)
+    fig.text(0.05, 0.2, "own energy | grid", color="#b8e0c8", fontsize=7)
     ax = fig.add_axes((0.05, 0.08, 0.9, 0.1))
     own = p.autarky or 0.0
     ax.barh([0], [own], color="#ffd54f")
