@@ -16,6 +16,7 @@ import pandas as pd
 
 from hbopt.insights.co2 import Co2Impact
 from hbopt.insights.flows import InsightSettings, slot_quantities
+from hbopt.insights.frame import BalanceReport, validate_energy_frame
 
 Period = Literal["day", "week", "month", "year"]
 PERIODS: tuple[str, ...] = ("day", "week", "month", "year")
@@ -68,6 +69,8 @@ class Highlights:
         Local time zone the periods follow.
     periods : tuple of PeriodHighlights
         Chronological.
+    balance : BalanceReport
+        Energy-balance check of the input frame (data quality for the app).
     table : pandas.DataFrame
         One row per period (index = local period start), the same fields flattened
         (CO2 fields prefixed ``co2_``).
@@ -77,6 +80,7 @@ class Highlights:
     tz: str
     periods: tuple[PeriodHighlights, ...]
     table: pd.DataFrame
+    balance: BalanceReport
 
 
 def period_start(index: pd.DatetimeIndex, period: Period, tz: str) -> pd.DatetimeIndex:
@@ -128,6 +132,7 @@ def energy_highlights(
         Typed results per period and the same as a DataFrame.
     """
     s = settings or InsightSettings()
+    balance = validate_energy_frame(frame, tolerance=s.tolerance)
     q = slot_quantities(frame, s)
     starts = period_start(q.index, period, s.tz)  # type: ignore[arg-type]
     sums = q.groupby(starts).sum()
@@ -140,7 +145,7 @@ def energy_highlights(
         end = _next_start(ts, period, s.tz)
         totals = {str(k): float(v) for k, v in rec.items()}
         rows.append(_period(ts, end, int(n) == int((end - ts) / step), totals))
-    return Highlights(period, s.tz, tuple(rows), highlights_table(rows))
+    return Highlights(period, s.tz, tuple(rows), highlights_table(rows), balance)
 
 
 def _ratio(num: float, den: float) -> float | None:
@@ -150,8 +155,9 @@ def _ratio(num: float, den: float) -> float | None:
 def _period(
     start: pd.Timestamp, end: pd.Timestamp, complete: bool, t: Mapping[str, float]
 ) -> PeriodHighlights:
-    heat = t.get("hp_heat_kwh")
     metered = t.get("hp_metered_kwh", 0.0)
+    # no metered slot in the period: heat is unknown, not zero
+    heat = t.get("hp_heat_kwh") if metered > 0 else None
     return PeriodHighlights(
         start=start,
         end=end,

@@ -19,7 +19,9 @@ NO_BATTERY = InsightSettings(battery=None)
 
 def test_day_without_pv_imports_everything(make_frame: FrameFactory, day: pd.DatetimeIndex) -> None:
     # 0.5 kW house for 24 h = 12 kWh, all imported at 0.30 EUR/kWh and 400 g/kWh
-    p = energy_highlights(make_frame(day, house=0.5), "day").periods[0]
+    result = energy_highlights(make_frame(day, house=0.5), "day")
+    assert result.balance.max_residual_kw == pytest.approx(0.0)
+    p = result.periods[0]
     assert p.complete
     assert p.pv_kwh == 0
     assert p.consumption_kwh == pytest.approx(12.0)
@@ -106,6 +108,10 @@ def test_ev_solar_share_and_heat_pump_cop(make_frame: FrameFactory, day: pd.Date
     assert p.hp_kwh == pytest.approx(4.0)
     assert p.hp_heat_kwh == pytest.approx(14.0)
     assert p.hp_cop == pytest.approx(3.5)
+    frame["hp_heat_kw"] = float("nan")  # meter missing: heat unknown, not zero
+    p = energy_highlights(frame, "day").periods[0]
+    assert p.hp_heat_kwh is None
+    assert p.hp_cop is None
 
 
 @pytest.mark.parametrize(("day_str", "hours"), [("2024-03-31", 23), ("2024-10-27", 25)])
