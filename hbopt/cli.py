@@ -14,7 +14,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("hbopt.pricing.cli",)
 
 
 class CliError(Exception):

@@ -22,7 +22,8 @@ def check_index(index: pd.DatetimeIndex, *, name: str = "index") -> pd.Timedelta
     ----------
     index : pandas.DatetimeIndex
         Must be tz-aware UTC, strictly increasing, at least one element, fixed step of
-        5, 15, 30 or 60 minutes (a single-slot index is taken as 15 minutes).
+        5, 15, 30 or 60 minutes. A single-slot index takes its step from ``index.freq``
+        (set by ``pandas.date_range``), else 15 minutes.
     name : str
         Used in error messages.
 
@@ -45,11 +46,13 @@ def check_index(index: pd.DatetimeIndex, *, name: str = "index") -> pd.Timedelta
     if str(index.tz) != "UTC":
         raise TimeIndexError(f"{name}: time zone must be UTC, got {index.tz}")
     if len(index) == 1:
-        return pd.Timedelta(minutes=15)
-    diffs = index[1:] - index[:-1]
-    step = diffs[0]
-    if (diffs != step).any():
-        raise TimeIndexError(f"{name}: step is not fixed (gaps, duplicates or unsorted)")
+        freq = index.freq
+        step = pd.Timedelta(freq.freqstr) if freq is not None else pd.Timedelta(minutes=15)
+    else:
+        diffs = index[1:] - index[:-1]
+        step = diffs[0]
+        if (diffs != step).any():
+            raise TimeIndexError(f"{name}: step is not fixed (gaps, duplicates or unsorted)")
     minutes = step / pd.Timedelta(minutes=1)
     if minutes not in ALLOWED_STEPS_MIN:
         raise TimeIndexError(f"{name}: step {step} not one of {ALLOWED_STEPS_MIN} minutes")

@@ -35,3 +35,8 @@ def test_utc_range_reads_naive_start_as_utc() -> None:
     assert str(idx.tz) == "UTC"
     assert idx[0] == pd.Timestamp("2024-06-15T00:00Z")
     assert check_index(idx) == pd.Timedelta(minutes=30)
+
+
+def test_single_slot_takes_its_step_from_the_index_frequency() -> None:
+    assert check_index(utc_range("2024-06-15", 1, 60)) == pd.Timedelta(hours=1)
+    assert check_index(pd.DatetimeIndex(["2024-06-15"], tz="UTC")) == pd.Timedelta(minutes=15)

@@ -1,0 +1,358 @@
+"""Solve a problem and turn the solution into a plan: per-slot frame, summary, setpoints."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from hbopt.optimizer.config import HeatPump, Wallbox
+from hbopt.optimizer.devices.grid import effective_prices
+from hbopt.optimizer.devices.heatpump import cop
+from hbopt.optimizer.formulate import formulate
+from hbopt.optimizer.lazy import solve_lazily
+from hbopt.optimizer.model import CanonicalProblem
+from hbopt.optimizer.problem import Problem
+from hbopt.optimizer.solvers import SolveOptions, SolveResult, SolveStatus, get_solver
+from hbopt.timeindex import check_index
+
+#: Flows below this are numerical noise [kW].
+TOL_KW = 1e-6
+
+
+class SGReady:
+    """SG-Ready states (BWP numbering), derived from the planned heat-pump power.
+
+    1 block: the plan keeps the heat pump off; 2 normal: it runs below half power;
+    3 recommend-on: at least half power; 4 force-on: (nearly) full power while the store ends
+    the slot above its comfort midpoint, i.e. the plan stores heat ahead of need.
+    """
+
+    BLOCK = 1
+    NORMAL = 2
+    RECOMMEND_ON = 3
+    FORCE_ON = 4
+
+
+@dataclass(frozen=True)
+class Violation:
+    """A soft target the plan misses: ``name`` as ``device-quantity``, amount in ``unit``."""
+
+    name: str
+    amount: float
+    unit: str
+
+
+@dataclass(frozen=True)
+class PlanSummary:
+    """Totals of a plan over its horizon.
+
+    ``cost_eur`` is what the energy bill says: import cost - export revenue [EUR]. The
+    objective adds battery wear, penalties and the CO2 price and subtracts the value of energy
+    left in the battery.
+    """
+
+    cost_eur: float
+    objective_eur: float
+    battery_wear_eur: float
+    penalty_eur: float
+    terminal_value_eur: float
+    import_kwh: float
+    export_kwh: float
+    pv_kwh: float
+    pv_curtailed_kwh: float
+    self_consumption: float
+    co2_kg: float | None
+    violations: tuple[Violation, ...]
+    status: str
+    mip_gap: float
+    build_ms: float
+    solve_ms: float
+    num_vars: int
+    num_integers: int
+    integers_imposed: int
+    solver: str
+
+
+@dataclass(frozen=True)
+class WallboxSetpoint:
+    power_kw: float
+    current_a: float | None
+    phases: int
+
+
+@dataclass(frozen=True)
+class HeatPumpSetpoint:
+    power_kw: float
+    sgready: int
+
+
+@dataclass(frozen=True)
+class Setpoints:
+    """What the box should do in one slot. Battery power + = discharge [kW]."""
+
+    start: pd.Timestamp
+    end: pd.Timestamp
+    battery_kw: float | None
+    wallboxes: Mapping[str, WallboxSetpoint]
+    heat_pumps: Mapping[str, HeatPumpSetpoint]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The result of one solve. ``slots`` has one row per slot; units in the column names."""
+
+    problem: Problem
+    slots: pd.DataFrame
+    summary: PlanSummary
+
+    def setpoints(self, slot: int = 0) -> Setpoints:
+        """Setpoints of slot ``slot`` (0 = the current slot)."""
+        return setpoints_from_row(self.problem, self.slots, slot)
+
+    @property
+    def violations(self) -> tuple[Violation, ...]:
+        return self.summary.violations
+
+
+def optimize(problem: Problem, solver: str = "highs") -> Plan:
+    """Build, solve and read back the plan of ``problem``.
+
+    Parameters
+    ----------
+    problem : Problem
+        Site, state, per-slot inputs and tuning.
+    solver : str
+        A registered backend: ``highs`` (default) or ``pulp`` / ``pulp:<PuLP solver>``.
+
+    Returns
+    -------
+    Plan
+    """
+    backend = get_solver(solver)
+    tuning = problem.tuning
+    options = SolveOptions(tuning.mip_gap, tuning.mip_abs_gap_eur, tuning.time_limit_s)
+    t0 = time.perf_counter()
+    formulation = formulate(problem)
+    canonical = formulation.problem
+    build_ms = (time.perf_counter() - t0) * 1e3
+    result, imposed = solve_lazily(backend, canonical, options, formulation.round)
+    both = simultaneous_battery_slots(canonical, result.x)
+    if len(both):
+        # The LP used both flows where it must not: forbid it there and solve again.
+        t1 = time.perf_counter()
+        formulation = formulate(problem, extra_burn_slots=both)
+        canonical = formulation.problem
+        build_ms += (time.perf_counter() - t1) * 1e3
+        again, imposed = solve_lazily(backend, canonical, options, formulation.round)
+        result = SolveResult(
+            again.status,
+            again.x,
+            again.objective,
+            again.mip_gap,
+            again.solve_ms + result.solve_ms,
+            again.solver,
+        )
+    slots = read_slots(problem, canonical, result.x)
+    summary = summarize(problem, canonical, result, slots, (build_ms, imposed))
+    return Plan(problem, slots, summary)
+
+
+def simultaneous_battery_slots(canonical: CanonicalProblem, x: np.ndarray) -> np.ndarray:
+    if not canonical.has_variable("battery-charge"):
+        return np.zeros(0, dtype=np.int64)
+    charge = x[canonical.variable("battery-charge").slice]
+    discharge = x[canonical.variable("battery-discharge").slice]
+    return np.flatnonzero((charge > TOL_KW) & (discharge > TOL_KW))
+
+
+def _values(canonical: CanonicalProblem, x: np.ndarray, name: str, n: int) -> np.ndarray:
+    if canonical.has_variable(name):
+        return x[canonical.variable(name).slice]
+    return np.zeros(n)
+
+
+def read_slots(problem: Problem, canonical: CanonicalProblem, x: np.ndarray) -> pd.DataFrame:
+    """Per-slot results in project units; column names carry the unit."""
+    inputs, site = problem.inputs, problem.site
+    n = inputs.n
+
+    def v(name: str) -> np.ndarray:
+        return _values(canonical, x, name, n)
+
+    import_cost = inputs.import_eur_per_kwh  # as billed, without the internal CO2 price
+    export_price = effective_prices(problem)[1]
+    net = v("grid-import") - v("grid-export")
+    df = pd.DataFrame(index=inputs.index)
+    df["import_eur_per_kwh"] = inputs.import_eur_per_kwh
+    df["export_eur_per_kwh"] = export_price
+    if inputs.spot_eur_per_kwh is not None:
+        df["spot_eur_per_kwh"] = inputs.spot_eur_per_kwh
+    if inputs.co2_g_per_kwh is not None:
+        df["co2_g_per_kwh"] = inputs.co2_g_per_kwh
+    df["load_kw"] = inputs.load_kw
+    df["pv_forecast_kw"] = inputs.pv_kw
+    df["pv_kw"] = v("pv-power") if site.pv is not None else 0.0
+    df["pv_curtailed_kw"] = df["pv_forecast_kw"] - df["pv_kw"]
+    # Where import and export cost the same, both at once is a tie; report the net flow.
+    df["grid_import_kw"] = np.maximum(net, 0.0)
+    df["grid_export_kw"] = np.maximum(-net, 0.0)
+    df["grid_kw"] = net
+    df["grid_unserved_kw"] = v("grid-unserved")
+    if site.battery is not None:
+        df["battery_charge_kw"] = v("battery-charge")
+        df["battery_discharge_kw"] = v("battery-discharge")
+        df["battery_kw"] = df["battery_discharge_kw"] - df["battery_charge_kw"]
+        df["battery_soc"] = v("battery-energy") / site.battery.capacity_kwh
+    for wb in site.wallboxes:
+        _read_wallbox(df, problem, canonical, x, wb)
+    for hp in site.heat_pumps:
+        _read_heat_pump(df, problem, canonical, x, hp)
+    dt = inputs.dt_h
+    df["cost_eur"] = (df["grid_import_kw"] * import_cost - df["grid_export_kw"] * export_price) * dt
+    for col in df.columns[df.columns.str.endswith("_kw")]:
+        df[col] = df[col].where(df[col].abs() > TOL_KW, 0.0)
+    return df
+
+
+def _read_wallbox(
+    df: pd.DataFrame, problem: Problem, canonical: CanonicalProblem, x: np.ndarray, wb: Wallbox
+) -> None:
+    n = problem.inputs.n
+    total = _values(canonical, x, f"{wb.name}-power", n)
+    phases = np.zeros(n, dtype=int)
+    for k in (1, 3):
+        on = _values(canonical, x, f"{wb.name}-on_{k}p", n)
+        phases[(on > 0.5) & (total > TOL_KW)] = k
+    session = problem.session(wb.name)
+    df[f"{wb.name}_kw"] = total
+    df[f"{wb.name}_phases"] = phases
+    if canonical.has_variable(f"{wb.name}-energy") and session is not None:
+        energy = _values(canonical, x, f"{wb.name}-energy", n)
+        df[f"{wb.name}_energy_kwh"] = energy
+        df[f"{wb.name}_soc"] = energy / session.capacity_kwh
+    elif session is not None:
+        df[f"{wb.name}_energy_kwh"] = session.energy_kwh
+        df[f"{wb.name}_soc"] = session.energy_kwh / session.capacity_kwh
+
+
+def _read_heat_pump(
+    df: pd.DataFrame, problem: Problem, canonical: CanonicalProblem, x: np.ndarray, hp: HeatPump
+) -> None:
+    n = problem.inputs.n
+    assert problem.inputs.t_out_c is not None
+    power = _values(canonical, x, f"{hp.name}-power", n)
+    temp = _values(canonical, x, f"{hp.name}-temp", n)
+    df[f"{hp.name}_kw"] = power
+    df[f"{hp.name}_heat_kw"] = power * cop(hp, problem.inputs.t_out_c)
+    df[f"{hp.name}_temp_c"] = temp
+    df[f"{hp.name}_sgready"] = sgready_states(hp, power, temp)
+
+
+def sgready_states(hp: HeatPump, power_kw: np.ndarray, temp_c: np.ndarray) -> np.ndarray:
+    """SG-Ready state per slot from planned power [kW] and store temperature [degC]."""
+    share = power_kw / hp.max_kw
+    midpoint = (hp.comfort_min_c + hp.comfort_max_c) / 2
+    return np.select(
+        [share < 0.01, (share >= 0.95) & (temp_c > midpoint), share >= 0.5],
+        [SGReady.BLOCK, SGReady.FORCE_ON, SGReady.RECOMMEND_ON],
+        SGReady.NORMAL,
+    )
+
+
+def _violations(problem: Problem, canonical: CanonicalProblem, x: np.ndarray) -> list[Violation]:
+    dt, n = problem.inputs.dt_h, problem.inputs.n
+    found: list[tuple[str, str, str, float]] = [("grid-unserved", "grid-unserved_load", "kWh", dt)]
+    if problem.site.battery is not None:
+        found.append(("battery-reserve_shortfall", "battery-reserve", "kWh*h", dt))
+    for wb in problem.site.wallboxes:
+        found.append((f"{wb.name}-target_shortfall", f"{wb.name}-target_energy", "kWh", 1.0))
+    for hp in problem.site.heat_pumps:
+        found.append((f"{hp.name}-comfort_low", f"{hp.name}-comfort_low", "K*h", dt))
+        found.append((f"{hp.name}-comfort_high", f"{hp.name}-comfort_high", "K*h", dt))
+    out = []
+    for var, name, unit, scale in found:
+        amount = float(_values(canonical, x, var, n).sum() * scale)
+        if amount > 1e-4:
+            out.append(Violation(name, round(amount, 6), unit))
+    return out
+
+
+def summarize(
+    problem: Problem,
+    canonical: CanonicalProblem,
+    result: SolveResult,
+    slots: pd.DataFrame,
+    work: tuple[float, int],
+) -> PlanSummary:
+    """Totals of a plan; ``work`` is (build time [ms], integer columns imposed)."""
+    build_ms, integers_imposed = work
+    dt = problem.inputs.dt_h
+    tuning = problem.tuning
+    x = result.x
+    wear = 0.0
+    terminal = 0.0
+    if problem.site.battery is not None:
+        throughput = (slots["battery_charge_kw"] + slots["battery_discharge_kw"]).sum() * dt / 2
+        wear = float(throughput * tuning.battery_wear_eur_per_kwh)
+        energy = x[canonical.variable("battery-energy").slice]
+        terminal = float(-canonical.cost[canonical.variable("battery-energy").slice][-1]) * float(
+            energy[-1]
+        )
+    cost = float(slots["cost_eur"].sum())
+    import_kwh = float(slots["grid_import_kw"].sum() * dt)
+    export_kwh = float(slots["grid_export_kw"].sum() * dt)
+    pv_kwh = float(slots["pv_kw"].sum() * dt)
+    co2 = None
+    if problem.inputs.co2_g_per_kwh is not None:
+        co2 = float((slots["grid_import_kw"] * problem.inputs.co2_g_per_kwh).sum() * dt / 1000)
+    co2_cost = (co2 or 0.0) * tuning.co2_price_eur_per_t / 1000
+    rewards_and_penalties = result.objective - cost - wear + terminal - co2_cost
+    return PlanSummary(
+        cost_eur=cost,
+        objective_eur=result.objective,
+        battery_wear_eur=wear,
+        penalty_eur=float(rewards_and_penalties),
+        terminal_value_eur=terminal,
+        import_kwh=import_kwh,
+        export_kwh=export_kwh,
+        pv_kwh=pv_kwh,
+        pv_curtailed_kwh=float(slots["pv_curtailed_kw"].sum() * dt),
+        self_consumption=(pv_kwh - export_kwh) / pv_kwh if pv_kwh > 1e-9 else 0.0,
+        co2_kg=co2,
+        violations=tuple(_violations(problem, canonical, x)),
+        status=SolveStatus(result.status).value,
+        mip_gap=result.mip_gap,
+        build_ms=build_ms,
+        solve_ms=result.solve_ms,
+        num_vars=canonical.num_cols,
+        num_integers=canonical.num_integers,
+        integers_imposed=integers_imposed,
+        solver=result.solver,
+    )
+
+
+def setpoints_from_row(problem: Problem, slots: pd.DataFrame, i: int) -> Setpoints:
+    """Setpoints of slot ``i`` of a plan frame."""
+    site = problem.site
+    row = slots.iloc[i]
+    step = check_index(problem.inputs.index)
+    wallboxes = {}
+    for wb in site.wallboxes:
+        power, phases = float(row[f"{wb.name}_kw"]), int(row[f"{wb.name}_phases"])
+        current = power * 1000 / (phases * wb.voltage_v) if phases else None
+        wallboxes[wb.name] = WallboxSetpoint(power, current, phases)
+    heat_pumps = {
+        hp.name: HeatPumpSetpoint(float(row[f"{hp.name}_kw"]), int(row[f"{hp.name}_sgready"]))
+        for hp in site.heat_pumps
+    }
+    return Setpoints(
+        start=slots.index[i],
+        end=slots.index[i] + step,
+        battery_kw=float(row["battery_kw"]) if site.battery is not None else None,
+        wallboxes=wallboxes,
+        heat_pumps=heat_pumps,
+    )

@@ -1,0 +1,53 @@
+"""Solver protocol and result types shared by the backends."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+import numpy as np
+
+from hbopt.optimizer.model import CanonicalProblem
+
+
+class SolveStatus(StrEnum):
+    OPTIMAL = "optimal"
+    TIME_LIMIT = "time_limit"  # a feasible solution, not proven optimal
+    INFEASIBLE = "infeasible"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class SolveOptions:
+    """Solver settings.
+
+    ``mip_gap`` relative [-] and ``mip_abs_gap`` absolute [EUR]: a solution counts as optimal
+    when it is within either of the best bound. ``start``: a feasible point to warm-start from.
+    """
+
+    mip_gap: float = 1e-4
+    mip_abs_gap: float = 1e-3
+    time_limit_s: float = 10.0
+    threads: int = 1
+    start: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class SolveResult:
+    status: SolveStatus
+    x: np.ndarray
+    objective: float
+    mip_gap: float
+    solve_ms: float
+    solver: str
+
+
+class SolverError(RuntimeError):
+    """The solver returned no usable solution."""
+
+
+class Solver(Protocol):
+    name: str
+
+    def solve(self, problem: CanonicalProblem, options: SolveOptions) -> SolveResult: ...

@@ -1,0 +1,73 @@
+"""HiGHS through highspy: the canonical problem is passed in bulk as one row-wise matrix."""
+
+from __future__ import annotations
+
+import time
+
+import highspy
+import numpy as np
+
+from hbopt.optimizer.model import CanonicalProblem
+from hbopt.optimizer.solvers.base import SolveOptions, SolverError, SolveResult, SolveStatus
+
+_STATUS = {
+    highspy.HighsModelStatus.kOptimal: SolveStatus.OPTIMAL,
+    highspy.HighsModelStatus.kTimeLimit: SolveStatus.TIME_LIMIT,
+    highspy.HighsModelStatus.kInfeasible: SolveStatus.INFEASIBLE,
+}
+
+
+def to_highs_lp(problem: CanonicalProblem) -> highspy.HighsLp:
+    """The canonical problem as a ``HighsLp`` (no copies of the matrix beyond highspy's)."""
+    lp = highspy.HighsLp()
+    lp.num_col_ = problem.num_cols
+    lp.num_row_ = problem.num_rows
+    lp.offset_ = problem.offset
+    lp.col_cost_ = problem.cost
+    lp.col_lower_ = problem.col_lower
+    lp.col_upper_ = problem.col_upper
+    lp.row_lower_ = problem.row_lower
+    lp.row_upper_ = problem.row_upper
+    matrix = lp.a_matrix_
+    matrix.format_ = highspy.MatrixFormat.kRowwise
+    matrix.num_col_ = problem.num_cols
+    matrix.num_row_ = problem.num_rows
+    matrix.start_ = problem.A.indptr.astype(np.int32)
+    matrix.index_ = problem.A.indices.astype(np.int32)
+    matrix.value_ = problem.A.data
+    if problem.num_integers:
+        kinds = np.where(problem.integrality, 1, 0)
+        lp.integrality_ = [highspy.HighsVarType(int(k)) for k in kinds]
+    return lp
+
+
+class HighsSolver:
+    """The default backend."""
+
+    name = "highs"
+
+    def solve(self, problem: CanonicalProblem, options: SolveOptions) -> SolveResult:
+        h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+        h.setOptionValue("mip_rel_gap", options.mip_gap)
+        h.setOptionValue("mip_abs_gap", options.mip_abs_gap)
+        h.setOptionValue("time_limit", options.time_limit_s)
+        h.setOptionValue("threads", options.threads)
+        t0 = time.perf_counter()
+        h.passModel(to_highs_lp(problem))
+        if options.start is not None and problem.num_integers:
+            start = highspy.HighsSolution()
+            start.col_value = options.start
+            start.value_valid = True
+            h.setSolution(start)
+        h.run()
+        solve_ms = (time.perf_counter() - t0) * 1e3
+        status = _STATUS.get(h.getModelStatus(), SolveStatus.ERROR)
+        x = np.asarray(h.getSolution().col_value, dtype=float)
+        if status in (SolveStatus.INFEASIBLE, SolveStatus.ERROR) or len(x) != problem.num_cols:
+            raise SolverError(f"HiGHS: {h.modelStatusToString(h.getModelStatus())}")
+        info = h.getInfo()
+        gap = float(info.mip_gap) if problem.num_integers else 0.0
+        return SolveResult(
+            status, x, float(info.objective_function_value), gap, solve_ms, self.name
+        )

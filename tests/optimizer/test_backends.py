@@ -1,0 +1,64 @@
+"""HiGHS and PuLP (CBC) solve the same canonical problem to the same optimum."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hbopt.optimizer import (
+    Battery,
+    EVSession,
+    HeatPump,
+    Inputs,
+    Problem,
+    Site,
+    State,
+    Wallbox,
+    formulate,
+    optimize,
+    write_model,
+)
+from hbopt.timeindex import utc_range
+
+
+def lp_problem() -> Problem:
+    n = 24
+    rng = np.random.default_rng(7)
+    index = utc_range("2024-06-15", n, 60)
+    price = 0.2 + 0.1 * rng.random(n)
+    pv = np.clip(6 * np.sin(np.pi * (np.arange(n) - 6) / 12), 0, None)
+    site = Site(battery=Battery(), heat_pumps=(HeatPump(),))
+    inputs = Inputs(
+        index, price, np.full(n, 0.07), pv, rng.uniform(0.2, 1.5, n), t_out_c=np.full(n, 5.0)
+    )
+    return Problem(site, inputs, State(0.4))
+
+
+def test_backends_agree_on_lp_cases() -> None:
+    problem = lp_problem()
+    assert formulate(problem).problem.num_integers == 0
+    highs = optimize(problem, "highs").summary.objective_eur
+    cbc = optimize(problem, "pulp").summary.objective_eur
+    assert cbc == pytest.approx(highs, rel=1e-6)
+
+
+def test_backends_agree_on_a_mip_case() -> None:
+    base = lp_problem()
+    site = Site(battery=Battery(), wallboxes=(Wallbox(switch_phases=True),))
+    session = EVSession(energy_kwh=10, target_kwh=25, departure=base.inputs.index[-1])
+    problem = Problem(site, base.inputs, State(0.4, ev_sessions=(session,)))
+    highs = optimize(problem, "highs").summary.objective_eur
+    cbc = optimize(problem, "pulp").summary.objective_eur
+    assert cbc == pytest.approx(highs, abs=0.02)  # both within the default 1-cent gap
+
+
+@pytest.mark.parametrize("suffix", [".lp", ".mps"])
+def test_model_can_be_written(tmp_path: Path, suffix: str) -> None:
+    path = write_model(formulate(lp_problem()).problem, tmp_path / f"model{suffix}")
+    text = path.read_text()
+    assert "battery_energy_balance" in text
+
+
+def test_unknown_solver_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="unknown solver"):
+        optimize(lp_problem(), "gurobi-on-the-moon")
