@@ -14,7 +14,10 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-COMMAND_MODULES: tuple[str, ...] = ("hbopt.pricing.cli",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "hbopt.pricing.cli",
+    "hbopt.adapters.store_cli",
+)
 
 
 class CliError(Exception):
