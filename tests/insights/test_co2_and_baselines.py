@@ -3,7 +3,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import FrameFactory, slots
 
 from hbopt.insights import (
     BatteryParams,
@@ -12,6 +11,7 @@ from hbopt.insights import (
     energy_highlights,
     simulate_self_consumption,
 )
+from tests.insights.frames import FrameFactory, slots
 
 
 def test_co2_of_a_shifted_battery_by_hand(make_frame: FrameFactory, day: pd.DatetimeIndex) -> None:

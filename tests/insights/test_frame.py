@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from conftest import FrameFactory
 
 from hbopt.insights import (
     BalanceTolerance,
@@ -11,6 +10,7 @@ from hbopt.insights import (
     validate_energy_frame,
 )
 from hbopt.timeindex import TimeIndexError
+from tests.insights.frames import FrameFactory
 
 
 def test_missing_columns_are_all_named(make_frame: FrameFactory, day: pd.DatetimeIndex) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from conftest import FrameFactory, slots
 
 from hbopt.insights import (
     BatteryParams,
@@ -13,6 +12,7 @@ from hbopt.insights import (
     energy_highlights,
 )
 from hbopt.timeindex import local_day, utc_range
+from tests.insights.frames import FrameFactory, slots
 
 NO_BATTERY = InsightSettings(battery=None)
 

@@ -4,11 +4,11 @@ import io
 
 import pandas as pd
 import pytest
-from conftest import FrameFactory, slots
 from PIL import Image
 
 from hbopt.insights import energy_highlights, notable_moments, share_card_png, share_text
 from hbopt.timeindex import utc_range
+from tests.insights.frames import FrameFactory, slots
 
 TZ = "Europe/Berlin"
 

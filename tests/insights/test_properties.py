@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import build_frame
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hbopt.insights import energy_highlights, slot_quantities
 from hbopt.timeindex import utc_range
+from tests.insights.frames import build_frame
 
 ADDITIVE = ["pv_kwh", "consumption_kwh", "import_kwh", "export_kwh", "cost_eur", "co2_caused_kg"]
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import build_frame, slots
 
 from hbopt.insights import InsightSettings, assemble_energy_frame, energy_highlights
 from hbopt.pricing import SiteExportRules, carbon_for, load_tariff, prices_for, retail_prices
 from hbopt.pricing.tariffs import EXAMPLE_TARIFF
 from hbopt.timeindex import local_day
+from tests.insights.frames import build_frame, slots
 
 
 def test_bundled_retail_prices_and_carbon_feed_the_highlights() -> None:
