@@ -10,10 +10,12 @@ from hbopt.insights.flows import InsightSettings, slot_quantities
 from hbopt.insights.frame import (
     OPTIONAL_COLUMNS,
     REQUIRED_COLUMNS,
+    TELEMETRY_COLUMNS,
     BalanceReport,
     BalanceTolerance,
     EnergyFrameError,
     assemble_energy_frame,
+    energy_frame_from_telemetry,
     validate_energy_frame,
 )
 from hbopt.insights.highlights import Highlights, PeriodHighlights, energy_highlights
@@ -28,6 +30,7 @@ from hbopt.insights.share import share_card_png, share_text
 __all__ = [
     "OPTIONAL_COLUMNS",
     "REQUIRED_COLUMNS",
+    "TELEMETRY_COLUMNS",
     "BalanceReport",
     "BalanceTolerance",
     "BatteryParams",
@@ -41,6 +44,7 @@ __all__ = [
     "assemble_energy_frame",
     "co2_impact",
     "daily_price_spread",
+    "energy_frame_from_telemetry",
     "energy_highlights",
     "negative_price_hours",
     "notable_moments",

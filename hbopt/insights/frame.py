@@ -129,6 +129,69 @@ def assemble_energy_frame(
     return frame
 
 
+#: Store/telemetry column (``{device}-power_kw``, see hbopt.adapters.telemetry) -> frame column.
+TELEMETRY_COLUMNS: dict[str, str] = {
+    "pv-power_kw": "pv_kw",
+    "house-power_kw": "house_kw",
+    "wallbox-power_kw": "ev_kw",
+    "heatpump-power_kw": "hp_kw",
+    "battery-power_kw": "battery_kw",
+    "grid-power_kw": "grid_kw",
+}
+
+
+def energy_frame_from_telemetry(
+    window: pd.DataFrame,
+    *,
+    import_eur_per_kwh: pd.Series,
+    export_eur_per_kwh: pd.Series,
+    co2_g_per_kwh: pd.Series,
+    tolerance: BalanceTolerance | None = None,
+) -> pd.DataFrame:
+    """An energy frame from a telemetry window in the store's vocabulary.
+
+    Parameters
+    ----------
+    window : pandas.DataFrame
+        Mean power per device [kW] with columns ``{device}-power_kw`` (``TelemetryStore.window``
+        output); an absent column or an all-NaN column is a device the site does not have (0 kW).
+        Optional ``battery-soc`` is passed on as ``soc``.
+    import_eur_per_kwh, export_eur_per_kwh : pandas.Series
+        Per-slot prices [EUR/kWh] on the window's index.
+    co2_g_per_kwh : pandas.Series
+        Per-slot grid intensity [gCO2eq/kWh] on the window's index.
+    tolerance : BalanceTolerance, optional
+
+    Raises
+    ------
+    EnergyFrameError
+        A present device has slots without data (named with the count and the first slot): the
+        caller decides whether to fill or to cut the window, insights never invent energy.
+    """
+    power = pd.DataFrame(index=window.index)
+    for source, target in TELEMETRY_COLUMNS.items():
+        column = window[source] if source in window.columns else None
+        if column is None or column.isna().all():
+            power[target] = 0.0
+            continue
+        gaps = column.isna()
+        if gaps.any():
+            first = window.index[int(gaps.to_numpy().argmax())]
+            raise EnergyFrameError(
+                f"{source}: {int(gaps.sum())} slot(s) without data, first at {first}"
+            )
+        power[target] = column.astype(float)
+    if "battery-soc" in window.columns and window["battery-soc"].notna().all():
+        power["soc"] = window["battery-soc"].astype(float)
+    return assemble_energy_frame(
+        power,
+        import_eur_per_kwh=import_eur_per_kwh,
+        export_eur_per_kwh=export_eur_per_kwh,
+        co2_g_per_kwh=co2_g_per_kwh,
+        tolerance=tolerance,
+    )
+
+
 def validate_energy_frame(
     frame: pd.DataFrame, *, tolerance: BalanceTolerance | None = None
 ) -> BalanceReport:
