@@ -17,6 +17,7 @@ import pandas as pd
 from hbopt.insights.co2 import Co2Impact
 from hbopt.insights.flows import InsightSettings, slot_quantities
 from hbopt.insights.frame import BalanceReport, validate_energy_frame
+from hbopt.timeindex import check_index
 
 Period = Literal["day", "week", "month", "year"]
 PERIODS: tuple[str, ...] = ("day", "week", "month", "year")
@@ -137,7 +138,7 @@ def energy_highlights(
     starts = period_start(q.index, period, s.tz)  # type: ignore[arg-type]
     sums = q.groupby(starts).sum()
     counts = q.groupby(starts).size()
-    step = q.index[1] - q.index[0] if len(q) > 1 else pd.Timedelta(minutes=15)
+    step = check_index(q.index)  # type: ignore[arg-type]
     rows = []
     records = sums.to_dict("records")
     for start, n, rec in zip(sums.index, counts.to_numpy(), records, strict=True):
