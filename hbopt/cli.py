@@ -17,6 +17,7 @@ from collections.abc import Sequence
 COMMAND_MODULES: tuple[str, ...] = (
     "hbopt.pricing.cli",
     "hbopt.adapters.store_cli",
+    "hbopt.adapters.cli",
 )
 
 
