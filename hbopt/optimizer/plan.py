@@ -11,7 +11,7 @@ import pandas as pd
 
 from hbopt.optimizer.config import HeatPump, Wallbox
 from hbopt.optimizer.devices.grid import effective_prices
-from hbopt.optimizer.devices.heatpump import cop
+from hbopt.optimizer.devices.heatpump import cop, initial_temp_c
 from hbopt.optimizer.formulate import formulate
 from hbopt.optimizer.lazy import solve_lazily
 from hbopt.optimizer.model import CanonicalProblem
@@ -281,10 +281,19 @@ def _violations(problem: Problem, canonical: CanonicalProblem, x: np.ndarray) ->
     return out
 
 
-def _end_value(canonical: CanonicalProblem, x: np.ndarray, name: str) -> float:
-    """Value the objective gives the last entry of block ``name`` [EUR]."""
+def _end_value(canonical: CanonicalProblem, x: np.ndarray, name: str, start: float) -> float:
+    """Value the objective gives the change of block ``name`` from ``start`` to its end [EUR]."""
     block = canonical.variable(name).slice
-    return float(-canonical.cost[block][-1] * x[block][-1])
+    return float(-canonical.cost[block][-1] * (x[block][-1] - start))
+
+
+def _start_levels(problem: Problem) -> list[tuple[str, float]]:
+    levels = [(f"{hp.name}-temp", initial_temp_c(problem, hp)) for hp in problem.site.heat_pumps]
+    if problem.site.battery is not None:
+        levels.append(
+            ("battery-energy", problem.state.battery_soc * problem.site.battery.capacity_kwh)
+        )
+    return levels
 
 
 def summarize(
@@ -301,11 +310,13 @@ def summarize(
     x = result.x
     wear = 0.0
     terminal = 0.0
-    terminal += sum(_end_value(canonical, x, f"{hp.name}-temp") for hp in problem.site.heat_pumps)
+    for hp in problem.site.heat_pumps:
+        terminal += _end_value(canonical, x, f"{hp.name}-temp", initial_temp_c(problem, hp))
     if problem.site.battery is not None:
         throughput = (slots["battery_charge_kw"] + slots["battery_discharge_kw"]).sum() * dt / 2
         wear = float(throughput * tuning.battery_wear_eur_per_kwh)
-        terminal += _end_value(canonical, x, "battery-energy")
+        e0 = problem.state.battery_soc * problem.site.battery.capacity_kwh
+        terminal += _end_value(canonical, x, "battery-energy", e0)
     cost = float(slots["cost_eur"].sum())
     import_kwh = float(slots["grid_import_kw"].sum() * dt)
     export_kwh = float(slots["grid_export_kw"].sum() * dt)
@@ -314,7 +325,11 @@ def summarize(
     if problem.inputs.co2_g_per_kwh is not None:
         co2 = float((slots["grid_import_kw"] * problem.inputs.co2_g_per_kwh).sum() * dt / 1000)
     co2_cost = (co2 or 0.0) * tuning.co2_price_eur_per_t / 1000
-    rewards_and_penalties = result.objective - cost - wear + terminal - co2_cost
+    end_offset = sum(  # the objective values the end level; the summary its change
+        float(-canonical.cost[canonical.variable(b).slice][-1]) * level
+        for b, level in _start_levels(problem)
+    )
+    rewards_and_penalties = result.objective - cost - wear + terminal + end_offset - co2_cost
     return PlanSummary(
         cost_eur=cost,
         objective_eur=result.objective,

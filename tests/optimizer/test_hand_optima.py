@@ -44,6 +44,8 @@ def test_battery_shifts_cheap_energy_with_losses() -> None:
     plan = optimize(Problem(site, inputs([0.10, 0.40], load=[0.0, 2.0]), State(0.0), NO_WEAR))
     assert plan.summary.cost_eur == pytest.approx(2 / 0.81 * 0.10, abs=1e-6)
     assert plan.slots["battery_soc"].iloc[0] == pytest.approx(2 / 0.9 / 10, abs=1e-6)
+    assert plan.summary.penalty_eur == pytest.approx(0.0, abs=1e-9)
+    assert plan.summary.terminal_value_eur == pytest.approx(0.0, abs=1e-9)
     assert_balance(plan.slots)
 
 
@@ -72,6 +74,9 @@ def test_terminal_value_keeps_energy_in_the_battery() -> None:
     plan = optimize(Problem(site, inputs([0.20], load=[1.0]), State(0.5), tuning))
     assert plan.summary.cost_eur == pytest.approx(0.20, abs=1e-6)
     assert plan.slots["battery_soc"].iloc[-1] == pytest.approx(0.5, abs=1e-6)
+    # the summary values the change of stored energy (none), the objective the level
+    assert plan.summary.terminal_value_eur == pytest.approx(0.0, abs=1e-9)
+    assert plan.summary.objective_eur == pytest.approx(0.20 - 5.0 * 0.20, abs=1e-6)
 
 
 def test_pv_covers_load_and_surplus_is_exported() -> None:

@@ -12,6 +12,7 @@ import numpy as np
 from hbopt.optimizer.config import HeatPump
 from hbopt.optimizer.devices.context import Context
 from hbopt.optimizer.model import Block, diag, lag, pick
+from hbopt.optimizer.problem import Problem
 
 
 def cop(hp: HeatPump, t_out_c: np.ndarray) -> np.ndarray:
@@ -19,9 +20,9 @@ def cop(hp: HeatPump, t_out_c: np.ndarray) -> np.ndarray:
     return np.maximum(1.0, hp.cop_at_7c + hp.cop_slope_per_k * (np.asarray(t_out_c) - 7.0))
 
 
-def initial_temp_c(ctx: Context, hp: HeatPump) -> float:
+def initial_temp_c(problem: Problem, hp: HeatPump) -> float:
     """Store temperature now [degC]; the comfort midpoint when the box did not report one."""
-    temp = ctx.problem.state.hp_temp_c.get(hp.name)
+    temp = problem.state.hp_temp_c.get(hp.name)
     return (hp.comfort_min_c + hp.comfort_max_c) / 2 if temp is None else float(temp)
 
 
@@ -56,7 +57,7 @@ def _add_heat_pump(ctx: Context, hp: HeatPump) -> None:
     end_value[-1] = -stored_heat_value(ctx, hp)
     temp = m.var(f"{hp.name}-temp", -60.0, 200.0, end_value)
     rhs = dt * (loss * t_out - demand)
-    rhs[0] += (cap - dt * loss) * initial_temp_c(ctx, hp)
+    rhs[0] += (cap - dt * loss) * initial_temp_c(ctx.problem, hp)
     m.rows(
         f"{hp.name}-heat_balance",
         [
