@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 COMMAND_MODULES: tuple[str, ...] = (
+    "hbopt.scheduler.plan_cli",
     "hbopt.pricing.cli",
     "hbopt.adapters.store_cli",
     "hbopt.adapters.cli",

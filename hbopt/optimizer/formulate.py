@@ -29,9 +29,9 @@ class Formulation:
     problem: CanonicalProblem
     rounders: tuple[Rounder, ...]
 
-    def round(self, x: np.ndarray, relaxed: np.ndarray) -> None:
+    def round(self, x: np.ndarray, relaxed: np.ndarray, repair: float | None = None) -> None:
         for rounder in self.rounders:
-            rounder(x, relaxed)
+            rounder(x, relaxed, repair)
 
 
 def formulate(problem: Problem, extra_burn_slots: np.ndarray | None = None) -> Formulation:

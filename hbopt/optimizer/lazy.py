@@ -9,10 +9,13 @@ while the relaxation's bound is already (nearly) tight. So:
 2. Round the integer columns (up when above the tolerance, then the devices' own rules, e.g.
    the phase option whose power range holds the relaxed power) and check every row.
 3. If the rounded point is feasible and within the MIP gap of the bound, it is optimal.
-4. Otherwise fix the integer columns the rounding decided cleanly, keep integrality on the
-   rest (those in rows the rounding broke) and solve that small MIP: a feasible point. If it is
-   within the gap of the LP bound, it is optimal.
-5. Otherwise solve the full MIP, warm-started with that point.
+4. Otherwise fix every integer column (those in rows the rounding broke by the devices' repair
+   rules, e.g. a small EV power off and a larger one on at its minimum) and re-solve the LP: a
+   feasible point. If it is within the gap of the bound, it is
+   optimal.
+5. Otherwise solve the full MIP, warm-started with that point. A good incumbent is what MIP
+   solvers spend most of their time looking for on these models; with it HiGHS mostly only
+   has to close the bound (measured: 15 ms instead of 100 ms on a day with an EV).
 
 The answer is always within the MIP gap of the true optimum; only the work differs.
 """
@@ -29,8 +32,9 @@ from hbopt.optimizer.solvers import SolveOptions, Solver, SolverError, SolveResu
 
 FEAS_TOL = 1e-6
 
-#: A device rounding rule: sets relaxed integer columns of a point in place.
-Rounder = Callable[[np.ndarray, np.ndarray], None]
+#: A device rounding rule: sets relaxed integer columns of a point in place (see
+#: :data:`hbopt.optimizer.devices.context.Rounder`).
+Rounder = Callable[[np.ndarray, np.ndarray, float | None], None]
 
 
 def _violated_rows(problem: CanonicalProblem, x: np.ndarray) -> np.ndarray:
@@ -53,20 +57,28 @@ def round_relaxed(
     cand = x.copy()
     up = np.ceil(x - FEAS_TOL)
     cand[relaxed] = up[relaxed]
-    rounder(cand, relaxed)
+    rounder(cand, relaxed, None)
     return cand, _violated_rows(problem, cand)
 
 
-def gap_tolerance(bound: float, options: SolveOptions) -> float:
-    """How far above the lower bound an objective may be and still count as optimal [EUR]."""
-    return max(options.mip_gap * abs(bound), options.mip_abs_gap) + 1e-9
+def gap_tolerance(problem: CanonicalProblem, relaxed_x: np.ndarray, options: SolveOptions) -> float:
+    """How far above the LP bound an objective may be and still count as optimal [EUR].
+
+    The relative gap is taken of the plan's gross value, the sum of the absolute objective
+    terms at the relaxation's optimum (import cost, export revenue, wear, rewards, the value
+    of stored energy), not of the net objective: a home whose costs and end values nearly
+    cancel has a net objective near zero, and a gap relative to that would demand cents
+    where the plan moves euros.
+    """
+    gross = float(np.abs(problem.cost * relaxed_x).sum())
+    return max(options.mip_gap * gross, options.mip_abs_gap) + 1e-9
 
 
 def solve_lazily(
     backend: Solver,
     problem: CanonicalProblem,
     options: SolveOptions,
-    rounder: Rounder = lambda x, relaxed: None,
+    rounder: Rounder = lambda x, relaxed, repair: None,
 ) -> tuple[SolveResult, int]:
     """Solution of ``problem`` within the MIP gap; also how many integer columns were imposed."""
     integer = problem.integrality
@@ -74,25 +86,71 @@ def solve_lazily(
     if not integer.any():
         return relaxation, 0
     bound = relaxation.objective
-    tol = gap_tolerance(bound, options)
+    tol = gap_tolerance(problem, relaxation.x, options)
     cand, bad = round_relaxed(problem, relaxation.x, integer, rounder)
     objective = float(problem.cost @ cand + problem.offset)
     if not bad.any() and objective <= bound + tol:
         return _result(relaxation, cand, objective, bound, relaxation.solve_ms), 0
+    best, spent = _dive(backend, problem, options, rounder, relaxation)
+    if best is not None and best.objective <= bound + tol:
+        return _result(best, best.x, best.objective, bound, spent), 0
     undecided = integer & _cols_of_rows(problem, bad)
-    spent = relaxation.solve_ms
-    try:
-        partial = backend.solve(_fix(problem, cand, integer & ~undecided), options)
+    try:  # a MIP over the binaries the relaxation could not decide, the rest fixed
+        partial = backend.solve(
+            _fix(problem, cand, integer & ~undecided),
+            replace(options, start=None if best is None else best.x),
+        )
         spent += partial.solve_ms
-        if partial.objective <= bound + tol:
-            return _result(partial, partial.x, partial.objective, bound, spent), int(
-                undecided.sum()
-            )
-        start: np.ndarray | None = partial.x
+        if best is None or partial.objective < best.objective:
+            best = partial
+        if best.objective <= bound + tol:
+            return _result(best, best.x, best.objective, bound, spent), int(undecided.sum())
     except SolverError:
-        start = None
-    full = backend.solve(problem, replace(options, start=start))
+        pass
+    full = backend.solve(problem, replace(options, start=None if best is None else best.x))
     return replace(full, solve_ms=spent + full.solve_ms), int(integer.sum())
+
+
+def _dive(
+    backend: Solver,
+    problem: CanonicalProblem,
+    options: SolveOptions,
+    rounder: Rounder,
+    relaxation: SolveResult,
+) -> tuple[SolveResult | None, float]:
+    """A feasible point by diving: fix the binaries the rounding could not decide by the
+    devices' repair rules, keep the others relaxed, re-solve, until the rounding is clean.
+
+    The first dive switches off what runs below half its minimum; later dives switch on
+    whatever runs at all, so a fractional remainder is not chased from slot to slot (the LP
+    re-solve trims other slots instead). Returns the point (or None) and the time spent [ms].
+    """
+    max_dives = 4
+    spent = relaxation.solve_ms
+    integer = problem.integrality
+    fixed = np.zeros_like(integer)
+    values = relaxation.x.copy()
+    current = relaxation
+    for dive in range(max_dives):
+        cand, bad = round_relaxed(problem, current.x, integer & ~fixed, rounder)
+        if not bad.any():
+            objective = float(problem.cost @ cand + problem.offset)
+            return replace(current, x=cand, objective=objective), spent
+        grow = integer & ~fixed & _cols_of_rows(problem, bad)
+        if not grow.any():
+            return None, spent
+        cand[grow] = np.floor(current.x[grow] + FEAS_TOL)
+        rounder(cand, grow, 0.5 if dive == 0 else 0.0)
+        values[grow] = cand[grow]
+        fixed |= grow
+        try:
+            current = backend.solve(
+                _fix(problem, values, fixed).with_integrality(np.zeros_like(integer)), options
+            )
+        except SolverError:
+            return None, spent
+        spent += current.solve_ms
+    return None, spent
 
 
 def _fix(problem: CanonicalProblem, x: np.ndarray, cols: np.ndarray) -> CanonicalProblem:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
@@ -89,7 +88,7 @@ class Inputs:
         if (self.load_kw < 0).any():
             raise ConfigError("Inputs.load_kw", "must be >= 0")
         demand = {k: _series(f"heat_demand_kw[{k}]", v, n) for k, v in self.heat_demand_kw.items()}
-        object.__setattr__(self, "heat_demand_kw", MappingProxyType(demand))
+        object.__setattr__(self, "heat_demand_kw", demand)
 
     @classmethod
     def from_frame(
@@ -133,7 +132,8 @@ class State:
     def __post_init__(self) -> None:
         if not 0 <= self.battery_soc <= 1:
             raise ConfigError("State.battery_soc", "must be in [0, 1]")
-        object.__setattr__(self, "hp_temp_c", MappingProxyType(dict(self.hp_temp_c)))
+        # a private copy (not a MappingProxy: problems must pickle to worker processes)
+        object.__setattr__(self, "hp_temp_c", dict(self.hp_temp_c))
         object.__setattr__(self, "ev_sessions", tuple(self.ev_sessions))
 
 

@@ -18,7 +18,10 @@ from hbopt.optimizer import (
 )
 from tests.optimizer.helpers import assert_balance, at, inputs
 
-NO_WEAR = Tuning(battery_wear_eur_per_kwh=0.0, terminal_value_eur_per_kwh=0.0)
+EXACT = Tuning(mip_gap=0.0, mip_abs_gap_eur=0.0)
+NO_WEAR = Tuning(
+    battery_wear_eur_per_kwh=0.0, terminal_value_eur_per_kwh=0.0, mip_gap=0.0, mip_abs_gap_eur=0.0
+)
 
 
 def battery(**kw: float) -> Battery:
@@ -41,6 +44,8 @@ def test_battery_shifts_cheap_energy_with_losses() -> None:
     plan = optimize(Problem(site, inputs([0.10, 0.40], load=[0.0, 2.0]), State(0.0), NO_WEAR))
     assert plan.summary.cost_eur == pytest.approx(2 / 0.81 * 0.10, abs=1e-6)
     assert plan.slots["battery_soc"].iloc[0] == pytest.approx(2 / 0.9 / 10, abs=1e-6)
+    assert plan.summary.penalty_eur == pytest.approx(0.0, abs=1e-9)
+    assert plan.summary.terminal_value_eur == pytest.approx(0.0, abs=1e-9)
     assert_balance(plan.slots)
 
 
@@ -69,6 +74,9 @@ def test_terminal_value_keeps_energy_in_the_battery() -> None:
     plan = optimize(Problem(site, inputs([0.20], load=[1.0]), State(0.5), tuning))
     assert plan.summary.cost_eur == pytest.approx(0.20, abs=1e-6)
     assert plan.slots["battery_soc"].iloc[-1] == pytest.approx(0.5, abs=1e-6)
+    # the summary values the change of stored energy (none), the objective the level
+    assert plan.summary.terminal_value_eur == pytest.approx(0.0, abs=1e-9)
+    assert plan.summary.objective_eur == pytest.approx(0.20 - 5.0 * 0.20, abs=1e-6)
 
 
 def test_pv_covers_load_and_surplus_is_exported() -> None:
@@ -130,7 +138,9 @@ def test_smart_ev_charges_in_cheapest_hour() -> None:
         departure=at(4),
     )
     site = Site(pv=None, battery=None, wallboxes=(wb,))
-    plan = optimize(Problem(site, inputs([0.40, 0.10, 0.20, 0.30]), State(ev_sessions=(session,))))
+    plan = optimize(
+        Problem(site, inputs([0.40, 0.10, 0.20, 0.30]), State(ev_sessions=(session,)), EXACT)
+    )
     assert plan.summary.cost_eur == pytest.approx(11.04 * 0.10, abs=1e-6)
     assert plan.slots["ev_kw"].tolist() == pytest.approx([0.0, 11.04, 0.0, 0.0], abs=1e-6)
     assert plan.summary.violations == ()
@@ -142,7 +152,7 @@ def test_ev_minimum_power_rounds_a_small_need_up_to_the_minimum() -> None:
     wb = Wallbox(max_current_a=16, phases=3, efficiency=1.0)
     session = EVSession(capacity_kwh=60, energy_kwh=30, target_kwh=32, departure=at(3))
     site = Site(pv=None, battery=None, wallboxes=(wb,))
-    plan = optimize(Problem(site, inputs([0.30, 0.10, 0.20]), State(ev_sessions=(session,))))
+    plan = optimize(Problem(site, inputs([0.30, 0.10, 0.20]), State(ev_sessions=(session,)), EXACT))
     assert plan.slots["ev_kw"].tolist() == pytest.approx([0.0, 4.14, 0.0], abs=1e-6)
     assert plan.summary.cost_eur == pytest.approx(0.414, abs=1e-6)
 
@@ -152,7 +162,7 @@ def test_phase_switching_charges_small_need_on_one_phase() -> None:
     wb = Wallbox(max_current_a=16, phases=3, switch_phases=True, efficiency=1.0)
     session = EVSession(capacity_kwh=60, energy_kwh=30, target_kwh=32, departure=at(3))
     site = Site(pv=None, battery=None, wallboxes=(wb,))
-    plan = optimize(Problem(site, inputs([0.30, 0.10, 0.20]), State(ev_sessions=(session,))))
+    plan = optimize(Problem(site, inputs([0.30, 0.10, 0.20]), State(ev_sessions=(session,)), EXACT))
     assert plan.summary.cost_eur == pytest.approx(0.20, abs=1e-6)
     assert plan.slots["ev_phases"].tolist() == [0, 1, 0]
     assert plan.setpoints(1).wallboxes["ev"].current_a == pytest.approx(2000 / 230, abs=1e-6)

@@ -12,6 +12,7 @@ import numpy as np
 from hbopt.optimizer.config import HeatPump
 from hbopt.optimizer.devices.context import Context
 from hbopt.optimizer.model import Block, diag, lag, pick
+from hbopt.optimizer.problem import Problem
 
 
 def cop(hp: HeatPump, t_out_c: np.ndarray) -> np.ndarray:
@@ -19,10 +20,23 @@ def cop(hp: HeatPump, t_out_c: np.ndarray) -> np.ndarray:
     return np.maximum(1.0, hp.cop_at_7c + hp.cop_slope_per_k * (np.asarray(t_out_c) - 7.0))
 
 
-def initial_temp_c(ctx: Context, hp: HeatPump) -> float:
+def initial_temp_c(problem: Problem, hp: HeatPump) -> float:
     """Store temperature now [degC]; the comfort midpoint when the box did not report one."""
-    temp = ctx.problem.state.hp_temp_c.get(hp.name)
+    temp = problem.state.hp_temp_c.get(hp.name)
     return (hp.comfort_min_c + hp.comfort_max_c) / 2 if temp is None else float(temp)
+
+
+def stored_heat_value(ctx: Context, hp: HeatPump) -> float:
+    """Value of one kelvin of store temperature left at the horizon end [EUR/K].
+
+    Heat in the store displaces heating later: capacity x median import price / median COP.
+    Without it a plan lets the store drain in its last slots, where heating no longer pays
+    back inside the horizon.
+    """
+    inputs = ctx.problem.inputs
+    assert inputs.t_out_c is not None
+    price = max(0.0, float(np.median(inputs.import_eur_per_kwh)))
+    return hp.capacity_kwh_per_k * price / float(np.median(cop(hp, inputs.t_out_c)))
 
 
 def add_heat_pumps(ctx: Context) -> None:
@@ -39,9 +53,11 @@ def _add_heat_pump(ctx: Context, hp: HeatPump) -> None:
     demand = inputs.heat_demand_kw.get(hp.name, np.zeros(n))
     cap, loss = hp.capacity_kwh_per_k, hp.loss_kw_per_k
     power = m.var(f"{hp.name}-power", 0.0, hp.max_kw)
-    temp = m.var(f"{hp.name}-temp", -60.0, 200.0)
+    end_value = np.zeros(n)
+    end_value[-1] = -stored_heat_value(ctx, hp)
+    temp = m.var(f"{hp.name}-temp", -60.0, 200.0, end_value)
     rhs = dt * (loss * t_out - demand)
-    rhs[0] += (cap - dt * loss) * initial_temp_c(ctx, hp)
+    rhs[0] += (cap - dt * loss) * initial_temp_c(ctx.problem, hp)
     m.rows(
         f"{hp.name}-heat_balance",
         [

@@ -197,17 +197,35 @@ def _add_charger(
 
 
 def _phase_rounder(ch: _Charger) -> Rounder:
-    """Round the on/off binaries from the relaxed power: the option whose range holds it."""
+    """Round the on/off binaries from the relaxed power.
 
-    def apply(x: np.ndarray, relaxed: np.ndarray) -> None:
+    Exact rounding: the option whose range holds the power. Repair (for a slot no range holds):
+    off below ``repair`` x the lowest minimum, else the option whose range is nearest; the LP
+    re-solve then moves the power into that range.
+    """
+    fastest_first = sorted(range(len(ch.options)), key=lambda i: -ch.options[i])
+    low, high = np.array(ch.min_kw), np.array(ch.max_kw)
+
+    def apply(x: np.ndarray, relaxed: np.ndarray, repair: float | None) -> None:
         p = x[ch.power.slice]
         taken = np.zeros(len(p), dtype=bool)
+        choice = np.full(len(p), -1)
         # the fastest option first: where ranges overlap, fewer amps per kW
-        for i in sorted(range(len(ch.options)), key=lambda i: -ch.options[i]):
-            fits = (p >= ch.min_kw[i] - 1e-7) & (p <= ch.max_kw[i] + 1e-7) & ~taken
-            cols = ch.on[i].slice
-            x[cols] = np.where(relaxed[cols], fits * 1.0, x[cols])
+        for i in fastest_first:
+            fits = (p >= low[i] - 1e-7) & (p <= high[i] + 1e-7) & ~taken
+            choice[fits] = i
             taken |= fits
+        if repair is not None:
+            distance = np.maximum(low[None, :] - p[:, None], p[:, None] - high[None, :])
+            nearest = np.argmin(distance, axis=1)
+            wanted = ~taken & (p > max(repair * low.min(), 1e-7))
+            choice[wanted] = nearest[wanted]
+            taken |= wanted
+        for i in range(len(ch.options)):
+            cols = ch.on[i].slice
+            decided = taken if repair is not None else np.ones(len(p), dtype=bool)
+            value = np.where(decided, (choice == i) * 1.0, x[cols])
+            x[cols] = np.where(relaxed[cols], value, x[cols])
 
     return apply
 
@@ -286,9 +304,10 @@ def _add_min_solar_rule(ctx: Context, wb: Wallbox, ch: _Charger, mask: np.ndarra
     """
     m, n = ctx.m, ctx.n
     inputs = ctx.problem.inputs
-    extra = [(ch.power, diag(n))] + [
-        (on, diag(n, -low)) for on, low in zip(ch.on, ch.min_kw, strict=True)
-    ]
+    # "the minimum" is the lowest the wallbox can do; charging faster on three phases is
+    # already extra power and must come from the surplus
+    lowest = min(ch.min_kw)
+    extra = [(ch.power, diag(n))] + [(on, diag(n, -lowest)) for on in ch.on]
     surplus = mask & (inputs.pv_kw > inputs.load_kw) & (ctx.pv_used is not None)
     none = np.flatnonzero(~surplus)
     if len(none):

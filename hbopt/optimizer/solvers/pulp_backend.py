@@ -82,8 +82,9 @@ class PulpSolver:
         t0 = time.perf_counter()
         model, columns = to_pulp(problem)
         warm = options.start is not None and problem.num_integers > 0
-        if warm:
-            for column, value in zip(columns, options.start, strict=True):  # type: ignore[arg-type]
+        if options.start is not None and warm:
+            start = np.clip(options.start, problem.col_lower, problem.col_upper)
+            for column, value in zip(columns, start, strict=True):
                 column.setInitialValue(float(value))
         solver = pulp.getSolver(
             self.solver_name,
