@@ -27,7 +27,7 @@ from hbopt.api.mailer import LogMailer, Mailer
 from hbopt.api.maintenance import run_maintenance
 from hbopt.api.observability import Metrics, ObservabilityMiddleware
 from hbopt.api.routers import app as app_routes
-from hbopt.api.routers import auth, devices, gateway, ops, trading, views
+from hbopt.api.routers import auth, devices, gateway, insights, ops, trading, views
 from hbopt.api.schedule import PlanCache
 from hbopt.api.security import password_hasher
 from hbopt.api.settings import Settings, get_settings
@@ -130,7 +130,7 @@ def create_app(
     # override: any override makes FastAPI re-analyse every dependency on every request).
     install_error_handlers(app)
     app.add_middleware(ObservabilityMiddleware, owner=app)
-    for module in (auth, app_routes, devices, views, gateway, trading, ops):
+    for module in (auth, app_routes, devices, views, insights, gateway, trading, ops):
         _declare_roles(module.router)
         app.include_router(module.router)
     return app

@@ -409,6 +409,16 @@ class PlanPublic(BaseModel):
     slots: list[ScheduleSlot]
 
 
+class HighlightsPublic(BaseModel):
+    site_id: str
+    period: Literal["day", "week", "month", "year"]
+    tz: str = Field(description="The site's time zone; periods are local calendar periods")
+    periods: list[dict[str, Any]] = Field(
+        description="Per period: start, end, complete, energies [kWh], cost and savings [EUR], "
+        "self_consumption_rate, autarky (0-1), co2_* [kgCO2eq] (see docs/insights.md)"
+    )
+
+
 class Health(BaseModel):
     status: Literal["ok", "degraded"]
     database: bool

@@ -70,7 +70,7 @@ def test_audit_trail_records_who_changed_what_old_to_new(world: World) -> None:
         (e["field"], json.loads(e["old_value"]), json.loads(e["new_value"])) for e in trail
     ] == [
         ("mip_gap", 0.05, 0.02),
-        ("mip_gap", 1e-4, 0.05),
+        ("mip_gap", Tuning().mip_gap, 0.05),
     ]
     assert {e["actor_id"] for e in trail} == {world.user_ids["trader"]}
     assert trail[0]["at"] > trail[1]["at"]
