@@ -673,20 +673,16 @@ class AccountStore:
             )
 
     # -- request log ----------------------------------------------------------------------------
-    def log_request(self, entry: RequestLogEntry) -> None:
-        with self._lock:
-            self._conn.execute(
+    def log_requests(self, entries: list[RequestLogEntry]) -> None:
+        """Append request-log rows in one transaction."""
+        with self._tx() as conn:
+            conn.executemany(
                 "INSERT INTO request_log (at, ip, method, path, status, principal, duration_ms) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    _ts(entry.at),
-                    entry.ip,
-                    entry.method,
-                    entry.path,
-                    entry.status,
-                    entry.principal,
-                    entry.duration_ms,
-                ),
+                [
+                    (_ts(e.at), e.ip, e.method, e.path, e.status, e.principal, e.duration_ms)
+                    for e in entries
+                ],
             )
 
     def request_log(self, limit: int = 1000) -> list[RequestLogEntry]:

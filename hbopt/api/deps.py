@@ -29,7 +29,7 @@ from hbopt.adapters.accounts_sqlite import AccountStore, Box, Site, User
 from hbopt.adapters.store import TelemetryStore
 from hbopt.api.errors import ApiError, forbidden, not_found, unauthorized
 from hbopt.api.mailer import Mailer
-from hbopt.api.observability import Metrics
+from hbopt.api.observability import Metrics, RequestLog
 from hbopt.api.schedule import PlanCache
 from hbopt.api.security import decode_access_token, token_digest
 from hbopt.api.settings import Settings
@@ -60,6 +60,7 @@ class Services:
     mailer: Mailer
     clock: Clock
     metrics: Metrics
+    request_log: RequestLog
     plan_cache: PlanCache
     telemetry: TelemetryStore | None = None
 

@@ -25,7 +25,7 @@ from hbopt.api.deps import Clock, Services, route_roles
 from hbopt.api.errors import install_error_handlers
 from hbopt.api.mailer import LogMailer, Mailer
 from hbopt.api.maintenance import run_maintenance
-from hbopt.api.observability import Metrics, ObservabilityMiddleware
+from hbopt.api.observability import Metrics, ObservabilityMiddleware, RequestLog
 from hbopt.api.routers import app as app_routes
 from hbopt.api.routers import auth, devices, gateway, insights, ops, trading, views
 from hbopt.api.schedule import PlanCache
@@ -108,13 +108,18 @@ def create_app(
             return
         services = _open_services(settings, mailer, clock, telemetry_factory)
         app.state.services = services
-        task = asyncio.create_task(_maintenance_loop(services))
+        tasks = [
+            asyncio.create_task(_maintenance_loop(services)),
+            asyncio.create_task(_flush_loop(services)),
+        ]
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            services.request_log.flush()
             if services.telemetry is not None:
                 services.telemetry.close()
             services.accounts.close()
@@ -142,9 +147,11 @@ def _open_services(
     clock: Clock,
     telemetry_factory: TelemetryFactory,
 ) -> Services:
+    accounts = AccountStore(settings.database_path)
     return Services(
         settings=settings,
-        accounts=AccountStore(settings.database_path),
+        accounts=accounts,
+        request_log=RequestLog(accounts),
         hasher=password_hasher(settings.password_time_cost, settings.password_memory_cost_kib),
         mailer=mailer or LogMailer(),
         clock=clock,
@@ -177,6 +184,15 @@ def api_routes(app: FastAPI) -> list[tuple[str, APIRoute]]:
         for c in contexts(app.routes)
         if isinstance(c.original_route, APIRoute)
     ]
+
+
+async def _flush_loop(services: Services, interval_s: float = 1.0) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await run_in_threadpool(services.request_log.flush)
+        except Exception:  # the log must never take the service down
+            logger.exception("request log flush failed")
 
 
 async def _maintenance_loop(services: Services) -> None:

@@ -42,6 +42,7 @@ def purge_request_log(
 def run_maintenance(services: Services) -> MaintenanceReport:
     settings = services.settings
     now = services.now()
+    services.request_log.flush()
     deleted_users = purge_unconfirmed_accounts(
         services.accounts, now, timedelta(hours=settings.unconfirmed_account_ttl_h)
     )

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hbopt.adapters.accounts_sqlite import RequestLogEntry
-
-logger = logging.getLogger("hbopt.api.requests")
+from hbopt.adapters.accounts_sqlite import AccountStore, RequestLogEntry
 
 
 @dataclass
@@ -35,6 +33,31 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0),
             registry=self.registry,
         )
+
+
+class RequestLog:
+    """Request-log rows buffered in memory and written in batches by :meth:`flush`.
+
+    Writing each row from the event loop would stall every request whenever SQLite
+    checkpoints its WAL (an fsync); the app flushes from a worker thread every second instead,
+    and before anything that must see the log complete (account deletion, retention purge).
+    """
+
+    def __init__(self, accounts: AccountStore) -> None:
+        self._accounts = accounts
+        self._entries: deque[RequestLogEntry] = deque()
+
+    def add(self, entry: RequestLogEntry) -> None:
+        self._entries.append(entry)
+
+    def flush(self) -> int:
+        """Write every buffered row; return how many."""
+        batch: list[RequestLogEntry] = []
+        while self._entries:
+            batch.append(self._entries.popleft())
+        if batch:
+            self._accounts.log_requests(batch)
+        return len(batch)
 
 
 class ObservabilityMiddleware:
@@ -89,7 +112,4 @@ class ObservabilityMiddleware:
             principal=state.get("principal"),
             duration_ms=seconds * 1000.0,
         )
-        try:
-            services.accounts.log_request(entry)
-        except Exception:  # the log must never fail a request
-            logger.exception("request log write failed")
+        services.request_log.add(entry)

@@ -91,6 +91,7 @@ def me(user: CurrentUser) -> UserPublic:
 @router.delete("/me", status_code=204, response_class=Response)
 def delete_me(request: Request, user: CurrentUser, services: ServicesDep) -> Response:
     """Delete the account and all its data: sites, telemetry, plans, grants, boxes, logs."""
+    services.request_log.flush()  # buffered rows of this user are deleted with the rest
     delete_sites_everywhere(services, [s.id for s in services.accounts.sites_owned(user.id)])
     services.accounts.delete_user(user.id)
     # The log line of this very request must not bring the user id back.
@@ -140,6 +141,7 @@ def update_site(body: SiteUpdate, ctx: SiteOwner, services: ServicesDep) -> Site
 @router.delete("/sites/{site_id}", status_code=204, response_class=Response)
 def delete_site(ctx: SiteOwner, services: ServicesDep) -> Response:
     """Delete a site with its telemetry, plans, boxes and grants."""
+    services.request_log.flush()
     delete_sites_everywhere(services, [ctx.site.id])
     services.accounts.delete_site(ctx.site.id)
     return Response(status_code=204)
