@@ -176,3 +176,20 @@ def test_export_includes_telemetry_and_deletion_removes_it(world: World) -> None
     assert store is not None
     assert store.latest(world.site_a) == {}
     assert store.latest_plan(world.site_a) is None
+
+
+def test_plan_starting_later_has_slots_but_no_live_setpoints(world: World) -> None:
+    now = pd.Timestamp(world.api.clock())
+    index = pd.date_range(now.floor("15min") + pd.Timedelta(hours=1), periods=2, freq="15min")
+    plan = Plan(
+        site_id=world.site_a,
+        created_at=now.to_pydatetime(),
+        slots=pd.DataFrame({"battery-power_kw": [3.0, 3.0]}, index=index),
+        summary=PlanSummary(status="optimal", objective_eur=0.0),
+    )
+    store = world.api.services.telemetry
+    assert store is not None
+    store.save_plan(plan)
+    body = world.api.client.get("/v1/gateway/schedule", headers=world.headers("box")).json()
+    assert body["setpoints"] == {}
+    assert [s["values"]["battery-power_kw"] for s in body["slots"]] == [3.0, 3.0]
