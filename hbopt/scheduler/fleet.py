@@ -17,11 +17,12 @@ Failure model
       report has status ``error`` and the reason; its chunk-mates are solved as usual.
     * A solver time limit (``Tuning.time_limit_s``) bounds each solve; the best plan found is
       used (``solver_status == "time_limit"``).
-    * A worker process that dies: Dask reschedules its task and gives up on a task that killed
-      ``distributed.scheduler.allowed-failures`` workers (``KilledWorker``); a local pool breaks
-      as a whole, so the chunks that were in flight are re-run with fewer in flight (all ->
-      ``workers`` -> 1) until the culprit is alone. Its sites get status ``worker_lost``; every
-      other chunk completes.
+    * A worker process that dies: a local pool breaks as a whole (``BrokenProcessPool`` for
+      every chunk in flight); Dask retries a task on another worker and gives up after
+      ``distributed.scheduler.allowed-failures`` deaths (``KilledWorker``, which may also hit
+      chunks that merely sat on the dying worker). Either way the failed chunks are re-run
+      with fewer in flight (all -> ``workers`` -> 1) until the culprit runs alone. Its sites
+      get status ``worker_lost``; every other chunk completes.
     * ``FleetConfig.cycle_timeout_s``: chunks not finished by then are reported as ``timeout``.
 """
 
@@ -385,8 +386,8 @@ class FleetRunner:
     def _round(self, cycle: _Cycle, todo: list[int], in_flight: int) -> list[int]:
         """Run ``todo`` with at most ``in_flight`` chunks at once; returns chunks to re-run.
 
-        A chunk whose executor broke under it (a local pool whose worker died) is re-run:
-        the break fails every chunk in flight, not only the culprit's.
+        A chunk whose worker died is re-run: a local pool's break fails every chunk in flight,
+        and Dask fails the chunks that were on the dying worker, not only the culprit.
         """
         queue = list(reversed(todo))
         running: dict[Future[list[SiteReport]], tuple[int, int]] = {}
@@ -410,10 +411,13 @@ class FleetRunner:
                 if exc is None:
                     cycle.done[i] = fut.result()
                     continue
-                cycle.failed[i] = (_task_failure_status(exc), f"{type(exc).__name__}: {exc}")
-                if isinstance(exc, BrokenExecutor):
+                status = _task_failure_status(exc)
+                cycle.failed[i] = (status, f"{type(exc).__name__}: {exc}")
+                if status == SiteStatus.WORKER_LOST:
+                    # chunks in flight on a dying worker (or pool) fail with the culprit's
                     again.append(i)
-                    # the other chunks of that executor fail the same way: replace it once
+                if isinstance(exc, BrokenExecutor):
+                    # the other chunks of that pool fail the same way: replace it once
                     broken = broken or generation == self._generation
             if broken:
                 self._replace_executor()
