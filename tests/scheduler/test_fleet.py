@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 
 import dask
@@ -48,6 +49,14 @@ class KillerJob(SiteJob):
 
     def problem(self, shared: pd.DataFrame) -> Problem:
         os._exit(13)
+
+
+class SleeperJob(SiteJob):
+    """Hangs in the worker (a stuck solver that ignores its time limit)."""
+
+    def problem(self, shared: pd.DataFrame) -> Problem:
+        time.sleep(6)
+        return super().problem(shared)
 
 
 @pytest.fixture(scope="module")
@@ -184,6 +193,19 @@ def test_a_killed_worker_loses_only_its_chunk(
         assert report.sites[i].setpoints == clean.sites[i].setpoints
     # the runner is usable again afterwards
     assert runner.run(jobs[:2], frame).counts() == {"ok": 2}
+
+
+def test_a_hung_chunk_is_reported_at_the_cycle_budget(
+    clean: FleetReport, jobs: list[SiteJob], frame: pd.DataFrame
+) -> None:
+    config = FleetConfig(chunk_size=2, schedule_slots=PERIODS, cycle_timeout_s=4.0)
+    stuck = jobs[0]
+    sleeper = SleeperJob(stuck.site_id, stuck.site, stuck.state, stuck.forecast)
+    with FleetRunner(config) as runner:
+        report = runner.run([sleeper, *jobs[1:]], frame)
+    assert [r.status for r in report.sites[:2]] == [SiteStatus.TIMEOUT] * 2
+    # the other worker solved every other chunk meanwhile
+    assert [r.setpoints for r in report.sites[2:]] == [r.setpoints for r in clean.sites[2:]]
 
 
 def test_twin_boxes_apply_the_live_setpoint_and_unreachable_boxes_are_reported(
