@@ -6,7 +6,7 @@ bundled real prices and weather, 24 h horizon at 15 min; its box is an in-proces
 cycle starts the workers; the table reports the cycles after it.
 
 Run: ``.venv/bin/python benchmarks/fleet.py [--sites 100 1000 10000] [--reps 1]
-[--backends process dask] [--chunk-size 50] [--profile 40]``.
+[--backends process dask] [--chunk-size 50] [--schedule-slots 1] [--profile 40]``.
 The goal: 100,000 homes per 15-minute cycle (= 111 site cycles/s) on a 2-core machine.
 """
 
@@ -50,7 +50,7 @@ def bench(args: argparse.Namespace) -> None:
                 backend=backend,
                 workers=args.workers,
                 chunk_size=args.chunk_size,
-                schedule_slots=args.hours * 4,
+                schedule_slots=args.schedule_slots or args.hours * 4,
             )
             with FleetRunner(config) as runner:
                 warm = [TwinBox(h, frame) for h in homes[: 2 * args.workers * args.chunk_size]]
@@ -132,6 +132,9 @@ def main() -> None:
     parser.add_argument("--chunk-size", type=int, default=50)
     parser.add_argument("--hours", type=int, default=24)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--schedule-slots", type=int, default=0, help="setpoints per plan (default: all slots)"
+    )
     parser.add_argument("--profile", type=int, default=0, help="also profile this many homes")
     args = parser.parse_args()
     bench(args)
