@@ -96,7 +96,7 @@ def profile(args: argparse.Namespace) -> None:
         t2 = time.perf_counter()
         plan = optimize(problem)
         t3 = time.perf_counter()
-        [plan.setpoints(i) for i in range(len(plan.slots))]
+        plan.schedule()
         t4 = time.perf_counter()
         s = plan.summary
         parts["problem"].append((t1 - t0) * 1e3)
