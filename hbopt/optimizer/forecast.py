@@ -116,7 +116,12 @@ def clear_sky_weather(
     )
 
 
-def clear_sky_scale(measured_kw: pd.Series, system: PvSystem, floor: float = 0.05) -> float:
+def clear_sky_scale(
+    measured_kw: pd.Series,
+    system: PvSystem,
+    floor: float = 0.05,
+    clear_sky_kw: pd.Series | None = None,
+) -> float:
     """Ratio of measured PV energy to the clear-sky model's over the same slots [-].
 
     Parameters
@@ -128,6 +133,8 @@ def clear_sky_scale(measured_kw: pd.Series, system: PvSystem, floor: float = 0.0
         The array.
     floor : float
         Lowest scale returned (a dark day should not forecast zero forever) [-].
+    clear_sky_kw : pandas.Series, optional
+        :func:`pv_clear_sky` on the index of ``measured_kw``, if already computed [kW].
 
     Returns
     -------
@@ -137,8 +144,9 @@ def clear_sky_scale(measured_kw: pd.Series, system: PvSystem, floor: float = 0.0
     valid = measured_kw.dropna()
     if len(valid) < 2:
         return 1.0
-    index = pd.DatetimeIndex(measured_kw.index)
-    model = pv_power(clear_sky_weather(index, system), system).reindex(valid.index)
+    if clear_sky_kw is None:
+        clear_sky_kw = pv_clear_sky(pd.DatetimeIndex(measured_kw.index), system)
+    model = clear_sky_kw.reindex(valid.index)
     if model.sum() <= 0.05 * system.peak_kw:
         return 1.0
     return float(np.clip(valid.clip(lower=0).sum() / model.sum(), floor, 1.2))
