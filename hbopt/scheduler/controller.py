@@ -133,7 +133,7 @@ class SiteConfig:
     horizon_slots : int
         Plan length [15-min slots].
     schedule_slots : int
-        Slots uploaded as the box schedule (1..192, <= horizon).
+        Slots uploaded as the box schedule (1..192; at most the horizon is sent).
     watchdog_timeout_s : int
         The box's watchdog timeout, set at start [s] (10..3600).
     poll_s : float
@@ -167,8 +167,10 @@ class SiteConfig:
     hp_temp_init_c: float = 21.0
 
     def __post_init__(self) -> None:
-        if not 1 <= self.schedule_slots <= min(192, self.horizon_slots):
-            raise ValueError("SiteConfig.schedule_slots: must be in 1..min(192, horizon_slots)")
+        if not 1 <= self.schedule_slots <= 192:
+            raise ValueError("SiteConfig.schedule_slots: must be in 1..192")
+        if self.horizon_slots < 4:
+            raise ValueError("SiteConfig.horizon_slots: must be >= 4")
         if not 10 <= self.watchdog_timeout_s <= 3600:
             raise ValueError("SiteConfig.watchdog_timeout_s: must be in 10..3600")
         if self.pv_forecast not in ("clearsky", "weather"):
