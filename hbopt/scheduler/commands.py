@@ -6,10 +6,12 @@ plan does in the slot (``grid_kw`` is the planned grid power, + import):
 
 * planned grid ~ 0: the plan is self-consumption here -> ``AUTO``: the box follows the real
   load and PV, as the plan intends;
+* exporting while the battery idles or charges: ``AUTO`` too. The plan only exports what it
+  expects the battery not to need; charging the surplus now rather than later costs nothing,
+  while a PV forecast that was too high would otherwise leave the battery empty. (A plan
+  that keeps room for a later negative-price or feed-in-capped hour loses that nuance.)
 * battery ~ 0 while importing: keep the energy for later -> ``HOLD`` (no discharge, PV surplus
   may still charge);
-* charging while exporting: charge at most the planned power and only from PV surplus ->
-  ``NO_GRID_CHARGE``;
 * otherwise (grid charging, discharging into the grid or next to a large import) ->
   ``SETPOINT`` with the planned power.
 
@@ -33,10 +35,10 @@ def battery_command(battery_kw: float | None, grid_kw: float) -> tuple[BatteryMo
     """Battery mode and power [kW, + discharge] for a planned slot (see module notes)."""
     if battery_kw is None or abs(grid_kw) <= GRID_DEADBAND_KW:
         return BatteryMode.AUTO, None
-    if abs(battery_kw) < BATTERY_DEADBAND_KW and grid_kw > 0:
+    if grid_kw < 0 and battery_kw < BATTERY_DEADBAND_KW:
+        return BatteryMode.AUTO, None
+    if abs(battery_kw) < BATTERY_DEADBAND_KW:
         return BatteryMode.HOLD, 0.0
-    if battery_kw < 0 and grid_kw < 0:
-        return BatteryMode.NO_GRID_CHARGE, round(battery_kw, 3)
     return BatteryMode.SETPOINT, round(battery_kw, 3)
 
 

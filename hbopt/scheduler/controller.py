@@ -199,6 +199,7 @@ class _EvTrack:
     plugged_at: float
     delivered_kwh: float = 0.0
     full: bool = False
+    asked: bool = False
 
 
 class SiteController:
@@ -390,9 +391,13 @@ class SiteController:
         power = meas.wallbox_kw or 0.0
         self._ev.delivered_kwh += power * dt_h
         asked = (meas.wallbox_applied_a or 0.0) >= 6.0
-        if asked and power < 0.05 and self._ev.delivered_kwh > 0 and not self._ev.full:
-            self._ev.full = True  # the car stopped drawing although the wallbox offered power
+        # the reading is the last minute's mean: only a car that draws nothing for a whole
+        # minute after being offered power in the poll before is full
+        drawn = self._ev.delivered_kwh > 0.1
+        if asked and self._ev.asked and power < 0.05 and drawn and not self._ev.full:
+            self._ev.full = True
             self.trigger("ev full")
+        self._ev.asked = asked
 
     def _track_heat(self, meas: Measurement, dt_h: float) -> None:
         """Heat-store temperature observer: the store model driven by measured HP power."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -33,7 +33,7 @@ from hbopt.adapters.box_sim import BoxSimulator, start_box_simulator
 from hbopt.adapters.clock import SimClock
 from hbopt.adapters.heartbeat_client import HeartbeatClient
 from hbopt.adapters.store import StoreSettings, TelemetryStore, make_store
-from hbopt.adapters.twin import Twin, TwinStep
+from hbopt.adapters.twin import SiteParams, Twin, TwinStep, bundled_profiles
 from hbopt.optimizer import (
     ChargingMode,
     EVSession,
@@ -53,6 +53,29 @@ from hbopt.scheduler.feeds import PriceFeed
 STEP_S = 60
 
 
+def scripted_twin(
+    start: str | pd.Timestamp,
+    days: int,
+    sessions: Sequence[tuple[str | pd.Timestamp, str | pd.Timestamp, float]],
+) -> Twin:
+    """A twin on the bundled data whose car arrives and leaves as given.
+
+    ``sessions`` are ``(plug-in, plug-out, energy the car takes [kWh])`` with UTC times.
+    """
+    profiles = bundled_profiles(pd.Timestamp(start).floor("D"), days, SiteParams())
+    ev = pd.DataFrame(
+        {
+            "location": "scripted",
+            "user_id": "scripted",
+            "session_id": [f"s{i}" for i in range(len(sessions))],
+            "plugin_utc": [pd.Timestamp(a) for a, _, _ in sessions],
+            "plugout_utc": [pd.Timestamp(b) for _, b, _ in sessions],
+            "energy_kwh": [float(e) for _, _, e in sessions],
+        }
+    )
+    return Twin(SiteParams(), replace(profiles, ev_sessions=ev))
+
+
 @dataclass
 class ClosedLoopRun:
     """A finished closed-loop run: per-minute twin steps, cycle reports, plans, the box."""
@@ -66,10 +89,23 @@ class ClosedLoopRun:
 
 def steps_frame(steps: list[TwinStep]) -> pd.DataFrame:
     """Twin steps as a frame on their start times (UTC): powers [kW], SOC, temperatures."""
-    cols = ["dt_s", "pv_kw", "load_kw", "ev_kw", "hp_kw", "battery_kw", "grid_kw", "soc_end",
-            "t_store_c", "t_out_c", "ev_plugged"]  # fmt: skip
+    cols = ["dt_s", "pv_kw", "load_kw", "ev_kw", "hp_kw", "battery_kw", "grid_kw", "soc_start",
+            "soc_end", "t_store_c", "t_out_c", "ev_plugged"]  # fmt: skip
     index = pd.DatetimeIndex(pd.to_datetime([s.t for s in steps], unit="s", utc=True))
     return pd.DataFrame({c: [getattr(s, c) for s in steps] for c in cols}, index=index)
+
+
+def measured_box(twin: Twin, start: pd.Timestamp, site_id: str) -> tuple[HeartbeatBox, SimClock]:
+    """A box whose twin ran its first minute before ``start``, so it has measurements.
+
+    That minute is dropped from ``box.steps``; the box records from ``start`` on.
+    """
+    sim_clock = SimClock(start - pd.Timedelta(minutes=1))
+    box = HeartbeatBox(twin, sim_clock, BoxConfig(site_id, watchdog_timeout_s=60))
+    sim_clock.set(start)
+    box.tick()
+    box.keep_steps = True
+    return box, sim_clock
 
 
 @contextlib.asynccontextmanager
@@ -87,10 +123,8 @@ async def simulated_site(
 
     All share one simulated clock at ``start``; advance it with :func:`drive`.
     """
-    sim_clock = SimClock(start)
+    box, sim_clock = measured_box(twin, start, config.site_id)
     clock = SteppedClock(sim_clock)
-    box = HeartbeatBox(twin, sim_clock, BoxConfig(config.site_id, watchdog_timeout_s=60))
-    box.keep_steps = True
     sim: BoxSimulator | None = None
     client: HeartbeatClient
     if transport == "modbus":
@@ -168,9 +202,7 @@ async def run_closed_loop(
 
 def run_no_control(twin: Twin, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
     """The box's local logic alone from ``start`` to ``end``; per-minute twin steps."""
-    clock = SimClock(start)
-    box = HeartbeatBox(twin, clock)
-    box.keep_steps = True
+    box, clock = measured_box(twin, start, "no-control")
     while clock.now() < end.timestamp():
         clock.advance(STEP_S)
         box.tick()
@@ -227,7 +259,13 @@ def _session_wallboxes(
 
 @dataclass(frozen=True)
 class Outcome:
-    """Money, energy and CO2 of one run over a period."""
+    """Money, energy and CO2 of one run over a period.
+
+    ``value_left_eur`` prices what the run leaves behind compared with how it started:
+    battery energy [kWh] and stored heat (store temperature change x capacity / COP 3.5) at
+    the period's mean import price; ``net_cost_eur = cost_eur - value_left_eur`` is what runs
+    ending in different states can be compared on.
+    """
 
     cost_eur: float
     import_kwh: float
@@ -238,15 +276,48 @@ class Outcome:
     ev_kwh: float
     hp_kwh: float
     soc_end: float
+    value_left_eur: float = 0.0
+
+    @property
+    def net_cost_eur(self) -> float:
+        """Energy cost minus the value of battery energy and heat left over [EUR]."""
+        return self.cost_eur - self.value_left_eur
 
 
-def outcome_from_steps(steps: pd.DataFrame, prices: pd.DataFrame) -> Outcome:
+@dataclass(frozen=True)
+class Valuation:
+    """How :class:`Outcome` prices a change of stored energy."""
+
+    battery_kwh: float
+    heat_kwh_per_k: float
+    eur_per_kwh: float
+    cop: float = 3.5
+
+    def value(self, d_soc: float, d_temp_k: float) -> float:
+        """Value of ``d_soc`` [0-1] more battery and ``d_temp_k`` [K] warmer store [EUR]."""
+        heat_el_kwh = d_temp_k * self.heat_kwh_per_k / self.cop
+        return (d_soc * self.battery_kwh + heat_el_kwh) * self.eur_per_kwh
+
+
+def valuation(config: SiteConfig, prices: pd.DataFrame) -> Valuation:
+    """Stored energy valued at the period's mean import price (see :class:`Outcome`)."""
+    site = config.home.site
+    battery = site.battery.capacity_kwh if site.battery is not None else 0.0
+    heat = sum(hp.capacity_kwh_per_k for hp in site.heat_pumps)
+    return Valuation(battery, heat, float(prices["import_eur_per_kwh"].mean()))
+
+
+def outcome_from_steps(
+    steps: pd.DataFrame, prices: pd.DataFrame, value: Valuation, temp0_c: float
+) -> Outcome:
     """Outcome of per-minute twin steps priced with the slot prices of ``prices``."""
     h = steps["dt_s"].to_numpy(float) / 3600
     slot = prices.reindex(pd.DatetimeIndex(steps.index).floor("15min"))
     grid = steps["grid_kw"].to_numpy(float)
     imp, exp = np.clip(grid, 0, None) * h, np.clip(-grid, 0, None) * h
     pv = float((steps["pv_kw"].to_numpy(float) * h).sum())
+    d_soc = float(steps["soc_end"].iloc[-1] - steps["soc_start"].iloc[0])
+    d_temp = float(steps["t_store_c"].iloc[-1]) - temp0_c
     return Outcome(
         cost_eur=float((imp * slot["import_eur_per_kwh"] - exp * slot["export_eur_per_kwh"]).sum()),
         import_kwh=float(imp.sum()),
@@ -257,16 +328,19 @@ def outcome_from_steps(steps: pd.DataFrame, prices: pd.DataFrame) -> Outcome:
         ev_kwh=float((steps["ev_kw"].to_numpy(float) * h).sum()),
         hp_kwh=float((steps["hp_kw"].to_numpy(float) * h).sum()),
         soc_end=float(steps["soc_end"].iloc[-1]),
+        value_left_eur=value.value(d_soc, d_temp),
     )
 
 
-def outcome_from_plan(plan: Plan) -> Outcome:
+def outcome_from_plan(plan: Plan, value: Valuation, temp0_c: float) -> Outcome:
     """Outcome of a plan's slots, priced like :func:`outcome_from_steps`."""
     s = plan.slots
     h = plan.problem.inputs.dt_h
     imp, exp = s["grid_import_kw"] * h, s["grid_export_kw"] * h
     pv = float((s["pv_kw"] * h).sum())
     ev_cols = [c for c in map(str, s.columns) if c.startswith("ev") and c.endswith("_kw")]
+    d_soc = float(s["battery_soc"].iloc[-1]) - plan.problem.state.battery_soc
+    d_temp = float(s["hp_temp_c"].iloc[-1]) - temp0_c if "hp_temp_c" in s else 0.0
     return Outcome(
         cost_eur=float((imp * s["import_eur_per_kwh"] - exp * s["export_eur_per_kwh"]).sum()),
         import_kwh=float(imp.sum()),
@@ -277,6 +351,7 @@ def outcome_from_plan(plan: Plan) -> Outcome:
         ev_kwh=float(s[ev_cols].sum().sum() * h) if ev_cols else 0.0,
         hp_kwh=float(s["hp_kw"].sum() * h) if "hp_kw" in s else 0.0,
         soc_end=float(s["battery_soc"].iloc[-1]) if "battery_soc" in s else 0.0,
+        value_left_eur=value.value(d_soc, d_temp),
     )
 
 

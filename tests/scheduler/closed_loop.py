@@ -8,33 +8,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from hbopt.adapters.box import BoxConfig, HeartbeatBox
+from hbopt.adapters.box import HeartbeatBox
 from hbopt.adapters.box_sim import BoxSimulator, start_box_simulator
-from hbopt.adapters.clock import SimClock
 from hbopt.adapters.esi_types import ControlState
 from hbopt.adapters.heartbeat_client import HeartbeatClient
 from hbopt.adapters.store import StoreSettings, TelemetryStore, make_store
-from hbopt.adapters.twin import SiteParams, Twin, bundled_profiles
+from hbopt.adapters.twin import Twin
 from hbopt.pricing import load_tariff
 from hbopt.scheduler.clock import SteppedClock
 from hbopt.scheduler.controller import SiteConfig, SiteController, store_clock
 from hbopt.scheduler.feeds import PriceFeed
-
-
-def twin_with_sessions(start: str, days: int, sessions: list[tuple[str, str, float]]) -> Twin:
-    """A twin on the bundled June data whose car arrives/leaves as given (UTC, kWh)."""
-    profiles = bundled_profiles(pd.Timestamp(start).floor("D"), days, SiteParams())
-    ev = pd.DataFrame(
-        {
-            "location": "test",
-            "user_id": "u",
-            "session_id": [f"s{i}" for i in range(len(sessions))],
-            "plugin_utc": [pd.Timestamp(a) for a, _, _ in sessions],
-            "plugout_utc": [pd.Timestamp(b) for _, b, _ in sessions],
-            "energy_kwh": [e for _, _, e in sessions],
-        }
-    )
-    return Twin(SiteParams(), replace(profiles, ev_sessions=ev))
+from hbopt.scheduler.simulate import measured_box
 
 
 @dataclass
@@ -52,10 +36,8 @@ class Rig:
 
     @classmethod
     async def start(cls, twin: Twin, start: str, tmp: Path, executor: Executor) -> Rig:
-        sim_clock = SimClock(start)
+        box, sim_clock = measured_box(twin, pd.Timestamp(start), "test-site")
         clock = SteppedClock(sim_clock)
-        box = HeartbeatBox(twin, sim_clock, BoxConfig("test-site"))
-        box.keep_steps = True
         sim = await start_box_simulator(box)
         settings = StoreSettings(data_dir=tmp, sqlite_file="t.sqlite3")
         return cls(box, sim, clock, make_store(settings, clock=store_clock(clock)), executor)

@@ -15,8 +15,9 @@ from hbopt.adapters.esi_types import ControlState
 from hbopt.optimizer import ChargingMode
 from hbopt.scheduler.controller import DepartureTarget, SiteConfig
 from hbopt.scheduler.simulate import period_prices
+from hbopt.scheduler.simulate import scripted_twin as twin_with_sessions
 
-from .closed_loop import Rig, twin_with_sessions
+from .closed_loop import Rig
 
 
 @pytest.fixture(scope="module")

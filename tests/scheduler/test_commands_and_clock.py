@@ -23,7 +23,8 @@ T0 = pd.Timestamp("2024-06-13T10:00Z")
     [
         (-2.0, 0.0, BatteryMode.AUTO, None),  # self-consumption: the box follows the load
         (0.0, 1.5, BatteryMode.HOLD, 0.0),  # keep the energy for later
-        (-1.0, -2.0, BatteryMode.NO_GRID_CHARGE, -1.0),  # charge only from surplus
+        (-1.0, -2.0, BatteryMode.AUTO, None),  # exporting: the battery may take more surplus
+        (0.0, -2.0, BatteryMode.AUTO, None),
         (-3.0, 3.5, BatteryMode.SETPOINT, -3.0),  # grid charging
         (4.0, -3.0, BatteryMode.SETPOINT, 4.0),  # discharge into the grid
     ],
