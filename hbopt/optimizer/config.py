@@ -349,9 +349,9 @@ class Tuning:
     co2_price_eur_per_t : float
         Internal carbon price on grid imports [EUR/tCO2eq]; 0 = off.
     mip_gap : float
-        Relative MIP gap at which the solver stops [-]. The default 0.5 % of the plan's
-        objective is far below what forecast errors move and lets most plans stop at the LP
-        bound (see docs/optimizer.md); set 0 for exact optima.
+        Relative MIP gap at which the solver stops [-], of the plan's gross value (sum of the
+        absolute objective terms). The default 0.5 % is far below what forecast errors move
+        and lets most plans stop near the LP bound (see docs/optimizer.md); 0 = exact.
     mip_abs_gap_eur : float
         Absolute MIP gap at which the solver stops [EUR]; one cent per plan is far below
         what forecast errors move, and saves most of the branch-and-bound work.

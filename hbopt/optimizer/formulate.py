@@ -29,7 +29,7 @@ class Formulation:
     problem: CanonicalProblem
     rounders: tuple[Rounder, ...]
 
-    def round(self, x: np.ndarray, relaxed: np.ndarray, repair: bool = False) -> None:
+    def round(self, x: np.ndarray, relaxed: np.ndarray, repair: float | None = None) -> None:
         for rounder in self.rounders:
             rounder(x, relaxed, repair)
 

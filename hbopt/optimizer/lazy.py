@@ -34,7 +34,7 @@ FEAS_TOL = 1e-6
 
 #: A device rounding rule: sets relaxed integer columns of a point in place (see
 #: :data:`hbopt.optimizer.devices.context.Rounder`).
-Rounder = Callable[[np.ndarray, np.ndarray, bool], None]
+Rounder = Callable[[np.ndarray, np.ndarray, float | None], None]
 
 
 def _violated_rows(problem: CanonicalProblem, x: np.ndarray) -> np.ndarray:
@@ -57,13 +57,21 @@ def round_relaxed(
     cand = x.copy()
     up = np.ceil(x - FEAS_TOL)
     cand[relaxed] = up[relaxed]
-    rounder(cand, relaxed, False)
+    rounder(cand, relaxed, None)
     return cand, _violated_rows(problem, cand)
 
 
-def gap_tolerance(bound: float, options: SolveOptions) -> float:
-    """How far above the lower bound an objective may be and still count as optimal [EUR]."""
-    return max(options.mip_gap * abs(bound), options.mip_abs_gap) + 1e-9
+def gap_tolerance(problem: CanonicalProblem, relaxed_x: np.ndarray, options: SolveOptions) -> float:
+    """How far above the LP bound an objective may be and still count as optimal [EUR].
+
+    The relative gap is taken of the plan's gross value, the sum of the absolute objective
+    terms at the relaxation's optimum (import cost, export revenue, wear, rewards, the value
+    of stored energy), not of the net objective: a home whose costs and end values nearly
+    cancel has a net objective near zero, and a gap relative to that would demand cents
+    where the plan moves euros.
+    """
+    gross = float(np.abs(problem.cost * relaxed_x).sum())
+    return max(options.mip_gap * gross, options.mip_abs_gap) + 1e-9
 
 
 def solve_lazily(
@@ -78,32 +86,71 @@ def solve_lazily(
     if not integer.any():
         return relaxation, 0
     bound = relaxation.objective
-    tol = gap_tolerance(bound, options)
+    tol = gap_tolerance(problem, relaxation.x, options)
     cand, bad = round_relaxed(problem, relaxation.x, integer, rounder)
     objective = float(problem.cost @ cand + problem.offset)
     if not bad.any() and objective <= bound + tol:
         return _result(relaxation, cand, objective, bound, relaxation.solve_ms), 0
+    best, spent = _dive(backend, problem, options, rounder, relaxation)
+    if best is not None and best.objective <= bound + tol:
+        return _result(best, best.x, best.objective, bound, spent), 0
     undecided = integer & _cols_of_rows(problem, bad)
-    cand[undecided] = np.floor(relaxation.x[undecided] + FEAS_TOL)
-    rounder(cand, undecided, True)
-    best: SolveResult | None = None
-    spent = relaxation.solve_ms
-    # a feasible point from one LP, then a MIP over the undecided binaries only
-    for fixed_cols in (integer, integer & ~undecided):
-        start = None if best is None else best.x
-        try:
-            step = backend.solve(_fix(problem, cand, fixed_cols), replace(options, start=start))
-        except SolverError:
-            continue
-        spent += step.solve_ms
-        if best is None or step.objective < best.objective:
-            best = step
+    try:  # a MIP over the binaries the relaxation could not decide, the rest fixed
+        partial = backend.solve(
+            _fix(problem, cand, integer & ~undecided),
+            replace(options, start=None if best is None else best.x),
+        )
+        spent += partial.solve_ms
+        if best is None or partial.objective < best.objective:
+            best = partial
         if best.objective <= bound + tol:
-            return _result(best, best.x, best.objective, bound, spent), int(
-                (integer & ~fixed_cols).sum()
-            )
+            return _result(best, best.x, best.objective, bound, spent), int(undecided.sum())
+    except SolverError:
+        pass
     full = backend.solve(problem, replace(options, start=None if best is None else best.x))
     return replace(full, solve_ms=spent + full.solve_ms), int(integer.sum())
+
+
+def _dive(
+    backend: Solver,
+    problem: CanonicalProblem,
+    options: SolveOptions,
+    rounder: Rounder,
+    relaxation: SolveResult,
+) -> tuple[SolveResult | None, float]:
+    """A feasible point by diving: fix the binaries the rounding could not decide by the
+    devices' repair rules, keep the others relaxed, re-solve, until the rounding is clean.
+
+    The first dive switches off what runs below half its minimum; later dives switch on
+    whatever runs at all, so a fractional remainder is not chased from slot to slot (the LP
+    re-solve trims other slots instead). Returns the point (or None) and the time spent [ms].
+    """
+    max_dives = 4
+    spent = relaxation.solve_ms
+    integer = problem.integrality
+    fixed = np.zeros_like(integer)
+    values = relaxation.x.copy()
+    current = relaxation
+    for dive in range(max_dives):
+        cand, bad = round_relaxed(problem, current.x, integer & ~fixed, rounder)
+        if not bad.any():
+            objective = float(problem.cost @ cand + problem.offset)
+            return replace(current, x=cand, objective=objective), spent
+        grow = integer & ~fixed & _cols_of_rows(problem, bad)
+        if not grow.any():
+            return None, spent
+        cand[grow] = np.floor(current.x[grow] + FEAS_TOL)
+        rounder(cand, grow, 0.5 if dive == 0 else 0.0)
+        values[grow] = cand[grow]
+        fixed |= grow
+        try:
+            current = backend.solve(
+                _fix(problem, values, fixed).with_integrality(np.zeros_like(integer)), options
+            )
+        except SolverError:
+            return None, spent
+        spent += current.solve_ms
+    return None, spent
 
 
 def _fix(problem: CanonicalProblem, x: np.ndarray, cols: np.ndarray) -> CanonicalProblem:

@@ -176,80 +176,93 @@ def _values(canonical: CanonicalProblem, x: np.ndarray, name: str, n: int) -> np
 
 
 def read_slots(problem: Problem, canonical: CanonicalProblem, x: np.ndarray) -> pd.DataFrame:
-    """Per-slot results in project units; column names carry the unit."""
+    """Per-slot results in project units; column names carry the unit.
+
+    Columns are computed as arrays and the frame is built once (assigning pandas columns one
+    by one cost more than the solve).
+    """
     inputs, site = problem.inputs, problem.site
     n = inputs.n
 
     def v(name: str) -> np.ndarray:
         return _values(canonical, x, name, n)
 
-    import_cost = inputs.import_eur_per_kwh  # as billed, without the internal CO2 price
     export_price = effective_prices(problem)[1]
     net = v("grid-import") - v("grid-export")
-    df = pd.DataFrame(index=inputs.index)
-    df["import_eur_per_kwh"] = inputs.import_eur_per_kwh
-    df["export_eur_per_kwh"] = export_price
+    cols: dict[str, np.ndarray] = {
+        "import_eur_per_kwh": inputs.import_eur_per_kwh,
+        "export_eur_per_kwh": export_price,
+    }
     if inputs.spot_eur_per_kwh is not None:
-        df["spot_eur_per_kwh"] = inputs.spot_eur_per_kwh
+        cols["spot_eur_per_kwh"] = inputs.spot_eur_per_kwh
     if inputs.co2_g_per_kwh is not None:
-        df["co2_g_per_kwh"] = inputs.co2_g_per_kwh
-    df["load_kw"] = inputs.load_kw
-    df["pv_forecast_kw"] = inputs.pv_kw
-    df["pv_kw"] = v("pv-power") if site.pv is not None else 0.0
-    df["pv_curtailed_kw"] = df["pv_forecast_kw"] - df["pv_kw"]
-    # Where import and export cost the same, both at once is a tie; report the net flow.
-    df["grid_import_kw"] = np.maximum(net, 0.0)
-    df["grid_export_kw"] = np.maximum(-net, 0.0)
-    df["grid_kw"] = net
-    df["grid_unserved_kw"] = v("grid-unserved")
+        cols["co2_g_per_kwh"] = inputs.co2_g_per_kwh
+    pv = v("pv-power") if site.pv is not None else np.zeros(n)
+    cols |= {
+        "load_kw": inputs.load_kw,
+        "pv_forecast_kw": inputs.pv_kw,
+        "pv_kw": pv,
+        "pv_curtailed_kw": inputs.pv_kw - pv,
+        # Where import and export cost the same, both at once is a tie; report the net flow.
+        "grid_import_kw": np.maximum(net, 0.0),
+        "grid_export_kw": np.maximum(-net, 0.0),
+        "grid_kw": net,
+        "grid_unserved_kw": v("grid-unserved"),
+    }
     if site.battery is not None:
-        df["battery_charge_kw"] = v("battery-charge")
-        df["battery_discharge_kw"] = v("battery-discharge")
-        df["battery_kw"] = df["battery_discharge_kw"] - df["battery_charge_kw"]
-        df["battery_soc"] = v("battery-energy") / site.battery.capacity_kwh
+        charge, discharge = v("battery-charge"), v("battery-discharge")
+        cols |= {
+            "battery_charge_kw": charge,
+            "battery_discharge_kw": discharge,
+            "battery_kw": discharge - charge,
+            "battery_soc": v("battery-energy") / site.battery.capacity_kwh,
+        }
     for wb in site.wallboxes:
-        _read_wallbox(df, problem, canonical, x, wb)
+        cols |= _wallbox_columns(problem, canonical, x, wb)
     for hp in site.heat_pumps:
-        _read_heat_pump(df, problem, canonical, x, hp)
-    dt = inputs.dt_h
-    df["cost_eur"] = (df["grid_import_kw"] * import_cost - df["grid_export_kw"] * export_price) * dt
-    for col in df.columns[df.columns.str.endswith("_kw")]:
-        df[col] = df[col].where(df[col].abs() > TOL_KW, 0.0)
-    return df
+        cols |= _heat_pump_columns(problem, canonical, x, hp)
+    for name, values in cols.items():
+        if name.endswith("_kw"):
+            cols[name] = np.where(np.abs(values) > TOL_KW, values, 0.0)
+    cols["cost_eur"] = (
+        cols["grid_import_kw"] * inputs.import_eur_per_kwh - cols["grid_export_kw"] * export_price
+    ) * inputs.dt_h
+    return pd.DataFrame(cols, index=inputs.index)
 
 
-def _read_wallbox(
-    df: pd.DataFrame, problem: Problem, canonical: CanonicalProblem, x: np.ndarray, wb: Wallbox
-) -> None:
+def _wallbox_columns(
+    problem: Problem, canonical: CanonicalProblem, x: np.ndarray, wb: Wallbox
+) -> dict[str, np.ndarray]:
     n = problem.inputs.n
     total = _values(canonical, x, f"{wb.name}-power", n)
     phases = np.zeros(n, dtype=int)
     for k in (1, 3):
         on = _values(canonical, x, f"{wb.name}-on_{k}p", n)
         phases[(on > 0.5) & (total > TOL_KW)] = k
+    cols = {f"{wb.name}_kw": total, f"{wb.name}_phases": phases}
     session = problem.session(wb.name)
-    df[f"{wb.name}_kw"] = total
-    df[f"{wb.name}_phases"] = phases
-    if canonical.has_variable(f"{wb.name}-energy") and session is not None:
-        energy = _values(canonical, x, f"{wb.name}-energy", n)
-        df[f"{wb.name}_energy_kwh"] = energy
-        df[f"{wb.name}_soc"] = energy / session.capacity_kwh
-    elif session is not None:
-        df[f"{wb.name}_energy_kwh"] = session.energy_kwh
-        df[f"{wb.name}_soc"] = session.energy_kwh / session.capacity_kwh
+    if session is not None:
+        energy = np.full(n, session.energy_kwh)
+        if canonical.has_variable(f"{wb.name}-energy"):
+            energy = _values(canonical, x, f"{wb.name}-energy", n)
+        cols[f"{wb.name}_energy_kwh"] = energy
+        cols[f"{wb.name}_soc"] = energy / session.capacity_kwh
+    return cols
 
 
-def _read_heat_pump(
-    df: pd.DataFrame, problem: Problem, canonical: CanonicalProblem, x: np.ndarray, hp: HeatPump
-) -> None:
+def _heat_pump_columns(
+    problem: Problem, canonical: CanonicalProblem, x: np.ndarray, hp: HeatPump
+) -> dict[str, np.ndarray]:
     n = problem.inputs.n
     assert problem.inputs.t_out_c is not None
     power = _values(canonical, x, f"{hp.name}-power", n)
     temp = _values(canonical, x, f"{hp.name}-temp", n)
-    df[f"{hp.name}_kw"] = power
-    df[f"{hp.name}_heat_kw"] = power * cop(hp, problem.inputs.t_out_c)
-    df[f"{hp.name}_temp_c"] = temp
-    df[f"{hp.name}_sgready"] = sgready_states(hp, power, temp)
+    return {
+        f"{hp.name}_kw": power,
+        f"{hp.name}_heat_kw": power * cop(hp, problem.inputs.t_out_c),
+        f"{hp.name}_temp_c": temp,
+        f"{hp.name}_sgready": sgready_states(hp, power, temp),
+    }
 
 
 def sgready_states(hp: HeatPump, power_kw: np.ndarray, temp_c: np.ndarray) -> np.ndarray:

@@ -11,9 +11,10 @@ from hbopt.optimizer.model import Block, Coeffs, ModelBuilder, diag
 from hbopt.optimizer.problem import Problem
 
 #: Sets the relaxed (``relaxed[j]`` true) integer columns of a candidate point from its
-#: continuous columns, in place; with ``repair`` also where no exact rounding exists (the
-#: next LP re-solve makes the point feasible). See :mod:`hbopt.optimizer.lazy`.
-Rounder = Callable[[np.ndarray, np.ndarray, bool], None]
+#: continuous columns, in place. With a ``repair`` threshold (a fraction of a device's minimum
+#: below which it is switched off) also where no exact rounding exists; the next LP re-solve
+#: makes the point feasible. See :mod:`hbopt.optimizer.lazy`.
+Rounder = Callable[[np.ndarray, np.ndarray, float | None], None]
 
 
 @dataclass

@@ -200,13 +200,13 @@ def _phase_rounder(ch: _Charger) -> Rounder:
     """Round the on/off binaries from the relaxed power.
 
     Exact rounding: the option whose range holds the power. Repair (for a slot no range holds):
-    off below half the lowest minimum, else the option whose range is nearest; the LP re-solve
-    then moves the power into that range.
+    off below ``repair`` x the lowest minimum, else the option whose range is nearest; the LP
+    re-solve then moves the power into that range.
     """
     fastest_first = sorted(range(len(ch.options)), key=lambda i: -ch.options[i])
     low, high = np.array(ch.min_kw), np.array(ch.max_kw)
 
-    def apply(x: np.ndarray, relaxed: np.ndarray, repair: bool) -> None:
+    def apply(x: np.ndarray, relaxed: np.ndarray, repair: float | None) -> None:
         p = x[ch.power.slice]
         taken = np.zeros(len(p), dtype=bool)
         choice = np.full(len(p), -1)
@@ -215,15 +215,15 @@ def _phase_rounder(ch: _Charger) -> Rounder:
             fits = (p >= low[i] - 1e-7) & (p <= high[i] + 1e-7) & ~taken
             choice[fits] = i
             taken |= fits
-        if repair:
+        if repair is not None:
             distance = np.maximum(low[None, :] - p[:, None], p[:, None] - high[None, :])
             nearest = np.argmin(distance, axis=1)
-            wanted = ~taken & (p >= low.min() / 2)
+            wanted = ~taken & (p > max(repair * low.min(), 1e-7))
             choice[wanted] = nearest[wanted]
             taken |= wanted
         for i in range(len(ch.options)):
             cols = ch.on[i].slice
-            decided = taken if repair else np.ones(len(p), dtype=bool)
+            decided = taken if repair is not None else np.ones(len(p), dtype=bool)
             value = np.where(decided, (choice == i) * 1.0, x[cols])
             x[cols] = np.where(relaxed[cols], value, x[cols])
 
