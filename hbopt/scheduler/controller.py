@@ -167,6 +167,7 @@ class SiteConfig:
     hp_temp_init_c: float = 21.0
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "charging_mode", ChargingMode(self.charging_mode))
         if not 1 <= self.schedule_slots <= 192:
             raise ValueError("SiteConfig.schedule_slots: must be in 1..192")
         if self.horizon_slots < 4:

@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import matplotlib
@@ -58,6 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--start", default=DEFAULT_START, help="start, UTC (default %(default)s)")
     p.add_argument("--out", type=Path, help="directory for the PNG (default: a temp dir)")
     p.add_argument("--mode", default="smart", choices=[m.value for m in ChargingMode])
+    p.add_argument("--hours", type=int, default=24, help="simulated hours (default 24)")
     p.set_defaults(func=run)
 
 
@@ -68,11 +70,12 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"--start: {exc}") from None
     start = start.tz_localize("UTC") if start.tzinfo is None else start.tz_convert("UTC")
     start = start.floor("15min")
-    end = start + pd.Timedelta(days=1)
+    if not 1 <= args.hours <= 48:
+        raise CliError("--hours must be in 1..48")
+    end = start + pd.Timedelta(hours=args.hours)
     out = args.out or Path(tempfile.mkdtemp(prefix="hbopt-demo-"))
     out.mkdir(parents=True, exist_ok=True)
-    config = demo_config()
-    config = SiteConfig(**{**config.__dict__, "charging_mode": ChargingMode(args.mode)})
+    config = replace(demo_config(), charging_mode=ChargingMode(args.mode))
     car = [(start + pd.Timedelta(hours=5.5), start + pd.Timedelta(hours=19.5), 26.0)]
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="hbopt-store-") as store_dir:
@@ -107,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
     path = out / f"hbopt-demo-{start:%Y%m%d}.png"
     plot_day(run.steps, base, prices, first_plan, path)
     print(f"plot                  {path}")
+    print(f"store                 SQLite in a temporary directory ({len(reports)} plans saved)")
     print(f"wall time             {time.perf_counter() - t0:.1f} s")
     return 0
 
