@@ -95,7 +95,7 @@ def backtest(
 ROWS: tuple[tuple[str, str, str], ...] = (
     ("net_cost_eur", "net cost [EUR]", "{:10.2f}"),
     ("cost_eur", "energy cost [EUR]", "{:10.2f}"),
-    ("value_left_eur", "stored energy gained [EUR]", "{:10.2f}"),
+    ("value_left_eur", "value stored (batt/heat/EV)", "{:10.2f}"),
     ("import_kwh", "grid import [kWh]", "{:10.1f}"),
     ("export_kwh", "grid export [kWh]", "{:10.1f}"),
     ("pv_kwh", "PV used [kWh]", "{:10.1f}"),
@@ -136,9 +136,8 @@ def format_result(result: BacktestResult) -> str:
         f"cycles                 {len(reports)} ({failed} failed), "
         f"median solve {pd.Series([r.solve_ms for r in reports]).median():.0f} ms",
         "wall time              " + ", ".join(f"{k} {v:.1f} s" for k, v in result.wall_s.items()),
-        "net cost = energy cost - value of battery energy and heat gained over the period "
-        "(at the mean import price); EV energy differs where the controller's departure "
-        "target differs from the car's real need.",
+        "net cost = energy cost - value of the battery energy and heat gained and of the "
+        "energy charged into cars (all at the period's mean import price)",
     ]
     return "\n".join(lines)
 

@@ -253,6 +253,7 @@ class SiteController:
         self._clear_sky = DayCache(lambda idx: fc.pv_clear_sky(idx, system).to_frame())
         self.reports: list[CycleReport] = []
         self.plans: list[tuple[pd.Timestamp, pd.DataFrame]] = []
+        self.last_problem: Problem | None = None
         self._wakeup = Wakeup()
         self._reasons: list[str] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -462,6 +463,7 @@ class SiteController:
         dimmed = bool(status.external_limits & ExternalLimit.DIMMING_14A)
         cap = status.external_consumption_limit_kw if dimmed else None
         problem = self._problem(index, meas, cap)
+        self.last_problem = problem
         request = CycleRequest(
             self.config.site_id, problem, self.config.solver, self.config.schedule_slots
         )

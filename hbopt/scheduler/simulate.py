@@ -261,10 +261,10 @@ def _session_wallboxes(
 class Outcome:
     """Money, energy and CO2 of one run over a period.
 
-    ``value_left_eur`` prices what the run leaves behind compared with how it started:
-    battery energy [kWh] and stored heat (store temperature change x capacity / COP 3.5) at
-    the period's mean import price; ``net_cost_eur = cost_eur - value_left_eur`` is what runs
-    ending in different states can be compared on.
+    ``value_left_eur`` prices what the run stored compared with how it started: battery
+    energy [kWh], heat (store temperature change x capacity / COP 3.5) and the energy put into
+    cars, all at the period's mean import price; ``net_cost_eur = cost_eur - value_left_eur``
+    is what runs that end in different states, or charge cars differently, are compared on.
     """
 
     cost_eur: float
@@ -293,10 +293,11 @@ class Valuation:
     eur_per_kwh: float
     cop: float = 3.5
 
-    def value(self, d_soc: float, d_temp_k: float) -> float:
-        """Value of ``d_soc`` [0-1] more battery and ``d_temp_k`` [K] warmer store [EUR]."""
+    def value(self, d_soc: float, d_temp_k: float, ev_kwh: float) -> float:
+        """Value of ``d_soc`` [0-1] more battery, a ``d_temp_k`` [K] warmer store and
+        ``ev_kwh`` [kWh] charged into cars [EUR]."""
         heat_el_kwh = d_temp_k * self.heat_kwh_per_k / self.cop
-        return (d_soc * self.battery_kwh + heat_el_kwh) * self.eur_per_kwh
+        return (d_soc * self.battery_kwh + heat_el_kwh + ev_kwh) * self.eur_per_kwh
 
 
 def valuation(config: SiteConfig, prices: pd.DataFrame) -> Valuation:
@@ -318,6 +319,7 @@ def outcome_from_steps(
     pv = float((steps["pv_kw"].to_numpy(float) * h).sum())
     d_soc = float(steps["soc_end"].iloc[-1] - steps["soc_start"].iloc[0])
     d_temp = float(steps["t_store_c"].iloc[-1]) - temp0_c
+    ev_kwh = float((steps["ev_kw"].to_numpy(float) * h).sum())
     return Outcome(
         cost_eur=float((imp * slot["import_eur_per_kwh"] - exp * slot["export_eur_per_kwh"]).sum()),
         import_kwh=float(imp.sum()),
@@ -325,10 +327,10 @@ def outcome_from_steps(
         pv_kwh=pv,
         self_consumption=1 - float(exp.sum()) / pv if pv > 0 else 0.0,
         co2_kg=float((imp * slot["co2_g_per_kwh"]).sum() / 1000),
-        ev_kwh=float((steps["ev_kw"].to_numpy(float) * h).sum()),
+        ev_kwh=ev_kwh,
         hp_kwh=float((steps["hp_kw"].to_numpy(float) * h).sum()),
         soc_end=float(steps["soc_end"].iloc[-1]),
-        value_left_eur=value.value(d_soc, d_temp),
+        value_left_eur=value.value(d_soc, d_temp, ev_kwh),
     )
 
 
@@ -341,6 +343,7 @@ def outcome_from_plan(plan: Plan, value: Valuation, temp0_c: float) -> Outcome:
     ev_cols = [c for c in map(str, s.columns) if c.startswith("ev") and c.endswith("_kw")]
     d_soc = float(s["battery_soc"].iloc[-1]) - plan.problem.state.battery_soc
     d_temp = float(s["hp_temp_c"].iloc[-1]) - temp0_c if "hp_temp_c" in s else 0.0
+    ev_kwh = float(s[ev_cols].sum().sum() * h) if ev_cols else 0.0
     return Outcome(
         cost_eur=float((imp * s["import_eur_per_kwh"] - exp * s["export_eur_per_kwh"]).sum()),
         import_kwh=float(imp.sum()),
@@ -348,10 +351,10 @@ def outcome_from_plan(plan: Plan, value: Valuation, temp0_c: float) -> Outcome:
         pv_kwh=pv,
         self_consumption=1 - float(exp.sum()) / pv if pv > 0 else 0.0,
         co2_kg=float((imp * s["co2_g_per_kwh"]).sum() / 1000),
-        ev_kwh=float(s[ev_cols].sum().sum() * h) if ev_cols else 0.0,
+        ev_kwh=ev_kwh,
         hp_kwh=float(s["hp_kw"].sum() * h) if "hp_kw" in s else 0.0,
         soc_end=float(s["battery_soc"].iloc[-1]) if "battery_soc" in s else 0.0,
-        value_left_eur=value.value(d_soc, d_temp),
+        value_left_eur=value.value(d_soc, d_temp, ev_kwh),
     )
 
 

@@ -134,3 +134,28 @@ def test_killed_service_falls_back_and_resumes_without_repeating_a_command(
         assert second.reports[0].applied_seq == applied_in_fallback + 1
 
     asyncio.run(scenario())
+
+
+def test_grid_operator_limit_replans_at_once_as_a_hard_import_cap(
+    tmp_path: Path, pool: ProcessPoolExecutor
+) -> None:
+    twin = twin_with_sessions("2024-06-13T00:00Z", 1, [])
+    config = SiteConfig("test-site", horizon_slots=16)
+
+    async def scenario() -> None:
+        rig = await Rig.start(twin, "2024-06-13T18:00Z", tmp_path, pool)
+        ctl = rig.controller(config)
+        await ctl.start()
+        await rig.run_until("2024-06-13T18:05Z")
+        assert ctl.last_problem is not None and ctl.last_problem.inputs.import_cap_kw is not None
+        assert np.isnan(ctl.last_problem.inputs.import_cap_kw).all()
+        rig.box.set_external_limits(consumption_limit_kw=4.2)
+        await rig.run_until("2024-06-13T18:07Z")  # the next poll sees it; no waiting for :15
+        await ctl.stop()
+        await rig.close()
+        last = ctl.reports[-1]
+        assert "grid-operator limit" in last.reasons and last.ok
+        assert last.time < pd.Timestamp("2024-06-13T18:15Z")
+        np.testing.assert_array_equal(ctl.last_problem.inputs.import_cap_kw, 4.2)
+
+    asyncio.run(scenario())
