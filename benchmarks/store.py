@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import argparse
 import random
-import shutil
-import socket
 import statistics
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -25,12 +22,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
-from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 from tqdm import tqdm
 
 from hbopt.adapters.store import StoreSettings, TelemetryStore, make_store
 from hbopt.adapters.telemetry import Sample
+from hbopt.adapters.victoria_metrics import binary_path, run_victoria_metrics
 
 DAY_START = datetime(2024, 6, 10, tzinfo=UTC)
 NOW = DAY_START + timedelta(days=1)
@@ -93,39 +89,11 @@ def _p95_ms(values: list[float]) -> float:
 @contextmanager
 def victoria_metrics(data_dir: Path) -> Iterator[str | None]:
     """A local VictoriaMetrics like the test fixture's, or ``None`` if not installed."""
-    binary = shutil.which("victoria-metrics")
-    if binary is None:
+    if binary_path() is None:
         yield None
         return
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    proc = subprocess.Popen(
-        [
-            binary,
-            f"-httpListenAddr=127.0.0.1:{port}",
-            f"-storageDataPath={data_dir}",
-            "-dedup.minScrapeInterval=1ms",
-            "-retentionPeriod=100y",
-            "-loggerLevel=ERROR",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for attempt in Retrying(
-            stop=stop_after_delay(30),
-            wait=wait_fixed(0.05),
-            retry=retry_if_exception_type(httpx.HTTPError),
-            reraise=True,
-        ):
-            with attempt:
-                httpx.get(f"{url}/health", timeout=1).raise_for_status()
+    with run_victoria_metrics(data_dir) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def run(args: argparse.Namespace) -> list[tuple[str, str, str]]:

@@ -18,9 +18,11 @@ COMMAND_MODULES: tuple[str, ...] = (
     "hbopt.scheduler.plan_cli",
     "hbopt.scheduler.backtest",
     "hbopt.scheduler.demo",
+    "hbopt.scheduler.fleet_cli",
     "hbopt.pricing.cli",
     "hbopt.adapters.store_cli",
     "hbopt.adapters.cli",
+    "hbopt.api.cli",
 )
 
 

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
-import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from hbopt.adapters.store import StoreSettings, TelemetryStore, make_store
 from hbopt.adapters.telemetry import Sample
+from hbopt.adapters.victoria_metrics import binary_path, run_victoria_metrics
 
 NOW = datetime(2024, 6, 10, 12, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
@@ -43,16 +40,10 @@ def sqlite_store(tmp_path: Path) -> Iterator[TelemetryStore]:
     store.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def victoria_metrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real VictoriaMetrics on 127.0.0.1 (free port, tmp storage); yields its base URL."""
-    binary = shutil.which("victoria-metrics")
+    binary = binary_path()
     if binary is None:
         reason = (
             "victoria-metrics binary not found; install the Debian package victoria-metrics "
@@ -61,31 +52,8 @@ def victoria_metrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         if os.environ.get("CI"):
             pytest.fail(reason)
         pytest.skip(reason)
-    port = _free_port()
-    args = [
-        binary,
-        f"-httpListenAddr=127.0.0.1:{port}",
-        f"-storageDataPath={tmp_path_factory.mktemp('vm')}",
-        # InfluxDB keeps one value per series and time; VictoriaMetrics only with dedup on.
-        "-dedup.minScrapeInterval=1ms",
-        "-retentionPeriod=100y",
-        "-loggerLevel=ERROR",
-    ]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for attempt in Retrying(
-            stop=stop_after_delay(30),
-            wait=wait_fixed(0.05),
-            retry=retry_if_exception_type(httpx.HTTPError),
-            reraise=True,
-        ):
-            with attempt:
-                httpx.get(f"{url}/health", timeout=1).raise_for_status()
+    with run_victoria_metrics(tmp_path_factory.mktemp("vm"), binary) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def vm_export(url: str, site: str) -> dict[str, list[tuple[int, float]]]:

@@ -1,0 +1,2 @@
+"""One router per audience: auth, app (owners, supporters, factory service), gateway,
+trading, ops."""

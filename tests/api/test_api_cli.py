@@ -1,0 +1,58 @@
+"""Operator commands: staff accounts and factory registration of box starter codes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hbopt.adapters.accounts_sqlite import AccountStore
+from hbopt.api.security import password_hasher
+from hbopt.api.settings import get_settings
+from hbopt.cli import main as hbopt_main
+
+
+@pytest.fixture
+def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    path = tmp_path / "api.sqlite3"
+    monkeypatch.setenv("HBOPT_DATABASE_PATH", str(path))
+    get_settings.cache_clear()
+    yield path
+    get_settings.cache_clear()
+
+
+def test_api_account_creates_a_confirmed_staff_account(
+    database: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HBOPT_NEW_PASSWORD", "trader password 1")
+    assert hbopt_main(["api-account", "--email", "t@example.org", "--role", "trader"]) == 0
+    user_id = capsys.readouterr().out.strip()
+    user = AccountStore(database).get_user(user_id)
+    assert user is not None
+    assert (user.role, user.confirmed_at is not None) == ("trader", True)
+    assert password_hasher().verify("trader password 1", user.password_hash)
+    assert hbopt_main(["api-account", "--email", "t@example.org", "--role", "trader"]) == 2
+    assert "registered already" in capsys.readouterr().err
+
+
+def test_api_account_refuses_a_short_password(
+    database: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HBOPT_NEW_PASSWORD", "short")
+    assert hbopt_main(["api-account", "--email", "t@example.org", "--role", "analyst"]) == 2
+    assert "HBOPT_NEW_PASSWORD" in capsys.readouterr().err
+
+
+def test_api_box_prints_a_starter_code_stored_only_hashed(
+    database: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert hbopt_main(["api-box", "--serial", "HB-F-0001"]) == 0
+    code = capsys.readouterr().out.strip()
+    assert len(code) == 10
+    stored = AccountStore(database).unused_starter_code_hash("HB-F-0001")
+    assert stored is not None
+    assert code not in stored
+    assert password_hasher().verify(code, stored)
+    assert hbopt_main(["api-box", "--serial", "HB-F-0001"]) == 2
+    assert hbopt_main(["api-box", "--serial", "bad serial!"]) == 2
