@@ -1,0 +1,73 @@
+// Small wrappers around uPlot (vendored, global `uPlot`): time charts in the site's zone.
+import { el, num } from "./format.js";
+
+const charts = new Set();
+let resizeBound = false;
+
+function width(container) {
+  return Math.max(280, container.clientWidth || 600);
+}
+
+/**
+ * A time chart. series: [{label, values, color, unit, stepped, bars, scale, dash}]
+ * x: unix seconds. axes: {scaleName: {unit, range}}
+ */
+export function timeChart(container, { title, x, series, axes, tz, height = 220 }) {
+  const box = el("div", { class: "chart card", "data-chart": title }, el("h3", {}, title));
+  container.append(box);
+  const scaleNames = Object.keys(axes);
+  const opts = {
+    width: width(box) - 32,
+    height,
+    tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), tz),
+    scales: Object.fromEntries(scaleNames.map((s) => [s, axes[s].range ? { range: axes[s].range } : {}])),
+    legend: { live: true },
+    cursor: { drag: { x: false, y: false } },
+    series: [
+      {},
+      ...series.map((s) => ({
+        label: s.label,
+        scale: s.scale || scaleNames[0],
+        stroke: s.color,
+        fill: s.bars ? `${s.color}cc` : s.fill,
+        width: s.bars ? 0 : 2,
+        dash: s.dash,
+        points: { show: s.points ?? false },
+        paths: s.bars
+          ? uPlot.paths.bars({ size: [s.barSize ?? 0.6, 60], align: 0 })
+          : s.stepped
+            ? uPlot.paths.stepped({ align: 1 })
+            : undefined,
+        value: (u, v) => (v == null ? "–" : `${num(v, s.digits ?? 2)} ${s.unit}`),
+      })),
+    ],
+    axes: [
+      { stroke: "#5e6e67" },
+      ...scaleNames.map((s, i) => ({
+        scale: s,
+        side: i === 0 ? 3 : 1,
+        label: axes[s].unit,
+        stroke: "#5e6e67",
+        grid: { show: i === 0 },
+        size: 56,
+        values: (u, vals) => vals.map((v) => num(v, axes[s].digits ?? 1)),
+      })),
+    ],
+  };
+  const data = [x, ...series.map((s) => s.values)];
+  const chart = new uPlot(opts, data, box);
+  chart._box = box;
+  charts.add(chart);
+  if (!resizeBound) {
+    resizeBound = true;
+    window.addEventListener("resize", () => {
+      for (const c of charts) c.setSize({ width: width(c._box) - 32, height: c.height });
+    });
+  }
+  return chart;
+}
+
+export function destroyCharts() {
+  for (const c of charts) c.destroy();
+  charts.clear();
+}
