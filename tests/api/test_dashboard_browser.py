@@ -293,11 +293,15 @@ def test_live_values_follow_the_box(browser: Browser, dash: Dash) -> None:
     expect(pv).to_have_text("3.21 kW")
     # house 0.7 + HP 0.8 + battery charging 0.5 - PV 3.21 = 1.21 kW exported
     expect(grid.locator("[data-field=power_kw]")).to_have_text("1.21 kW")
-    expect(grid.locator(".flow")).to_have_text("→ exporting to grid")
+    expect(grid.locator(".flow")).to_have_text("exporting to the grid")
+    expect(page.locator("#flowline")).to_contain_text(
+        "From solar 3.21 kW → to house 0.70 kW + heat pump 0.80 kW"
+        " + battery 0.50 kW + grid 1.21 kW."
+    )
     expect(page.locator(".tile[data-device=battery] [data-field=soc]")).to_have_text("SOC 57 %")
     dash.post_reading(dash.clock(), pv=0.4, soc=0.58)
     expect(pv).to_have_text("0.40 kW")
-    expect(grid.locator(".flow")).to_have_text("← importing from grid")
+    expect(grid.locator(".flow")).to_have_text("importing from the grid")
     expect(grid.locator("[data-field=power_kw]")).to_have_text("1.60 kW")
     expect(page.locator(".tile[data-device=heatpump]")).to_contain_text("SG-Ready 2 normal")
     expect(page.locator("#as-of")).to_contain_text("Europe/Berlin")

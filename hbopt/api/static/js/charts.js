@@ -8,11 +8,20 @@ function width(container) {
   return Math.max(280, container.clientWidth || 600);
 }
 
+function timeLabels(tz, spanS, format) {
+  const long = spanS > 20 * 86400;
+  const f = new Intl.DateTimeFormat("en-GB", format ? { timeZone: tz, ...format } : long
+    ? { timeZone: tz, day: "numeric", month: "short", year: "2-digit" }
+    : { timeZone: tz, weekday: "short", hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+  return (u, splits) => splits.map((ts) => f.format(new Date(ts * 1e3)));
+}
+
 /**
- * A time chart. series: [{label, values, color, unit, stepped, bars, scale, dash}]
- * x: unix seconds. axes: {scaleName: {unit, range}}
+ * A time chart. series: [{label, values, color, unit, stepped, bars, barSize, points, dash}]
+ * x: unix seconds; axes: {scaleName: {unit, range, digits, zero}}; pad: seconds added
+ * on both sides of x (bars of calendar periods); format: Intl options of the time labels.
  */
-export function timeChart(container, { title, x, series, axes, tz, height = 220 }) {
+export function timeChart(container, { title, x, series, axes, tz, height = 220, pad = 0, format }) {
   const box = el("div", { class: "chart card", "data-chart": title }, el("h3", {}, title));
   container.append(box);
   const scaleNames = Object.keys(axes);
@@ -20,7 +29,12 @@ export function timeChart(container, { title, x, series, axes, tz, height = 220 
     width: width(box) - 32,
     height,
     tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), tz),
-    scales: Object.fromEntries(scaleNames.map((s) => [s, axes[s].range ? { range: axes[s].range } : {}])),
+    scales: {
+      x: { time: true, ...(pad ? { range: () => [x[0] - pad, x[x.length - 1] + pad] } : {}) },
+      ...Object.fromEntries(scaleNames.map((s) => [s, {
+        range: axes[s].range ?? (axes[s].zero ? (u, lo, hi) => [Math.min(0, lo), Math.max(hi * 1.1, 1)] : undefined),
+      }])),
+    },
     legend: { live: true },
     cursor: { drag: { x: false, y: false } },
     series: [
@@ -42,7 +56,7 @@ export function timeChart(container, { title, x, series, axes, tz, height = 220 
       })),
     ],
     axes: [
-      { stroke: "#5e6e67" },
+      { stroke: "#5e6e67", values: timeLabels(tz, x.length ? x[x.length - 1] - x[0] + 2 * pad : 0, format), size: 40 },
       ...scaleNames.map((s, i) => ({
         scale: s,
         side: i === 0 ? 3 : 1,

@@ -5,6 +5,8 @@ import { addDays, day, el, eur, kgCo2, kwh, localDate, pct } from "./format.js";
 
 const RANGE_DAYS = { day: 14, week: 84, month: 365, year: 366 };
 const LABELS = { day: "Day", week: "Week", month: "Month", year: "Year" };
+const AXIS_FORMAT = { day: { day: "numeric", month: "short" }, week: { day: "numeric", month: "short" }, month: { month: "short", year: "numeric" }, year: { year: "numeric" } };
+const HALF_PERIOD_S = { day: 43200, week: 302400, month: 1314000, year: 15768000 };
 
 async function serverToday(base, tz) {
   // The API's clock decides what "today" is (a demo may run on simulated time).
@@ -53,8 +55,8 @@ export async function renderHighlights(container, site) {
     const charts = el("div", { class: "charts" });
     body.replaceChildren(charts);
     timeChart(charts, {
-      title: `Energy per ${period} [kWh]`, x, tz,
-      axes: { kwh: { unit: "kWh" } },
+      title: `Energy per ${period} [kWh]`, x: x.map((t) => t + HALF_PERIOD_S[period]), tz, pad: HALF_PERIOD_S[period], format: AXIS_FORMAT[period],
+      axes: { kwh: { unit: "kWh", zero: true } },
       series: [
         { label: "solar", values: col("pv_kwh"), color: "#e5a800", unit: "kWh", bars: true, barSize: 0.8, digits: 1 },
         { label: "consumed", values: col("consumption_kwh"), color: "#2f6fb3", unit: "kWh", bars: true, barSize: 0.4, digits: 1 },
@@ -63,8 +65,8 @@ export async function renderHighlights(container, site) {
       ],
     });
     timeChart(charts, {
-      title: `CO₂ per ${period} [kg]`, x, tz, height: 180,
-      axes: { kg: { unit: "kg CO₂" } },
+      title: `CO₂ per ${period} [kg]`, x: x.map((t) => t + HALF_PERIOD_S[period]), tz, height: 180, pad: HALF_PERIOD_S[period], format: AXIS_FORMAT[period],
+      axes: { kg: { unit: "kg CO₂", zero: true } },
       series: [
         { label: "avoided", values: col("co2_avoided_total_kg"), color: "#0f7b55", unit: "kg", bars: true, barSize: 0.7, digits: 1 },
         { label: "caused", values: col("co2_caused_kg"), color: "#5e6e67", unit: "kg", points: true, digits: 1 },

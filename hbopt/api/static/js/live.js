@@ -19,14 +19,24 @@ function flowText(device, f) {
   const p = f.power_kw ?? 0;
   const idle = Math.abs(p) < 0.01;
   switch (device) {
-    case "pv": return idle ? "not producing" : "producing →";
-    case "grid": return idle ? "balanced" : p > 0 ? "← importing from grid" : "→ exporting to grid";
-    case "battery": return idle ? "idle" : p > 0 ? "discharging → house" : "charging ←";
-    case "house": return "consuming";
+    case "pv": return idle ? "not producing" : "producing";
+    case "grid": return idle ? "no exchange" : p > 0 ? "importing from the grid" : "exporting to the grid";
+    case "battery": return idle ? "idle" : p > 0 ? "discharging" : "charging";
+    case "house": return "consumption of the house";
     case "wallbox": return WALLBOX_STATES[f.state ?? 0] + (f.connected === 0 ? ", unplugged" : "");
     case "heatpump": return `SG-Ready ${SGREADY[f.sgready ?? 0]}`;
     default: return "";
   }
+}
+
+/** Where the power comes from and where it goes, as one line. */
+function flows(byDevice) {
+  const p = (d) => byDevice[d]?.fields.power_kw ?? 0;
+  const part = (name, v) => (v > 0.005 ? `${name} ${kw(v)}` : null);
+  const from = [part("solar", p("pv")), part("grid", p("grid")), part("battery", p("battery"))].filter(Boolean);
+  const to = [part("house", p("house")), part("EV", p("wallbox")), part("heat pump", p("heatpump")),
+    part("battery", -p("battery")), part("grid", -p("grid"))].filter(Boolean);
+  return `From ${from.join(" + ") || "nothing"} → to ${to.join(" + ") || "nothing"}.`;
 }
 
 function tile(device, title, reading) {
@@ -56,7 +66,7 @@ function summary(byDevice) {
   const use = p("house") + p("wallbox") + p("heatpump");
   if (!Object.keys(byDevice).length) return "No readings from this site's box yet.";
   const share = use > 0 ? Math.min(1, own / use) : null;
-  return `Using ${kw(use)} now` + (share == null ? "." : `, ${pct(share)} of it from own solar and battery.`);
+  return `${flows(byDevice)} Using ${kw(use)}` + (share == null ? "." : `, ${pct(share)} of it from own solar and battery.`);
 }
 
 export async function renderLive(container, site) {

@@ -72,7 +72,12 @@ function batteryReason(slots, tz) {
     text = "Idle now: neither cheap energy nor a price worth discharging for.";
   }
   const k = firstFrom(slots, (v) => state(v) !== s0);
-  const next = k > 0 ? `Next: ${state(slots[k].values)} from ${hhmm(slots[k].start, tz)}${priceNote(slots, k)}.` : "No change planned in this plan.";
+  let next = "No change planned in this plan.";
+  if (k > 0) {
+    const v = slots[k].values;
+    const solar = state(v) === "charging" && (pick(v, col.pv) ?? 0) - (pick(v, col.load) ?? 0) > ON_KW;
+    next = `Next: ${state(v)} from ${hhmm(slots[k].start, tz)}` + (solar ? " with solar surplus." : `${priceNote(slots, k)}.`);
+  }
   return { title: "Battery", now: s0, text, next };
 }
 

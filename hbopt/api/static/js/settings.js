@@ -96,7 +96,7 @@ function grantsSection(base, site, grants, rerender) {
     });
   });
   return el("section", { class: "card" }, el("h2", {}, "Supporters"),
-    el("p", { class: "muted small" }, "A supporter (installer, technician) sees this site's live view, plan and highlights, but changes nothing. Ask them for the user ID shown on their settings page."),
+    el("p", { class: "muted small" }, "A supporter (installer, technician) sees this site's live view, plan and highlights, but changes nothing. Ask them for the user ID shown on their list of sites."),
     list, form);
 }
 
@@ -149,7 +149,7 @@ export async function renderSettings(container, site) {
     ]);
     const wbs = wallboxes.length || !owner ? wallboxes : [{ name: "ev", mode: "smart" }];
     const hps = heatpumps.length || !owner ? heatpumps : [{ name: "hp", comfort_min_c: 45, comfort_max_c: 55 }];
-    container.replaceChildren(
+    container.replaceChildren(...[
       el("h1", {}, `${site.name}: settings`),
       owner ? null : el("p", { class: "note" }, `You are a ${site.your_role.replace("_", " ")} of this site: you see its settings; only the owner changes them.`),
       el("div", { class: "settings" },
@@ -161,7 +161,7 @@ export async function renderSettings(container, site) {
         owner ? factorySection(base, site) : null,
         owner ? exportSection(base, site) : null,
         accountSection(me)),
-    );
+    ].filter(Boolean));
   }
   await render();
   return () => {};
