@@ -408,3 +408,30 @@ def test_grant_and_revoke_a_supporter(browser: Browser, dash: Dash) -> None:
     expect(supporter.locator("#no-sites")).to_be_visible()
     owner.context.close()
     supporter.context.close()
+
+
+def test_factory_switch_export_and_account_deletion(browser: Browser, dash: Dash) -> None:
+    accounts, hasher = dash.services.accounts, dash.services.hasher
+    email = "leaver@example.org"
+    accounts.create_user(email, hasher.hash(PASSWORD), "customer", dash.clock(), confirmed=True)
+    with dash.api(email) as client:
+        site = client.post("/v1/app/sites", json={"name": "Flat"}).json()["id"]
+    page = _page(browser, accept_downloads=True)
+    _sign_in(page, dash, email)
+    page.goto(f"{dash.base}/ui/#/site/{site}/settings")
+    page.check("#factory-service")
+    expect(page.locator("text=On: the factory service may access this site.")).to_be_visible()
+    with dash.api(email) as client:
+        assert client.get(f"/v1/app/sites/{site}").json()["factory_service"] is True
+    with page.expect_download() as download:
+        page.click("#export")
+    exported = Path(download.value.path()).read_text()
+    assert f'"id": "{site}"' in exported and '"factory_service": true' in exported
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#delete-account")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    refused = httpx.post(f"{dash.base}/v1/auth/token", json={"email": email, "password": PASSWORD})
+    assert refused.status_code == 401
+    assert accounts.get_site(site) is None
+    page.context.close()
