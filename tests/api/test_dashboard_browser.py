@@ -239,7 +239,13 @@ def browser() -> Iterator[Browser]:
 
 
 def _page(browser: Browser, **context: Any) -> Page:
-    page = browser.new_context(viewport={"width": 1100, "height": 900}, **context).new_page()
+    # A browser far from the site: every time on the page must still be the site's (Berlin).
+    page = browser.new_context(
+        viewport={"width": 1100, "height": 900},
+        locale="en-GB",
+        timezone_id="America/New_York",
+        **context,
+    ).new_page()
     page.set_default_timeout(TIMEOUT_MS)
     expect.set_options(timeout=TIMEOUT_MS)
     return page
@@ -269,6 +275,7 @@ def test_sign_in_and_switch_sites(browser: Browser, dash: Dash) -> None:
     sites = page.locator("#site-list li")
     expect(sites).to_have_count(2)
     expect(sites.filter(has_text="Home")).to_contain_text("owner")
+    expect(page.locator("nav#tabs")).to_be_hidden()  # no site chosen yet
     _shot(page, "02-sites")
     page.click("#site-list a:has-text('Home')")
     expect(page.get_by_role("heading", name="Home: live")).to_be_visible()

@@ -9,11 +9,23 @@ function width(container) {
 }
 
 function timeLabels(tz, spanS, format) {
-  const long = spanS > 20 * 86400;
-  const f = new Intl.DateTimeFormat("en-GB", format ? { timeZone: tz, ...format } : long
-    ? { timeZone: tz, day: "numeric", month: "short", year: "2-digit" }
-    : { timeZone: tz, weekday: "short", hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
-  return (u, splits) => splits.map((ts) => f.format(new Date(ts * 1e3)));
+  if (format || spanS > 20 * 86400) {
+    const f = new Intl.DateTimeFormat("en-GB", { timeZone: tz, ...(format || { day: "numeric", month: "short" }) });
+    return (u, splits) => splits.map((ts) => f.format(new Date(ts * 1e3)));
+  }
+  // Hours and minutes; the weekday only where the local day changes (and on the first tick).
+  const time = new Intl.DateTimeFormat("en-GB", { timeZone: tz, hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+  const weekday = new Intl.DateTimeFormat("en-GB", { timeZone: tz, weekday: "short" });
+  return (u, splits) => {
+    let last = null;
+    return splits.map((ts) => {
+      const d = new Date(ts * 1e3);
+      const wd = weekday.format(d);
+      const label = wd === last ? time.format(d) : `${wd} ${time.format(d)}`;
+      last = wd;
+      return label;
+    });
+  };
 }
 
 /**
@@ -48,7 +60,7 @@ export function timeChart(container, { title, x, series, axes, tz, height = 220,
         dash: s.dash,
         points: { show: s.points ?? false },
         paths: s.bars
-          ? uPlot.paths.bars({ size: [s.barSize ?? 0.6, 60], align: 0 })
+          ? uPlot.paths.bars({ size: [s.barSize ?? 0.6, 120], align: 0 })
           : s.stepped
             ? uPlot.paths.stepped({ align: 1 })
             : undefined,
@@ -56,7 +68,7 @@ export function timeChart(container, { title, x, series, axes, tz, height = 220,
       })),
     ],
     axes: [
-      { stroke: "#5e6e67", values: timeLabels(tz, x.length ? x[x.length - 1] - x[0] + 2 * pad : 0, format), size: 40 },
+      { stroke: "#5e6e67", values: timeLabels(tz, x.length ? x[x.length - 1] - x[0] + 2 * pad : 0, format), size: 40, space: 75 },
       ...scaleNames.map((s, i) => ({
         scale: s,
         side: i === 0 ? 3 : 1,
