@@ -16,10 +16,12 @@ from hbopt.demo_serve import SCHEDULER_DB, create_demo_account
 def test_demo_account_sees_the_demo_data(tmp_path: Path) -> None:
     account = create_demo_account(tmp_path, datetime(2024, 6, 12, tzinfo=UTC))
     at = pd.Timestamp("2024-06-13T10:00Z")
-    store = make_store(StoreSettings(data_dir=tmp_path, sqlite_file=SCHEDULER_DB))
-    store.write(
-        [Sample(account.site_id, "battery", at.to_pydatetime(), {"power_kw": 1.5, "soc": 0.8})]
+    # the store's clock is the simulated one, as in the demo (a 2024 sample is not "too old")
+    store = make_store(
+        StoreSettings(data_dir=tmp_path, sqlite_file=SCHEDULER_DB), clock=at.to_pydatetime
     )
+    sample = Sample(account.site_id, "battery", at.to_pydatetime(), {"power_kw": 1.5, "soc": 0.8})
+    assert store.write([sample]).accepted == 1
     store.close()
     settings = Settings(database_path=account.accounts_path, telemetry_path=tmp_path / SCHEDULER_DB)
     app = create_app(settings, clock=at.to_pydatetime)
