@@ -26,8 +26,18 @@ from hbopt.api.errors import install_error_handlers
 from hbopt.api.mailer import LogMailer, Mailer
 from hbopt.api.maintenance import run_maintenance
 from hbopt.api.observability import Metrics, ObservabilityMiddleware, RequestLog
+from hbopt.api.routers import (
+    analysis,
+    auth,
+    devices,
+    equipment,
+    gateway,
+    insights,
+    ops,
+    trading,
+    views,
+)
 from hbopt.api.routers import app as app_routes
-from hbopt.api.routers import auth, devices, gateway, insights, ops, trading, views
 from hbopt.api.schedule import PlanCache
 from hbopt.api.security import password_hasher
 from hbopt.api.settings import Settings, get_settings
@@ -136,6 +146,9 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(ObservabilityMiddleware, owner=app)
     for module in (auth, app_routes, devices, views, insights, gateway, trading, ops):
+        _declare_roles(module.router)
+        app.include_router(module.router)
+    for module in (equipment, analysis):
         _declare_roles(module.router)
         app.include_router(module.router)
     return app
