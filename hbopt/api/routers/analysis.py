@@ -28,7 +28,7 @@ from hbopt.api.analysis_schemas import (
     WhatIfResult,
 )
 from hbopt.api.deps import Services, ServicesDep, TradingReader
-from hbopt.api.errors import ERROR_RESPONSES, ApiError, field_error, not_found
+from hbopt.api.errors import ERROR_RESPONSES, ApiError, ErrorBody, field_error, not_found
 from hbopt.api.routers.trading import SiteDep, site_parameters
 from hbopt.api.schemas import FleetGroup, ScheduleSlot, TradingParameters, TradingParametersPatch
 from hbopt.api.site_problem import (
@@ -45,10 +45,18 @@ from hbopt.api.site_problem import (
     validation_fields,
 )
 from hbopt.insights.flexibility import FLEXIBILITY_COLUMNS, battery_flexibility
+from hbopt.optimizer import ConfigError, SolverError
 from hbopt.scheduler.site_model import EquipmentError, optimizer_site, plan_column
 from hbopt.timeindex import check_index
 
-router = APIRouter(prefix="/v1/trading", tags=["trading"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/v1/trading",
+    tags=["trading"],
+    responses={
+        **ERROR_RESPONSES,
+        503: {"model": ErrorBody, "description": "The solver found no plan; try again"},
+    },
+)
 GroupPath = Annotated[FleetGroup, Path(description="Fleet group name")]
 #: Sites without a stored plan solved per flexibility request; more are listed as skipped.
 MAX_FRESH_SOLVES = 10
@@ -106,8 +114,10 @@ def what_if(
     try:
         baseline = solve(setup, baseline_frame, setup.parameters)
         scenario = solve(setup, scenario_frame, parameters)
-    except EquipmentError as exc:
+    except (EquipmentError, ConfigError) as exc:
         raise ApiError(422, "invalid_equipment", str(exc)) from None
+    except SolverError as exc:
+        raise ApiError(503, "solver_failed", f"no plan within the time limit: {exc}") from None
     base_totals, scen_totals = plan_totals(baseline), plan_totals(scenario)
     estimate = scenario_frame.get("price_is_estimate")
     return WhatIfResult(
@@ -204,7 +214,7 @@ def flexibility(
             continue
         try:
             flex, source = _site_flexibility(services, site, index, solves < MAX_FRESH_SOLVES)
-        except ValueError as exc:
+        except (ValueError, SolverError) as exc:
             skipped.append(SkippedSite(site_id=site.id, reason=str(exc)))
             continue
         solves += source == "solve"
