@@ -8,6 +8,7 @@ Routes are ``def`` so FastAPI runs the blocking solves in its thread pool.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
@@ -151,8 +152,15 @@ def _stored_rows(services: Services, site_id: str, index: pd.DatetimeIndex) -> p
     return None if inside.empty else inside
 
 
+@dataclass
+class _SolveBudget:
+    """Fresh solves (tried, successful or not) one flexibility request may still spend."""
+
+    left: int = MAX_FRESH_SOLVES
+
+
 def _site_flexibility(
-    services: Services, site: Site, index: pd.DatetimeIndex, may_solve: bool
+    services: Services, site: Site, index: pd.DatetimeIndex, budget: _SolveBudget
 ) -> tuple[pd.DataFrame, str]:
     """Per slot of ``index``: energy, up and down of one site, and where the plan came from.
 
@@ -167,7 +175,7 @@ def _site_flexibility(
         raise ValueError("no battery")
     rows, source = _stored_rows(services, site.id, index), "plan"
     if rows is None:
-        if not may_solve:
+        if budget.left <= 0:
             raise ValueError(
                 f"no plan stored (fresh solves limited to {MAX_FRESH_SOLVES} per request)"
             )
@@ -208,16 +216,15 @@ def flexibility(
     index = horizon(start or services.now(), hours)
     total = pd.DataFrame(0.0, index=index, columns=list(FLEXIBILITY_COLUMNS))
     count = pd.Series(0, index=index)
-    included, skipped, solves = [], [], 0
+    included, skipped, budget = [], [], _SolveBudget()
     for site in services.accounts.all_sites():
         if site.fleet_group != group:
             continue
         try:
-            flex, source = _site_flexibility(services, site, index, solves < MAX_FRESH_SOLVES)
+            flex, source = _site_flexibility(services, site, index, budget)
         except (ValueError, SolverError) as exc:
             skipped.append(SkippedSite(site_id=site.id, reason=str(exc)))
             continue
-        solves += source == "solve"
         total += flex.fillna(0.0)
         count += flex["energy_kwh"].notna().astype(int)
         included.append(FlexibilitySite(site_id=site.id, source=source))  # type: ignore[arg-type]
