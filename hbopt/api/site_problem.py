@@ -241,13 +241,19 @@ def slot_rows(frame: pd.DataFrame) -> list[ScheduleSlot]:
     ]
 
 
+def numeric_plan(stored: StoredPlan) -> pd.DataFrame:
+    """A stored plan's rows with the optimizer's column names, as floats (NaN if not a number)."""
+    frame = stored.slots.rename(columns=plan_column)
+    return frame.apply(pd.to_numeric, errors="coerce").astype("float64")
+
+
 def plan_reasons(
     stored: StoredPlan | None, now: datetime, tz: str, preferences: SitePreferences
 ) -> list[DeviceReasonPublic]:
     """Why each device does what the stored plan says in the current (or next) slot."""
     if stored is None:
         return []
-    frame = stored.slots.rename(columns=plan_column)
+    frame = numeric_plan(stored)
     index = pd.DatetimeIndex(frame.index)
     step = check_index(index, name="plan slots")
     first = int((index + step).searchsorted(pd.Timestamp(now), side="right"))

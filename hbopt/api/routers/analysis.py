@@ -37,6 +37,7 @@ from hbopt.api.site_problem import (
     horizon,
     inputs_frame,
     live_state,
+    numeric_plan,
     plan_totals,
     slot_rows,
     solve,
@@ -47,7 +48,7 @@ from hbopt.api.site_problem import (
 )
 from hbopt.insights.flexibility import FLEXIBILITY_COLUMNS, battery_flexibility
 from hbopt.optimizer import ConfigError, SolverError
-from hbopt.scheduler.site_model import EquipmentError, optimizer_site, plan_column
+from hbopt.scheduler.site_model import EquipmentError, optimizer_site
 from hbopt.timeindex import check_index
 
 router = APIRouter(
@@ -145,7 +146,7 @@ def _stored_rows(services: Services, site_id: str, index: pd.DatetimeIndex) -> p
         return None
     if stored is None:
         return None
-    frame = stored.slots.rename(columns=plan_column)
+    frame = numeric_plan(stored)
     step = check_index(pd.DatetimeIndex(frame.index), name="plan slots")
     ends = pd.DatetimeIndex(frame.index) + step
     inside = frame[(ends > index[0]) & (pd.DatetimeIndex(frame.index) <= index[-1])]
