@@ -16,13 +16,29 @@ data by a documented rule:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pvlib
+
+# one PV model for data, twin and forecasts; re-exported for the readers' callers
+from hbopt.optimizer.forecast import PvSystem, pv_power
+
+__all__ = [
+    "PvSystem",
+    "ev_sessions_for_period",
+    "household_load_for_period",
+    "pv_power",
+    "read_bdew_load",
+    "read_dwd_15min",
+    "read_ev_sessions",
+    "read_pv_per_kwp",
+    "read_try",
+    "read_uci_load",
+    "uci_load_for_period",
+    "weather_for_period",
+]
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 DWD_FILES = (
@@ -131,66 +147,6 @@ def weather_for_period(index: pd.DatetimeIndex) -> pd.DataFrame:
             out.loc[inside, WEATHER_COLUMNS] = sel.to_numpy()
             out.loc[inside, "source"] = "dwd"
     return out
-
-
-@dataclass(frozen=True)
-class PvSystem:
-    """A fixed PV array (defaults match the bundled 1 kWp south 35 deg file).
-
-    ``peak_kw`` [kWp], ``tilt_deg``, ``azimuth_deg`` (180 = south), ``losses`` fraction,
-    ``latitude``/``longitude`` [deg], ``gamma_pdc`` [1/K].
-    """
-
-    peak_kw: float = 1.0
-    tilt_deg: float = 35.0
-    azimuth_deg: float = 180.0
-    losses: float = 0.14
-    latitude: float = 51.296
-    longitude: float = 6.7686
-    gamma_pdc: float = -0.004
-
-
-def pv_power(weather: pd.DataFrame, system: PvSystem) -> pd.Series:
-    """AC PV power [kW] from weather (pvlib: Hay-Davies, SAPM cell temperature, PVWatts).
-
-    Parameters
-    ----------
-    weather : pandas.DataFrame
-        UTC index (interval start) with ``ghi_wm2``, ``dhi_wm2`` [W/m^2], ``temp_air_c``
-        [degC], ``wind_speed_ms`` [m/s].
-    system : PvSystem
-        The array.
-    """
-    _require_utc(weather.index)
-    step = weather.index[1] - weather.index[0] if len(weather) > 1 else pd.Timedelta("15min")
-    mid = weather.index + step / 2  # averaged irradiance belongs to the interval centre
-    sol = pvlib.solarposition.get_solarposition(mid, system.latitude, system.longitude)
-    zen = sol["apparent_zenith"].to_numpy()
-    ghi = weather["ghi_wm2"].to_numpy(float)
-    dhi = np.minimum(weather["dhi_wm2"].to_numpy(float), ghi)
-    cosz = np.cos(np.radians(zen))
-    dni = np.where(zen < 87.0, (ghi - dhi) / np.maximum(cosz, 0.05), 0.0)
-    poa = pvlib.irradiance.get_total_irradiance(
-        system.tilt_deg,
-        system.azimuth_deg,
-        zen,
-        sol["azimuth"].to_numpy(),
-        dni,
-        ghi,
-        dhi,
-        dni_extra=pvlib.irradiance.get_extra_radiation(mid).to_numpy(),
-        model="haydavies",
-    )["poa_global"]
-    params = pvlib.temperature.TEMPERATURE_MODEL_PARAMETERS["sapm"]["open_rack_glass_glass"]
-    t_cell = pvlib.temperature.sapm_cell(
-        poa,
-        weather["temp_air_c"].to_numpy(float),
-        weather["wind_speed_ms"].to_numpy(float),
-        **params,
-    )
-    dc = pvlib.pvsystem.pvwatts_dc(poa, t_cell, system.peak_kw, system.gamma_pdc)
-    ac = pvlib.inverter.pvwatts(np.nan_to_num(dc) * (1 - system.losses), system.peak_kw)
-    return pd.Series(np.clip(np.asarray(ac, float), 0.0, None), index=weather.index, name="pv_kw")
 
 
 def read_pv_per_kwp(path: str | Path = PV_PER_KWP_FILE) -> pd.Series:

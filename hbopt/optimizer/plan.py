@@ -111,7 +111,13 @@ class Plan:
 
     def setpoints(self, slot: int = 0) -> Setpoints:
         """Setpoints of slot ``slot`` (0 = the current slot)."""
-        return setpoints_from_row(self.problem, self.slots, slot)
+        if not 0 <= slot < len(self.slots):
+            raise IndexError(f"slot {slot} outside the plan's {len(self.slots)} slots")
+        return schedule_from_slots(self.problem, self.slots.iloc[slot:], 1)[0]
+
+    def schedule(self, count: int | None = None) -> tuple[Setpoints, ...]:
+        """Setpoints of the first ``count`` slots (all by default): the box schedule."""
+        return schedule_from_slots(self.problem, self.slots, count or len(self.slots))
 
     @property
     def violations(self) -> tuple[Violation, ...]:
@@ -367,24 +373,45 @@ def summarize(
     )
 
 
-def setpoints_from_row(problem: Problem, slots: pd.DataFrame, i: int) -> Setpoints:
-    """Setpoints of slot ``i`` of a plan frame."""
+def schedule_from_slots(problem: Problem, slots: pd.DataFrame, count: int) -> tuple[Setpoints, ...]:
+    """Setpoints of the first ``count`` slots of a plan frame, read column-wise.
+
+    Reading each slot's row through pandas cost more than the solve; the columns are taken
+    out as arrays once.
+    """
     site = problem.site
-    row = slots.iloc[i]
-    step = check_index(problem.inputs.index)
-    wallboxes = {}
-    for wb in site.wallboxes:
-        power, phases = float(row[f"{wb.name}_kw"]), int(row[f"{wb.name}_phases"])
-        current = power * 1000 / (phases * wb.voltage_v) if phases else None
-        wallboxes[wb.name] = WallboxSetpoint(power, current, phases)
+    count = min(count, len(slots))
+    starts = slots.index[:count]
+    ends = starts + check_index(problem.inputs.index)
+    battery = slots["battery_kw"].to_numpy()[:count] if site.battery is not None else None
+    wallboxes = {wb.name: _wallbox_setpoints(wb, slots, count) for wb in site.wallboxes}
     heat_pumps = {
-        hp.name: HeatPumpSetpoint(float(row[f"{hp.name}_kw"]), int(row[f"{hp.name}_sgready"]))
+        hp.name: [
+            HeatPumpSetpoint(float(power), int(state))
+            for power, state in zip(
+                slots[f"{hp.name}_kw"].to_numpy()[:count],
+                slots[f"{hp.name}_sgready"].to_numpy()[:count],
+                strict=True,
+            )
+        ]
         for hp in site.heat_pumps
     }
-    return Setpoints(
-        start=slots.index[i],
-        end=slots.index[i] + step,
-        battery_kw=float(row["battery_kw"]) if site.battery is not None else None,
-        wallboxes=wallboxes,
-        heat_pumps=heat_pumps,
+    return tuple(
+        Setpoints(
+            start=starts[i],
+            end=ends[i],
+            battery_kw=None if battery is None else float(battery[i]),
+            wallboxes={name: sps[i] for name, sps in wallboxes.items()},
+            heat_pumps={name: sps[i] for name, sps in heat_pumps.items()},
+        )
+        for i in range(count)
     )
+
+
+def _wallbox_setpoints(wb: Wallbox, slots: pd.DataFrame, count: int) -> list[WallboxSetpoint]:
+    power = slots[f"{wb.name}_kw"].to_numpy()[:count]
+    phases = slots[f"{wb.name}_phases"].to_numpy()[:count]
+    return [
+        WallboxSetpoint(float(p), float(p) * 1000 / (int(k) * wb.voltage_v) if k else None, int(k))
+        for p, k in zip(power, phases, strict=True)
+    ]

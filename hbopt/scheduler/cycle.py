@@ -63,8 +63,7 @@ def plan_cycle(request: CycleRequest) -> CycleResult:
     t0 = time.perf_counter()
     try:
         plan: Plan = optimize(request.problem, request.solver)
-        count = min(request.schedule_slots, len(plan.slots))
-        setpoints = tuple(plan.setpoints(i) for i in range(count))
+        setpoints = plan.schedule(request.schedule_slots)
         return CycleResult(
             request.site_id,
             True,

@@ -183,3 +183,20 @@ def test_unservable_load_is_reported_as_a_violation() -> None:
     plan = optimize(Problem(site, inputs([0.3], load=5.0)))
     assert plan.violations[0].name == "grid-unserved_load"
     assert plan.violations[0].amount == pytest.approx(2.0, abs=1e-6)
+
+
+def test_schedule_matches_per_slot_setpoints() -> None:
+    wb = Wallbox(max_current_a=16, phases=3, switch_phases=True, efficiency=1.0)
+    session = EVSession(capacity_kwh=60, energy_kwh=30, target_kwh=32, departure=at(3))
+    site = Site(pv=None, battery=battery(), wallboxes=(wb,))
+    plan = optimize(
+        Problem(site, inputs([0.30, 0.10, 0.20]), State(0.5, ev_sessions=(session,)), EXACT)
+    )
+    schedule = plan.schedule()
+    assert schedule == tuple(plan.setpoints(i) for i in range(3))
+    assert schedule[1].wallboxes["ev"].phases == 1
+    assert schedule[1].wallboxes["ev"].current_a == pytest.approx(2000 / 230, abs=1e-6)
+    assert schedule[2].start == at(2) and schedule[2].end == at(3)
+    assert [s.battery_kw for s in schedule] == pytest.approx(plan.slots["battery_kw"].tolist())
+    with pytest.raises(IndexError):
+        plan.setpoints(3)
