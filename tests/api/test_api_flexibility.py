@@ -171,3 +171,29 @@ def test_new_routes_are_in_the_authorization_matrix() -> None:
     assert roles[("PUT", "/v1/app/sites/{site_id}/equipment")] == {"owner"}
     assert roles[("POST", "/v1/trading/sites/{site_id}/what-if")] == {"trader", "analyst"}
     assert roles[("GET", "/v1/trading/groups/{group}/flexibility")] == {"trader", "analyst"}
+
+
+def test_reasons_and_flexibility_from_a_real_solve_stored_like_the_scheduler(world: World) -> None:
+    from hbopt.optimizer import optimize
+    from hbopt.scheduler.scenario import Home, scenario_problem
+    from hbopt.scheduler.site_model import store_column
+
+    problem, _ = scenario_problem(Home(), "2024-06-12T22:00Z", 6)
+    plan = optimize(problem)
+    slots = plan.slots.rename(columns=store_column)
+    slots.index = pd.date_range(START, periods=len(slots), freq="15min")  # moved to "now"
+    world.api.services.store().save_plan(
+        Plan(world.site_a, START, slots, PlanSummary(status="optimal", objective_eur=0.0))
+    )
+    response = world.api.client.get(
+        f"/v1/app/sites/{world.site_a}/plan", headers=world.headers("owner")
+    )
+    reasons = response.json()["reasons"]
+    assert [r["kind"] for r in reasons] == ["battery", "wallbox", "heat_pump"]
+    first = response.json()["slots"][0]["values"]
+    assert reasons[0]["power_kw"] == pytest.approx(first["battery-power_kw"], abs=1e-3)
+    body = _flex(world, hours=2)
+    assert {s["site_id"]: s["source"] for s in body["sites"]}[world.site_a] == "plan"
+    # 6 planned slots of 8; site B has no plan and no prices in 2026
+    assert [s["sites"] for s in body["slots"]] == [1] * 6 + [0] * 2
+    assert 0.5 - 1e-6 <= body["slots"][0]["energy_kwh"] <= 10.0 + 1e-6
