@@ -26,8 +26,19 @@ from hbopt.api.errors import install_error_handlers
 from hbopt.api.mailer import LogMailer, Mailer
 from hbopt.api.maintenance import run_maintenance
 from hbopt.api.observability import Metrics, ObservabilityMiddleware, RequestLog
+from hbopt.api.routers import (
+    analysis,
+    auth,
+    dashboard,
+    devices,
+    equipment,
+    gateway,
+    insights,
+    ops,
+    trading,
+    views,
+)
 from hbopt.api.routers import app as app_routes
-from hbopt.api.routers import auth, dashboard, devices, gateway, insights, ops, trading, views
 from hbopt.api.schedule import PlanCache
 from hbopt.api.security import password_hasher
 from hbopt.api.settings import Settings, get_settings
@@ -136,7 +147,10 @@ def create_app(
     # override: any override makes FastAPI re-analyse every dependency on every request).
     install_error_handlers(app)
     app.add_middleware(ObservabilityMiddleware, owner=app)
-    routers = (auth, app_routes, devices, views, insights, gateway, trading, ops, dashboard)
+    routers = (
+        auth, app_routes, devices, views, insights, gateway, trading, ops, dashboard, equipment,
+        analysis,
+    )  # fmt: skip
     for module in routers:
         _declare_roles(module.router)
         app.include_router(module.router)

@@ -21,6 +21,7 @@ from hbopt.api.errors import ERROR_RESPONSES, ErrorBody
 from hbopt.api.schedule import CachedPlan
 from hbopt.api.schemas import DeviceReading, LivePublic, PlanPublic, SchedulePublic
 from hbopt.api.security import decode_access_token
+from hbopt.api.site_problem import plan_reasons, stored_preferences
 
 router = APIRouter(
     prefix="/v1/app/sites/{site_id}",
@@ -133,7 +134,8 @@ def live_view(ctx: SiteContext, services: Services) -> LivePublic:
 
 @router.get("/plan", response_model=PlanPublic)
 def plan(ctx: SiteViewer, services: ServicesDep) -> PlanPublic:
-    """The latest plan from the current slot on, with its summary (cost, violations, solver)."""
+    """The latest plan from the current slot on, with its summary (cost, violations, solver)
+    and, per device, the reason for its action in the current (or next) slot."""
     now = services.now()
     stored = services.store().latest_plan(ctx.site.id)
     body = SchedulePublic.model_validate(CachedPlan.of(ctx.site.id, stored).body(now))
@@ -143,4 +145,7 @@ def plan(ctx: SiteViewer, services: ServicesDep) -> PlanPublic:
         step_minutes=body.step_minutes,
         summary={} if stored is None else stored.summary.model_dump(mode="json"),
         slots=body.slots,
+        reasons=plan_reasons(
+            stored, now, ctx.site.timezone, stored_preferences(services.accounts, ctx.site.id)
+        ),
     )

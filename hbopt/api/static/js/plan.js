@@ -1,8 +1,15 @@
 // Plan: the next 24-48 h of the latest plan as charts, with the reason behind each next action.
 import { get } from "./api.js";
 import { destroyCharts, timeChart } from "./charts.js";
-import { dayTime, el, eur } from "./format.js";
-import { col, nextActions, pick, planDevices } from "./reasons.js";
+import { dayTime, el, eur, kw } from "./format.js";
+import { col, pick, planDevices } from "./columns.js";
+
+// The API says why each device does what it does next; the page only labels it.
+const KIND_LABEL = { battery: "Battery", wallbox: "EV charger", heat_pump: "Heat pump" };
+const ACTION_LABEL = {
+  charge: "charging", discharge: "discharging", hold: "holding", wait: "waiting",
+  heat: "heating", off: "off",
+};
 
 const HORIZON_H = 48;
 const COLORS = { pv: "#e5a800", load: "#2f6fb3", battery: "#1b8a5a", grid: "#7a4fbf", ev: "#d2487a", hp: "#d66a1f", export: "#0f7b55", import: "#b3541e" };
@@ -25,7 +32,6 @@ export async function renderPlan(container, site) {
   const x = slots.map((s) => Date.parse(s.start) / 1000);
   const series = (names) => slots.map((s) => pick(s.values, names) ?? null);
   const has = (names) => slots.some((s) => pick(s.values, names) !== undefined);
-  const prefs = Object.fromEntries(wallboxes.map((w) => [w.name, w]));
   const devices = planDevices(slots, wallboxes.map((w) => w.name), heatpumps.map((h) => h.name));
   const summary = plan.summary || {};
   const cost = summary.cost_eur ?? summary.objective_eur;
@@ -38,13 +44,16 @@ export async function renderPlan(container, site) {
 
   container.append(el("h2", {}, "Next actions"));
   const reasons = el("div", { class: "reasons", id: "reasons" });
-  for (const r of nextActions(slots, devices, prefs, tz)) {
-    reasons.append(el("div", { class: "card", "data-device": r.title },
-      el("h3", {}, `${r.title}: `, el("span", { class: "now" }, r.now)),
+  for (const r of plan.reasons || []) {
+    const label = KIND_LABEL[r.kind] || r.kind;
+    const title = label.toLowerCase() === r.device ? label : `${label} ${r.device}`;
+    reasons.append(el("div", { class: "card", "data-device": title, "data-code": r.code },
+      el("h3", {}, `${title}: `, el("span", { class: "now" }, ACTION_LABEL[r.action] || r.action)),
       el("p", { class: "why" }, r.text),
-      r.next ? el("p", { class: "muted small" }, r.next) : null));
+      el("p", { class: "muted small" }, `${kw(r.power_kw)} from ${dayTime(r.slot_start, tz)}`)));
   }
-  container.append(reasons, el("p", { class: "muted small" }, "Reasons are read in the browser from the plan's own rows (prices, forecasts and planned power); the API gives no reasons of its own."));
+  if (!reasons.children.length) reasons.append(el("p", { class: "muted" }, "No plan yet."));
+  container.append(reasons);
 
   const charts = el("div", { class: "charts" });
   container.append(el("h2", {}, "Charts"), charts);
