@@ -17,7 +17,7 @@ from collections.abc import Sequence
 COMMAND_MODULES: tuple[str, ...] = (
     "hbopt.scheduler.plan_cli",
     "hbopt.scheduler.backtest",
-    "hbopt.scheduler.demo",
+    "hbopt.demo",
     "hbopt.scheduler.fleet_cli",
     "hbopt.pricing.cli",
     "hbopt.adapters.store_cli",

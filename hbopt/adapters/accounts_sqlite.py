@@ -153,6 +153,16 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (site_id, kind, name)
     );
     """,
+    # 3: the physical equipment of a site (PV, battery, wallboxes, heat pumps, grid), JSON
+    # validated by the API, from which the optimizer's site is built.
+    """
+    CREATE TABLE site_equipment (
+        site_id TEXT PRIMARY KEY REFERENCES sites(id) ON DELETE CASCADE,
+        equipment_json TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        updated_by TEXT NOT NULL
+    );
+    """,
 )
 
 
@@ -210,6 +220,16 @@ class DevicePreferences:
     kind: Literal["wallbox", "heatpump"]
     name: str
     preferences_json: str
+    updated_at: datetime
+    updated_by: str
+
+
+@dataclass(frozen=True)
+class EquipmentDoc:
+    """A site's equipment as JSON text validated by the API, and who wrote it last."""
+
+    site_id: str
+    equipment_json: str
     updated_at: datetime
     updated_by: str
 
@@ -886,3 +906,22 @@ class AccountStore:
             (site_id, limit),
         )
         return [self._ack(r) for r in rows]
+
+    # -- site equipment -------------------------------------------------------------------------
+    def set_equipment(self, doc: EquipmentDoc) -> None:
+        """Store (replace) a site's equipment document."""
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO site_equipment VALUES (?, ?, ?, ?) ON CONFLICT (site_id) DO UPDATE "
+                "SET equipment_json = excluded.equipment_json, "
+                "updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+                (doc.site_id, doc.equipment_json, _ts(doc.updated_at), doc.updated_by),
+            )
+
+    def get_equipment(self, site_id: str) -> EquipmentDoc | None:
+        row = self._one("SELECT * FROM site_equipment WHERE site_id = ?", (site_id,))
+        if row is None:
+            return None
+        return EquipmentDoc(
+            row["site_id"], row["equipment_json"], _dt_req(row["updated_at"]), row["updated_by"]
+        )

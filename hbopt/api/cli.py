@@ -1,7 +1,8 @@
 """``hbopt serve`` (the API under uvicorn) and the operator commands that go with it.
 
 ``hbopt serve [--host 127.0.0.1] [--port 8000]``
-    Run the API. Settings come from ``HBOPT_*`` environment variables.
+    Run the API and the web dashboard (``/ui/``, its URL is printed). Settings come from
+    ``HBOPT_*`` environment variables.
 ``hbopt api-account --email E --role trader``
     Create a confirmed staff account (trader, analyst, factory_service); prints its ID. The
     password is read from ``HBOPT_NEW_PASSWORD`` so it never lands in the shell history.
@@ -22,6 +23,7 @@ import uvicorn
 
 from hbopt.adapters.accounts_sqlite import AccountStore, DuplicateError
 from hbopt.api.main import create_app
+from hbopt.api.routers.dashboard import DASHBOARD_PATH
 from hbopt.api.schemas import BoxPairRequest, RegisterRequest
 from hbopt.api.security import password_hasher
 from hbopt.api.settings import get_settings
@@ -50,6 +52,8 @@ def register(subparsers: Any) -> None:
 def run_serve(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         raise CliError(f"--port: {args.port} is not a TCP port")
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"hbopt: dashboard at http://{host}:{args.port}{DASHBOARD_PATH}", flush=True)
     uvicorn.run(create_app(), host=args.host, port=args.port, log_level=args.log_level)
     return 0
 

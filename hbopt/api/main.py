@@ -26,8 +26,19 @@ from hbopt.api.errors import install_error_handlers
 from hbopt.api.mailer import LogMailer, Mailer
 from hbopt.api.maintenance import run_maintenance
 from hbopt.api.observability import Metrics, ObservabilityMiddleware, RequestLog
+from hbopt.api.routers import (
+    analysis,
+    auth,
+    dashboard,
+    devices,
+    equipment,
+    gateway,
+    insights,
+    ops,
+    trading,
+    views,
+)
 from hbopt.api.routers import app as app_routes
-from hbopt.api.routers import auth, devices, gateway, insights, ops, trading, views
 from hbopt.api.schedule import PlanCache
 from hbopt.api.security import password_hasher
 from hbopt.api.settings import Settings, get_settings
@@ -43,6 +54,7 @@ The Heartbeat Optimizer service. Routers per audience:
 * `/v1/gateway` — Heartbeat boxes (box token)
 * `/v1/trading` — optimizer parameters per fleet group and site, audit trail (trader; analyst reads)
 * `/healthz`, `/metrics` — operations
+* `/ui/` — the web dashboard (static pages calling `/v1/app` with the user's token)
 
 Every route lists the roles it admits under `x-roles`. Every error has the body
 `{"error": {"code", "message", "fields": [{"field", "reason"}]}}`; ids of objects that belong
@@ -135,9 +147,14 @@ def create_app(
     # override: any override makes FastAPI re-analyse every dependency on every request).
     install_error_handlers(app)
     app.add_middleware(ObservabilityMiddleware, owner=app)
-    for module in (auth, app_routes, devices, views, insights, gateway, trading, ops):
+    routers = (
+        auth, app_routes, devices, views, insights, gateway, trading, ops, dashboard, equipment,
+        analysis,
+    )  # fmt: skip
+    for module in routers:
         _declare_roles(module.router)
         app.include_router(module.router)
+    dashboard.mount_dashboard(app)
     return app
 
 

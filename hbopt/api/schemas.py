@@ -399,6 +399,18 @@ class LivePublic(BaseModel):
     devices: list[DeviceReading]
 
 
+class DeviceReasonPublic(BaseModel):
+    """Why a device does what the plan says in the current (or next) slot."""
+
+    device: str = Field(description="Device name, e.g. battery, ev, hp")
+    kind: Literal["battery", "wallbox", "heat_pump"]
+    action: Literal["charge", "discharge", "hold", "wait", "heat", "off"]
+    code: str = Field(description="Stable key, e.g. grid_cheap, hold_for_later, wait_cheaper")
+    text: str = Field(description="The sentence to show, e.g. 'charging from PV surplus'")
+    power_kw: float = Field(description="Planned power; battery + = discharge [kW]")
+    slot_start: datetime
+
+
 class PlanPublic(BaseModel):
     """The site's latest plan from now on, with the solver's summary."""
 
@@ -407,6 +419,10 @@ class PlanPublic(BaseModel):
     step_minutes: int | None
     summary: dict[str, Any] = Field(description="Status, cost [EUR], energy totals, violations")
     slots: list[ScheduleSlot]
+    reasons: list[DeviceReasonPublic] = Field(
+        default_factory=list,
+        description="Per device, why it does what the plan says in the current or next slot",
+    )
 
 
 class HighlightsPublic(BaseModel):

@@ -63,6 +63,19 @@ class Settings(BaseSettings):
     # Argon2id cost; the defaults are argon2-cffi's (RFC 9106 low-memory profile). Tests lower them.
     password_time_cost: int = Field(default=3, ge=1)
     password_memory_cost_kib: int = Field(default=65536, ge=32)
+    live_stream_interval_s: float = Field(
+        default=2.0,
+        gt=0.0,
+        le=60.0,
+        description="Seconds between events of the live view's server-sent event stream",
+    )
+    live_stream_max_s: float = Field(
+        default=300.0,
+        ge=0.0,
+        le=3600.0,
+        description="A live stream ends after this many seconds (the page reconnects with a "
+        "fresh token); 0: one event",
+    )
     log_requests: bool = Field(
         default=True, description="Keep a request log (IP addresses, 4 weeks)"
     )

@@ -75,6 +75,7 @@ def site_export(services: Services, site: Site) -> dict[str, Any]:
             for d in accounts.device_preferences(site.id)
         ],
         "telemetry": None if services.telemetry is None else telemetry_export(services, site.id),
+        "equipment": _equipment(services, site.id),
     }
     return document
 
@@ -100,3 +101,14 @@ def delete_sites_everywhere(services: Services, site_ids: Sequence[str]) -> None
     for site_id in site_ids:
         services.telemetry.delete_site(site_id)
         services.plan_cache.forget(site_id)
+
+
+def _equipment(services: Services, site_id: str) -> dict[str, Any] | None:
+    doc = services.accounts.get_equipment(site_id)
+    if doc is None:
+        return None
+    return {
+        "equipment": json.loads(doc.equipment_json),
+        "updated_at": doc.updated_at.isoformat(),
+        "updated_by": doc.updated_by,
+    }

@@ -53,6 +53,7 @@ from hbopt.scheduler.commands import box_setpoints, schedule_slot
 from hbopt.scheduler.cycle import CycleRequest, CycleResult, plan_cycle
 from hbopt.scheduler.feeds import BundledWeather, DayCache, PriceFeed, StandardLoad
 from hbopt.scheduler.scenario import Home
+from hbopt.scheduler.site_model import store_column
 
 log = logging.getLogger(__name__)
 SLOT_S = 900
@@ -556,7 +557,7 @@ class SiteController:
     def _save(self, now: pd.Timestamp, result: CycleResult) -> None:
         assert result.slots is not None and result.summary is not None
         created = now.to_pydatetime()
-        slots = result.slots.rename(columns=_store_column)
+        slots = result.slots.rename(columns=store_column)
         summary = st.PlanSummary.model_validate(
             {
                 "status": result.summary.status,
@@ -607,12 +608,6 @@ class SiteController:
     def hp_temp_c(self) -> float:
         """The observer's heat-store temperature [degC]."""
         return self._hp_temp
-
-
-def _store_column(name: str) -> str:
-    """Plan column -> the store's ``device-quantity`` (``battery_kw`` -> ``battery-power_kw``)."""
-    device, _, quantity = name.partition("_")
-    return f"{device}-{'power_kw' if quantity == 'kw' else quantity}"
 
 
 def _opt_float(value: Any) -> float | None:

@@ -45,6 +45,8 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         # Cheap argon2 so tests do not spend seconds hashing; production keeps the defaults.
         "password_time_cost": 1,
         "password_memory_cost_kib": 64,
+        # One event per live stream, so a test client reading it to the end returns.
+        "live_stream_max_s": 0.0,
     }
     values.update(overrides)
     return Settings(**values)

@@ -15,12 +15,18 @@ from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
 import pandas as pd
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
-from hbopt.api.deps import ServicesDep, SiteViewer
+from hbopt.api.deps import Services, ServicesDep, SiteContext, SiteViewer
 from hbopt.api.errors import ERROR_RESPONSES, ApiError, ErrorBody, field_error
 from hbopt.api.schemas import HighlightsPublic
-from hbopt.insights import EnergyFrameError, InsightSettings, energy_frame_from_telemetry
+from hbopt.insights import (
+    EnergyFrameError,
+    Highlights,
+    InsightSettings,
+    energy_frame_from_telemetry,
+    share_card_png,
+)
 from hbopt.insights import energy_highlights as compute_highlights
 from hbopt.pricing import PricingError, SiteExportRules, Tariff, load_tariff, site_prices
 
@@ -48,20 +54,60 @@ def _utc_midnight(day: date, tz: str) -> datetime:
     return datetime.combine(day, time(0), tzinfo=ZoneInfo(tz)).astimezone(ZoneInfo("UTC"))
 
 
+Period = Annotated[Literal["day", "week", "month", "year"], Query()]
+StartDay = Annotated[date | None, Query(description="First local day; default end - 7 days")]
+EndDay = Annotated[date | None, Query(description="Local day after the last; default today")]
+
+
 @router.get("/highlights", response_model=HighlightsPublic)
 def highlights(
     ctx: SiteViewer,
     services: ServicesDep,
-    period: Annotated[Literal["day", "week", "month", "year"], Query()] = "day",
-    start: Annotated[
-        date | None, Query(description="First local day; default end - 7 days")
-    ] = None,
-    end: Annotated[
-        date | None, Query(description="Local day after the last; default today")
-    ] = None,
+    period: Period = "day",
+    start: StartDay = None,
+    end: EndDay = None,
 ) -> HighlightsPublic:
     """Energy (PV, consumption, import, export, EV, heat pump, battery [kWh]), money [EUR],
     self-consumption, autarky and CO2 impact [kgCO2eq] per local calendar period."""
+    result = site_highlights(ctx, services, period, start, end)
+    table = result.table.reset_index(names="start")
+    records = json.loads(table.to_json(orient="records", date_format="iso"))
+    return HighlightsPublic(site_id=ctx.site.id, period=period, tz=result.tz, periods=records)
+
+
+@router.get(
+    "/highlights/card.png",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "A 1200 x 630 px PNG card of the newest period in the range",
+            "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
+def highlights_card(
+    ctx: SiteViewer,
+    services: ServicesDep,
+    period: Period = "week",
+    start: StartDay = None,
+    end: EndDay = None,
+) -> Response:
+    """The shareable impact card (CO2 avoided, self-sufficiency, solar, savings) of the newest
+    period of the range, as the app shows and shares it."""
+    result = site_highlights(ctx, services, period, start, end)
+    png = share_card_png(result.periods[-1], site_name=ctx.site.name)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+
+def site_highlights(
+    ctx: SiteContext,
+    services: Services,
+    period: Literal["day", "week", "month", "year"],
+    start: date | None,
+    end: date | None,
+) -> Highlights:
+    """The site's highlights per local ``period`` over local days ``[start, end)``, cut to the
+    span that has telemetry (periods it covers only in part come out ``complete: false``)."""
     tz = ctx.site.timezone
     end = end or services.now().astimezone(ZoneInfo(tz)).date()
     start = start or end - timedelta(days=7)
@@ -72,6 +118,10 @@ def highlights(
     window = services.store().window(ctx.site.id, _utc_midnight(start, tz), _utc_midnight(end, tz))
     if window.isna().all().all():
         raise ApiError(422, "no_telemetry", "no telemetry in this range")
+    # Cut the range to the site's telemetry (a site that started last week, today's future
+    # slots); a gap inside it is still an error: insights never invent energy.
+    measured = window.index[window.notna().any(axis=1).to_numpy()]
+    window = window.loc[measured[0] : measured[-1]]
     index = pd.DatetimeIndex(window.index)
     try:
         prices = site_prices(index, _tariff(), SiteExportRules())
@@ -86,7 +136,4 @@ def highlights(
         )
     except EnergyFrameError as exc:
         raise ApiError(422, "incomplete_telemetry", str(exc)) from None
-    result = compute_highlights(frame, period, InsightSettings(tz=tz))
-    table = result.table.reset_index(names="start")
-    records = json.loads(table.to_json(orient="records", date_format="iso"))
-    return HighlightsPublic(site_id=ctx.site.id, period=period, tz=tz, periods=records)
+    return compute_highlights(frame, period, InsightSettings(tz=tz))

@@ -6,22 +6,27 @@ typical home: 8 kWp, 10 kWh battery, 11 kW wallbox, heat pump; the bundled real 
 weather and household load; a commuter's car home from 17:30 to 07:30 local that wants
 25 kWh by 07:00). Runs 24 hours closed-loop with a progress bar, then prints the day's plan vs
 what happened, money and CO2 against the box's own logic on the same day, and writes a PNG.
-No network, no configuration.
+No network, no configuration. With ``--serve`` it then serves the API and the dashboard on the
+day's data (:mod:`hbopt.demo_serve`). It composes the scheduler and the API, so it lives at the
+top of the package, next to the command line.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import tempfile
 import time
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import matplotlib
 import pandas as pd
 
 from hbopt.cli import CliError
+from hbopt.demo_serve import create_demo_account, serve_demo
 from hbopt.optimizer import ChargingMode
 from hbopt.scheduler.backtest import format_outcomes
 from hbopt.scheduler.controller import DepartureTarget, SiteConfig
@@ -60,6 +65,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--out", type=Path, help="directory for the PNG (default: a temp dir)")
     p.add_argument("--mode", default="smart", choices=[m.value for m in ChargingMode])
     p.add_argument("--hours", type=int, default=24, help="simulated hours (default 24)")
+    p.add_argument(
+        "--serve",
+        action="store_true",
+        help="afterwards serve the API and dashboard on the demo's data (prints URL and sign-in)",
+    )
+    p.add_argument("--port", type=int, default=8000, help="port for --serve (default 8000)")
     p.set_defaults(func=run)
 
 
@@ -76,15 +87,19 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or Path(tempfile.mkdtemp(prefix="hbopt-demo-"))
     out.mkdir(parents=True, exist_ok=True)
     config = replace(demo_config(), charging_mode=ChargingMode(args.mode))
+    account = None
+    if args.serve:
+        account = create_demo_account(out, datetime.now(UTC))
+        config = replace(config, site_id=account.site_id)
     car = [(start + pd.Timedelta(hours=5.5), start + pd.Timedelta(hours=19.5), 26.0)]
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="hbopt-store-") as store_dir:
-        run = asyncio.run(
-            run_closed_loop(
-                config, scripted_twin(start, 2, car), start, end, transport="modbus",
-                store_dir=store_dir, progress=True, desc="simulated day",
-            )
-        )  # fmt: skip
+    store_dir = str(out) if args.serve else tempfile.mkdtemp(prefix="hbopt-store-")
+    run = asyncio.run(
+        run_closed_loop(
+            config, scripted_twin(start, 2, car), start, end, transport="modbus",
+            store_dir=store_dir, progress=True, desc="simulated day",
+        )
+    )  # fmt: skip
     base = run_no_control(scripted_twin(start, 2, car), start, end)
     prices = period_prices(config, start, end)
     value = valuation(config, prices)
@@ -110,8 +125,13 @@ def run(args: argparse.Namespace) -> int:
     path = out / f"hbopt-demo-{start:%Y%m%d}.png"
     plot_day(run.steps, base, prices, first_plan, path)
     print(f"plot                  {path}")
-    print(f"store                 SQLite in a temporary directory ({len(reports)} plans saved)")
+    print(f"store                 SQLite in {store_dir} ({len(reports)} plans saved)")
     print(f"wall time             {time.perf_counter() - t0:.1f} s")
+    if account is None:
+        shutil.rmtree(store_dir, ignore_errors=True)
+        print("dashboard             run `hbopt demo --serve` to browse this day in the dashboard")
+        return 0
+    serve_demo(account, Path(store_dir), end, "127.0.0.1", args.port)
     return 0
 
 

@@ -1,0 +1,445 @@
+"""The web dashboard in a real browser: Playwright driving Debian's Chromium against the app
+under uvicorn on a free loopback port.
+
+The server runs on a clock that moves with real time but starts on 2025-06-10 04:00 UTC,
+inside the bundled price and weather data, so highlights and plans have real prices. The test
+posts telemetry through the gateway with a paired box's token while the page is open, and plays
+the scheduler's part for plans: it solves the bundled home with the charging mode the API
+reports and stores the plan, as the scheduler does. Screenshots go to ``out/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+import uvicorn
+
+from hbopt.adapters.store import Plan as StoredPlan
+from hbopt.adapters.store import PlanSummary as StoredSummary
+from hbopt.api.deps import Services
+from hbopt.api.mailer import OutboxMailer
+from hbopt.api.main import create_app
+from hbopt.api.settings import Settings
+from hbopt.optimizer import ChargingMode, optimize
+from hbopt.scheduler.scenario import Home, scenario_problem
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SIM_START = datetime(2025, 6, 10, 4, 0, tzinfo=UTC)  # 06:00 in Berlin
+PASSWORD = "correct horse battery"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "out" / "screenshots"
+TIMEOUT_MS = 10_000
+
+if not CHROMIUM.exists() or shutil.which("chromium") is None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{CHROMIUM} missing: scripts/install-test-servers installs chromium")
+    pytest.skip(
+        f"{CHROMIUM} missing (apt-get install chromium, or run scripts/install-test-servers)",
+        allow_module_level=True,
+    )
+
+from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Dash:
+    """The running service, its users and sites, and helpers that act as box and scheduler."""
+
+    base: str
+    services: Services
+    clock: Any
+    owner_email: str
+    supporter_email: str
+    home: str
+    cottage: str
+    box_token: str
+
+    def api(self, email: str) -> httpx.Client:
+        tokens = httpx.post(
+            f"{self.base}/v1/auth/token", json={"email": email, "password": PASSWORD}
+        )
+        assert tokens.status_code == 200, tokens.text
+        headers = {"Authorization": f"Bearer {tokens.json()['access_token']}"}
+        return httpx.Client(base_url=self.base, timeout=10.0, headers=headers)
+
+    def post_telemetry(self, samples: list[dict[str, Any]]) -> None:
+        response = httpx.post(
+            f"{self.base}/v1/gateway/telemetry",
+            json={"samples": samples},
+            headers={"Authorization": f"Bearer {self.box_token}"},
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["rejected"] == [], response.text
+
+    def post_reading(self, ts: datetime, pv: float, soc: float) -> None:
+        """One reading of every device; the house balances PV, battery, grid, EV and HP."""
+        flows = {"pv": pv, "battery": -0.5, "wallbox": 0.0, "heatpump": 0.8, "house": 0.7}
+        grid = flows["house"] + flows["wallbox"] + flows["heatpump"] - pv - flows["battery"]
+        fields: dict[str, dict[str, float]] = {
+            "pv": {"power_kw": pv},
+            "battery": {"power_kw": -0.5, "soc": soc},
+            "wallbox": {"power_kw": 0.0, "connected": 1, "state": 2},
+            "heatpump": {"power_kw": 0.8, "sgready": 2, "tank_temp_degc": 48.5},
+            "house": {"power_kw": 0.7},
+            "grid": {"power_kw": round(grid, 3)},
+        }
+        stamp = ts.isoformat()
+        self.post_telemetry([{"ts": stamp, "device": d, "fields": f} for d, f in fields.items()])
+
+    def schedule(self, site_id: str) -> str:
+        """Plan the site as the scheduler would, with the charging mode the API reports."""
+        with self.api(self.owner_email) as client:
+            mode = client.get(f"/v1/app/sites/{site_id}/wallboxes/ev").json()["mode"]
+        now = self.clock()
+        start = pd.Timestamp(now).floor("15min")
+        problem, _ = scenario_problem(Home(), start, periods=144, mode=ChargingMode(mode))
+        plan = optimize(problem)
+        slots = plan.slots.rename(columns=_store_column)
+        summary = StoredSummary(
+            status=plan.summary.status,
+            objective_eur=plan.summary.objective_eur,
+            cost_eur=plan.summary.cost_eur,
+        )
+        assert self.services.telemetry is not None
+        self.services.telemetry.save_plan(StoredPlan(site_id, now, slots, summary))
+        return str(mode)
+
+
+def _store_column(name: str) -> str:
+    """The scheduler's plan column -> the store's ``device-quantity`` (``ev_kw`` -> ev-power_kw)."""
+    device, _, quantity = name.partition("_")
+    return f"{device}-{'power_kw' if quantity == 'kw' else quantity}"
+
+
+def _history(dash: Dash, start: datetime, end: datetime) -> None:
+    """15-minute telemetry of every device from ``start`` to ``end`` (a sunny June day)."""
+    samples = []
+    for ts in pd.date_range(start, end, freq="15min", inclusive="left"):
+        hour = ts.tz_convert("Europe/Berlin").hour + ts.minute / 60
+        pv = round(max(0.0, 6.0 * (1 - ((hour - 13.0) / 7.0) ** 2)), 3)
+        house, ev, hp = 0.5, (7.0 if 12 <= hour < 14 else 0.0), 0.6
+        battery = 0.4 if hour >= 20 or hour < 2 else 0.0
+        grid = round(house + ev + hp - pv - battery, 3)
+        for device, power in (
+            ("pv", pv),
+            ("house", house),
+            ("wallbox", ev),
+            ("heatpump", hp),
+            ("battery", battery),
+            ("grid", grid),
+        ):
+            samples.append({"ts": ts.isoformat(), "device": device, "fields": {"power_kw": power}})
+    dash.post_telemetry(samples)
+
+
+@pytest.fixture(scope="module")
+def dash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dash]:
+    tmp = tmp_path_factory.mktemp("dashboard")
+    shift = datetime.now(UTC) - SIM_START
+
+    def clock() -> datetime:
+        return datetime.now(UTC) - shift
+
+    settings = Settings(
+        database_path=tmp / "api.sqlite3",
+        telemetry_path=tmp / "telemetry.sqlite3",
+        jwt_secret="dashboard-test-secret-0123456789abcdef",
+        password_time_cost=1,
+        password_memory_cost_kib=64,
+        live_stream_interval_s=0.25,
+        live_stream_max_s=60.0,
+    )
+    app = create_app(settings, mailer=OutboxMailer(), clock=clock)
+    port = _free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    services: Services = app.state.services
+    base = f"http://127.0.0.1:{port}"
+    try:
+        yield _populate(base, services, clock)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def _populate(base: str, services: Services, clock: Any) -> Dash:
+    accounts, hasher, now = services.accounts, services.hasher, clock()
+    for email in ("owner@example.org", "supporter@example.org"):
+        accounts.create_user(email, hasher.hash(PASSWORD), "customer", now, confirmed=True)
+    accounts.register_starter_code("HB-DASH-0001", hasher.hash("PRINTED01"), now)
+    dash = Dash(base, services, clock, "owner@example.org", "supporter@example.org", "", "", "")
+    with dash.api(dash.owner_email) as client:
+        dash.home = client.post("/v1/app/sites", json={"name": "Home"}).json()["id"]
+        dash.cottage = client.post("/v1/app/sites", json={"name": "Cottage"}).json()["id"]
+        paired = client.post(
+            f"/v1/app/sites/{dash.home}/boxes",
+            json={"serial": "HB-DASH-0001", "starter_code": "PRINTED01"},
+        )
+        assert paired.status_code == 201, paired.text
+        dash.box_token = paired.json()["token"]
+        departure = (now + timedelta(days=1)).replace(hour=5, minute=0, second=0, microsecond=0)
+        wallbox = client.put(
+            f"/v1/app/sites/{dash.home}/wallboxes/ev",
+            json={"mode": "smart", "departure": departure.isoformat(), "target_kwh": 48},
+        )
+        assert wallbox.status_code == 200, wallbox.text
+        heatpump = client.put(
+            f"/v1/app/sites/{dash.home}/heatpumps/hp",
+            json={"comfort_min_c": 45, "comfort_max_c": 55},
+        )
+        assert heatpump.status_code == 200, heatpump.text
+    # Yesterday and today so far in Berlin (2025-06-08 22:00 UTC on), then a first reading.
+    _history(dash, datetime(2025, 6, 8, 22, 0, tzinfo=UTC), now - timedelta(minutes=1))
+    dash.post_reading(now - timedelta(seconds=30), pv=0.2, soc=0.55)
+    return dash
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+def _page(browser: Browser, **context: Any) -> Page:
+    # A browser far from the site: every time on the page must still be the site's (Berlin).
+    page = browser.new_context(
+        viewport={"width": 1100, "height": 900},
+        locale="en-GB",
+        timezone_id="America/New_York",
+        **context,
+    ).new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    expect.set_options(timeout=TIMEOUT_MS)
+    return page
+
+
+def _sign_in(page: Page, dash: Dash, email: str) -> None:
+    page.goto(f"{dash.base}/ui/")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("form#signin button[type=submit]")
+    expect(page.get_by_role("heading", name="Your sites")).to_be_visible()
+
+
+def _shot(page: Page, name: str) -> None:
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def test_sign_in_and_switch_sites(browser: Browser, dash: Dash) -> None:
+    page = _page(browser)
+    page.goto(f"{dash.base}/")  # the front page redirects to the dashboard
+    page.fill("input[name=email]", dash.owner_email)
+    page.fill("input[name=password]", "wrong password!")
+    page.click("form#signin button[type=submit]")
+    expect(page.get_by_role("alert")).to_have_text("Wrong email or password.")
+    _shot(page, "01-sign-in")
+    _sign_in(page, dash, dash.owner_email)
+    sites = page.locator("#site-list li")
+    expect(sites).to_have_count(2)
+    expect(sites.filter(has_text="Home")).to_contain_text("owner")
+    expect(page.locator("nav#tabs")).to_be_hidden()  # no site chosen yet
+    _shot(page, "02-sites")
+    page.click("#site-list a:has-text('Home')")
+    expect(page.get_by_role("heading", name="Home: live")).to_be_visible()
+    expect(page.locator(".tile[data-device=battery] [data-field=soc]")).to_have_text("SOC 55 %")
+    page.select_option("#site-select", label="Cottage")
+    expect(page.get_by_role("heading", name="Cottage: live")).to_be_visible()
+    expect(page.locator(".tile[data-device=pv] .age")).to_have_text("no data")
+    page.select_option("#site-select", label="Home")
+    expect(page.get_by_role("heading", name="Home: live")).to_be_visible()
+    page.context.close()
+
+
+def test_live_values_follow_the_box(browser: Browser, dash: Dash) -> None:
+    page = _page(browser)
+    _sign_in(page, dash, dash.owner_email)
+    page.goto(f"{dash.base}/ui/#/site/{dash.home}/live")
+    expect(page.locator("#stream-status")).to_have_class("stream on")
+    page.evaluate("window.__same_page = true")
+    pv = page.locator(".tile[data-device=pv] [data-field=power_kw]")
+    grid = page.locator(".tile[data-device=grid]")
+    dash.post_reading(dash.clock() - timedelta(seconds=2), pv=3.21, soc=0.57)
+    expect(pv).to_have_text("3.21 kW")
+    # house 0.7 + HP 0.8 + battery charging 0.5 - PV 3.21 = 1.21 kW exported
+    expect(grid.locator("[data-field=power_kw]")).to_have_text("1.21 kW")
+    expect(grid.locator(".flow")).to_have_text("exporting to the grid")
+    expect(page.locator("#flowline")).to_contain_text(
+        "From solar 3.21 kW → to house 0.70 kW + heat pump 0.80 kW"
+        " + battery 0.50 kW + grid 1.21 kW."
+    )
+    expect(page.locator(".tile[data-device=battery] [data-field=soc]")).to_have_text("SOC 57 %")
+    dash.post_reading(dash.clock(), pv=0.4, soc=0.58)
+    expect(pv).to_have_text("0.40 kW")
+    expect(grid.locator(".flow")).to_have_text("importing from the grid")
+    expect(grid.locator("[data-field=power_kw]")).to_have_text("1.60 kW")
+    expect(page.locator(".tile[data-device=heatpump]")).to_contain_text("SG-Ready 2 normal")
+    expect(page.locator("#as-of")).to_contain_text("Europe/Berlin")
+    assert page.evaluate("window.__same_page") is True  # updated in place, not reloaded
+    _shot(page, "03-live")
+    page.set_viewport_size({"width": 390, "height": 844})
+    expect(page.locator("#tiles .tile")).to_have_count(6)
+    _shot(page, "03-live-phone")
+    page.context.close()
+
+
+def test_charging_mode_changes_the_plan(browser: Browser, dash: Dash) -> None:
+    assert dash.schedule(dash.home) == "smart"
+    page = _page(browser)
+    _sign_in(page, dash, dash.owner_email)
+    page.goto(f"{dash.base}/ui/#/site/{dash.home}/plan")
+    ev = page.locator("#reasons [data-device='EV charger ev']")
+    expect(ev.locator(".now")).to_have_text("waiting")
+    expect(ev.locator(".why")).to_contain_text("waiting for cheaper hours")
+    expect(page.locator(".chart")).to_have_count(4)  # prices, power, SOC, SG-Ready
+    expect(page.locator("#plan-meta")).to_contain_text("144 slots of 15 min")
+    _shot(page, "04-plan")
+
+    page.click("nav#tabs a[data-tab=settings]")
+    form = page.locator("form[data-wallbox=ev]")
+    expect(form.locator("input[name=departure]")).to_have_value(
+        pd.Timestamp(dash.clock() + timedelta(days=1))
+        .tz_convert("Europe/Berlin")
+        .strftime("%Y-%m-%dT07:00")
+    )
+    form.locator("select[name=mode]").select_option("now")
+    form.locator("button[type=submit]").click()
+    expect(form.locator(".saved")).to_have_text("Saved: mode now.")
+    _shot(page, "05-settings")
+
+    assert dash.schedule(dash.home) == "now"  # the next plan, made with the new mode
+    page.click("nav#tabs a[data-tab=plan]")
+    ev = page.locator("#reasons [data-device='EV charger ev']")
+    expect(ev.locator(".now")).to_have_text("charging")
+    expect(ev.locator(".why")).to_contain_text("mode 'now' charges at once")
+    # the wallbox's full three-phase power at once (16 A x 3 x 230 V)
+    expect(ev).to_contain_text("11.04 kW from")
+    page.context.close()
+
+
+def test_highlights_and_impact_card(browser: Browser, dash: Dash) -> None:
+    page = _page(browser)
+    _sign_in(page, dash, dash.owner_email)
+    page.goto(f"{dash.base}/ui/#/site/{dash.home}/highlights")
+    rows = page.locator("#highlights-table tbody tr")
+    expect(rows).to_have_count(2)  # yesterday and today so far
+    yesterday = rows.nth(1)
+    expect(yesterday).to_contain_text("9 Jun 2025")
+    # 7 kW EV for 2 h + 0.5 house and 0.6 HP for 24 h = 40.4 kWh consumed
+    expect(yesterday.locator("td").nth(2)).to_have_text("40.4 kWh")
+    card = page.locator("#share-card")
+    expect(card).to_have_js_property("naturalWidth", 1200)
+    page.click(".periods button[data-period=week]")
+    expect(page.locator(".periods button[data-period=week]")).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    expect(rows).to_have_count(1)  # 9 and 10 June are in one ISO week
+    expect(page.locator("#share-card")).to_have_js_property("naturalWidth", 1200)
+    _shot(page, "06-highlights")
+    page.context.close()
+
+
+def test_grant_and_revoke_a_supporter(browser: Browser, dash: Dash) -> None:
+    supporter = _page(browser)
+    _sign_in(supporter, dash, dash.supporter_email)
+    expect(supporter.locator("#no-sites")).to_be_visible()
+    supporter_id = supporter.locator("#my-user-id").inner_text()
+
+    owner = _page(browser)
+    _sign_in(owner, dash, dash.owner_email)
+    owner.goto(f"{dash.base}/ui/#/site/{dash.home}/settings")
+    owner.fill("#grant-form input[name=supporter]", supporter_id)
+    owner.click("#grant-form button[type=submit]")
+    expect(owner.locator(f"#grants li[data-supporter='{supporter_id}']")).to_be_visible()
+    _shot(owner, "07-settings-grants")
+
+    supporter.reload()
+    expect(supporter.locator("#site-list li")).to_have_count(1)
+    expect(supporter.locator("#site-list li")).to_contain_text("supporter")
+    supporter.click("#site-list a:has-text('Home')")
+    expect(supporter.locator("#stream-status")).to_have_class("stream on")
+    expect(supporter.locator(".tile[data-device=battery] [data-field=soc]")).to_have_text(
+        "SOC 58 %"
+    )
+    supporter.click("nav#tabs a[data-tab=settings]")
+    expect(supporter.locator("form[data-wallbox=ev] select[name=mode]")).to_be_disabled()
+    expect(supporter.locator("#grant-form")).to_have_count(0)  # grants are the owner's
+    _shot(supporter, "08-supporter-settings")
+    supporter.click("nav#tabs a[data-tab=live]")
+    expect(supporter.locator("#stream-status")).to_have_class("stream on")
+
+    owner.click(f"#grants li[data-supporter='{supporter_id}'] button")
+    expect(owner.locator("#grants")).to_contain_text("No supporters have access.")
+    # The open live stream ends at once and the page says so; the site list is empty again.
+    expect(supporter.locator("#no-access")).to_be_visible()
+    _shot(supporter, "09-supporter-revoked")
+    with dash.api(dash.supporter_email) as client:
+        assert client.get(f"/v1/app/sites/{dash.home}/live").status_code == 404
+    supporter.click("text=Back to your sites")
+    expect(supporter.locator("#no-sites")).to_be_visible()
+    owner.context.close()
+    supporter.context.close()
+
+
+def test_factory_switch_export_and_account_deletion(browser: Browser, dash: Dash) -> None:
+    accounts, hasher = dash.services.accounts, dash.services.hasher
+    email = "leaver@example.org"
+    accounts.create_user(email, hasher.hash(PASSWORD), "customer", dash.clock(), confirmed=True)
+    with dash.api(email) as client:
+        site = client.post("/v1/app/sites", json={"name": "Flat"}).json()["id"]
+    page = _page(browser, accept_downloads=True)
+    _sign_in(page, dash, email)
+    page.goto(f"{dash.base}/ui/#/site/{site}/settings")
+    page.check("#factory-service")
+    expect(page.locator("text=On: the factory service may access this site.")).to_be_visible()
+    with dash.api(email) as client:
+        assert client.get(f"/v1/app/sites/{site}").json()["factory_service"] is True
+    with page.expect_download() as download:
+        page.click("#export")
+    exported = Path(download.value.path()).read_text()
+    assert f'"id": "{site}"' in exported and '"factory_service": true' in exported
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#delete-account")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    refused = httpx.post(f"{dash.base}/v1/auth/token", json={"email": email, "password": PASSWORD})
+    assert refused.status_code == 401
+    assert accounts.get_site(site) is None
+    page.context.close()
