@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
@@ -99,6 +99,16 @@ def _code_for(status_code: int) -> str:
 
 def location(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(str(part) for part in loc) or "body"
+
+
+def validation_error(exc: ValidationError, prefix: tuple[str, ...] = ("body",)) -> ApiError:
+    """A 422 naming every field a pydantic model rejected, located under ``prefix``."""
+    fields = [
+        FieldError(field=location((*prefix, *err["loc"])), reason=err["msg"])
+        for err in exc.errors()
+    ]
+    message = "; ".join(f"{f.field}: {f.reason}" for f in fields)
+    return ApiError(422, "validation_error", message, fields=fields)
 
 
 async def _api_error(request: Request, exc: Exception) -> JSONResponse:

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pydantic import ValidationError
 
 from hbopt.adapters.accounts_sqlite import AccountStore, EquipmentDoc, Site
 from hbopt.adapters.store import Plan as StoredPlan
@@ -273,11 +272,4 @@ def plan_reasons(
             slot_start=r.slot_start.to_pydatetime(),
         )
         for r in next_action_reasons(frame, first, context)
-    ]
-
-
-def validation_fields(exc: ValidationError, prefix: tuple[str, ...]) -> list[FieldError]:
-    return [
-        FieldError(field=".".join(str(p) for p in (*prefix, *err["loc"])), reason=err["msg"])
-        for err in exc.errors()
     ]

@@ -29,7 +29,14 @@ from hbopt.api.analysis_schemas import (
     WhatIfResult,
 )
 from hbopt.api.deps import Services, ServicesDep, TradingReader
-from hbopt.api.errors import ERROR_RESPONSES, ApiError, ErrorBody, field_error, not_found
+from hbopt.api.errors import (
+    ERROR_RESPONSES,
+    ApiError,
+    ErrorBody,
+    field_error,
+    not_found,
+    validation_error,
+)
 from hbopt.api.routers.trading import SiteDep, site_parameters
 from hbopt.api.schemas import FleetGroup, ScheduleSlot, TradingParameters, TradingParametersPatch
 from hbopt.api.site_problem import (
@@ -44,7 +51,6 @@ from hbopt.api.site_problem import (
     stored_equipment,
     stored_preferences,
     totals_difference,
-    validation_fields,
 )
 from hbopt.insights.flexibility import FLEXIBILITY_COLUMNS, battery_flexibility
 from hbopt.optimizer import ConfigError, SolverError
@@ -86,13 +92,7 @@ def _overridden(
     try:
         return TradingParameters.model_validate(merged)
     except ValidationError as exc:
-        fields = validation_fields(exc, ("body", "parameters"))
-        raise ApiError(
-            422,
-            "validation_error",
-            "; ".join(f"{f.field}: {f.reason}" for f in fields),
-            fields=fields,
-        ) from None
+        raise validation_error(exc, ("body", "parameters")) from None
 
 
 def _slot_differences(scenario: pd.DataFrame, baseline: pd.DataFrame) -> list[ScheduleSlot]:

@@ -68,16 +68,24 @@ def _mail_token(services: Services, user: User, purpose: str, link_path: str) ->
     services.mailer.send(Message(to=user.email, subject=subject, body=body, link=link))
 
 
-def issue_tokens(services: Services, user: User, family_id: str | None = None) -> TokenPair:
+def token_pair(services: Services, user: User, refresh: str) -> TokenPair:
+    """A fresh access token for ``user`` next to the refresh token ``refresh``."""
     settings = services.settings
-    now = services.now()
     access, _ = encode_access_token(
         user.id,
         user.role,
-        now,
+        services.now(),
         timedelta(seconds=settings.access_token_ttl_s),
         settings.jwt_secret.get_secret_value(),
     )
+    return TokenPair(
+        access_token=access, expires_in=settings.access_token_ttl_s, refresh_token=refresh
+    )
+
+
+def issue_tokens(services: Services, user: User, family_id: str | None = None) -> TokenPair:
+    settings = services.settings
+    now = services.now()
     refresh = new_token()
     services.accounts.add_refresh_token(
         token_digest(refresh),
@@ -86,9 +94,7 @@ def issue_tokens(services: Services, user: User, family_id: str | None = None) -
         now,
         now + timedelta(days=settings.refresh_token_ttl_days),
     )
-    return TokenPair(
-        access_token=access, expires_in=settings.access_token_ttl_s, refresh_token=refresh
-    )
+    return token_pair(services, user, refresh)
 
 
 @router.post("/register", status_code=202, response_model=Accepted)
@@ -154,16 +160,7 @@ def refresh(body: RefreshRequest, services: ServicesDep) -> TokenPair:
     user = None if user_id is None else services.accounts.get_user(user_id)
     if user is None:
         raise unauthorized("refresh token invalid, used or revoked")
-    access, _ = encode_access_token(
-        user.id,
-        user.role,
-        now,
-        timedelta(seconds=settings.access_token_ttl_s),
-        settings.jwt_secret.get_secret_value(),
-    )
-    return TokenPair(
-        access_token=access, expires_in=settings.access_token_ttl_s, refresh_token=new_refresh
-    )
+    return token_pair(services, user, new_refresh)
 
 
 @router.post("/logout", status_code=204, response_class=Response)

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from hbopt.adapters.accounts_sqlite import ParameterDoc, Site
 from hbopt.api.deps import Services, ServicesDep, Trader, TradingReader
-from hbopt.api.errors import ERROR_RESPONSES, ApiError, FieldError, location, not_found
+from hbopt.api.errors import ERROR_RESPONSES, not_found, validation_error
 from hbopt.api.schemas import (
     AuditEntryPublic,
     FleetGroup,
@@ -123,16 +123,7 @@ def _patched(current: TradingParameters, patch: TradingParametersPatch) -> Tradi
     try:
         return TradingParameters.model_validate(merged)
     except ValidationError as exc:
-        fields = [
-            FieldError(field=location(("body", *err["loc"])), reason=err["msg"])
-            for err in exc.errors()
-        ]
-        raise ApiError(
-            422,
-            "validation_error",
-            "; ".join(f"{f.field}: {f.reason}" for f in fields),
-            fields=fields,
-        ) from None
+        raise validation_error(exc) from None
 
 
 @router.get("/defaults", response_model=TradingParameters)
