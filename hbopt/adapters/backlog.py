@@ -120,11 +120,19 @@ class InMemorySink:
         return sorted((r for b in self.batches.values() for r in b), key=lambda r: r.t)
 
 
-SINKS: dict[str, Callable[[], BacklogSink]] = {"memory": InMemorySink}
+def _gateway_sink() -> BacklogSink:
+    # imported on use: the HTTP sink depends on this module, not the other way round
+    from hbopt.adapters.gateway_sink import gateway_sink_from_env  # noqa: PLC0415
+
+    return gateway_sink_from_env()
+
+
+SINKS: dict[str, Callable[[], BacklogSink]] = {"memory": InMemorySink, "gateway": _gateway_sink}
 
 
 def make_sink(name: str) -> BacklogSink:
-    """Construct a registered sink by name (the API package registers its HTTP sink here)."""
+    """Construct a registered sink by name: ``memory`` or ``gateway`` (the service's HTTP
+    route, :mod:`hbopt.adapters.gateway_sink`)."""
     try:
         return SINKS[name]()
     except KeyError:

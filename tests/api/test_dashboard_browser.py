@@ -60,6 +60,12 @@ if not CHROMIUM.exists() or shutil.which("chromium") is None:
 
 from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
 
+from hbopt.adapters.box import BoxConfig, HeartbeatBox  # noqa: E402
+from hbopt.adapters.clock import SimClock  # noqa: E402
+from hbopt.adapters.gateway_sink import GatewaySink  # noqa: E402
+from hbopt.adapters.twin import Twin  # noqa: E402
+from hbopt.scheduler.site_model import store_column  # noqa: E402
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -121,7 +127,7 @@ class Dash:
         start = pd.Timestamp(now).floor("15min")
         problem, _ = scenario_problem(Home(), start, periods=144, mode=ChargingMode(mode))
         plan = optimize(problem)
-        slots = plan.slots.rename(columns=_store_column)
+        slots = plan.slots.rename(columns=store_column)
         summary = StoredSummary(
             status=plan.summary.status,
             objective_eur=plan.summary.objective_eur,
@@ -130,12 +136,6 @@ class Dash:
         assert self.services.telemetry is not None
         self.services.telemetry.save_plan(StoredPlan(site_id, now, slots, summary))
         return str(mode)
-
-
-def _store_column(name: str) -> str:
-    """The scheduler's plan column -> the store's ``device-quantity`` (``ev_kw`` -> ev-power_kw)."""
-    device, _, quantity = name.partition("_")
-    return f"{device}-{'power_kw' if quantity == 'kw' else quantity}"
 
 
 def _history(dash: Dash, start: datetime, end: datetime) -> None:
@@ -317,6 +317,43 @@ def test_live_values_follow_the_box(browser: Browser, dash: Dash) -> None:
     page.set_viewport_size({"width": 390, "height": 844})
     expect(page.locator("#tiles .tile")).to_have_count(6)
     _shot(page, "03-live-phone")
+    page.context.close()
+
+
+def test_live_values_follow_the_simulated_box(browser: Browser, dash: Dash) -> None:
+    """The box simulator (physical twin on the bundled data) uploads its one-minute records
+    through the gateway route with its own token, and the open page follows them."""
+    accounts, now = dash.services.accounts, dash.clock()
+    accounts.register_starter_code("HB-DASH-SIM", dash.services.hasher.hash("PRINTED03"), now)
+    with dash.api(dash.owner_email) as client:
+        paired = client.post(
+            f"/v1/app/sites/{dash.cottage}/boxes",
+            json={"serial": "HB-DASH-SIM", "starter_code": "PRINTED03"},
+        )
+        assert paired.status_code == 201, paired.text
+    # PV follows the weather data (hourly reference year on this date): step an hour at a
+    # time, ending before "now"
+    start = pd.Timestamp(now).floor("h") - pd.Timedelta(hours=2)
+    sim = SimClock(start)
+    sink = GatewaySink(dash.base, paired.json()["token"])
+    box = HeartbeatBox(Twin.from_bundled_data(start), sim, BoxConfig(dash.cottage), sink=sink)
+    page = _page(browser)
+    _sign_in(page, dash, dash.owner_email)
+    page.goto(f"{dash.base}/ui/#/site/{dash.cottage}/live")
+    expect(page.locator("#stream-status")).to_have_class("stream on")
+    pv = page.locator(".tile[data-device=pv] [data-field=power_kw]")
+    soc = page.locator(".tile[data-device=battery] [data-field=soc]")
+    shown = []
+    for _ in range(2):
+        sim.advance(60 * 60)
+        box.tick()
+        last = box.buffer.pending()[-1]
+        assert box.upload_backlog() == 60
+        expect(pv).to_have_text(f"{last.pv_kw:.2f} kW")
+        expect(soc).to_have_text(f"SOC {last.battery_soc * 100:.0f} %")
+        shown.append(last.pv_kw)
+    assert shown[0] != shown[1]  # morning sun: the values moved while the page stayed open
+    _shot(page, "03-live-simulated-box")
     page.context.close()
 
 
