@@ -28,7 +28,14 @@ from dataclasses import replace
 import numpy as np
 
 from hbopt.optimizer.model import CanonicalProblem
-from hbopt.optimizer.solvers import SolveOptions, Solver, SolverError, SolveResult
+from hbopt.optimizer.solvers.base import (
+    SolveOptions,
+    Solver,
+    SolverError,
+    SolveResult,
+    SolverSession,
+    open_session,
+)
 
 FEAS_TOL = 1e-6
 
@@ -80,9 +87,16 @@ def solve_lazily(
     options: SolveOptions,
     rounder: Rounder = lambda x, relaxed, repair: None,
 ) -> tuple[SolveResult, int]:
-    """Solution of ``problem`` within the MIP gap; also how many integer columns were imposed."""
+    """Solution of ``problem`` within the MIP gap; also how many integer columns were imposed.
+
+    All solves go through one session of the backend (:func:`open_session`): between them
+    only bounds and integer columns change, which HiGHS re-solves from its previous basis.
+    """
     integer = problem.integrality
-    relaxation = backend.solve(problem.with_integrality(np.zeros_like(integer)), options)
+    session = open_session(backend, problem)
+    relaxation = session.solve(
+        problem.col_lower, problem.col_upper, np.zeros_like(integer), options
+    )
     if not integer.any():
         return relaxation, 0
     bound = relaxation.objective
@@ -91,15 +105,14 @@ def solve_lazily(
     objective = float(problem.cost @ cand + problem.offset)
     if not bad.any() and objective <= bound + tol:
         return _result(relaxation, cand, objective, bound, relaxation.solve_ms), 0
-    best, spent = _dive(backend, problem, options, rounder, relaxation)
+    best, spent = _dive(session, problem, options, rounder, relaxation)
     if best is not None and best.objective <= bound + tol:
         return _result(best, best.x, best.objective, bound, spent), 0
     undecided = integer & _cols_of_rows(problem, bad)
+    start = None if best is None else best.x
     try:  # a MIP over the binaries the relaxation could not decide, the rest fixed
-        partial = backend.solve(
-            _fix(problem, cand, integer & ~undecided),
-            replace(options, start=None if best is None else best.x),
-        )
+        lower, upper = _fixed_bounds(problem, cand, integer & ~undecided)
+        partial = session.solve(lower, upper, integer, replace(options, start=start))
         spent += partial.solve_ms
         if best is None or partial.objective < best.objective:
             best = partial
@@ -107,12 +120,15 @@ def solve_lazily(
             return _result(best, best.x, best.objective, bound, spent), int(undecided.sum())
     except SolverError:
         pass
-    full = backend.solve(problem, replace(options, start=None if best is None else best.x))
+    start = None if best is None else best.x
+    full = session.solve(
+        problem.col_lower, problem.col_upper, integer, replace(options, start=start)
+    )
     return replace(full, solve_ms=spent + full.solve_ms), int(integer.sum())
 
 
 def _dive(
-    backend: Solver,
+    session: SolverSession,
     problem: CanonicalProblem,
     options: SolveOptions,
     rounder: Rounder,
@@ -128,6 +144,7 @@ def _dive(
     max_dives = 4
     spent = relaxation.solve_ms
     integer = problem.integrality
+    relaxed = np.zeros_like(integer)
     fixed = np.zeros_like(integer)
     values = relaxation.x.copy()
     current = relaxation
@@ -144,19 +161,21 @@ def _dive(
         values[grow] = cand[grow]
         fixed |= grow
         try:
-            current = backend.solve(
-                _fix(problem, values, fixed).with_integrality(np.zeros_like(integer)), options
-            )
+            lower, upper = _fixed_bounds(problem, values, fixed)
+            current = session.solve(lower, upper, relaxed, options)
         except SolverError:
             return None, spent
         spent += current.solve_ms
     return None, spent
 
 
-def _fix(problem: CanonicalProblem, x: np.ndarray, cols: np.ndarray) -> CanonicalProblem:
+def _fixed_bounds(
+    problem: CanonicalProblem, x: np.ndarray, cols: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Column bounds with ``cols`` fixed at their values in ``x``."""
     lower, upper = problem.col_lower.copy(), problem.col_upper.copy()
     lower[cols] = upper[cols] = x[cols]
-    return replace(problem, col_lower=lower, col_upper=upper)
+    return lower, upper
 
 
 def _result(

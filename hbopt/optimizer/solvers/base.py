@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Protocol
 
@@ -51,3 +51,44 @@ class Solver(Protocol):
     name: str
 
     def solve(self, problem: CanonicalProblem, options: SolveOptions) -> SolveResult: ...
+
+
+class SolverSession(Protocol):
+    """One problem solved repeatedly with other column bounds or integer columns.
+
+    The relax-round-fix loop (:mod:`hbopt.optimizer.lazy`) changes only bounds and integrality
+    between solves; a session lets a backend keep the model (and its basis) instead of
+    rebuilding it each time.
+    """
+
+    def solve(
+        self,
+        lower: np.ndarray,
+        upper: np.ndarray,
+        integrality: np.ndarray,
+        options: SolveOptions,
+    ) -> SolveResult: ...
+
+
+class RebuildSession:
+    """A session for any :class:`Solver`: each solve builds the variant problem anew."""
+
+    def __init__(self, solver: Solver, problem: CanonicalProblem) -> None:
+        self.solver = solver
+        self.problem = problem
+
+    def solve(
+        self,
+        lower: np.ndarray,
+        upper: np.ndarray,
+        integrality: np.ndarray,
+        options: SolveOptions,
+    ) -> SolveResult:
+        variant = replace(self.problem, col_lower=lower, col_upper=upper, integrality=integrality)
+        return self.solver.solve(variant, options)
+
+
+def open_session(solver: Solver, problem: CanonicalProblem) -> SolverSession:
+    """The backend's own session if it has one, else one that rebuilds the problem."""
+    make = getattr(solver, "session", None)
+    return make(problem) if make is not None else RebuildSession(solver, problem)

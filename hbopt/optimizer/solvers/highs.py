@@ -41,18 +41,72 @@ def to_highs_lp(problem: CanonicalProblem) -> highspy.HighsLp:
     return lp
 
 
+def _highs(options: SolveOptions) -> highspy.Highs:
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("mip_rel_gap", options.mip_gap)
+    h.setOptionValue("mip_abs_gap", options.mip_abs_gap)
+    h.setOptionValue("time_limit", options.time_limit_s)
+    h.setOptionValue("threads", options.threads)
+    return h
+
+
+def _result(h: highspy.Highs, num_cols: int, integer: bool, solve_ms: float) -> SolveResult:
+    status = _STATUS.get(h.getModelStatus(), SolveStatus.ERROR)
+    x = np.asarray(h.getSolution().col_value, dtype=float)
+    if status in (SolveStatus.INFEASIBLE, SolveStatus.ERROR) or len(x) != num_cols:
+        raise SolverError(f"HiGHS: {h.modelStatusToString(h.getModelStatus())}")
+    info = h.getInfo()
+    gap = float(info.mip_gap) if integer else 0.0
+    return SolveResult(status, x, float(info.objective_function_value), gap, solve_ms, "highs")
+
+
+class HighsSession:
+    """One HiGHS model kept across solves: only bounds and integrality change, and an LP
+    re-solve starts from the previous basis (the dive's LPs cost a fraction of a cold solve)."""
+
+    def __init__(self, problem: CanonicalProblem) -> None:
+        self.problem = problem
+        self._h: highspy.Highs | None = None
+        self._integer = np.zeros(problem.num_cols, dtype=bool)
+        self._cols = np.arange(problem.num_cols, dtype=np.int32)
+
+    def solve(
+        self,
+        lower: np.ndarray,
+        upper: np.ndarray,
+        integrality: np.ndarray,
+        options: SolveOptions,
+    ) -> SolveResult:
+        t0 = time.perf_counter()
+        if self._h is None:
+            self._h = _highs(options)
+            self._h.passModel(to_highs_lp(self.problem.with_integrality(self._integer)))
+        h, n = self._h, self.problem.num_cols
+        h.setOptionValue("time_limit", options.time_limit_s)
+        h.changeColsBounds(n, self._cols, lower, upper)
+        if (integrality != self._integer).any():
+            h.changeColsIntegrality(n, self._cols, integrality.astype(np.uint8))
+            self._integer = integrality.copy()
+        if options.start is not None and integrality.any():
+            start = highspy.HighsSolution()
+            start.col_value = np.clip(options.start, lower, upper)
+            start.value_valid = True
+            h.setSolution(start)
+        h.run()
+        return _result(h, n, bool(integrality.any()), (time.perf_counter() - t0) * 1e3)
+
+
 class HighsSolver:
     """The default backend."""
 
     name = "highs"
 
+    def session(self, problem: CanonicalProblem) -> HighsSession:
+        return HighsSession(problem)
+
     def solve(self, problem: CanonicalProblem, options: SolveOptions) -> SolveResult:
-        h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
-        h.setOptionValue("mip_rel_gap", options.mip_gap)
-        h.setOptionValue("mip_abs_gap", options.mip_abs_gap)
-        h.setOptionValue("time_limit", options.time_limit_s)
-        h.setOptionValue("threads", options.threads)
+        h = _highs(options)
         t0 = time.perf_counter()
         h.passModel(to_highs_lp(problem))
         if options.start is not None and problem.num_integers:
@@ -62,12 +116,4 @@ class HighsSolver:
             h.setSolution(start)
         h.run()
         solve_ms = (time.perf_counter() - t0) * 1e3
-        status = _STATUS.get(h.getModelStatus(), SolveStatus.ERROR)
-        x = np.asarray(h.getSolution().col_value, dtype=float)
-        if status in (SolveStatus.INFEASIBLE, SolveStatus.ERROR) or len(x) != problem.num_cols:
-            raise SolverError(f"HiGHS: {h.modelStatusToString(h.getModelStatus())}")
-        info = h.getInfo()
-        gap = float(info.mip_gap) if problem.num_integers else 0.0
-        return SolveResult(
-            status, x, float(info.objective_function_value), gap, solve_ms, self.name
-        )
+        return _result(h, problem.num_cols, problem.num_integers > 0, solve_ms)
