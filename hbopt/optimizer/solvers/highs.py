@@ -106,14 +106,5 @@ class HighsSolver:
         return HighsSession(problem)
 
     def solve(self, problem: CanonicalProblem, options: SolveOptions) -> SolveResult:
-        h = _highs(options)
-        t0 = time.perf_counter()
-        h.passModel(to_highs_lp(problem))
-        if options.start is not None and problem.num_integers:
-            start = highspy.HighsSolution()
-            start.col_value = options.start
-            start.value_valid = True
-            h.setSolution(start)
-        h.run()
-        solve_ms = (time.perf_counter() - t0) * 1e3
-        return _result(h, problem.num_cols, problem.num_integers > 0, solve_ms)
+        session = HighsSession(problem)
+        return session.solve(problem.col_lower, problem.col_upper, problem.integrality, options)
