@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import pandas as pd
 from pydantic import SecretStr
@@ -152,6 +152,8 @@ def _factors(settings: PricingSettings) -> carbon.EmissionFactors:
         ) from None
 
 
+T = TypeVar("T")
+
 PRICE_SOURCES: dict[str, Callable[[PricingSettings], PriceSource]] = {
     "bundled": lambda s: BundledPriceSource(),
     "entsoe": lambda s: EntsoePriceSource(_token(s), s.entsoe_area, s.http_timeout_s),
@@ -163,26 +165,24 @@ CARBON_SOURCES: dict[str, Callable[[PricingSettings], CarbonSource]] = {
 }
 
 
+def _build(registry: dict[str, Callable[[PricingSettings], T]], name: str, setting: str,
+           settings: PricingSettings) -> T:  # fmt: skip
+    """The source ``registry`` registers as ``name``; an unknown name names the setting."""
+    try:
+        factory = registry[name]
+    except KeyError:
+        raise PricingError(f"{setting} must be one of {sorted(registry)}, got {name!r}") from None
+    return factory(settings)
+
+
 def make_price_source(settings: PricingSettings) -> PriceSource:
     """Build the price source named in ``settings.price_source``."""
-    try:
-        factory = PRICE_SOURCES[settings.price_source]
-    except KeyError:
-        raise PricingError(
-            f"price_source must be one of {sorted(PRICE_SOURCES)}, got {settings.price_source!r}"
-        ) from None
-    return factory(settings)
+    return _build(PRICE_SOURCES, settings.price_source, "price_source", settings)
 
 
 def make_carbon_source(settings: PricingSettings) -> CarbonSource:
     """Build the carbon source named in ``settings.carbon_source``."""
-    try:
-        factory = CARBON_SOURCES[settings.carbon_source]
-    except KeyError:
-        raise PricingError(
-            f"carbon_source must be one of {sorted(CARBON_SOURCES)}, got {settings.carbon_source!r}"
-        ) from None
-    return factory(settings)
+    return _build(CARBON_SOURCES, settings.carbon_source, "carbon_source", settings)
 
 
 def prices_for(index: pd.DatetimeIndex, source: PriceSource | None = None) -> pd.DataFrame:
