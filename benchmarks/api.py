@@ -34,9 +34,9 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from hbopt.adapters.accounts_sqlite import AccountStore
-from hbopt.adapters.store import Plan, PlanSummary, StoreSettings, make_store
-from hbopt.api.security import new_token, token_digest
+from adapters.store import Plan, PlanSummary, StoreSettings, make_store
+from api.accounts_sqlite import AccountStore
+from api.security import new_token, token_digest
 
 DEVICES = {
     "grid": {"power_kw": 0.4},

@@ -10,12 +10,12 @@ import time
 
 import pandas as pd
 
-from hbopt.adapters.box import HeartbeatBox
-from hbopt.adapters.box_sim import start_box_simulator
-from hbopt.adapters.clock import SimClock
-from hbopt.adapters.esi_types import BatteryMode, Schedule, ScheduleSlot, Setpoints
-from hbopt.adapters.heartbeat_client import HeartbeatClient
-from hbopt.adapters.twin import Twin
+from adapters.clock import SimClock
+from adapters.heartbeat.client import HeartbeatClient
+from adapters.heartbeat.esi_types import BatteryMode, Schedule, ScheduleSlot, Setpoints
+from simulation.box import HeartbeatBox
+from simulation.box_sim import start_box_simulator
+from simulation.twin import Twin
 
 
 async def main() -> None:

@@ -2,7 +2,7 @@
 
 Each home is a different configuration (PV, battery, EV and its mode, heat pump) on the
 bundled real prices and weather, 24 h horizon at 15 min; its box is an in-process twin
-(:class:`hbopt.scheduler.fleet_sim.TwinBox`), so the network is not measured. One warm-up
+(:class:`scheduler.fleet_sim.TwinBox`), so the network is not measured. One warm-up
 cycle starts the workers; the table reports the cycles after it.
 
 Run: ``.venv/bin/python benchmarks/fleet.py [--sites 100 1000 10000] [--reps 1]
@@ -19,10 +19,10 @@ import time
 
 import numpy as np
 
-from hbopt.optimizer import optimize
-from hbopt.optimizer.formulate import formulate
-from hbopt.scheduler.fleet import FleetConfig, FleetRunner, SiteStatus
-from hbopt.scheduler.fleet_sim import (
+from optimizer import optimize
+from optimizer.formulate import formulate
+from scheduler.fleet import FleetConfig, FleetRunner, SiteStatus
+from scheduler.fleet_sim import (
     TwinBox,
     fleet_frame,
     home_job,

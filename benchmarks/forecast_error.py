@@ -1,4 +1,4 @@
-"""Forecast error (MAE, bias) of hbopt.optimizer.forecast on the bundled real data.
+"""Forecast error (MAE, bias) of optimizer.forecast on the bundled real data.
 
 Day-ahead: each day is forecast from what was known before it (history strictly before the
 day). Prints a table; the numbers go into docs/scheduler.md.
@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from hbopt.adapters import datasets
-from hbopt.optimizer import forecast as fc
+from adapters import datasets
+from optimizer import forecast as fc
 
 
 def _rows_pv() -> list[tuple[str, str, float, float, float]]:

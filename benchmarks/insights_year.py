@@ -12,13 +12,13 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from hbopt.insights import (
+from core.timeindex import utc_range
+from insights import (
     energy_highlights,
     notable_moments,
     share_card_png,
     slot_quantities,
 )
-from hbopt.timeindex import utc_range
 
 
 def year_frame(n: int = 366 * 96) -> pd.DataFrame:

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from hbopt.pricing import SiteExportRules, carbon_for, load_tariff, prices_for, retail_prices
-from hbopt.pricing.bundled import bundled_hourly, bundled_quarter_hour_prices
-from hbopt.pricing.entsoe import read_entsoe_generation, read_entsoe_prices
-from hbopt.pricing.tariffs import EXAMPLE_TARIFF
+from pricing import SiteExportRules, carbon_for, load_tariff, prices_for, retail_prices
+from pricing.bundled import bundled_hourly, bundled_quarter_hour_prices
+from pricing.entsoe import read_entsoe_generation, read_entsoe_prices
+from pricing.tariffs import EXAMPLE_TARIFF
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
 

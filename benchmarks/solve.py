@@ -18,8 +18,8 @@ import time
 
 import pandas as pd
 
-from hbopt.optimizer import optimize
-from hbopt.scheduler.scenario import DEVICE_SETS, Home, scenario_problem
+from optimizer import optimize
+from scheduler.scenario import DEVICE_SETS, Home, scenario_problem
 
 HORIZONS = ((96, 15), (192, 15), (48, 30))
 #: Berlin midnights across the seasons of 2024 (measured DWD weather in the June and January

@@ -24,9 +24,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from hbopt.adapters.store import StoreSettings, TelemetryStore, make_store
-from hbopt.adapters.telemetry import Sample
-from hbopt.adapters.victoria_metrics import binary_path, run_victoria_metrics
+from adapters.store import StoreSettings, TelemetryStore, make_store
+from adapters.store.telemetry import Sample
+from adapters.store.victoria_metrics import binary_path, run_victoria_metrics
 
 DAY_START = datetime(2024, 6, 10, tzinfo=UTC)
 NOW = DAY_START + timedelta(days=1)

@@ -14,20 +14,18 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from core.errors import CliError
+
 COMMAND_MODULES: tuple[str, ...] = (
-    "hbopt.scheduler.plan_cli",
-    "hbopt.scheduler.backtest",
+    "scheduler.plan_cli",
+    "scheduler.backtest",
     "hbopt.demo",
-    "hbopt.scheduler.fleet_cli",
-    "hbopt.pricing.cli",
-    "hbopt.adapters.store_cli",
-    "hbopt.adapters.cli",
-    "hbopt.api.cli",
+    "scheduler.fleet_cli",
+    "pricing.cli",
+    "adapters.store.cli",
+    "simulation.cli",
+    "api.cli",
 )
-
-
-class CliError(Exception):
-    """A user-facing error: printed as ``hbopt: <message>`` with exit code 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:

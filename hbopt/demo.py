@@ -25,12 +25,12 @@ from pathlib import Path
 import matplotlib
 import pandas as pd
 
-from hbopt.cli import CliError
+from core.errors import CliError
 from hbopt.demo_serve import create_demo_account, serve_demo
-from hbopt.optimizer import ChargingMode
-from hbopt.scheduler.backtest import format_outcomes
-from hbopt.scheduler.controller import DepartureTarget, SiteConfig
-from hbopt.scheduler.simulate import (
+from optimizer import ChargingMode
+from scheduler.backtest import format_outcomes
+from scheduler.controller import DepartureTarget, SiteConfig
+from scheduler.simulate import (
     outcome_from_steps,
     period_prices,
     run_closed_loop,

@@ -16,10 +16,10 @@ from pathlib import Path
 import pandas as pd
 import uvicorn
 
-from hbopt.adapters.accounts_sqlite import AccountStore
-from hbopt.api.main import create_app
-from hbopt.api.security import password_hasher
-from hbopt.api.settings import Settings
+from api.accounts_sqlite import AccountStore
+from api.main import create_app
+from api.security import password_hasher
+from api.settings import Settings
 
 DEMO_EMAIL = "demo@heartbeat.example"
 SCHEDULER_DB = "scheduler.sqlite3"

@@ -6,10 +6,10 @@ from pathlib import Path
 import pandas as pd
 from fastapi.testclient import TestClient
 
-from hbopt.adapters.store import StoreSettings, make_store
-from hbopt.adapters.telemetry import Sample
-from hbopt.api.main import create_app
-from hbopt.api.settings import Settings
+from adapters.store import StoreSettings, make_store
+from adapters.store.telemetry import Sample
+from api.main import create_app
+from api.settings import Settings
 from hbopt.demo_serve import SCHEDULER_DB, create_demo_account
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from hbopt.adapters.store import StoreSettings, TelemetryStore, make_store
-from hbopt.adapters.telemetry import Sample
-from hbopt.adapters.victoria_metrics import binary_path, run_victoria_metrics
+from adapters.store import StoreSettings, TelemetryStore, make_store
+from adapters.store.telemetry import Sample
+from adapters.store.victoria_metrics import binary_path, run_victoria_metrics
 
 NOW = datetime(2024, 6, 10, 12, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hbopt.adapters.backlog import InMemorySink, MeasurementBuffer, MinuteRecord
+from adapters.heartbeat.backlog import InMemorySink, MeasurementBuffer, MinuteRecord
 
 pytestmark = pytest.mark.anyio
 
@@ -67,7 +67,7 @@ async def test_box_keeps_recording_while_sink_is_down(rig):
 
 
 def test_sink_registry():
-    from hbopt.adapters.backlog import make_sink
+    from adapters.heartbeat.backlog import make_sink
 
     assert isinstance(make_sink("memory"), InMemorySink)
     with pytest.raises(ValueError, match="sink"):

@@ -7,8 +7,17 @@ import asyncio
 import pandas as pd
 import pytest
 
-from hbopt.adapters import esi_map as m
-from hbopt.adapters.esi_types import (
+from adapters.heartbeat import esi_map as m
+from adapters.heartbeat.client import (
+    BoxBusy,
+    BoxMapMismatch,
+    BoxRejected,
+    BoxUnreachable,
+    HeartbeatClient,
+    ScheduleRejected,
+    schedule_registers,
+)
+from adapters.heartbeat.esi_types import (
     BatteryMode,
     Capability,
     ControlState,
@@ -20,15 +29,6 @@ from hbopt.adapters.esi_types import (
     Schedule,
     ScheduleSlot,
     Setpoints,
-)
-from hbopt.adapters.heartbeat_client import (
-    BoxBusy,
-    BoxMapMismatch,
-    BoxRejected,
-    BoxUnreachable,
-    HeartbeatClient,
-    ScheduleRejected,
-    schedule_registers,
 )
 
 pytestmark = pytest.mark.anyio
@@ -399,7 +399,7 @@ async def test_box_heartbeat_and_invalid_clock(rig):
 
 
 async def test_running_box_helper_for_other_packages():
-    from hbopt.adapters.box_sim import running_box
+    from simulation.box_sim import running_box
 
     async with running_box("2024-01-09T06:00:00Z", days=1, load="uci") as sim:
         c = HeartbeatClient("127.0.0.1", sim.port, clock=sim.box.clock)

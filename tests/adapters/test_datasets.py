@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from hbopt.adapters import datasets as d
+from adapters import datasets as d
 
 
 def test_pv_from_dwd_weather_matches_bundled_pvlib_file():

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hbopt.adapters import esi_map as m
-from hbopt.adapters.esi_types import BatteryMode, Schedule, ScheduleSlot, Setpoints
-from hbopt.adapters.heartbeat_client import raw_to_setpoints, setpoints_to_raw
+from adapters.heartbeat import esi_map as m
+from adapters.heartbeat.client import raw_to_setpoints, setpoints_to_raw
+from adapters.heartbeat.esi_types import BatteryMode, Schedule, ScheduleSlot, Setpoints
 
 
 def test_crc16_modbus_check_value():

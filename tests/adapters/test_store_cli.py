@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from hbopt.adapters.store import StoreSettings, make_store
-from hbopt.adapters.telemetry import Sample
+from adapters.store import StoreSettings, make_store
+from adapters.store.telemetry import Sample
 from hbopt.cli import main
 
 

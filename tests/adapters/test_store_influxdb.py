@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from hbopt.adapters.influxdb_store import flux_string, sample_point, to_ns
-from hbopt.adapters.store import StoreError, StoreSettings, TelemetryStore, make_store
-from hbopt.adapters.telemetry import Sample
+from adapters.store import StoreError, StoreSettings, TelemetryStore, make_store
+from adapters.store.influxdb import flux_string, sample_point, to_ns
+from adapters.store.telemetry import Sample
 from tests.adapters.store_support import (
     NOW,
     fixed_clock,

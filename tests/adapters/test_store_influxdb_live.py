@@ -15,9 +15,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from hbopt.adapters.influxdb_store import InfluxStore
-from hbopt.adapters.store import StoreSettings, make_store
-from hbopt.adapters.telemetry import Sample
+from adapters.store import StoreSettings, make_store
+from adapters.store.influxdb import InfluxStore
+from adapters.store.telemetry import Sample
 
 pytestmark = pytest.mark.skipif(
     not (os.environ.get("INFLUXDB_URL") and os.environ.get("INFLUXDB_TOKEN")),

@@ -11,8 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hbopt.adapters.sqlite_store import MIGRATIONS, SqliteStore
-from hbopt.adapters.store import (
+from adapters.store import (
     Plan,
     PlanSummary,
     Setpoint,
@@ -21,7 +20,8 @@ from hbopt.adapters.store import (
     TelemetryStore,
     make_store,
 )
-from hbopt.adapters.telemetry import ALL_FIELDS, Sample
+from adapters.store.sqlite import MIGRATIONS, SqliteStore
+from adapters.store.telemetry import ALL_FIELDS, Sample
 from tests.adapters.store_support import MINUTE, NOW, fixed_clock, pv_and_battery, sqlite_store
 
 __all__ = ["sqlite_store"]

@@ -8,15 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hbopt.adapters.store import StoreSettings, make_store
+from adapters.store import StoreSettings, make_store
 
 BATCH = 240
 WRITER = f"""
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from hbopt.adapters.store import StoreSettings, make_store
-from hbopt.adapters.telemetry import Sample
+from adapters.store import StoreSettings, make_store
+from adapters.store.telemetry import Sample
 
 now = datetime(2030, 1, 1, tzinfo=UTC)
 settings = StoreSettings(data_dir=Path(sys.argv[1]), raw_retention=timedelta(days=3650))

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from hbopt.adapters.store import TelemetryStore
-from hbopt.adapters.telemetry import ALL_FIELDS, DEVICE_FIELDS, Sample, sample_problem
+from adapters.store import TelemetryStore
+from adapters.store.telemetry import ALL_FIELDS, DEVICE_FIELDS, Sample, sample_problem
 from tests.adapters.store_support import NOW, sqlite_store
 
 __all__ = ["sqlite_store"]

@@ -13,11 +13,11 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from hbopt.api.deps import Services
-from hbopt.api.mailer import OutboxMailer
-from hbopt.api.main import create_app
-from hbopt.api.security import encode_access_token
-from hbopt.api.settings import Settings
+from api.deps import Services
+from api.mailer import OutboxMailer
+from api.main import create_app
+from api.security import encode_access_token
+from api.settings import Settings
 
 JWT_SECRET = "test-secret-not-for-production-0123456789"
 START = datetime(2026, 3, 29, 0, 30, tzinfo=UTC)  # a DST-change day in Europe/Berlin

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from fastapi.routing import APIRoute
 
-from hbopt.api.deps import route_roles
-from hbopt.api.main import api_routes, create_app
+from api.deps import route_roles
+from api.main import api_routes, create_app
 from tests.api.conftest import Api, World, build_world, make_settings, start_api
 
 USER_PRINCIPALS = (

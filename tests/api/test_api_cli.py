@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from hbopt.adapters.accounts_sqlite import AccountStore
-from hbopt.api.security import password_hasher
-from hbopt.api.settings import get_settings
+from api.accounts_sqlite import AccountStore
+from api.security import password_hasher
+from api.settings import get_settings
 from hbopt.cli import main as hbopt_main
 
 

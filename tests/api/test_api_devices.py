@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hbopt.optimizer import ChargingMode
+from optimizer import ChargingMode
 from tests.api.conftest import World
 
 

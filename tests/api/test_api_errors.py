@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hbopt.api.errors import ErrorBody
+from api.errors import ErrorBody
 from tests.api.conftest import Api, World
 
 

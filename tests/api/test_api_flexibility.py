@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from hbopt.adapters.store import Plan, PlanSummary
+from adapters.store import Plan, PlanSummary
 from tests.api.conftest import START, World
 
 BATTERY_A = {
@@ -159,7 +159,7 @@ def test_plan_view_explains_each_devices_next_action(world: World) -> None:
 
 
 def test_new_routes_are_in_the_authorization_matrix() -> None:
-    from hbopt.api.deps import route_roles
+    from api.deps import route_roles
     from tests.api.test_api_authz_matrix import ROUTES
 
     roles = {(m, p): set(route_roles(r.dependant) or ()) for m, p, r in ROUTES}
@@ -174,9 +174,9 @@ def test_new_routes_are_in_the_authorization_matrix() -> None:
 
 
 def test_reasons_and_flexibility_from_a_real_solve_stored_like_the_scheduler(world: World) -> None:
-    from hbopt.optimizer import optimize
-    from hbopt.scheduler.scenario import Home, scenario_problem
-    from hbopt.scheduler.site_model import store_column
+    from optimizer import optimize
+    from scheduler.scenario import Home, scenario_problem
+    from scheduler.site_model import store_column
 
     problem, _ = scenario_problem(Home(), "2024-06-12T22:00Z", 6)
     plan = optimize(problem)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from hbopt.adapters.store import Plan, PlanSummary
+from adapters.store import Plan, PlanSummary
 from tests.api.conftest import World
 
 

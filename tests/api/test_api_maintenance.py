@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from hbopt.api.maintenance import purge_request_log, purge_unconfirmed_accounts, run_maintenance
+from api.maintenance import purge_request_log, purge_unconfirmed_accounts, run_maintenance
 from tests.api.conftest import PASSWORD, Api, register_and_confirm
 
 

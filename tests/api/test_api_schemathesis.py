@@ -22,7 +22,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from hbopt.api.main import create_app
+from api.main import create_app
 from tests.api.conftest import Api, World, build_world, make_settings, start_api
 
 #: The principal whose token a call carries, by the first role an operation admits.

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from hbopt.api.schemas import TradingParameters
-from hbopt.optimizer import Tuning
+from api.schemas import TradingParameters
+from optimizer import Tuning
 from tests.api.conftest import World
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from hbopt.adapters.accounts_sqlite import AccountStore
-from hbopt.api.security import password_hasher
+from api.accounts_sqlite import AccountStore
+from api.security import password_hasher
 from hbopt.cli import main as hbopt_main
 
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from hbopt.pricing import load_tariff
-from hbopt.scheduler.scenario import example_tariff_path
+from pricing import load_tariff
+from scheduler.scenario import example_tariff_path
 from tests.api.conftest import World
 
 START = "2024-01-16T23:00Z"  # a winter day inside the bundled prices (Q1 grid-fee windows)

@@ -9,12 +9,12 @@ import httpx
 import pandas as pd
 import pytest
 
-from hbopt.adapters.accounts_sqlite import AccountStore
-from hbopt.adapters.box import BoxConfig, HeartbeatBox
-from hbopt.adapters.clock import SimClock
-from hbopt.adapters.gateway_sink import GatewaySink
-from hbopt.adapters.twin import Twin
-from hbopt.api.security import password_hasher
+from adapters.clock import SimClock
+from adapters.heartbeat.gateway_sink import GatewaySink
+from api.accounts_sqlite import AccountStore
+from api.security import password_hasher
+from simulation.box import BoxConfig, HeartbeatBox
+from simulation.twin import Twin
 from tests.api.test_api_uvicorn import server  # noqa: F401  (the real-server fixture)
 
 EMAIL, PASSWORD = "box-owner@example.org", "long enough pw"

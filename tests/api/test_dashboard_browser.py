@@ -26,14 +26,14 @@ import pandas as pd
 import pytest
 import uvicorn
 
-from hbopt.adapters.store import Plan as StoredPlan
-from hbopt.adapters.store import PlanSummary as StoredSummary
-from hbopt.api.deps import Services
-from hbopt.api.mailer import OutboxMailer
-from hbopt.api.main import create_app
-from hbopt.api.settings import Settings
-from hbopt.optimizer import ChargingMode, optimize
-from hbopt.scheduler.scenario import Home, scenario_problem
+from adapters.store import Plan as StoredPlan
+from adapters.store import PlanSummary as StoredSummary
+from api.deps import Services
+from api.mailer import OutboxMailer
+from api.main import create_app
+from api.settings import Settings
+from optimizer import ChargingMode, optimize
+from scheduler.scenario import Home, scenario_problem
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -60,11 +60,11 @@ if not CHROMIUM.exists() or shutil.which("chromium") is None:
 
 from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
 
-from hbopt.adapters.box import BoxConfig, HeartbeatBox  # noqa: E402
-from hbopt.adapters.clock import SimClock  # noqa: E402
-from hbopt.adapters.gateway_sink import GatewaySink  # noqa: E402
-from hbopt.adapters.twin import Twin  # noqa: E402
-from hbopt.scheduler.site_model import store_column  # noqa: E402
+from adapters.clock import SimClock  # noqa: E402
+from adapters.heartbeat.gateway_sink import GatewaySink  # noqa: E402
+from scheduler.site_model import store_column  # noqa: E402
+from simulation.box import BoxConfig, HeartbeatBox  # noqa: E402
+from simulation.twin import Twin  # noqa: E402
 
 
 def _free_port() -> int:

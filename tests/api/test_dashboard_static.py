@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from hbopt.api.routers.dashboard import static_dir
+from api.routers.dashboard import static_dir
 from tests.api.conftest import Api
 
 

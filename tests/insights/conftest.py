@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from hbopt.timeindex import local_day
+from core.timeindex import local_day
 from tests.insights.frames import FrameFactory, build_frame
 
 

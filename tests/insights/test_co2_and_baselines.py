@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hbopt.insights import (
+from insights import (
     BatteryParams,
     InsightSettings,
     co2_impact,

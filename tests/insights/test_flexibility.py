@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from hbopt.insights.flexibility import battery_flexibility
-from hbopt.optimizer import Battery
+from insights.flexibility import battery_flexibility
+from optimizer import Battery
 
 INDEX = pd.date_range("2024-06-12T08:00Z", periods=4, freq="15min")
 

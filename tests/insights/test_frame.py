@@ -3,13 +3,13 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from hbopt.insights import (
+from core.timeindex import TimeIndexError
+from insights import (
     BalanceTolerance,
     EnergyFrameError,
     assemble_energy_frame,
     validate_energy_frame,
 )
-from hbopt.timeindex import TimeIndexError
 from tests.insights.frames import FrameFactory
 
 

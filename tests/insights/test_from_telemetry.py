@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from hbopt.adapters.store import StoreSettings, make_store
-from hbopt.adapters.telemetry import Sample
-from hbopt.insights import (
+from adapters.store import StoreSettings, make_store
+from adapters.store.telemetry import Sample
+from insights import (
     EnergyFrameError,
     InsightSettings,
     energy_frame_from_telemetry,

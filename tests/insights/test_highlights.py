@@ -5,13 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from hbopt.insights import (
+from core.timeindex import local_day, utc_range
+from insights import (
     BatteryParams,
     InsightSettings,
     PoolParams,
     energy_highlights,
 )
-from hbopt.timeindex import local_day, utc_range
 from tests.insights.frames import FrameFactory, slots
 
 NO_BATTERY = InsightSettings(battery=None)

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from hbopt.insights import energy_highlights, notable_moments, share_card_png, share_text
-from hbopt.timeindex import utc_range
+from core.timeindex import utc_range
+from insights import energy_highlights, notable_moments, share_card_png, share_text
 from tests.insights.frames import FrameFactory, slots
 
 TZ = "Europe/Berlin"

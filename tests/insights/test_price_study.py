@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hbopt.insights import daily_price_spread, negative_price_hours, quarter_hour_vs_hourly
-from hbopt.timeindex import local_day, utc_range
+from core.timeindex import local_day, utc_range
+from insights import daily_price_spread, negative_price_hours, quarter_hour_vs_hourly
 
 
 def test_daily_spread_and_negative_hours_on_a_dst_day() -> None:

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hbopt.insights import energy_highlights, slot_quantities
-from hbopt.timeindex import utc_range
+from core.timeindex import utc_range
+from insights import energy_highlights, slot_quantities
 from tests.insights.frames import build_frame
 
 ADDITIVE = ["pv_kwh", "consumption_kwh", "import_kwh", "export_kwh", "cost_eur", "co2_caused_kg"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from hbopt.insights.reasons import ReasonContext, next_action_reasons
-from hbopt.optimizer import ChargingMode
+from insights.reasons import ReasonContext, next_action_reasons
+from optimizer import ChargingMode
 
 TZ = "Europe/Berlin"
 #: Eight 15-min slots from 10:00 local (08:00 UTC, summer time).

@@ -10,9 +10,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from hbopt.adapters.twin import DeviceCommand, Twin
-from hbopt.insights import BatteryParams, InsightSettings, energy_highlights
-from hbopt.timeindex import check_index
+from core.timeindex import check_index
+from insights import BatteryParams, InsightSettings, energy_highlights
+from simulation.twin import DeviceCommand, Twin
 
 
 def _twin_frame(days: int = 2) -> pd.DataFrame:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hbopt.insights import InsightSettings, assemble_energy_frame, energy_highlights
-from hbopt.pricing import SiteExportRules, carbon_for, load_tariff, prices_for, retail_prices
-from hbopt.pricing.tariffs import EXAMPLE_TARIFF
-from hbopt.timeindex import local_day
+from core.timeindex import local_day
+from insights import InsightSettings, assemble_energy_frame, energy_highlights
+from pricing import SiteExportRules, carbon_for, load_tariff, prices_for, retail_prices
+from pricing.tariffs import EXAMPLE_TARIFF
 from tests.insights.frames import build_frame, slots
 
 

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from hbopt.optimizer import Inputs
-from hbopt.timeindex import utc_range
+from core.timeindex import utc_range
+from optimizer import Inputs
 
 START = pd.Timestamp("2024-06-15T00:00Z")
 

@@ -5,7 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hbopt.optimizer import (
+from core.timeindex import utc_range
+from optimizer import (
     Battery,
     EVSession,
     HeatPump,
@@ -18,7 +19,6 @@ from hbopt.optimizer import (
     optimize,
     write_model,
 )
-from hbopt.timeindex import utc_range
 
 
 def lp_problem() -> Problem:

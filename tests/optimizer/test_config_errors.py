@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hbopt.optimizer import (
+from core.timeindex import utc_range
+from optimizer import (
     Battery,
     ConfigError,
     EVSession,
@@ -16,7 +17,6 @@ from hbopt.optimizer import (
     Tuning,
     Wallbox,
 )
-from hbopt.timeindex import utc_range
 
 IDX = utc_range("2024-06-15", 4)
 GOOD = dict(
@@ -68,7 +68,7 @@ def test_bad_configuration_names_the_field(build, field: str) -> None:  # type: 
 
 
 def test_naive_departure_is_rejected() -> None:
-    from hbopt.optimizer import optimize
+    from optimizer import optimize
 
     site = Site(wallboxes=(Wallbox(),))
     session = EVSession(departure=pd.Timestamp("2024-06-15 08:00"))

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hbopt.adapters import datasets
-from hbopt.optimizer import forecast as fc
+from adapters import datasets
+from optimizer import forecast as fc
 
 SYSTEM = fc.PvSystem(peak_kw=8.0)
 

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from hbopt.optimizer import (
+from core.timeindex import local_day
+from optimizer import (
     Battery,
     EVSession,
     Grid,
@@ -14,7 +15,6 @@ from hbopt.optimizer import (
     Wallbox,
     optimize,
 )
-from hbopt.timeindex import local_day
 from tests.optimizer.helpers import assert_balance, at, inputs
 
 

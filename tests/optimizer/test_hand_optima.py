@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from hbopt.optimizer import (
+from optimizer import (
     Battery,
     ChargingMode,
     EVSession,

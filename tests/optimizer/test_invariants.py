@@ -5,7 +5,8 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hbopt.optimizer import (
+from core.timeindex import utc_range
+from optimizer import (
     Battery,
     ChargingMode,
     EVSession,
@@ -18,8 +19,7 @@ from hbopt.optimizer import (
     Wallbox,
     optimize,
 )
-from hbopt.optimizer.devices.heatpump import cop
-from hbopt.timeindex import utc_range
+from optimizer.devices.heatpump import cop
 from tests.optimizer.helpers import assert_balance
 
 TOL = 1e-6

@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hbopt.optimizer import (
+from core.timeindex import utc_range
+from optimizer import (
     Battery,
     ChargingMode,
     EVSession,
@@ -17,7 +18,6 @@ from hbopt.optimizer import (
     Wallbox,
     optimize,
 )
-from hbopt.timeindex import utc_range
 
 N = 48  # 12 h at 15 min, 06:00-18:00 UTC
 INDEX = utc_range("2024-06-15T06:00", N, 15)

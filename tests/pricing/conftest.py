@@ -1,4 +1,4 @@
-"""Fixtures of the pricing tests: real stored responses from tests/data and hbopt/data."""
+"""Fixtures of the pricing tests: real stored responses from tests/data and adapters/data."""
 
 from __future__ import annotations
 

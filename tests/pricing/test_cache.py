@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from hbopt.pricing.cache import SeriesCache
-from hbopt.pricing.errors import PricingError
-from hbopt.pricing.sources import BundledPriceSource
-from hbopt.timeindex import local_day
+from core.timeindex import local_day
+from pricing.cache import SeriesCache
+from pricing.errors import PricingError
+from pricing.sources import BundledPriceSource
 
 
 class _Clock:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from hbopt.pricing.bundled import data_path
-from hbopt.pricing.carbon import (
+from pricing.bundled import data_path
+from pricing.carbon import (
     DE_NON_SOLAR_FACTOR_2020,
     ELECTRICITYMAPS_DE_2024,
     IPCC_AR5,
@@ -14,8 +14,8 @@ from hbopt.pricing.carbon import (
     intensity_from_load_and_solar,
     non_solar_mean_factor,
 )
-from hbopt.pricing.entsoe import read_entsoe_generation
-from hbopt.pricing.errors import PriceDataError
+from pricing.entsoe import read_entsoe_generation
+from pricing.errors import PriceDataError
 
 
 def _de_week() -> tuple[pd.DataFrame, pd.Series]:

@@ -8,18 +8,18 @@ import xml.etree.ElementTree as ET
 import pandas as pd
 import pytest
 
-from hbopt.pricing.entsoe import (
+from core.timeindex import check_index
+from pricing.entsoe import (
     get_entsoe_prices,
     read_entsoe_generation,
     read_entsoe_prices,
 )
-from hbopt.pricing.errors import (
+from pricing.errors import (
     EntsoeAuthError,
     EntsoeNoDataError,
     PriceDataError,
 )
-from hbopt.pricing.series import to_step
-from hbopt.timeindex import check_index
+from pricing.series import to_step
 
 
 def _expand_by_hand(xml_text: str) -> pd.Series:

@@ -12,8 +12,8 @@ import entsoe.entsoe
 import pandas as pd
 import pytest
 
-from hbopt.pricing.entsoe import get_entsoe_generation, get_entsoe_prices
-from hbopt.pricing.errors import EntsoeAuthError, EntsoeNoDataError
+from pricing.entsoe import get_entsoe_generation, get_entsoe_prices
+from pricing.errors import EntsoeAuthError, EntsoeNoDataError
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 REPLIES = {

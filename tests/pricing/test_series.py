@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from hbopt.pricing.errors import PriceDataError
-from hbopt.pricing.series import clean_series, expand_to_quarter_hours, to_step
-from hbopt.timeindex import TimeIndexError, local_day
+from core.timeindex import TimeIndexError, local_day
+from pricing.errors import PriceDataError
+from pricing.series import clean_series, expand_to_quarter_hours, to_step
 
 
 def _hourly(start: str, values: list[float]) -> pd.Series:

@@ -11,11 +11,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from hbopt.pricing.bundled import data_path
-from hbopt.pricing.errors import PriceDataError, PricingError
-from hbopt.pricing.series import to_step
-from hbopt.pricing.smard import get_smard_prices, read_smard_json
-from hbopt.timeindex import local_day
+from core.timeindex import local_day
+from pricing.bundled import data_path
+from pricing.errors import PriceDataError, PricingError
+from pricing.series import to_step
+from pricing.smard import get_smard_prices, read_smard_json
 
 QH = data_path("prices", "smard_4169_DE-LU_quarterhour_1760911200000.json")
 HOUR = data_path("prices", "smard_4169_DE-LU_hour_1760911200000.json")

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from hbopt.pricing.bundled import bundled_hourly
-from hbopt.pricing.errors import PricingError
-from hbopt.pricing.estimate import prices_on_index
-from hbopt.pricing.sources import (
+from core.timeindex import local_day
+from pricing.bundled import bundled_hourly
+from pricing.errors import PricingError
+from pricing.estimate import prices_on_index
+from pricing.sources import (
     BundledPriceSource,
     EntsoePriceSource,
     PricingSettings,
@@ -18,7 +19,6 @@ from hbopt.pricing.sources import (
     make_price_source,
     prices_for,
 )
-from hbopt.timeindex import local_day
 
 
 def test_bundled_day_equals_the_csv() -> None:
@@ -123,7 +123,7 @@ def test_registry_and_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_entsoe_source_without_token_is_a_typed_error() -> None:
-    from hbopt.pricing.errors import EntsoeAuthError
+    from pricing.errors import EntsoeAuthError
 
     source = make_price_source(PricingSettings(price_source="entsoe"))
     with pytest.raises(EntsoeAuthError, match="HBOPT_ENTSOE_TOKEN"):
@@ -131,8 +131,8 @@ def test_entsoe_source_without_token_is_a_typed_error() -> None:
 
 
 def test_site_prices_one_frame_for_the_optimizer() -> None:
-    from hbopt.pricing import SiteExportRules, load_tariff, site_prices
-    from hbopt.pricing.tariffs import EXAMPLE_TARIFF
+    from pricing import SiteExportRules, load_tariff, site_prices
+    from pricing.tariffs import EXAMPLE_TARIFF
 
     index = local_day("2024-05-12")  # a Sunday with negative midday prices
     rules = SiteExportRules(unpaid_when_spot_negative=True, export_limit_kw=6.0)

@@ -7,14 +7,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from hbopt.pricing.tariff import (
+from core.timeindex import local_day
+from pricing.tariff import (
     SiteExportRules,
     TariffConfigError,
     load_tariff,
     retail_prices,
 )
-from hbopt.pricing.tariffs import EXAMPLE_TARIFF
-from hbopt.timeindex import local_day
+from pricing.tariffs import EXAMPLE_TARIFF
 
 ROUND_TARIFF = """
 name = "round numbers"

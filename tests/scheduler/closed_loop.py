@@ -8,17 +8,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from hbopt.adapters.box import HeartbeatBox
-from hbopt.adapters.box_sim import BoxSimulator, start_box_simulator
-from hbopt.adapters.esi_types import ControlState
-from hbopt.adapters.heartbeat_client import HeartbeatClient
-from hbopt.adapters.store import StoreSettings, TelemetryStore, make_store
-from hbopt.adapters.twin import Twin
-from hbopt.pricing import load_tariff
-from hbopt.scheduler.clock import SteppedClock
-from hbopt.scheduler.controller import SiteConfig, SiteController, store_clock
-from hbopt.scheduler.feeds import PriceFeed
-from hbopt.scheduler.simulate import measured_box
+from adapters.heartbeat.client import HeartbeatClient
+from adapters.heartbeat.esi_types import ControlState
+from adapters.store import StoreSettings, TelemetryStore, make_store
+from pricing import load_tariff
+from scheduler.clock import SteppedClock
+from scheduler.controller import SiteConfig, SiteController, store_clock
+from scheduler.feeds import PriceFeed
+from scheduler.simulate import measured_box
+from simulation.box import HeartbeatBox
+from simulation.box_sim import BoxSimulator, start_box_simulator
+from simulation.twin import Twin
 
 
 @dataclass

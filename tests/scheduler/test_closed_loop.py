@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hbopt.adapters.esi_types import ControlState
-from hbopt.optimizer import ChargingMode
-from hbopt.scheduler.controller import DepartureTarget, SiteConfig
-from hbopt.scheduler.simulate import period_prices
-from hbopt.scheduler.simulate import scripted_twin as twin_with_sessions
+from adapters.heartbeat.esi_types import ControlState
+from optimizer import ChargingMode
+from scheduler.controller import DepartureTarget, SiteConfig
+from scheduler.simulate import period_prices
+from scheduler.simulate import scripted_twin as twin_with_sessions
 
 from .closed_loop import Rig
 

@@ -7,13 +7,13 @@ import asyncio
 import pandas as pd
 import pytest
 
-from hbopt.adapters.clock import SimClock
-from hbopt.adapters.esi_types import BatteryMode
-from hbopt.optimizer import HeatPumpSetpoint, Setpoints, WallboxSetpoint
-from hbopt.scheduler.clock import SteppedClock, Wakeup
-from hbopt.scheduler.commands import battery_command, box_setpoints, schedule_slot
-from hbopt.scheduler.controller import DepartureTarget
-from hbopt.scheduler.scenario import Home
+from adapters.clock import SimClock
+from adapters.heartbeat.esi_types import BatteryMode
+from optimizer import HeatPumpSetpoint, Setpoints, WallboxSetpoint
+from scheduler.clock import SteppedClock, Wakeup
+from scheduler.commands import battery_command, box_setpoints, schedule_slot
+from scheduler.controller import DepartureTarget
+from scheduler.scenario import Home
 
 T0 = pd.Timestamp("2024-06-13T10:00Z")
 

@@ -6,9 +6,9 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import pytest
 
-from hbopt.optimizer import Battery, Inputs, Problem, Site, State
-from hbopt.scheduler.cycle import CycleRequest, plan_cycle
-from hbopt.timeindex import utc_range
+from core.timeindex import utc_range
+from optimizer import Battery, Inputs, Problem, Site, State
+from scheduler.cycle import CycleRequest, plan_cycle
 
 
 def request(site_id: str, load: float = 1.0) -> CycleRequest:

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hbopt.optimizer import ChargingMode, Problem, Tuning
-from hbopt.scheduler.fleet import (
+from optimizer import ChargingMode, Problem, Tuning
+from scheduler.fleet import (
     FleetConfig,
     FleetReport,
     FleetRunner,
@@ -20,7 +20,7 @@ from hbopt.scheduler.fleet import (
     SiteJob,
     SiteStatus,
 )
-from hbopt.scheduler.fleet_sim import (
+from scheduler.fleet_sim import (
     TwinBox,
     fleet_frame,
     home_job,

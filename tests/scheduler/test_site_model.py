@@ -5,9 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from hbopt.optimizer import ChargingMode, FeedInRule, Tuning, optimize
-from hbopt.scheduler.scenario import scenario_frame
-from hbopt.scheduler.site_model import (
+from core.timeindex import utc_range
+from optimizer import ChargingMode, FeedInRule, Tuning, optimize
+from scheduler.scenario import scenario_frame
+from scheduler.site_model import (
     ComfortBand,
     EquipmentError,
     LiveState,
@@ -20,7 +21,6 @@ from hbopt.scheduler.site_model import (
     site_problem,
     store_column,
 )
-from hbopt.timeindex import utc_range
 
 EQUIPMENT = SiteEquipment.model_validate(
     {

@@ -1,0 +1,221 @@
+"""The application factory: :func:`create_app` builds the FastAPI app for one set of settings.
+
+Resources (the account database, the telemetry store, the maintenance task) are opened in the
+lifespan and closed after it, so importing this module opens nothing and every test gets its
+own app on its own files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+
+import fastapi.routing
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
+
+import core
+from adapters.store import StoreSettings, TelemetryStore, make_store
+from api.accounts_sqlite import AccountStore
+from api.deps import Clock, Services, route_roles
+from api.errors import install_error_handlers
+from api.mailer import LogMailer, Mailer
+from api.maintenance import run_maintenance
+from api.observability import Metrics, ObservabilityMiddleware, RequestLog
+from api.routers import (
+    analysis,
+    auth,
+    dashboard,
+    devices,
+    equipment,
+    gateway,
+    insights,
+    ops,
+    trading,
+    views,
+)
+from api.routers import app as app_routes
+from api.schedule import PlanCache
+from api.security import password_hasher
+from api.settings import Settings, get_settings
+
+logger = logging.getLogger("api")
+
+DESCRIPTION = """\
+The Heartbeat Optimizer service. Routers per audience:
+
+* `/v1/auth` — registration, email confirmation, sign-in, refresh, password reset (public)
+* `/v1/app` — the owner's account and sites; supporters and the factory service use the same
+  site routes, scoped by grants and the factory-service switch
+* `/v1/gateway` — Heartbeat boxes (box token)
+* `/v1/trading` — optimizer parameters per fleet group and site, audit trail (trader; analyst reads)
+* `/healthz`, `/metrics` — operations
+* `/ui/` — the web dashboard (static pages calling `/v1/app` with the user's token)
+
+Every route lists the roles it admits under `x-roles`. Every error has the body
+`{"error": {"code", "message", "fields": [{"field", "reason"}]}}`; ids of objects that belong
+to another tenant are answered 404 exactly like ids that do not exist.
+"""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+TelemetryFactory = Callable[[Settings, Clock], TelemetryStore | None]
+
+
+def store_from_settings(settings: Settings, clock: Clock) -> TelemetryStore | None:
+    """The telemetry store the settings name (built by the store package's one factory)."""
+    if settings.telemetry_backend == "none":
+        return None
+    return make_store(
+        StoreSettings(
+            backend=settings.telemetry_backend,
+            data_dir=settings.telemetry_path.parent,
+            sqlite_file=settings.telemetry_path.name,
+            future_tolerance=timedelta(seconds=settings.telemetry_future_tolerance_s),
+            influx_url=settings.influx_url,
+            influx_token=settings.influx_token.get_secret_value(),
+            influx_org=settings.influx_org,
+            influx_bucket=settings.influx_bucket,
+        ),
+        clock,
+    )
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    mailer: Mailer | None = None,
+    clock: Clock | None = None,
+    telemetry_factory: TelemetryFactory = store_from_settings,
+) -> FastAPI:
+    """Build the API for ``settings`` (default: the environment, see :func:`get_settings`).
+
+    Parameters
+    ----------
+    settings : Settings, optional
+        This app's settings (default: :func:`get_settings`, read once from the environment).
+    mailer : Mailer, optional
+        Delivers confirmation and reset links; default writes them to the log.
+    clock : callable, optional
+        Returns the current tz-aware UTC time; tests inject a movable clock.
+    telemetry_factory : callable, optional
+        Builds the telemetry store from the settings and clock at start-up (default: the
+        backend ``settings.telemetry_backend`` names); may return None for no store.
+    """
+    settings = settings or get_settings()
+    clock = clock or utc_now
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if getattr(app.state, "services", None) is not None:
+            # Nested start-up (a test client inside another): share the open resources.
+            yield
+            return
+        services = _open_services(settings, mailer, clock, telemetry_factory)
+        app.state.services = services
+        tasks = [
+            asyncio.create_task(_maintenance_loop(services)),
+            asyncio.create_task(_flush_loop(services)),
+        ]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            services.request_log.flush()
+            if services.telemetry is not None:
+                services.telemetry.close()
+            services.accounts.close()
+            app.state.services = None
+
+    app = FastAPI(
+        title="Heartbeat Optimizer API",
+        version=core.__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    # Handlers read settings from the services this app opened (not through a dependency
+    # override: any override makes FastAPI re-analyse every dependency on every request).
+    install_error_handlers(app)
+    app.add_middleware(ObservabilityMiddleware, owner=app)
+    routers = (
+        auth, app_routes, devices, views, insights, gateway, trading, ops, dashboard, equipment,
+        analysis,
+    )  # fmt: skip
+    for module in routers:
+        _declare_roles(module.router)
+        app.include_router(module.router)
+    dashboard.mount_dashboard(app)
+    return app
+
+
+def _open_services(
+    settings: Settings,
+    mailer: Mailer | None,
+    clock: Clock,
+    telemetry_factory: TelemetryFactory,
+) -> Services:
+    accounts = AccountStore(settings.database_path)
+    return Services(
+        settings=settings,
+        accounts=accounts,
+        request_log=RequestLog(accounts),
+        hasher=password_hasher(settings.password_time_cost, settings.password_memory_cost_kib),
+        mailer=mailer or LogMailer(),
+        clock=clock,
+        metrics=Metrics(),
+        plan_cache=PlanCache(settings.schedule_cache_s),
+        telemetry=telemetry_factory(settings, clock),
+    )
+
+
+def _declare_roles(router: APIRouter) -> None:
+    """Put each route's roles into its OpenAPI operation; refuse routes without a guard."""
+    for route in router.routes:
+        if not isinstance(route, APIRoute) or "x-roles" in (route.openapi_extra or {}):
+            continue
+        roles = route_roles(route.dependant)
+        if roles is None:
+            raise RuntimeError(f"route {route.path} has no access guard")
+        route.openapi_extra = {**(route.openapi_extra or {}), "x-roles": list(roles)}
+        note = f"Roles: {', '.join(roles)}."
+        route.description = f"{route.description}\n\n{note}".strip()
+
+
+def api_routes(app: FastAPI) -> list[tuple[str, APIRoute]]:
+    """Every API route of ``app`` with its full path (prefixes of included routers applied)."""
+    contexts = getattr(fastapi.routing, "iter_route_contexts", None)
+    if contexts is None:  # FastAPI before routers were included lazily
+        return [(r.path, r) for r in app.routes if isinstance(r, APIRoute)]
+    return [
+        (str(c.path), c.original_route)
+        for c in contexts(app.routes)
+        if isinstance(c.original_route, APIRoute)
+    ]
+
+
+async def _flush_loop(services: Services, interval_s: float = 1.0) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await run_in_threadpool(services.request_log.flush)
+        except Exception:  # the log must never take the service down
+            logger.exception("request log flush failed")
+
+
+async def _maintenance_loop(services: Services) -> None:
+    while True:
+        try:
+            await run_in_threadpool(run_maintenance, services)
+        except Exception:
+            logger.exception("maintenance failed")
+        await asyncio.sleep(services.settings.maintenance_interval_s)

@@ -1,0 +1,193 @@
+"""Accounts: registration, email confirmation, sign-in, token refresh, password reset.
+
+Sign-in returns a short-lived access JWT and an opaque refresh token. Refresh tokens are single
+use: each refresh returns a new pair, and presenting a used one revokes its whole family (a
+copied token is then worthless). Registration and reset requests answer the same whether or not
+the email is known, so the API does not tell who has an account.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import APIRouter, Depends, Response
+
+from api.accounts_sqlite import DuplicateError, User, new_id
+from api.deps import Services, ServicesDep, public
+from api.errors import ERROR_RESPONSES, ApiError, unauthorized
+from api.mailer import Message
+from api.schemas import (
+    Accepted,
+    ConfirmRequest,
+    PasswordResetConfirm,
+    PasswordResetRequest,
+    RefreshRequest,
+    RegisterRequest,
+    SignInRequest,
+    TokenPair,
+    UserPublic,
+)
+from api.security import encode_access_token, new_token, token_digest
+
+router = APIRouter(
+    prefix="/v1/auth",
+    tags=["auth"],
+    dependencies=[Depends(public)],
+    responses=ERROR_RESPONSES,
+)
+
+
+def user_public(user: User) -> UserPublic:
+    return UserPublic(
+        id=user.id,
+        email=user.email,
+        role=user.role,
+        email_confirmed=user.confirmed_at is not None,
+        created_at=user.created_at,
+    )
+
+
+def _invalid_token() -> ApiError:
+    return ApiError(400, "invalid_token", "token unknown, used or expired")
+
+
+def _mail_token(services: Services, user: User, purpose: str, link_path: str) -> None:
+    settings = services.settings
+    now = services.now()
+    token = new_token()
+    if purpose == "confirm":
+        expires = now + timedelta(hours=settings.confirm_token_ttl_h)
+        services.accounts.add_email_token(token_digest(token), user.id, "confirm", expires)
+        subject = "Confirm your Heartbeat account"
+    else:
+        expires = now + timedelta(minutes=settings.reset_token_ttl_min)
+        services.accounts.add_email_token(token_digest(token), user.id, "reset", expires)
+        subject = "Reset your Heartbeat password"
+    link = f"{settings.public_base_url.rstrip('/')}/{link_path}?token={token}"
+    body = f"{subject}: open {link} (valid until {expires.isoformat()})."
+    services.mailer.send(Message(to=user.email, subject=subject, body=body, link=link))
+
+
+def token_pair(services: Services, user: User, refresh: str) -> TokenPair:
+    """A fresh access token for ``user`` next to the refresh token ``refresh``."""
+    settings = services.settings
+    access, _ = encode_access_token(
+        user.id,
+        user.role,
+        services.now(),
+        timedelta(seconds=settings.access_token_ttl_s),
+        settings.jwt_secret.get_secret_value(),
+    )
+    return TokenPair(
+        access_token=access, expires_in=settings.access_token_ttl_s, refresh_token=refresh
+    )
+
+
+def issue_tokens(services: Services, user: User, family_id: str | None = None) -> TokenPair:
+    settings = services.settings
+    now = services.now()
+    refresh = new_token()
+    services.accounts.add_refresh_token(
+        token_digest(refresh),
+        user.id,
+        family_id or new_id("fam"),
+        now,
+        now + timedelta(days=settings.refresh_token_ttl_days),
+    )
+    return token_pair(services, user, refresh)
+
+
+@router.post("/register", status_code=202, response_model=Accepted)
+def register(body: RegisterRequest, services: ServicesDep) -> Accepted:
+    """Create a customer account and mail a confirmation link (valid 24 h).
+
+    Accounts not confirmed within 24 hours are deleted. The answer is the same when the email
+    is registered already (that address gets no second account).
+    """
+    password_hash = services.hasher.hash(body.password)
+    try:
+        user = services.accounts.create_user(body.email, password_hash, "customer", services.now())
+    except DuplicateError:
+        return Accepted(detail="check your mailbox to confirm the address")
+    _mail_token(services, user, "confirm", "confirm-email")
+    return Accepted(detail="check your mailbox to confirm the address")
+
+
+@router.post("/confirm", response_model=UserPublic)
+def confirm(body: ConfirmRequest, services: ServicesDep) -> UserPublic:
+    """Confirm the email address with the token from the confirmation mail (single use)."""
+    now = services.now()
+    user_id = services.accounts.consume_email_token(token_digest(body.token), "confirm", now)
+    if user_id is None:
+        raise _invalid_token()
+    services.accounts.confirm_user(user_id, now)
+    user = services.accounts.get_user(user_id)
+    if user is None:
+        raise _invalid_token()
+    return user_public(user)
+
+
+@router.post("/token", response_model=TokenPair)
+def sign_in(body: SignInRequest, services: ServicesDep) -> TokenPair:
+    """Sign in with email and password: an access token (15 min) and a refresh token."""
+    user = services.accounts.get_user_by_email(body.email)
+    if user is None:
+        # Hash anyway so unknown and known emails take the same time.
+        services.hasher.hash(body.password)
+        raise unauthorized("wrong email or password")
+    valid, new_hash = services.hasher.verify_and_update(body.password, user.password_hash)
+    if not valid:
+        raise unauthorized("wrong email or password")
+    if new_hash is not None:
+        services.accounts.set_password_hash(user.id, new_hash)
+    if user.confirmed_at is None:
+        raise ApiError(403, "email_not_confirmed", "confirm your email address first")
+    return issue_tokens(services, user)
+
+
+@router.post("/refresh", response_model=TokenPair)
+def refresh(body: RefreshRequest, services: ServicesDep) -> TokenPair:
+    """Swap a refresh token for a new pair; the old one is used up."""
+    settings = services.settings
+    now = services.now()
+    new_refresh = new_token()
+    user_id = services.accounts.rotate_refresh_token(
+        token_digest(body.refresh_token),
+        token_digest(new_refresh),
+        now,
+        now + timedelta(days=settings.refresh_token_ttl_days),
+    )
+    user = None if user_id is None else services.accounts.get_user(user_id)
+    if user is None:
+        raise unauthorized("refresh token invalid, used or revoked")
+    return token_pair(services, user, new_refresh)
+
+
+@router.post("/logout", status_code=204, response_class=Response)
+def logout(body: RefreshRequest, services: ServicesDep) -> Response:
+    """Revoke a refresh token and every token refreshed from the same sign-in."""
+    services.accounts.revoke_refresh_family(token_digest(body.refresh_token), services.now())
+    return Response(status_code=204)
+
+
+@router.post("/password-reset", status_code=202, response_model=Accepted)
+def request_password_reset(body: PasswordResetRequest, services: ServicesDep) -> Accepted:
+    """Mail a single-use reset link (valid 60 min) if the address has an account."""
+    user = services.accounts.get_user_by_email(body.email)
+    if user is not None:
+        _mail_token(services, user, "reset", "reset-password")
+    return Accepted(detail="if the address has an account, a reset link was sent")
+
+
+@router.post("/password-reset/confirm", status_code=204, response_class=Response)
+def confirm_password_reset(body: PasswordResetConfirm, services: ServicesDep) -> Response:
+    """Set a new password with the reset token; signs out every session of the account."""
+    now = services.now()
+    user_id = services.accounts.consume_email_token(token_digest(body.token), "reset", now)
+    if user_id is None:
+        raise _invalid_token()
+    services.accounts.set_password_hash(user_id, services.hasher.hash(body.new_password))
+    services.accounts.revoke_user_refresh_tokens(user_id, now)
+    # Following the mailed link proves the address, as the confirmation link would.
+    services.accounts.confirm_user(user_id, now)
+    return Response(status_code=204)

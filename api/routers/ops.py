@@ -1,0 +1,38 @@
+"""Operations: liveness/readiness and Prometheus metrics (no credentials, no personal data)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+import core
+from api.deps import ServicesDep, public
+from api.schemas import Health
+
+router = APIRouter(tags=["ops"], dependencies=[Depends(public)])
+
+
+@router.get("/healthz", response_model=Health)
+def healthz(services: ServicesDep) -> Health:
+    """``ok`` when the database answers; ``degraded`` otherwise."""
+    try:
+        database = services.accounts.ping()
+    except Exception:
+        database = False
+    telemetry = None if services.telemetry is None else True
+    return Health(
+        status="ok" if database else "degraded",
+        database=database,
+        telemetry_store=telemetry,
+        version=core.__version__,
+    )
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"description": "Prometheus text format", "content": {"text/plain": {}}}},
+)
+def metrics(services: ServicesDep) -> Response:
+    """Request counts and latency histograms per route and status, Prometheus text format."""
+    return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,87 @@
+"""Service settings from the environment (prefix ``HBOPT_``) through pydantic-settings.
+
+:func:`get_settings` reads them once (cached) and is what :func:`api.main.create_app`
+uses by default; tests build a :class:`Settings` directly and pass it to ``create_app``.
+Handlers read the settings of their own app from ``services.settings`` (``ServicesDep``), so
+several apps with different settings can live in one process.
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything the API process is configured with; durations in seconds unless named."""
+
+    model_config = SettingsConfigDict(env_prefix="HBOPT_", env_file=None, extra="ignore")
+
+    database_path: Path = Field(
+        default=Path("var/hbopt-api.sqlite3"),
+        description="SQLite file for accounts, sites, grants, ...",
+    )
+    telemetry_backend: Literal["sqlite", "influxdb", "none"] = Field(
+        default="sqlite", description="TelemetryStore implementation; none: no telemetry routes"
+    )
+    telemetry_path: Path = Field(
+        default=Path("var/hbopt-telemetry.sqlite3"),
+        description="SQLite file of the telemetry store (influxdb: its plans and setpoints)",
+    )
+    influx_url: str = Field(default="http://127.0.0.1:8086")
+    influx_org: str = Field(default="heartbeat")
+    influx_bucket: str = Field(default="telemetry")
+    influx_token: SecretStr = Field(default=SecretStr(""))
+    schedule_cache_s: float = Field(
+        default=60.0,
+        ge=0.0,
+        le=300.0,
+        description="How long a site's latest plan is reused for polling boxes [s]; a new plan "
+        "reaches the boxes at most this late (plans change every 15 min)",
+    )
+    jwt_secret: SecretStr = Field(
+        default_factory=lambda: SecretStr(secrets.token_urlsafe(32)),
+        description="HS256 key for access tokens; random per process when unset",
+    )
+    access_token_ttl_s: int = Field(default=900, ge=60, le=3600)
+    refresh_token_ttl_days: int = Field(default=30, ge=1, le=365)
+    confirm_token_ttl_h: int = Field(default=24, ge=1, le=24)
+    reset_token_ttl_min: int = Field(default=60, ge=5, le=24 * 60)
+    unconfirmed_account_ttl_h: int = Field(default=24, ge=1, le=24)
+    request_log_retention_days: int = Field(default=28, ge=1, le=28)
+    telemetry_backlog_days: int = Field(default=5, ge=1, le=5)
+    telemetry_future_tolerance_s: int = Field(default=300, ge=0, le=3600)
+    maintenance_interval_s: int = Field(default=3600, ge=1)
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8000", description="Base of the links put into confirmation mails"
+    )
+    # Argon2id cost; the defaults are argon2-cffi's (RFC 9106 low-memory profile). Tests lower them.
+    password_time_cost: int = Field(default=3, ge=1)
+    password_memory_cost_kib: int = Field(default=65536, ge=32)
+    live_stream_interval_s: float = Field(
+        default=2.0,
+        gt=0.0,
+        le=60.0,
+        description="Seconds between events of the live view's server-sent event stream",
+    )
+    live_stream_max_s: float = Field(
+        default=300.0,
+        ge=0.0,
+        le=3600.0,
+        description="A live stream ends after this many seconds (the page reconnects with a "
+        "fresh token); 0: one event",
+    )
+    log_requests: bool = Field(
+        default=True, description="Keep a request log (IP addresses, 4 weeks)"
+    )
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,275 @@
+"""A site's optimization problem from what the API stores: equipment, the owner's device
+preferences, the trading parameters and the latest telemetry, on the bundled-data forecasts.
+
+The mapping itself is :mod:`scheduler.site_model`; this module only reads the stores and
+turns failures into API errors. Solves here are blocking: call them from ``def`` routes (run in
+the thread pool), never from ``async def``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from adapters.store import Plan as StoredPlan
+from adapters.store import StoreError, TelemetryStore
+from api.accounts_sqlite import AccountStore, EquipmentDoc, Site
+from api.analysis_schemas import PlanTotals, PriceOverrides
+from api.errors import ApiError, FieldError
+from api.schemas import (
+    DeviceReasonPublic,
+    HeatPumpPreferences,
+    ScheduleSlot,
+    TradingParameters,
+    WallboxPreferences,
+)
+from core.timeindex import check_index
+from insights.reasons import ReasonContext, next_action_reasons
+from optimizer import ChargingMode, Plan, optimize
+from pricing import PricingError, Tariff, load_tariff
+from pricing.tariff import retail_prices
+from scheduler.scenario import Home, scenario_frame
+from scheduler.site_model import (
+    ComfortBand,
+    LiveState,
+    SiteEquipment,
+    SitePreferences,
+    WallboxPreference,
+    plan_column,
+    site_home,
+    site_problem,
+    store_column,
+)
+
+STEP = pd.Timedelta(minutes=15)
+#: A what-if or flexibility solve gets at most this long, whatever the parameters say [s].
+SOLVE_TIME_LIMIT_S = 20.0
+
+
+@dataclass(frozen=True)
+class SiteSetup:
+    """Everything stored about a site that its problem needs."""
+
+    site: Site
+    equipment: SiteEquipment
+    equipment_doc: EquipmentDoc | None
+    preferences: SitePreferences
+    live: LiveState
+    parameters: TradingParameters
+
+    @functools.cached_property
+    def home(self) -> Home:
+        return site_home(self.equipment, self.preferences)
+
+
+def stored_equipment(
+    accounts: AccountStore, site_id: str
+) -> tuple[SiteEquipment, EquipmentDoc | None]:
+    """The site's equipment, or the typical home of :class:`SiteEquipment` if none is set."""
+    doc = accounts.get_equipment(site_id)
+    if doc is None:
+        return SiteEquipment(), None
+    return SiteEquipment.model_validate_json(doc.equipment_json), doc
+
+
+def stored_preferences(accounts: AccountStore, site_id: str) -> SitePreferences:
+    """The owner's wallbox modes/departures/targets and comfort bands, typed."""
+    wallboxes: dict[str, WallboxPreference] = {}
+    heat_pumps: dict[str, ComfortBand] = {}
+    for prefs in accounts.device_preferences(site_id):
+        if prefs.kind == "wallbox":
+            w = WallboxPreferences.model_validate(json.loads(prefs.preferences_json))
+            wallboxes[prefs.name] = WallboxPreference(
+                ChargingMode(w.mode), w.departure, w.target_kwh
+            )
+        else:
+            h = HeatPumpPreferences.model_validate(json.loads(prefs.preferences_json))
+            heat_pumps[prefs.name] = ComfortBand(h.comfort_min_c, h.comfort_max_c)
+    return SitePreferences(wallboxes, heat_pumps)
+
+
+def live_state(
+    telemetry: TelemetryStore | None, site_id: str, equipment: SiteEquipment
+) -> LiveState:
+    """Battery SOC, heat-store temperature and car plugged-in state from the newest samples."""
+    if telemetry is None:
+        return LiveState()
+    try:
+        latest = telemetry.latest(site_id)
+    except StoreError:
+        return LiveState()
+    battery, hp, wallbox = latest.get("battery"), latest.get("heatpump"), latest.get("wallbox")
+    soc = None if battery is None else battery.fields.get("soc")
+    temps: dict[str, float] = {}
+    if hp is not None and equipment.heat_pumps and "tank_temp_degc" in hp.fields:
+        temps[equipment.heat_pumps[0].name] = float(hp.fields["tank_temp_degc"])
+    connected: dict[str, bool] = {}
+    if wallbox is not None and equipment.wallboxes and "connected" in wallbox.fields:
+        connected[equipment.wallboxes[0].name] = bool(wallbox.fields["connected"])
+    return LiveState(None if soc is None else float(soc), temps, connected)
+
+
+def horizon(start: datetime, hours: int) -> pd.DatetimeIndex:
+    """15-minute slots from the slot holding ``start`` for ``hours`` hours (UTC)."""
+    first = pd.Timestamp(start).tz_convert("UTC").floor("15min")
+    return pd.date_range(first, periods=hours * 4, freq=STEP)
+
+
+@functools.lru_cache(maxsize=4)
+def _tariff(path: Path) -> Tariff:
+    return load_tariff(path)
+
+
+def _price_error(field: str, exc: Exception) -> ApiError:
+    reason = (
+        f"no prices for this horizon ({exc}); the bundled day-ahead prices cover 2024-01 to 2025-09"
+    )
+    return ApiError(
+        422,
+        "prices_unavailable",
+        f"{field}: {reason}",
+        fields=[FieldError(field=field, reason=reason)],
+    )
+
+
+def inputs_frame(
+    home: Home, index: pd.DatetimeIndex, prices: PriceOverrides | None = None
+) -> pd.DataFrame:
+    """Per-slot optimizer inputs from the bundled data, with ``prices`` applied.
+
+    Raises
+    ------
+    ApiError
+        422 ``prices_unavailable`` naming ``body.start`` outside the bundled price period, or
+        422 naming a price list whose length is not the number of slots.
+    """
+    tariff = _tariff(home.tariff_path)
+    try:
+        frame = scenario_frame(home, index, tariff)
+    except PricingError as exc:
+        raise _price_error("body.start", exc) from None
+    if prices is None:
+        return frame
+    if prices.spot_shift_eur_per_kwh:
+        shifted = frame[["spot_eur_per_kwh"]] + prices.spot_shift_eur_per_kwh
+        retail = retail_prices(shifted, tariff, home.export_rules())
+        for column in ("spot_eur_per_kwh", "import_eur_per_kwh", "export_eur_per_kwh"):
+            frame[column] = retail[column].to_numpy()
+    for column in ("import_eur_per_kwh", "export_eur_per_kwh"):
+        values = getattr(prices, column)
+        if values is None:
+            continue
+        if len(values) != len(index):
+            reason = f"expected {len(index)} values (one per 15-min slot), got {len(values)}"
+            raise ApiError(
+                422,
+                "validation_error",
+                f"body.prices.{column}: {reason}",
+                fields=[FieldError(field=f"body.prices.{column}", reason=reason)],
+            )
+        frame[column] = np.asarray(values, dtype=float)
+    return frame
+
+
+def solve(setup: SiteSetup, frame: pd.DataFrame, parameters: TradingParameters) -> Plan:
+    """Solve the site on ``frame`` with ``parameters`` (blocking; time limit capped)."""
+    tuning = parameters.to_tuning()
+    tuning = replace(tuning, time_limit_s=min(tuning.time_limit_s, SOLVE_TIME_LIMIT_S))
+    problem = site_problem(
+        setup.home,
+        equipment=setup.equipment,
+        preferences=setup.preferences,
+        live=setup.live,
+        frame=frame,
+        tuning=tuning,
+    )
+    return optimize(problem)
+
+
+def plan_totals(plan: Plan) -> PlanTotals:
+    """Money [EUR] and energy [kWh] totals of an optimizer plan."""
+    s, slots = plan.summary, plan.slots
+    dt = plan.problem.inputs.dt_h
+    throughput, cycles = 0.0, 0.0
+    battery = plan.problem.site.battery
+    if battery is not None:
+        throughput = float(
+            (slots["battery_charge_kw"] + slots["battery_discharge_kw"]).sum() * dt / 2
+        )
+        cycles = throughput / battery.capacity_kwh
+    return PlanTotals(
+        status=s.status,
+        cost_eur=s.cost_eur,
+        objective_eur=s.objective_eur,
+        battery_wear_eur=s.battery_wear_eur,
+        terminal_value_eur=s.terminal_value_eur,
+        penalty_eur=s.penalty_eur,
+        import_kwh=s.import_kwh,
+        export_kwh=s.export_kwh,
+        pv_kwh=s.pv_kwh,
+        battery_throughput_kwh=throughput,
+        battery_cycles=cycles,
+        co2_kg=s.co2_kg,
+        violations={v.name: v.amount for v in s.violations},
+    )
+
+
+def totals_difference(scenario: PlanTotals, baseline: PlanTotals) -> dict[str, float]:
+    """scenario - baseline for every numeric total both have."""
+    a, b = scenario.model_dump(), baseline.model_dump()
+    return {k: float(a[k] - b[k]) for k in a if isinstance(a[k], float) and isinstance(b[k], float)}
+
+
+def slot_rows(frame: pd.DataFrame) -> list[ScheduleSlot]:
+    """Plan rows as schedule slots with ``device-quantity`` names (finite numbers only)."""
+    numeric = frame.apply(pd.to_numeric, errors="coerce").astype("float64")
+    columns = [store_column(str(c)) for c in numeric.columns]
+    return [
+        ScheduleSlot(
+            start=start.to_pydatetime(),
+            values={c: float(v) for c, v in zip(columns, row, strict=True) if math.isfinite(v)},
+        )
+        for start, row in zip(pd.DatetimeIndex(frame.index), numeric.to_numpy(), strict=True)
+    ]
+
+
+def numeric_plan(stored: StoredPlan) -> pd.DataFrame:
+    """A stored plan's rows with the optimizer's column names, as floats (NaN if not a number)."""
+    frame = stored.slots.rename(columns=plan_column)
+    return frame.apply(pd.to_numeric, errors="coerce").astype("float64")
+
+
+def plan_reasons(
+    stored: StoredPlan | None, now: datetime, tz: str, preferences: SitePreferences
+) -> list[DeviceReasonPublic]:
+    """Why each device does what the stored plan says in the current (or next) slot."""
+    if stored is None:
+        return []
+    frame = numeric_plan(stored)
+    index = pd.DatetimeIndex(frame.index)
+    step = check_index(index, name="plan slots")
+    first = int((index + step).searchsorted(pd.Timestamp(now), side="right"))
+    context = ReasonContext(
+        tz=tz,
+        ev_modes={n: p.mode for n, p in preferences.wallboxes.items()},
+        ev_departures={n: p.departure for n, p in preferences.wallboxes.items()},
+    )
+    return [
+        DeviceReasonPublic(
+            device=r.device,
+            kind=r.kind,  # type: ignore[arg-type]
+            action=r.action,  # type: ignore[arg-type]
+            code=r.code,
+            text=r.text,
+            power_kw=r.power_kw,
+            slot_start=r.slot_start.to_pydatetime(),
+        )
+        for r in next_action_reasons(frame, first, context)
+    ]

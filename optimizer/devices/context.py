@@ -1,0 +1,58 @@
+"""Shared state while the device blocks of one problem are built."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from optimizer.model import Block, Coeffs, ModelBuilder, diag
+from optimizer.problem import Problem
+
+#: Sets the relaxed (``relaxed[j]`` true) integer columns of a candidate point from its
+#: continuous columns, in place. With a ``repair`` threshold (a fraction of a device's minimum
+#: below which it is switched off) also where no exact rounding exists; the next LP re-solve
+#: makes the point feasible. See :mod:`optimizer.lazy`.
+Rounder = Callable[[np.ndarray, np.ndarray, float | None], None]
+
+
+@dataclass
+class BatteryBlocks:
+    charge: Block
+    discharge: Block
+    energy: Block
+    capacity_kwh: float
+    energy_now_kwh: float
+
+
+@dataclass
+class Context:
+    """What device blocks read (problem, slot length) and write (model, balance terms).
+
+    ``balance`` holds ``(block, sign)``: ``+1`` for power into the site's bus, ``-1`` out.
+    """
+
+    problem: Problem
+    m: ModelBuilder
+    dt_h: float
+    balance: list[tuple[Block, float]] = field(default_factory=list)
+    pv_used: Block | None = None
+    battery: BatteryBlocks | None = None
+    hp_power: list[Block] = field(default_factory=list)
+    #: slots where more consumption is worth money (import price < 0): simultaneous
+    #: battery charge and discharge could pay there, so those slots get a binary.
+    burn_slots: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    rounders: list[Rounder] = field(default_factory=list)
+
+    @property
+    def n(self) -> int:
+        return self.m.n
+
+    def hp_terms(self, sign: float = 1.0) -> list[tuple[Block, Coeffs]]:
+        """``sign x`` every heat pump's power, as row terms per slot."""
+        return [(hp, diag(self.n, sign)) for hp in self.hp_power]
+
+    @property
+    def hp_max_kw(self) -> float:
+        return sum(hp.max_kw for hp in self.problem.site.heat_pumps)

@@ -1,0 +1,106 @@
+"""Heat pump and its thermal store (a building or a hot-water tank) as one thermal node.
+
+``C (T_t - T_{t-1}) = dt (COP_t P_t - H (T_{t-1} - T_out_t) - Q_t)``: explicit Euler, written
+as a first difference over the horizon. The comfort band is soft (slack with a penalty per
+kelvin-hour), so a cold start or a small heat pump never makes the problem infeasible.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from optimizer.config import HeatPump
+from optimizer.devices.context import Context
+from optimizer.model import Block, diag, lag, pick
+from optimizer.problem import Problem
+
+
+def cop(hp: HeatPump, t_out_c: np.ndarray) -> np.ndarray:
+    """Coefficient of performance at outdoor temperature ``t_out_c`` [degC], >= 1 [-]."""
+    return np.maximum(1.0, hp.cop_at_7c + hp.cop_slope_per_k * (np.asarray(t_out_c) - 7.0))
+
+
+def initial_temp_c(problem: Problem, hp: HeatPump) -> float:
+    """Store temperature now [degC]; the comfort midpoint when the box did not report one."""
+    temp = problem.state.hp_temp_c.get(hp.name)
+    return (hp.comfort_min_c + hp.comfort_max_c) / 2 if temp is None else float(temp)
+
+
+def stored_heat_value(ctx: Context, hp: HeatPump) -> float:
+    """Value of one kelvin of store temperature left at the horizon end [EUR/K].
+
+    Heat in the store displaces heating later: capacity x median import price / median COP.
+    Without it a plan lets the store drain in its last slots, where heating no longer pays
+    back inside the horizon.
+    """
+    inputs = ctx.problem.inputs
+    assert inputs.t_out_c is not None
+    price = max(0.0, float(np.median(inputs.import_eur_per_kwh)))
+    return hp.capacity_kwh_per_k * price / float(np.median(cop(hp, inputs.t_out_c)))
+
+
+def add_heat_pumps(ctx: Context) -> None:
+    """Add ``{hp}-power`` [kW], ``{hp}-temp`` [degC] and comfort slacks for every heat pump."""
+    for hp in ctx.problem.site.heat_pumps:
+        _add_heat_pump(ctx, hp)
+
+
+def _add_heat_pump(ctx: Context, hp: HeatPump) -> None:
+    m, n, dt = ctx.m, ctx.n, ctx.dt_h
+    inputs = ctx.problem.inputs
+    assert inputs.t_out_c is not None
+    t_out = inputs.t_out_c
+    demand = inputs.heat_demand_kw.get(hp.name, np.zeros(n))
+    cap, loss = hp.capacity_kwh_per_k, hp.loss_kw_per_k
+    power = m.var(f"{hp.name}-power", 0.0, hp.max_kw)
+    end_value = np.zeros(n)
+    end_value[-1] = -stored_heat_value(ctx, hp)
+    temp = m.var(f"{hp.name}-temp", -60.0, 200.0, end_value)
+    rhs = dt * (loss * t_out - demand)
+    rhs[0] += (cap - dt * loss) * initial_temp_c(ctx.problem, hp)
+    m.rows(
+        f"{hp.name}-heat_balance",
+        [
+            (temp, diag(n, cap)),
+            (temp, lag(n, dt * loss - cap)),
+            (power, diag(n, -dt * cop(hp, t_out))),
+        ],
+        rhs,
+        rhs,
+    )
+    penalty = ctx.problem.tuning.comfort_penalty_eur_per_kh * dt
+    under = m.var(f"{hp.name}-comfort_low", 0.0, np.inf, penalty)
+    over = m.var(f"{hp.name}-comfort_high", 0.0, np.inf, penalty)
+    m.rows(f"{hp.name}-comfort_min", [(temp, diag(n)), (under, diag(n))], lb=hp.comfort_min_c)
+    m.rows(f"{hp.name}-comfort_max", [(temp, diag(n)), (over, diag(n, -1.0))], ub=hp.comfort_max_c)
+    if hp.needs_integers:
+        _add_on_off(ctx, hp, power)
+    ctx.hp_power.append(power)
+    ctx.balance.append((power, -1.0))
+
+
+def _add_on_off(ctx: Context, hp: HeatPump, p: Block) -> None:
+    """Minimum power while on and minimum run time once started (binary ``{hp}-on``)."""
+    m, n = ctx.m, ctx.n
+    on = m.var(f"{hp.name}-on", 0.0, 1.0, integer=True)
+    m.rows(f"{hp.name}-power_max", [(p, diag(n)), (on, diag(n, -hp.max_kw))], ub=0.0)
+    m.rows(f"{hp.name}-power_min", [(p, diag(n)), (on, diag(n, -hp.min_kw))], lb=0.0)
+    k = hp.min_run_slots
+    if k <= 1:
+        return
+    # start_t >= on_t - on_{t-1}; the heat pump is taken as off before the horizon.
+    start = m.var(f"{hp.name}-start", 0.0, 1.0)
+    m.rows(
+        f"{hp.name}-start_def",
+        [(start, diag(n)), (on, diag(n, -1.0)), (on, lag(n, 1.0))],
+        lb=0.0,
+    )
+    # sum of starts in the last k slots <= on_t  (a start keeps it on for k slots)
+    rows = np.repeat(np.arange(n), k)
+    cols = rows - np.tile(np.arange(k), n)
+    keep = cols >= 0
+    m.rows(
+        f"{hp.name}-min_run",
+        [(start, pick(rows[keep], cols[keep])), (on, diag(n, -1.0))],
+        ub=0.0,
+    )

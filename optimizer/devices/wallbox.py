@@ -1,0 +1,345 @@
+"""EV wallboxes: semi-continuous charging power, phase choice, charging modes, soft targets.
+
+Per wallbox there is one power ``{ev}-power`` and per phase option ``k`` (1 or 3 phases) a binary
+``{ev}-on_{k}p``: the power is 0 or between the IEC minimum (6 A) and the maximum of the option
+that is on; with phase switching at most one option is on per slot. Binaries exist only in
+plugged-in slots (elsewhere their upper bound is 0 and presolve removes them).
+
+Charging modes (the owner's choice):
+
+``now``
+    As fast as allowed from plug-in until the target (or full); the fastest profile is
+    computed in closed form and every kWh up to it is rewarded with the target penalty.
+``smart``
+    Reach the target by departure at least cost; grid and battery allowed.
+``solar``
+    PV surplus only: in a slot where the car charges, car + household + heat pump <= PV used,
+    so no kWh of the car comes from the grid or the battery.
+``min_solar``
+    The minimum power whenever plugged until the car is full, more only from PV surplus (the
+    part above the minimum <= PV - household - HP).
+``after_battery``
+    ``solar``, and only in slots that start with the home battery full.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from core.timeindex import check_index
+from optimizer.config import ChargingMode, ConfigError, EVSession, Wallbox
+from optimizer.devices.context import Context, Rounder
+from optimizer.model import Block, Coeffs, diag, lag, pick
+
+SOLAR_MODES = (ChargingMode.SOLAR, ChargingMode.AFTER_BATTERY)
+#: A battery counts as full from this fraction of its SOC window below ``soc_max``.
+FULL_TOLERANCE = 0.01
+
+
+def _timestamp(value: object, field_name: str) -> pd.Timestamp:
+    ts = pd.Timestamp(value)  # type: ignore[arg-type]
+    if ts.tzinfo is None:
+        raise ConfigError(f"EVSession.{field_name}", "naive timestamp; give a time zone")
+    return ts.tz_convert("UTC")
+
+
+def plugged_mask(index: pd.DatetimeIndex, session: EVSession) -> np.ndarray:
+    """Slots the car is plugged in for their whole length (bool per slot)."""
+    step = check_index(index)
+    mask = np.ones(len(index), dtype=bool)
+    if session.arrival is not None:
+        mask &= index >= _timestamp(session.arrival, "arrival")
+    if session.departure is not None:
+        mask &= (index + step) <= _timestamp(session.departure, "departure")
+    return mask
+
+
+def horizon_target_kwh(
+    index: pd.DatetimeIndex, session: EVSession, mask: np.ndarray, max_kw: float, eff: float
+) -> tuple[float, int] | None:
+    """Energy the car must hold at the end of its last plugged slot [kWh], and that slot.
+
+    A departure after the horizon asks only for what cannot be charged after the horizon
+    ends at full power. ``None`` when nothing is required within the horizon.
+    """
+    if session.departure is None or not mask.any():
+        return None
+    step = check_index(index)
+    horizon_end = index[-1] + step
+    departure = _timestamp(session.departure, "departure")
+    need = session.target
+    if departure > horizon_end:
+        need -= max_kw * eff * (departure - horizon_end) / pd.Timedelta(hours=1)
+    if need <= session.energy_kwh + 1e-9:
+        return None
+    return min(need, session.capacity_kwh), int(np.flatnonzero(mask)[-1])
+
+
+def now_profile_kw(
+    mask: np.ndarray, need_kwh: float, max_kw: float, eff: float, dt: float
+) -> np.ndarray:
+    """Charging power of "as fast as allowed until ``need_kwh`` is in the car" [kW]."""
+    cumulative = np.cumsum(mask * max_kw * eff * dt)
+    delivered = np.minimum(cumulative, max(need_kwh, 0.0))
+    return np.diff(delivered, prepend=0.0) / (eff * dt)
+
+
+@dataclass
+class _Charger:
+    """Blocks of one wallbox: total power, and per phase option ``k`` an on/off binary."""
+
+    power: Block
+    options: tuple[int, ...]
+    on: tuple[Block, ...]
+    min_kw: tuple[float, ...]
+    max_kw: tuple[float, ...]
+
+
+def add_wallboxes(ctx: Context) -> None:
+    """Add the blocks of every wallbox with a car plugged in (or arriving) and not ``off``."""
+    for wallbox in ctx.problem.site.wallboxes:
+        session = ctx.problem.session(wallbox.name)
+        if session is None or session.mode == ChargingMode.OFF:
+            continue
+        mask = plugged_mask(ctx.problem.inputs.index, session)
+        if session.mode in SOLAR_MODES:
+            # a slot whose forecast surplus cannot reach the minimum power cannot charge
+            inputs = ctx.problem.inputs
+            low = min(wallbox.power_range_kw(k)[0] for k in wallbox.phase_options)
+            mask &= (inputs.pv_kw - inputs.load_kw >= low) & (ctx.pv_used is not None)
+        if mask.any():
+            _add_session(ctx, wallbox, session, mask)
+
+
+def _add_session(ctx: Context, wb: Wallbox, session: EVSession, mask: np.ndarray) -> None:
+    m, n, dt = ctx.m, ctx.n, ctx.dt_h
+    tuning = ctx.problem.tuning
+    fastest = max(wb.phase_options)
+    options = (fastest,) if session.mode == ChargingMode.NOW else wb.phase_options
+    max_kw = wb.power_range_kw(fastest)[1]
+    target = horizon_target_kwh(ctx.problem.inputs.index, session, mask, max_kw, wb.efficiency)
+    upper = max_kw * mask
+    reward = 0.0
+    if session.mode == ChargingMode.NOW:
+        need = (target[0] if target else session.target) - session.energy_kwh
+        ceiling = now_profile_kw(mask, need, max_kw, wb.efficiency, dt)
+        low = min(wb.power_range_kw(k)[0] for k in options)
+        # a last partial slot below the minimum rounds up to it (the car stops when full)
+        upper = np.where(ceiling > 0, np.maximum(ceiling, low), 0.0)
+        reward = tuning.ev_target_penalty_eur_per_kwh
+    elif session.mode in SOLAR_MODES:
+        reward = tuning.ev_solar_value_eur_per_kwh
+    lower, energy_ub = np.zeros(n), np.full(n, session.capacity_kwh)
+    if session.mode == ChargingMode.MIN_SOLAR:
+        reward = tuning.ev_solar_value_eur_per_kwh
+        lower, energy_ub = forced_min_power(wb, session, mask, dt)
+    charger = _add_charger(ctx, wb, options, (lower, upper), reward)
+    energy = m.var(f"{wb.name}-energy", 0.0, energy_ub)
+    rhs = np.zeros(n)
+    rhs[0] = session.energy_kwh
+    m.rows(
+        f"{wb.name}-energy_balance",
+        [
+            (energy, diag(n)),
+            (energy, lag(n, -1.0)),
+            (charger.power, diag(n, -wb.efficiency * dt)),
+        ],
+        rhs,
+        rhs,
+    )
+    if target is not None and session.mode in (ChargingMode.SMART, ChargingMode.NOW):
+        _add_target(ctx, wb, energy, *target)
+    if session.mode in SOLAR_MODES:
+        _add_solar_rule(ctx, wb, charger)
+    if session.mode == ChargingMode.AFTER_BATTERY:
+        _add_after_battery_rule(ctx, wb, charger)
+    if session.mode == ChargingMode.MIN_SOLAR:
+        _add_min_solar_rule(ctx, wb, charger, mask)
+    ctx.rounders.append(_phase_rounder(charger))
+    ctx.balance.append((charger.power, -1.0))
+
+
+def _add_charger(
+    ctx: Context,
+    wb: Wallbox,
+    options: tuple[int, ...],
+    bounds: tuple[np.ndarray, np.ndarray],
+    reward: float,
+) -> _Charger:
+    """Power in ``{0} U [min_k, max_k]`` for the phase options ``k``, within ``bounds`` [kW];
+    ``reward`` per kWh charged [EUR/kWh]."""
+    m, n, dt = ctx.m, ctx.n, ctx.dt_h
+    lower, upper = bounds
+    power = m.var(f"{wb.name}-power", lower, upper, -reward * dt)
+    ranges = [wb.power_range_kw(k) for k in options]
+    on = tuple(
+        m.var(f"{wb.name}-on_{k}p", 0.0, (upper >= low - 1e-9) * 1.0, integer=True)
+        for k, (low, _) in zip(options, ranges, strict=True)
+    )
+    m.rows(
+        f"{wb.name}-power_max",
+        [(power, diag(n))] + [(b, diag(n, -high)) for b, (_, high) in zip(on, ranges, strict=True)],
+        ub=0.0,
+    )
+    m.rows(
+        f"{wb.name}-power_min",
+        [(power, diag(n))] + [(b, diag(n, -low)) for b, (low, _) in zip(on, ranges, strict=True)],
+        lb=0.0,
+    )
+    if len(options) > 1:
+        m.rows(f"{wb.name}-phase_choice", [(b, diag(n)) for b in on], ub=1.0)
+    lows = tuple(r[0] for r in ranges)
+    highs = tuple(r[1] for r in ranges)
+    return _Charger(power, options, on, lows, highs)
+
+
+def _phase_rounder(ch: _Charger) -> Rounder:
+    """Round the on/off binaries from the relaxed power.
+
+    Exact rounding: the option whose range holds the power. Repair (for a slot no range holds):
+    off below ``repair`` x the lowest minimum, else the option whose range is nearest; the LP
+    re-solve then moves the power into that range.
+    """
+    fastest_first = sorted(range(len(ch.options)), key=lambda i: -ch.options[i])
+    low, high = np.array(ch.min_kw), np.array(ch.max_kw)
+
+    def apply(x: np.ndarray, relaxed: np.ndarray, repair: float | None) -> None:
+        p = x[ch.power.slice]
+        taken = np.zeros(len(p), dtype=bool)
+        choice = np.full(len(p), -1)
+        # the fastest option first: where ranges overlap, fewer amps per kW
+        for i in fastest_first:
+            fits = (p >= low[i] - 1e-7) & (p <= high[i] + 1e-7) & ~taken
+            choice[fits] = i
+            taken |= fits
+        if repair is not None:
+            distance = np.maximum(low[None, :] - p[:, None], p[:, None] - high[None, :])
+            nearest = np.argmin(distance, axis=1)
+            wanted = ~taken & (p > max(repair * low.min(), 1e-7))
+            choice[wanted] = nearest[wanted]
+            taken |= wanted
+        for i in range(len(ch.options)):
+            cols = ch.on[i].slice
+            decided = taken if repair is not None else np.ones(len(p), dtype=bool)
+            value = np.where(decided, (choice == i) * 1.0, x[cols])
+            x[cols] = np.where(relaxed[cols], value, x[cols])
+
+    return apply
+
+
+def _add_target(ctx: Context, wb: Wallbox, energy: Block, need_kwh: float, slot: int) -> None:
+    penalty = ctx.problem.tuning.ev_target_penalty_eur_per_kwh
+    short = ctx.m.var(f"{wb.name}-target_shortfall", 0.0, need_kwh, penalty, size=1)
+    one = np.zeros(1, dtype=np.int64)
+    ctx.m.rows(
+        f"{wb.name}-target_energy",
+        [(energy, pick(one, np.array([slot]))), (short, pick(one, one))],
+        lb=need_kwh,
+        size=1,
+    )
+
+
+def _surplus_terms(ctx: Context) -> tuple[list[tuple[Block, Coeffs]], np.ndarray]:
+    """Terms of ``HP - PV`` per slot and the big-M that switches a surplus row off [kW]."""
+    n = ctx.n
+    assert ctx.pv_used is not None
+    terms = [(ctx.pv_used, diag(n, -1.0))]
+    big_m = ctx.problem.inputs.load_kw + ctx.hp_max_kw
+    return terms + ctx.hp_terms(), big_m
+
+
+def _add_solar_rule(ctx: Context, wb: Wallbox, ch: _Charger) -> None:
+    """While on: car + household + heat pumps <= PV used (so the car takes PV only)."""
+    terms, big_m = _surplus_terms(ctx)
+    terms += [(ch.power, diag(ctx.n))] + [(on, diag(ctx.n, big_m)) for on in ch.on]
+    ctx.m.rows(f"{wb.name}-solar_only", terms, ub=big_m - ctx.problem.inputs.load_kw)
+
+
+def _add_after_battery_rule(ctx: Context, wb: Wallbox, ch: _Charger) -> None:
+    """Charge only in slots that start with the home battery full."""
+    bat, cfg = ctx.battery, ctx.problem.site.battery
+    if bat is None or cfg is None:
+        return
+    n = ctx.n
+    lowest = min(cfg.soc_min * bat.capacity_kwh, bat.energy_now_kwh)
+    full = (cfg.soc_max - FULL_TOLERANCE * (cfg.soc_max - cfg.soc_min)) * bat.capacity_kwh
+    # energy_{t-1} >= lowest + (full - lowest) * on_t: the tightest big-M the SOC range allows
+    lb = np.full(n, lowest)
+    lb[0] = lowest - bat.energy_now_kwh
+    ctx.m.rows(
+        f"{wb.name}-after_battery",
+        [(bat.energy, lag(n, 1.0))] + [(on, diag(n, -(full - lowest))) for on in ch.on],
+        lb=lb,
+    )
+
+
+def forced_min_power(
+    wb: Wallbox, session: EVSession, mask: np.ndarray, dt: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``min_solar``: the lowest minimum power in every plugged slot until the car is full.
+
+    Returns the lower bound of the charging power [kW] and the upper bound of the car's
+    energy [kWh] per slot. The slots are computed in closed form from the car's energy now;
+    the car keeps room for the minimum charging still due after each slot, so extra solar
+    energy never makes the forced minimum impossible.
+    """
+    low = min(wb.power_range_kw(k)[0] for k in wb.phase_options)
+    step_kwh = low * wb.efficiency * dt
+    room = session.capacity_kwh - session.energy_kwh
+    forced = mask & (np.cumsum(mask * step_kwh) <= room + 1e-9)
+    due = forced * step_kwh
+    still_due = due[::-1].cumsum()[::-1] - due
+    return forced * low, session.capacity_kwh - still_due
+
+
+def _add_min_solar_rule(ctx: Context, wb: Wallbox, ch: _Charger, mask: np.ndarray) -> None:
+    """The part above the minimum power only from PV surplus.
+
+    ``w`` is a binary per slot where the forecast shows a surplus: with ``w = 1`` the power above
+    the minimum is at most PV - household - heat pumps, with ``w = 0`` it is zero. Slots
+    without a forecast surplus get no binary: the power there is at most the minimum.
+    """
+    m, n = ctx.m, ctx.n
+    inputs = ctx.problem.inputs
+    # "the minimum" is the lowest the wallbox can do; charging faster on three phases is
+    # already extra power and must come from the surplus
+    lowest = min(ch.min_kw)
+    extra = [(ch.power, diag(n))] + [(on, diag(n, -lowest)) for on in ch.on]
+    surplus = mask & (inputs.pv_kw > inputs.load_kw) & (ctx.pv_used is not None)
+    none = np.flatnonzero(~surplus)
+    if len(none):
+        m.rows(f"{wb.name}-min_only", _restrict(extra, none), ub=0.0, size=len(none))
+    slots = np.flatnonzero(surplus)
+    if len(slots) == 0:
+        return
+    k = len(slots)
+    rows = np.arange(k)
+    w = m.var(f"{wb.name}-surplus_on", 0.0, 1.0, integer=True, size=k)
+    terms, big_m = _surplus_terms(ctx)
+    big_m = big_m[slots]
+    sub = _restrict(extra + terms, slots)
+    m.rows(
+        f"{wb.name}-surplus_only",
+        [*sub, (w, pick(rows, rows, big_m))],
+        ub=big_m - inputs.load_kw[slots],
+        size=k,
+    )
+    top = max(ch.max_kw)
+    m.rows(
+        f"{wb.name}-surplus_switch",
+        [*_restrict(extra, slots), (w, pick(rows, rows, -top))],
+        ub=0.0,
+        size=k,
+    )
+
+
+def _restrict(terms: list[tuple[Block, Coeffs]], slots: np.ndarray) -> list[tuple[Block, Coeffs]]:
+    """Keep the rows of per-slot (diagonal) terms at ``slots``, renumbered ``0..k-1``."""
+    out = []
+    for block, c in terms:
+        vals = np.broadcast_to(c.vals, c.rows.shape)
+        out.append((block, Coeffs(np.arange(len(slots)), c.cols[slots], vals[slots])))
+    return out

@@ -1,0 +1,417 @@
+"""Solve a problem and turn the solution into a plan: per-slot frame, summary, setpoints."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from core.timeindex import check_index
+from optimizer.config import HeatPump, Wallbox
+from optimizer.devices.grid import effective_prices
+from optimizer.devices.heatpump import cop, initial_temp_c
+from optimizer.formulate import formulate
+from optimizer.lazy import solve_lazily
+from optimizer.model import CanonicalProblem
+from optimizer.problem import Problem
+from optimizer.solvers import SolveOptions, SolveResult, SolveStatus, get_solver
+
+#: Flows below this are numerical noise [kW].
+TOL_KW = 1e-6
+
+
+class SGReady:
+    """SG-Ready states (BWP numbering), derived from the planned heat-pump power.
+
+    1 block: the plan keeps the heat pump off; 2 normal: it runs below half power;
+    3 recommend-on: at least half power; 4 force-on: (nearly) full power while the store ends
+    the slot above its comfort midpoint, i.e. the plan stores heat ahead of need.
+    """
+
+    BLOCK = 1
+    NORMAL = 2
+    RECOMMEND_ON = 3
+    FORCE_ON = 4
+
+
+@dataclass(frozen=True)
+class Violation:
+    """A soft target the plan misses: ``name`` as ``device-quantity``, amount in ``unit``."""
+
+    name: str
+    amount: float
+    unit: str
+
+
+@dataclass(frozen=True)
+class PlanSummary:
+    """Totals of a plan over its horizon.
+
+    ``cost_eur`` is what the energy bill says: import cost - export revenue [EUR]. The
+    objective adds battery wear, penalties and the CO2 price and subtracts the value of energy
+    left in the battery.
+    """
+
+    cost_eur: float
+    objective_eur: float
+    battery_wear_eur: float
+    penalty_eur: float
+    terminal_value_eur: float
+    import_kwh: float
+    export_kwh: float
+    pv_kwh: float
+    pv_curtailed_kwh: float
+    self_consumption: float
+    co2_kg: float | None
+    violations: tuple[Violation, ...]
+    status: str
+    mip_gap: float
+    build_ms: float
+    solve_ms: float
+    num_vars: int
+    num_integers: int
+    integers_imposed: int
+    solver: str
+
+
+@dataclass(frozen=True)
+class WallboxSetpoint:
+    power_kw: float
+    current_a: float | None
+    phases: int
+
+
+@dataclass(frozen=True)
+class HeatPumpSetpoint:
+    power_kw: float
+    sgready: int
+
+
+@dataclass(frozen=True)
+class Setpoints:
+    """What the box should do in one slot. Battery power + = discharge [kW]."""
+
+    start: pd.Timestamp
+    end: pd.Timestamp
+    battery_kw: float | None
+    wallboxes: Mapping[str, WallboxSetpoint]
+    heat_pumps: Mapping[str, HeatPumpSetpoint]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The result of one solve. ``slots`` has one row per slot; units in the column names."""
+
+    problem: Problem
+    slots: pd.DataFrame
+    summary: PlanSummary
+
+    def setpoints(self, slot: int = 0) -> Setpoints:
+        """Setpoints of slot ``slot`` (0 = the current slot)."""
+        if not 0 <= slot < len(self.slots):
+            raise IndexError(f"slot {slot} outside the plan's {len(self.slots)} slots")
+        return schedule_from_slots(self.problem, self.slots.iloc[slot:], 1)[0]
+
+    def schedule(self, count: int | None = None) -> tuple[Setpoints, ...]:
+        """Setpoints of the first ``count`` slots (all by default): the box schedule."""
+        return schedule_from_slots(self.problem, self.slots, count or len(self.slots))
+
+    @property
+    def violations(self) -> tuple[Violation, ...]:
+        return self.summary.violations
+
+
+def optimize(problem: Problem, solver: str = "highs") -> Plan:
+    """Build, solve and read back the plan of ``problem``.
+
+    Parameters
+    ----------
+    problem : Problem
+        Site, state, per-slot inputs and tuning.
+    solver : str
+        A registered backend: ``highs`` (default) or ``pulp`` / ``pulp:<PuLP solver>``.
+
+    Returns
+    -------
+    Plan
+    """
+    backend = get_solver(solver)
+    tuning = problem.tuning
+    options = SolveOptions(tuning.mip_gap, tuning.mip_abs_gap_eur, tuning.time_limit_s)
+    t0 = time.perf_counter()
+    formulation = formulate(problem)
+    canonical = formulation.problem
+    build_ms = (time.perf_counter() - t0) * 1e3
+    result, imposed = solve_lazily(backend, canonical, options, formulation.round)
+    both = simultaneous_battery_slots(canonical, result.x)
+    if len(both):
+        # The LP used both flows where it must not: forbid it there and solve again.
+        t1 = time.perf_counter()
+        formulation = formulate(problem, extra_burn_slots=both)
+        canonical = formulation.problem
+        build_ms += (time.perf_counter() - t1) * 1e3
+        again, imposed = solve_lazily(backend, canonical, options, formulation.round)
+        result = SolveResult(
+            again.status,
+            again.x,
+            again.objective,
+            again.mip_gap,
+            again.solve_ms + result.solve_ms,
+            again.solver,
+        )
+    slots = read_slots(problem, canonical, result.x)
+    summary = summarize(problem, canonical, result, slots, (build_ms, imposed))
+    return Plan(problem, slots, summary)
+
+
+def simultaneous_battery_slots(canonical: CanonicalProblem, x: np.ndarray) -> np.ndarray:
+    if not canonical.has_variable("battery-charge"):
+        return np.zeros(0, dtype=np.int64)
+    charge = x[canonical.variable("battery-charge").slice]
+    discharge = x[canonical.variable("battery-discharge").slice]
+    return np.flatnonzero((charge > TOL_KW) & (discharge > TOL_KW))
+
+
+def _values(canonical: CanonicalProblem, x: np.ndarray, name: str, n: int) -> np.ndarray:
+    if canonical.has_variable(name):
+        return x[canonical.variable(name).slice]
+    return np.zeros(n)
+
+
+def read_slots(problem: Problem, canonical: CanonicalProblem, x: np.ndarray) -> pd.DataFrame:
+    """Per-slot results in project units; column names carry the unit.
+
+    Columns are computed as arrays and the frame is built once (assigning pandas columns one
+    by one cost more than the solve).
+    """
+    inputs, site = problem.inputs, problem.site
+    n = inputs.n
+
+    def v(name: str) -> np.ndarray:
+        return _values(canonical, x, name, n)
+
+    export_price = effective_prices(problem)[1]
+    net = v("grid-import") - v("grid-export")
+    cols: dict[str, np.ndarray] = {
+        "import_eur_per_kwh": inputs.import_eur_per_kwh,
+        "export_eur_per_kwh": export_price,
+    }
+    if inputs.spot_eur_per_kwh is not None:
+        cols["spot_eur_per_kwh"] = inputs.spot_eur_per_kwh
+    if inputs.co2_g_per_kwh is not None:
+        cols["co2_g_per_kwh"] = inputs.co2_g_per_kwh
+    pv = v("pv-power") if site.pv is not None else np.zeros(n)
+    cols |= {
+        "load_kw": inputs.load_kw,
+        "pv_forecast_kw": inputs.pv_kw,
+        "pv_kw": pv,
+        "pv_curtailed_kw": inputs.pv_kw - pv,
+        # Where import and export cost the same, both at once is a tie; report the net flow.
+        "grid_import_kw": np.maximum(net, 0.0),
+        "grid_export_kw": np.maximum(-net, 0.0),
+        "grid_kw": net,
+        "grid_unserved_kw": v("grid-unserved"),
+    }
+    if site.battery is not None:
+        charge, discharge = v("battery-charge"), v("battery-discharge")
+        cols |= {
+            "battery_charge_kw": charge,
+            "battery_discharge_kw": discharge,
+            "battery_kw": discharge - charge,
+            "battery_soc": v("battery-energy") / site.battery.capacity_kwh,
+        }
+    for wb in site.wallboxes:
+        cols |= _wallbox_columns(problem, canonical, x, wb)
+    for hp in site.heat_pumps:
+        cols |= _heat_pump_columns(problem, canonical, x, hp)
+    for name, values in cols.items():
+        if name.endswith("_kw"):
+            cols[name] = np.where(np.abs(values) > TOL_KW, values, 0.0)
+    cols["cost_eur"] = (
+        cols["grid_import_kw"] * inputs.import_eur_per_kwh - cols["grid_export_kw"] * export_price
+    ) * inputs.dt_h
+    return pd.DataFrame(cols, index=inputs.index)
+
+
+def _wallbox_columns(
+    problem: Problem, canonical: CanonicalProblem, x: np.ndarray, wb: Wallbox
+) -> dict[str, np.ndarray]:
+    n = problem.inputs.n
+    total = _values(canonical, x, f"{wb.name}-power", n)
+    phases = np.zeros(n, dtype=int)
+    for k in (1, 3):
+        on = _values(canonical, x, f"{wb.name}-on_{k}p", n)
+        phases[(on > 0.5) & (total > TOL_KW)] = k
+    cols = {f"{wb.name}_kw": total, f"{wb.name}_phases": phases}
+    session = problem.session(wb.name)
+    if session is not None:
+        energy = np.full(n, session.energy_kwh)
+        if canonical.has_variable(f"{wb.name}-energy"):
+            energy = _values(canonical, x, f"{wb.name}-energy", n)
+        cols[f"{wb.name}_energy_kwh"] = energy
+        cols[f"{wb.name}_soc"] = energy / session.capacity_kwh
+    return cols
+
+
+def _heat_pump_columns(
+    problem: Problem, canonical: CanonicalProblem, x: np.ndarray, hp: HeatPump
+) -> dict[str, np.ndarray]:
+    n = problem.inputs.n
+    assert problem.inputs.t_out_c is not None
+    power = _values(canonical, x, f"{hp.name}-power", n)
+    temp = _values(canonical, x, f"{hp.name}-temp", n)
+    return {
+        f"{hp.name}_kw": power,
+        f"{hp.name}_heat_kw": power * cop(hp, problem.inputs.t_out_c),
+        f"{hp.name}_temp_c": temp,
+        f"{hp.name}_sgready": sgready_states(hp, power, temp),
+    }
+
+
+def sgready_states(hp: HeatPump, power_kw: np.ndarray, temp_c: np.ndarray) -> np.ndarray:
+    """SG-Ready state per slot from planned power [kW] and store temperature [degC]."""
+    share = power_kw / hp.max_kw
+    midpoint = (hp.comfort_min_c + hp.comfort_max_c) / 2
+    return np.select(
+        [share < 0.01, (share >= 0.95) & (temp_c > midpoint), share >= 0.5],
+        [SGReady.BLOCK, SGReady.FORCE_ON, SGReady.RECOMMEND_ON],
+        SGReady.NORMAL,
+    )
+
+
+def _violations(problem: Problem, canonical: CanonicalProblem, x: np.ndarray) -> list[Violation]:
+    dt, n = problem.inputs.dt_h, problem.inputs.n
+    found: list[tuple[str, str, str, float]] = [("grid-unserved", "grid-unserved_load", "kWh", dt)]
+    if problem.site.battery is not None:
+        found.append(("battery-reserve_shortfall", "battery-reserve", "kWh*h", dt))
+    for wb in problem.site.wallboxes:
+        found.append((f"{wb.name}-target_shortfall", f"{wb.name}-target_energy", "kWh", 1.0))
+    for hp in problem.site.heat_pumps:
+        found.append((f"{hp.name}-comfort_low", f"{hp.name}-comfort_low", "K*h", dt))
+        found.append((f"{hp.name}-comfort_high", f"{hp.name}-comfort_high", "K*h", dt))
+    out = []
+    for var, name, unit, scale in found:
+        amount = float(_values(canonical, x, var, n).sum() * scale)
+        if amount > 1e-4:
+            out.append(Violation(name, round(amount, 6), unit))
+    return out
+
+
+def _end_value(canonical: CanonicalProblem, x: np.ndarray, name: str, start: float) -> float:
+    """Value the objective gives the change of block ``name`` from ``start`` to its end [EUR]."""
+    block = canonical.variable(name).slice
+    return float(-canonical.cost[block][-1] * (x[block][-1] - start))
+
+
+def _start_levels(problem: Problem) -> list[tuple[str, float]]:
+    levels = [(f"{hp.name}-temp", initial_temp_c(problem, hp)) for hp in problem.site.heat_pumps]
+    if problem.site.battery is not None:
+        levels.append(
+            ("battery-energy", problem.state.battery_soc * problem.site.battery.capacity_kwh)
+        )
+    return levels
+
+
+def summarize(
+    problem: Problem,
+    canonical: CanonicalProblem,
+    result: SolveResult,
+    slots: pd.DataFrame,
+    work: tuple[float, int],
+) -> PlanSummary:
+    """Totals of a plan; ``work`` is (build time [ms], integer columns imposed)."""
+    build_ms, integers_imposed = work
+    dt = problem.inputs.dt_h
+    tuning = problem.tuning
+    x = result.x
+    wear = 0.0
+    terminal = 0.0
+    for hp in problem.site.heat_pumps:
+        terminal += _end_value(canonical, x, f"{hp.name}-temp", initial_temp_c(problem, hp))
+    if problem.site.battery is not None:
+        throughput = (slots["battery_charge_kw"] + slots["battery_discharge_kw"]).sum() * dt / 2
+        wear = float(throughput * tuning.battery_wear_eur_per_kwh)
+        e0 = problem.state.battery_soc * problem.site.battery.capacity_kwh
+        terminal += _end_value(canonical, x, "battery-energy", e0)
+    cost = float(slots["cost_eur"].sum())
+    import_kwh = float(slots["grid_import_kw"].sum() * dt)
+    export_kwh = float(slots["grid_export_kw"].sum() * dt)
+    pv_kwh = float(slots["pv_kw"].sum() * dt)
+    co2 = None
+    if problem.inputs.co2_g_per_kwh is not None:
+        co2 = float((slots["grid_import_kw"] * problem.inputs.co2_g_per_kwh).sum() * dt / 1000)
+    co2_cost = (co2 or 0.0) * tuning.co2_price_eur_per_t / 1000
+    end_offset = sum(  # the objective values the end level; the summary its change
+        float(-canonical.cost[canonical.variable(b).slice][-1]) * level
+        for b, level in _start_levels(problem)
+    )
+    rewards_and_penalties = result.objective - cost - wear + terminal + end_offset - co2_cost
+    return PlanSummary(
+        cost_eur=cost,
+        objective_eur=result.objective,
+        battery_wear_eur=wear,
+        penalty_eur=float(rewards_and_penalties),
+        terminal_value_eur=terminal,
+        import_kwh=import_kwh,
+        export_kwh=export_kwh,
+        pv_kwh=pv_kwh,
+        pv_curtailed_kwh=float(slots["pv_curtailed_kw"].sum() * dt),
+        self_consumption=(pv_kwh - export_kwh) / pv_kwh if pv_kwh > 1e-9 else 0.0,
+        co2_kg=co2,
+        violations=tuple(_violations(problem, canonical, x)),
+        status=SolveStatus(result.status).value,
+        mip_gap=result.mip_gap,
+        build_ms=build_ms,
+        solve_ms=result.solve_ms,
+        num_vars=canonical.num_cols,
+        num_integers=canonical.num_integers,
+        integers_imposed=integers_imposed,
+        solver=result.solver,
+    )
+
+
+def schedule_from_slots(problem: Problem, slots: pd.DataFrame, count: int) -> tuple[Setpoints, ...]:
+    """Setpoints of the first ``count`` slots of a plan frame, read column-wise.
+
+    Reading each slot's row through pandas cost more than the solve; the columns are taken
+    out as arrays once.
+    """
+    site = problem.site
+    count = min(count, len(slots))
+    starts = slots.index[:count]
+    ends = starts + check_index(problem.inputs.index)
+    battery = slots["battery_kw"].to_numpy()[:count] if site.battery is not None else None
+    wallboxes = {wb.name: _wallbox_setpoints(wb, slots, count) for wb in site.wallboxes}
+    heat_pumps = {
+        hp.name: [
+            HeatPumpSetpoint(float(power), int(state))
+            for power, state in zip(
+                slots[f"{hp.name}_kw"].to_numpy()[:count],
+                slots[f"{hp.name}_sgready"].to_numpy()[:count],
+                strict=True,
+            )
+        ]
+        for hp in site.heat_pumps
+    }
+    return tuple(
+        Setpoints(
+            start=starts[i],
+            end=ends[i],
+            battery_kw=None if battery is None else float(battery[i]),
+            wallboxes={name: sps[i] for name, sps in wallboxes.items()},
+            heat_pumps={name: sps[i] for name, sps in heat_pumps.items()},
+        )
+        for i in range(count)
+    )
+
+
+def _wallbox_setpoints(wb: Wallbox, slots: pd.DataFrame, count: int) -> list[WallboxSetpoint]:
+    power = slots[f"{wb.name}_kw"].to_numpy()[:count]
+    phases = slots[f"{wb.name}_phases"].to_numpy()[:count]
+    return [
+        WallboxSetpoint(float(p), float(p) * 1000 / (int(k) * wb.voltage_v) if k else None, int(k))
+        for p, k in zip(power, phases, strict=True)
+    ]

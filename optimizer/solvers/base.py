@@ -1,0 +1,94 @@
+"""Solver protocol and result types shared by the backends."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Protocol
+
+import numpy as np
+
+from optimizer.model import CanonicalProblem
+
+
+class SolveStatus(StrEnum):
+    OPTIMAL = "optimal"
+    TIME_LIMIT = "time_limit"  # a feasible solution, not proven optimal
+    INFEASIBLE = "infeasible"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class SolveOptions:
+    """Solver settings.
+
+    ``mip_gap`` relative [-] and ``mip_abs_gap`` absolute [EUR]: a solution counts as optimal
+    when it is within either of the best bound. ``start``: a feasible point to warm-start from.
+    """
+
+    mip_gap: float = 1e-4
+    mip_abs_gap: float = 1e-3
+    time_limit_s: float = 10.0
+    threads: int = 1
+    start: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class SolveResult:
+    status: SolveStatus
+    x: np.ndarray
+    objective: float
+    mip_gap: float
+    solve_ms: float
+    solver: str
+
+
+class SolverError(RuntimeError):
+    """The solver returned no usable solution."""
+
+
+class Solver(Protocol):
+    name: str
+
+    def solve(self, problem: CanonicalProblem, options: SolveOptions) -> SolveResult: ...
+
+
+class SolverSession(Protocol):
+    """One problem solved repeatedly with other column bounds or integer columns.
+
+    The relax-round-fix loop (:mod:`optimizer.lazy`) changes only bounds and integrality
+    between solves; a session lets a backend keep the model (and its basis) instead of
+    rebuilding it each time.
+    """
+
+    def solve(
+        self,
+        lower: np.ndarray,
+        upper: np.ndarray,
+        integrality: np.ndarray,
+        options: SolveOptions,
+    ) -> SolveResult: ...
+
+
+class RebuildSession:
+    """A session for any :class:`Solver`: each solve builds the variant problem anew."""
+
+    def __init__(self, solver: Solver, problem: CanonicalProblem) -> None:
+        self.solver = solver
+        self.problem = problem
+
+    def solve(
+        self,
+        lower: np.ndarray,
+        upper: np.ndarray,
+        integrality: np.ndarray,
+        options: SolveOptions,
+    ) -> SolveResult:
+        variant = replace(self.problem, col_lower=lower, col_upper=upper, integrality=integrality)
+        return self.solver.solve(variant, options)
+
+
+def open_session(solver: Solver, problem: CanonicalProblem) -> SolverSession:
+    """The backend's own session if it has one, else one that rebuilds the problem."""
+    make = getattr(solver, "session", None)
+    return make(problem) if make is not None else RebuildSession(solver, problem)

@@ -1,0 +1,110 @@
+"""HiGHS through highspy: the canonical problem is passed in bulk as one row-wise matrix."""
+
+from __future__ import annotations
+
+import time
+
+import highspy
+import numpy as np
+
+from optimizer.model import CanonicalProblem
+from optimizer.solvers.base import SolveOptions, SolverError, SolveResult, SolveStatus
+
+_STATUS = {
+    highspy.HighsModelStatus.kOptimal: SolveStatus.OPTIMAL,
+    highspy.HighsModelStatus.kTimeLimit: SolveStatus.TIME_LIMIT,
+    highspy.HighsModelStatus.kInfeasible: SolveStatus.INFEASIBLE,
+}
+
+
+def to_highs_lp(problem: CanonicalProblem) -> highspy.HighsLp:
+    """The canonical problem as a ``HighsLp`` (no copies of the matrix beyond highspy's)."""
+    lp = highspy.HighsLp()
+    lp.num_col_ = problem.num_cols
+    lp.num_row_ = problem.num_rows
+    lp.offset_ = problem.offset
+    lp.col_cost_ = problem.cost
+    lp.col_lower_ = problem.col_lower
+    lp.col_upper_ = problem.col_upper
+    lp.row_lower_ = problem.row_lower
+    lp.row_upper_ = problem.row_upper
+    matrix = lp.a_matrix_
+    matrix.format_ = highspy.MatrixFormat.kRowwise
+    matrix.num_col_ = problem.num_cols
+    matrix.num_row_ = problem.num_rows
+    matrix.start_ = problem.A.indptr.astype(np.int32)
+    matrix.index_ = problem.A.indices.astype(np.int32)
+    matrix.value_ = problem.A.data
+    if problem.num_integers:
+        kinds = np.where(problem.integrality, 1, 0)
+        lp.integrality_ = [highspy.HighsVarType(int(k)) for k in kinds]
+    return lp
+
+
+def _highs(options: SolveOptions) -> highspy.Highs:
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("mip_rel_gap", options.mip_gap)
+    h.setOptionValue("mip_abs_gap", options.mip_abs_gap)
+    h.setOptionValue("time_limit", options.time_limit_s)
+    h.setOptionValue("threads", options.threads)
+    return h
+
+
+def _result(h: highspy.Highs, num_cols: int, integer: bool, solve_ms: float) -> SolveResult:
+    status = _STATUS.get(h.getModelStatus(), SolveStatus.ERROR)
+    x = np.asarray(h.getSolution().col_value, dtype=float)
+    if status in (SolveStatus.INFEASIBLE, SolveStatus.ERROR) or len(x) != num_cols:
+        raise SolverError(f"HiGHS: {h.modelStatusToString(h.getModelStatus())}")
+    info = h.getInfo()
+    gap = float(info.mip_gap) if integer else 0.0
+    return SolveResult(status, x, float(info.objective_function_value), gap, solve_ms, "highs")
+
+
+class HighsSession:
+    """One HiGHS model kept across solves: only bounds and integrality change, and an LP
+    re-solve starts from the previous basis (the dive's LPs cost a fraction of a cold solve)."""
+
+    def __init__(self, problem: CanonicalProblem) -> None:
+        self.problem = problem
+        self._h: highspy.Highs | None = None
+        self._integer = np.zeros(problem.num_cols, dtype=bool)
+        self._cols = np.arange(problem.num_cols, dtype=np.int32)
+
+    def solve(
+        self,
+        lower: np.ndarray,
+        upper: np.ndarray,
+        integrality: np.ndarray,
+        options: SolveOptions,
+    ) -> SolveResult:
+        t0 = time.perf_counter()
+        if self._h is None:
+            self._h = _highs(options)
+            self._h.passModel(to_highs_lp(self.problem.with_integrality(self._integer)))
+        h, n = self._h, self.problem.num_cols
+        h.setOptionValue("time_limit", options.time_limit_s)
+        h.changeColsBounds(n, self._cols, lower, upper)
+        if (integrality != self._integer).any():
+            h.changeColsIntegrality(n, self._cols, integrality.astype(np.uint8))
+            self._integer = integrality.copy()
+        if options.start is not None and integrality.any():
+            start = highspy.HighsSolution()
+            start.col_value = np.clip(options.start, lower, upper)
+            start.value_valid = True
+            h.setSolution(start)
+        h.run()
+        return _result(h, n, bool(integrality.any()), (time.perf_counter() - t0) * 1e3)
+
+
+class HighsSolver:
+    """The default backend."""
+
+    name = "highs"
+
+    def session(self, problem: CanonicalProblem) -> HighsSession:
+        return HighsSession(problem)
+
+    def solve(self, problem: CanonicalProblem, options: SolveOptions) -> SolveResult:
+        session = HighsSession(problem)
+        return session.solve(problem.col_lower, problem.col_upper, problem.integrality, options)

@@ -1,0 +1,91 @@
+"""Optimizer setpoints -> box commands (live setpoints and schedule slots).
+
+The plan's battery power is a forecast-based slot mean. Sent as a fixed setpoint it would push
+every forecast error of PV and load onto the grid, so the battery command depends on what the
+plan does in the slot (``grid_kw`` is the planned grid power, + import):
+
+* planned grid ~ 0: the plan is self-consumption here -> ``AUTO``: the box follows the real
+  load and PV, as the plan intends;
+* exporting while the battery idles or charges: ``AUTO`` too. The plan only exports what it
+  expects the battery not to need; charging the surplus now rather than later costs nothing,
+  while a PV forecast that was too high would otherwise leave the battery empty. (A plan
+  that keeps room for a later negative-price or feed-in-capped hour loses that nuance.)
+* battery ~ 0 while importing: keep the energy for later -> ``HOLD`` (no discharge, PV surplus
+  may still charge);
+* otherwise (grid charging, discharging into the grid or next to a large import) ->
+  ``SETPOINT`` with the planned power.
+
+A schedule slot can only say "setpoint" or "no command": AUTO becomes no command (the box's
+local self-consumption), HOLD a 0 kW setpoint, the others their power.
+"""
+
+from __future__ import annotations
+
+from adapters.heartbeat.esi_types import BatteryMode, ScheduleSlot
+from adapters.heartbeat.esi_types import Setpoints as BoxSetpoints
+from optimizer import Setpoints, Site
+
+#: Grid power below which a slot counts as self-consumption [kW].
+GRID_DEADBAND_KW = 0.1
+#: Battery power below which the plan leaves the battery idle [kW].
+BATTERY_DEADBAND_KW = 0.05
+
+
+def battery_command(battery_kw: float | None, grid_kw: float) -> tuple[BatteryMode, float | None]:
+    """Battery mode and power [kW, + discharge] for a planned slot (see module notes)."""
+    if battery_kw is None or abs(grid_kw) <= GRID_DEADBAND_KW:
+        return BatteryMode.AUTO, None
+    if grid_kw < 0 and battery_kw < BATTERY_DEADBAND_KW:
+        return BatteryMode.AUTO, None
+    if abs(battery_kw) < BATTERY_DEADBAND_KW:
+        return BatteryMode.HOLD, 0.0
+    return BatteryMode.SETPOINT, round(battery_kw, 3)
+
+
+def wallbox_command(sp: Setpoints, site: Site) -> tuple[float, int]:
+    """Charging current [A] (0 = pause, else within the wallbox's range) and phases."""
+    if not site.wallboxes:
+        return 0.0, 0
+    wb = site.wallboxes[0]
+    cmd = sp.wallboxes.get(wb.name)
+    if cmd is None or cmd.current_a is None or cmd.power_kw < 0.05:
+        return 0.0, 0
+    current = min(max(cmd.current_a, wb.min_current_a), wb.max_current_a)
+    return round(current, 2), cmd.phases or wb.phases
+
+
+def heat_pump_command(sp: Setpoints, site: Site) -> tuple[int | None, float | None]:
+    """SG-Ready state (1-4) and electrical power budget [kW] (None = no budget)."""
+    if not site.heat_pumps:
+        return None, None
+    cmd = sp.heat_pumps.get(site.heat_pumps[0].name)
+    if cmd is None:
+        return None, None
+    budget = round(cmd.power_kw + 0.05, 2) if cmd.sgready >= 2 and cmd.power_kw > 0.05 else None
+    return int(cmd.sgready), budget
+
+
+def box_setpoints(sp: Setpoints, grid_kw: float, site: Site) -> BoxSetpoints:
+    """Live setpoints for the box from the plan's current slot."""
+    mode, battery_kw = battery_command(sp.battery_kw, grid_kw)
+    current, phases = wallbox_command(sp, site)
+    sg, budget = heat_pump_command(sp, site)
+    return BoxSetpoints(
+        battery_kw=battery_kw,
+        battery_mode=mode,
+        wallbox_current_a=current if site.wallboxes else None,
+        wallbox_phases=phases,
+        hp_sgready_state=sg,
+        hp_power_budget_kw=budget,
+    )
+
+
+def schedule_slot(sp: Setpoints, grid_kw: float, site: Site) -> ScheduleSlot:
+    """One schedule slot from a planned slot (AUTO -> no battery command)."""
+    live = box_setpoints(sp, grid_kw, site)
+    return ScheduleSlot(
+        battery_kw=None if live.battery_mode == BatteryMode.AUTO else live.battery_kw,
+        wallbox_current_a=live.wallbox_current_a,
+        hp_sgready_state=live.hp_sgready_state,
+        hp_power_budget_kw=live.hp_power_budget_kw,
+    )

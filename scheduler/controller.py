@@ -1,0 +1,619 @@
+"""The closed control loop of one site.
+
+Every 15 minutes, aligned to :00/:15/:30/:45 on the injected clock, and at once on an event
+(EV plugged in or out, charging mode or departure changed, new day-ahead prices, the box in
+FALLBACK or reconnected, a grid-operator limit), one cycle:
+
+1. reads the box's measurements and status (and stores them);
+2. forecasts PV, household load and outdoor temperature, takes prices and CO2 from the
+   background-refreshed cache (never waiting on the network);
+3. builds the :class:`~optimizer.Problem` from the site's configuration and live state
+   (battery SOC, EV plugged in and its estimated energy, heat-store temperature, §14a limit as
+   a hard import cap);
+4. solves it in a worker process (:func:`scheduler.cycle.plan_cycle`), so the event loop
+   keeps serving the heartbeat;
+5. writes the current slot as live setpoints and uploads the rest as the box schedule (so an
+   outage degrades to "execute the last plan", then to the box's fallback);
+6. stores the plan, the setpoints sent and what the box reports as applied.
+
+Three background tasks run beside the cycle loop: the heartbeat keeper (a changed
+``ctrl_heartbeat`` every ``watchdog_timeout_s / 3``), the watcher (polls the box every
+``poll_s``, stores the readings, integrates EV energy and the heat-store temperature, raises
+events) and the price refresher (refreshes the caches in a thread every ``price_refresh_s``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from concurrent.futures import Executor
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from adapters import store as st
+from adapters.heartbeat.client import BoxError, HeartbeatClient
+from adapters.heartbeat.esi_types import (
+    ControlState,
+    ExternalLimit,
+    Measurement,
+    Schedule,
+)
+from adapters.store.telemetry import Sample
+from optimizer import ChargingMode, EVSession, HeatPump, Inputs, Problem, State, Tuning
+from optimizer import forecast as fc
+from scheduler.clock import LoopClock, Wakeup
+from scheduler.commands import box_setpoints, schedule_slot
+from scheduler.cycle import CycleRequest, CycleResult, plan_cycle
+from scheduler.feeds import BundledWeather, DayCache, PriceFeed, StandardLoad
+from scheduler.scenario import Home
+from scheduler.site_model import store_column
+
+log = logging.getLogger(__name__)
+SLOT_S = 900
+
+
+@dataclass(frozen=True)
+class DepartureTarget:
+    """When the car leaves and what it should hold then.
+
+    The box does not report the car's state of charge, so the energy in the car is estimated
+    as ``arrival_kwh`` plus what the wallbox delivered since plug-in (x the wallbox efficiency).
+
+    Parameters
+    ----------
+    time_local : str
+        Daily departure time, ``HH:MM`` in ``tz``.
+    target_kwh : float
+        Energy wanted in the car at departure [kWh].
+    arrival_kwh : float
+        Assumed energy in the car at plug-in [kWh].
+    capacity_kwh : float
+        Car battery capacity [kWh].
+    tz : str
+        Time zone of ``time_local``.
+    """
+
+    time_local: str = "07:00"
+    target_kwh: float = 45.0
+    arrival_kwh: float = 20.0
+    capacity_kwh: float = 60.0
+    tz: str = "Europe/Berlin"
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.arrival_kwh <= self.capacity_kwh:
+            raise ValueError("DepartureTarget.arrival_kwh: must be in [0, capacity_kwh]")
+        if not 0 <= self.target_kwh <= self.capacity_kwh:
+            raise ValueError("DepartureTarget.target_kwh: must be in [0, capacity_kwh]")
+        try:
+            pd.Timedelta(f"{self.time_local}:00")
+        except ValueError as exc:
+            raise ValueError(
+                f"DepartureTarget.time_local: {self.time_local!r} is not HH:MM"
+            ) from exc
+
+    def next_departure(self, now: pd.Timestamp) -> pd.Timestamp:
+        """The first departure more than one slot after ``now`` (UTC)."""
+        local = now.tz_convert(self.tz)
+        day = local.normalize().tz_localize(None)
+        for k in range(3):
+            dep = (day + pd.Timedelta(days=k) + pd.Timedelta(f"{self.time_local}:00")).tz_localize(
+                self.tz
+            )
+            if dep > now + pd.Timedelta(seconds=SLOT_S):
+                return dep.tz_convert("UTC")
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    """One site under control (typed; built at the API boundary, never an untyped dict).
+
+    Parameters
+    ----------
+    site_id : str
+        Site id (store, logs).
+    host, port, device_id : str, int, int
+        The box's Modbus TCP address and unit id.
+    controller_id : int
+        Written to the box's single-writer lock.
+    home : Home
+        Devices (optimizer :class:`~optimizer.Site`), PV orientation, annual load, tariff.
+    tuning : Tuning
+        Optimizer parameters.
+    charging_mode : ChargingMode
+        The owner's EV charging mode.
+    departure : DepartureTarget
+        Daily departure time and target energy.
+    horizon_slots : int
+        Plan length [15-min slots].
+    schedule_slots : int
+        Slots uploaded as the box schedule (1..192; at most the horizon is sent).
+    watchdog_timeout_s : int
+        The box's watchdog timeout, set at start [s] (10..3600).
+    poll_s : float
+        Watcher period: measurements stored, events detected [s].
+    price_refresh_s : float
+        Background price refresh period [s].
+    pv_forecast : {"clearsky", "weather"}
+        PV from the clear-sky model scaled by recent production, or from the weather feed.
+    solver : str
+        Optimizer backend.
+    hp_temp_init_c : float
+        Heat-store temperature assumed at start [degC] (the box has no temperature register).
+    """
+
+    site_id: str
+    host: str = "127.0.0.1"
+    port: int = 502
+    device_id: int = 1
+    controller_id: int = 1
+    home: Home = field(default_factory=Home)
+    tuning: Tuning = field(default_factory=Tuning)
+    charging_mode: ChargingMode = ChargingMode.SMART
+    departure: DepartureTarget = field(default_factory=DepartureTarget)
+    horizon_slots: int = 96
+    schedule_slots: int = 96
+    watchdog_timeout_s: int = 60
+    poll_s: float = 60.0
+    price_refresh_s: float = 3600.0
+    pv_forecast: Literal["clearsky", "weather"] = "clearsky"
+    solver: str = "highs"
+    hp_temp_init_c: float = 21.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "charging_mode", ChargingMode(self.charging_mode))
+        if not 1 <= self.schedule_slots <= 192:
+            raise ValueError("SiteConfig.schedule_slots: must be in 1..192")
+        if self.horizon_slots < 4:
+            raise ValueError("SiteConfig.horizon_slots: must be >= 4")
+        if not 10 <= self.watchdog_timeout_s <= 3600:
+            raise ValueError("SiteConfig.watchdog_timeout_s: must be in 10..3600")
+        if self.pv_forecast not in ("clearsky", "weather"):
+            raise ValueError(f"SiteConfig.pv_forecast: {self.pv_forecast!r}")
+        if self.poll_s <= 0 or self.price_refresh_s <= 0:
+            raise ValueError("SiteConfig.poll_s/price_refresh_s: must be > 0")
+
+
+@dataclass(frozen=True)
+class CycleReport:
+    """What one cycle did: when, why, whether it reached the box, and how long it took [ms]."""
+
+    time: pd.Timestamp
+    reasons: tuple[str, ...]
+    ok: bool
+    error: str = ""
+    solve_ms: float = 0.0
+    cycle_ms: float = 0.0
+    applied_seq: int | None = None
+    schedule_id: int | None = None
+    cost_eur: float | None = None
+
+
+@dataclass
+class _EvTrack:
+    plugged_at: float
+    delivered_kwh: float = 0.0
+    full: bool = False
+    asked: bool = False
+
+
+class SiteController:
+    """Runs the control loop of one site (see the module notes).
+
+    Parameters
+    ----------
+    config : SiteConfig
+    clock : LoopClock
+        :class:`~scheduler.clock.RealClock` live, a
+        :class:`~scheduler.clock.SteppedClock` in backtests and tests.
+    store : TelemetryStore
+        Measurements, plans, setpoints.
+    prices : PriceFeed
+        Cached prices and CO2; refreshed in the background.
+    executor : concurrent.futures.Executor
+        Where solves run (a process pool).
+    weather : BundledWeather, optional
+        Weather feed (temperatures always; PV when ``pv_forecast="weather"``).
+    client : HeartbeatClient, optional
+        Default: a client for ``config.host:port`` on the clock.
+    """
+
+    def __init__(
+        self,
+        config: SiteConfig,
+        clock: LoopClock,
+        store: st.TelemetryStore,
+        prices: PriceFeed,
+        executor: Executor,
+        *,
+        weather: BundledWeather | None = None,
+        client: HeartbeatClient | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.store = store
+        self.prices = prices
+        self.executor = executor
+        self.weather = weather or BundledWeather()
+        self.client = client or HeartbeatClient(
+            config.host,
+            config.port,
+            device_id=config.device_id,
+            controller_id=config.controller_id,
+            clock=clock,
+        )
+        self.standard_load = StandardLoad(config.home.annual_load_kwh)
+        system = config.home.pv_system
+        self._clear_sky = DayCache(lambda idx: fc.pv_clear_sky(idx, system).to_frame())
+        self.reports: list[CycleReport] = []
+        self.plans: list[tuple[pd.Timestamp, pd.DataFrame]] = []
+        self.last_problem: Problem | None = None
+        self._wakeup = Wakeup()
+        self._reasons: list[str] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._ev: _EvTrack | None = None
+        self._hp_temp = config.hp_temp_init_c
+        self._last_poll: float | None = None
+        self._last_stored: float | None = None
+        self._unsaved: list[Sample] = []
+        self._t_out: tuple[pd.Timestamp | None, float] = (None, 0.0)
+        self._limits: tuple[int, float | None] = (0, None)
+        self._sched_id = 0
+        self._reconnects = 0
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        """Connect, check the box, set its watchdog, fetch prices once, start the tasks."""
+        await self.client.discover()
+        await self.client.set_watchdog_timeout(self.config.watchdog_timeout_s)
+        await self._refresh_prices()
+        status = await self.client.read_status()
+        self._sched_id = int(self.clock.now()) % 0xFFFF  # differs from a predecessor's ids
+        self.trigger("start" if status.control_state != ControlState.FALLBACK else "fallback")
+        spawn = self.clock.spawn
+        self._tasks = [
+            spawn(self._keep_alive(), f"{self.config.site_id}-heartbeat"),
+            spawn(self._watch(), f"{self.config.site_id}-watch"),
+            spawn(self._price_loop(), f"{self.config.site_id}-prices"),
+            spawn(self._cycle_loop(), f"{self.config.site_id}-cycles"),
+        ]
+
+    async def stop(self, release: bool = False) -> None:
+        """Stop all tasks; ``release`` hands control back to the box (heartbeat 0).
+
+        Without ``release`` this is what a crash looks like to the box: the heartbeat stops
+        and its watchdog takes over.
+        """
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, BoxError):
+                await task
+        self._tasks = []
+        self.flush()
+        if release:
+            with contextlib.suppress(BoxError):
+                await self.client.release()
+        await self.client.close()
+
+    def trigger(self, reason: str) -> None:
+        """Run a cycle now (events)."""
+        self._reasons.append(reason)
+        self.clock.wake(self._wakeup)
+
+    def set_charging_mode(self, mode: ChargingMode) -> None:
+        """The owner changed the charging mode: replan at once."""
+        self.config = replace(self.config, charging_mode=ChargingMode(mode))
+        self.trigger("charging mode")
+
+    def set_departure(self, departure: DepartureTarget) -> None:
+        """The owner changed the departure time or target: replan at once."""
+        self.config = replace(self.config, departure=departure)
+        self.trigger("departure")
+
+    # ------------------------------------------------------------------ tasks
+    async def _cycle_loop(self) -> None:
+        while True:
+            reasons = tuple(dict.fromkeys(self._reasons)) or ("timer",)
+            self._reasons.clear()
+            self._wakeup.pending = False
+            try:
+                report = await self.cycle(reasons)
+            except Exception as exc:  # the loop must outlive any one cycle
+                log.exception("%s: cycle failed", self.config.site_id)
+                report = CycleReport(self._now(), reasons, False, f"{type(exc).__name__}: {exc}")
+            self.reports.append(report)
+            nxt = (math.floor(self.clock.now() / SLOT_S) + 1) * SLOT_S
+            await self.clock.sleep_until(nxt, self._wakeup)
+
+    async def _keep_alive(self) -> None:
+        # client.run_heartbeat on the injected clock, so accelerated runs beat in sim time
+        while True:
+            with contextlib.suppress(BoxError):
+                await self.client.heartbeat(force=True)
+            await self.clock.sleep_until(self.clock.now() + self.client.heartbeat_interval_s())
+
+    async def _watch(self) -> None:
+        while True:
+            with contextlib.suppress(BoxError):
+                await self.poll()
+            await self.clock.sleep_until(self.clock.now() + self.config.poll_s)
+
+    async def _price_loop(self) -> None:
+        while True:
+            await self.clock.sleep_until(self.clock.now() + self.config.price_refresh_s)
+            try:
+                if await self._refresh_prices():
+                    self.trigger("new prices")
+            except Exception:  # a failed refresh keeps the cached prices
+                log.warning("%s: price refresh failed", self.config.site_id, exc_info=True)
+
+    async def _refresh_prices(self) -> bool:
+        now = self._now().floor("15min")
+        return await asyncio.to_thread(self.prices.refresh, now, now + pd.Timedelta(days=2))
+
+    # ------------------------------------------------------------------ watcher
+    async def poll(self) -> Measurement:
+        """Read the box, store the readings, integrate EV energy and heat, raise events."""
+        meas = await self.client.read_measurements()
+        status = await self.client.read_status()
+        now = self.clock.now()
+        dt_h = 0.0 if self._last_poll is None else (now - self._last_poll) / 3600
+        self._last_poll = now
+        self._store_measurement(meas)
+        self._track_ev(meas, dt_h)
+        self._track_heat(meas, dt_h)
+        if status.control_state == ControlState.FALLBACK:
+            self.trigger("box in fallback")
+        if self.client.reconnects != self._reconnects:
+            self._reconnects = self.client.reconnects
+            self.trigger("box reconnected")
+        limits = (int(status.external_limits), status.external_consumption_limit_kw)
+        if limits != self._limits:
+            self._limits = limits
+            self.trigger("grid-operator limit")
+        return meas
+
+    def _track_ev(self, meas: Measurement, dt_h: float) -> None:
+        plugged = meas.wallbox_state >= 2
+        if plugged and self._ev is None:
+            self._ev = _EvTrack(self.clock.now())
+            self.trigger("ev plugged in")
+        elif not plugged and self._ev is not None:
+            self._ev = None
+            self.trigger("ev plugged out")
+        if self._ev is None:
+            return
+        power = meas.wallbox_kw or 0.0
+        self._ev.delivered_kwh += power * dt_h
+        asked = (meas.wallbox_applied_a or 0.0) >= 6.0
+        # the reading is the last minute's mean: only a car that draws nothing for a whole
+        # minute after being offered power in the poll before is full
+        drawn = self._ev.delivered_kwh > 0.1
+        if asked and self._ev.asked and power < 0.05 and drawn and not self._ev.full:
+            self._ev.full = True
+            self.trigger("ev full")
+        self._ev.asked = asked
+
+    def _track_heat(self, meas: Measurement, dt_h: float) -> None:
+        """Heat-store temperature observer: the store model driven by measured HP power."""
+        hp = self._heat_pump()
+        if hp is None or dt_h <= 0:
+            return
+        slot = self._now().floor("15min")
+        if self._t_out[0] != slot:  # one weather lookup per slot, not per poll
+            self._t_out = (
+                slot,
+                float(self.weather.weather(self._slot_index(1))["temp_air_c"].iloc[0]),
+            )
+        t_out = self._t_out[1]
+        cop = max(1.0, hp.cop_at_7c + hp.cop_slope_per_k * (t_out - 7.0))
+        heat = cop * (meas.hp_kw or 0.0) - hp.loss_kw_per_k * (self._hp_temp - t_out)
+        self._hp_temp += heat * dt_h / hp.capacity_kwh_per_k
+
+    def _store_measurement(self, meas: Measurement) -> None:
+        ts = meas.time.timestamp()
+        if self._last_stored is not None and ts <= self._last_stored:
+            return
+        self._last_stored = ts
+        when = meas.time.to_pydatetime()
+        sid = self.config.site_id
+        values = {
+            "grid": {"power_kw": meas.grid_kw},
+            "pv": {"power_kw": meas.pv_kw},
+            "battery": {"power_kw": meas.battery_kw, "soc": meas.battery_soc},
+            "house": {"power_kw": meas.house_load_kw},
+            "wallbox": {
+                "power_kw": meas.wallbox_kw,
+                "connected": float(meas.wallbox_state >= 2),
+                "state": float(meas.wallbox_state),
+            },
+            "heatpump": {"power_kw": meas.hp_kw, "sgready": float(meas.hp_sgready_applied)},
+        }
+        self._unsaved += [
+            Sample(sid, dev, when, {k: v for k, v in f.items() if v is not None})
+            for dev, f in values.items()
+            if f["power_kw"] is not None
+        ]
+
+    def flush(self) -> None:
+        """Write the buffered readings to the store (one transaction per cycle, not per poll)."""
+        if self._unsaved:
+            self.store.write(self._unsaved)
+            self._unsaved = []
+
+    # ------------------------------------------------------------------ the cycle
+    async def cycle(self, reasons: tuple[str, ...] = ("manual",)) -> CycleReport:
+        """One control cycle (see the module notes); raises only on programming errors."""
+        t0 = time.perf_counter()
+        now = self._now()
+        try:
+            meas = await self.poll()
+            status = await self.client.read_status()
+        except BoxError as exc:
+            return CycleReport(now, reasons, False, f"box: {exc}")
+        self.flush()
+        index = self._slot_index(self.config.horizon_slots)
+        dimmed = bool(status.external_limits & ExternalLimit.DIMMING_14A)
+        cap = status.external_consumption_limit_kw if dimmed else None
+        problem = self._problem(index, meas, cap)
+        self.last_problem = problem
+        request = CycleRequest(
+            self.config.site_id, problem, self.config.solver, self.config.schedule_slots
+        )
+        loop = asyncio.get_running_loop()
+        result: CycleResult = await loop.run_in_executor(self.executor, plan_cycle, request)
+        if not result.ok or result.slots is None:
+            return CycleReport(now, reasons, False, result.error, result.cycle_ms)
+        self.plans.append((now, result.slots))
+        try:
+            applied_seq, sched_id = await self._apply(result, index)
+        except BoxError as exc:
+            return CycleReport(now, reasons, False, f"box: {exc}", result.cycle_ms)
+        self._save(now, result)
+        await self._save_applied(now)
+        cost = result.summary.cost_eur if result.summary else None
+        ms = (time.perf_counter() - t0) * 1e3
+        return CycleReport(now, reasons, True, "", result.cycle_ms, ms, applied_seq, sched_id, cost)
+
+    async def _apply(self, result: CycleResult, index: pd.DatetimeIndex) -> tuple[int, int]:
+        """Live setpoints for the current slot, the rest of the plan as the schedule."""
+        assert result.slots is not None
+        site = self.config.home.site
+        grid = result.slots["grid_kw"].to_numpy(float)
+        live = box_setpoints(result.setpoints[0], float(grid[0]), site)
+        status = await self.client.write_setpoints(live)
+        slots = [
+            schedule_slot(sp, float(g), site) for sp, g in zip(result.setpoints, grid, strict=False)
+        ]
+        self._sched_id = self._sched_id % 0xFFFF + 1
+        await self.client.upload_schedule(
+            Schedule.from_slots(self._sched_id, index[: len(slots)], slots)
+        )
+        self._sent = live
+        return status.applied_seq, self._sched_id
+
+    def _problem(self, index: pd.DatetimeIndex, meas: Measurement, cap_kw: float | None) -> Problem:
+        frame = self.prices.frame(index)
+        weather = self.weather.weather(index)
+        history = self.store.window(
+            self.config.site_id,
+            (index[0] - pd.Timedelta(days=14)).to_pydatetime(),
+            index[0].to_pydatetime(),
+        )
+        frame["pv_kw"] = self._pv_forecast(index, weather, history).to_numpy()
+        frame["load_kw"] = self._load_forecast(index, history).to_numpy()
+        frame["t_out_c"] = weather["temp_air_c"].astype(float).to_numpy()
+        frame["import_cap_kw"] = np.nan if cap_kw is None else cap_kw
+        site = self.config.home.site
+        temps = {hp.name: self._hp_temp for hp in site.heat_pumps}
+        soc = float(np.clip(meas.battery_soc if meas.battery_soc is not None else 0.5, 0, 1))
+        state = State(soc, temps, self._sessions(index))
+        return Problem(site, Inputs.from_frame(frame), state, self.config.tuning)
+
+    def _sessions(self, index: pd.DatetimeIndex) -> tuple[EVSession, ...]:
+        site = self.config.home.site
+        if self._ev is None or not site.wallboxes:
+            return ()
+        dep = self.config.departure
+        eff = site.wallboxes[0].efficiency
+        energy = min(dep.arrival_kwh + self._ev.delivered_kwh * eff, dep.capacity_kwh)
+        target = energy if self._ev.full else max(dep.target_kwh, energy)
+        mode = ChargingMode.OFF if self._ev.full else self.config.charging_mode
+        return (
+            EVSession(
+                wallbox=site.wallboxes[0].name,
+                mode=mode,
+                capacity_kwh=dep.capacity_kwh,
+                energy_kwh=energy,
+                target_kwh=target,
+                departure=dep.next_departure(index[0]),
+            ),
+        )
+
+    def _pv_forecast(
+        self, index: pd.DatetimeIndex, weather: pd.DataFrame, history: pd.DataFrame
+    ) -> pd.Series:
+        system = self.config.home.pv_system
+        if self.config.pv_forecast == "weather":
+            return fc.pv_power(weather, system)
+        past = history["pv-power_kw"].astype(float).iloc[-192:]  # the last two days
+        model = self._clear_sky.get(pd.DatetimeIndex(past.index))["pv_kw"]
+        scale = fc.clear_sky_scale(past, system, clear_sky_kw=model)
+        return self._clear_sky.get(index)["pv_kw"] * scale
+
+    def _load_forecast(self, index: pd.DatetimeIndex, history: pd.DataFrame) -> pd.Series:
+        past = history["house-power_kw"].astype(float)
+        return fc.household_load_forecast(past, index, self.standard_load.load(index))
+
+    # ------------------------------------------------------------------ storing
+    def _save(self, now: pd.Timestamp, result: CycleResult) -> None:
+        assert result.slots is not None and result.summary is not None
+        created = now.to_pydatetime()
+        slots = result.slots.rename(columns=store_column)
+        summary = st.PlanSummary.model_validate(
+            {
+                "status": result.summary.status,
+                "objective_eur": result.summary.objective_eur,
+                "cost_eur": result.summary.cost_eur,
+                "solve_ms": result.summary.solve_ms,
+            }
+        )
+        self.store.save_plan(st.Plan(self.config.site_id, created, slots, summary))
+        sent = self._sent
+        values: dict[tuple[str, str], float | None] = {
+            ("battery", "power_kw"): sent.battery_kw,
+            ("battery", "mode"): float(sent.battery_mode),
+            ("wallbox", "current_a"): sent.wallbox_current_a,
+            ("heatpump", "sgready"): _opt_float(sent.hp_sgready_state),
+            ("heatpump", "budget_kw"): sent.hp_power_budget_kw,
+        }
+        self.store.save_setpoints(
+            self.config.site_id,
+            [st.Setpoint(d, q, created, float(v)) for (d, q), v in values.items() if v is not None],
+        )
+
+    async def _save_applied(self, now: pd.Timestamp) -> None:
+        meas = await self.client.read_measurements()
+        created = now.to_pydatetime()
+        values = {
+            ("battery", "power_kw"): meas.battery_applied_kw,
+            ("wallbox", "current_a"): meas.wallbox_applied_a,
+            ("heatpump", "sgready"): float(meas.hp_sgready_applied),
+        }
+        self.store.save_applied(
+            self.config.site_id,
+            [st.Setpoint(d, q, created, float(v)) for (d, q), v in values.items() if v is not None],
+        )
+
+    # ------------------------------------------------------------------ helpers
+    def _now(self) -> pd.Timestamp:
+        return pd.Timestamp(self.clock.now(), unit="s", tz="UTC")
+
+    def _slot_index(self, n: int) -> pd.DatetimeIndex:
+        return pd.date_range(self._now().floor("15min"), periods=n, freq="15min")
+
+    def _heat_pump(self) -> HeatPump | None:
+        hps = self.config.home.site.heat_pumps
+        return hps[0] if hps else None
+
+    @property
+    def hp_temp_c(self) -> float:
+        """The observer's heat-store temperature [degC]."""
+        return self._hp_temp
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def store_clock(clock: LoopClock) -> Any:
+    """A ``() -> datetime`` for :func:`adapters.store.make_store` on the loop's clock."""
+    return lambda: datetime.fromtimestamp(clock.now(), tz=UTC)
