@@ -99,14 +99,19 @@ class DepartureTarget:
             ) from exc
 
     def next_departure(self, now: pd.Timestamp) -> pd.Timestamp:
-        """The first departure more than one slot after ``now`` (UTC)."""
+        """The first departure after ``now`` (UTC).
+
+        A departure inside the current slot or on its end is still today's deadline: the
+        optimizer charges in every slot that ends by the departure, so moving such a deadline
+        to tomorrow would drop whatever energy the plan had put into the last slots.
+        """
         local = now.tz_convert(self.tz)
         day = local.normalize().tz_localize(None)
         for k in range(3):
             dep = (day + pd.Timedelta(days=k) + pd.Timedelta(f"{self.time_local}:00")).tz_localize(
                 self.tz
             )
-            if dep > now + pd.Timedelta(seconds=SLOT_S):
+            if dep > now:
                 return dep.tz_convert("UTC")
         raise AssertionError("unreachable")  # pragma: no cover
 

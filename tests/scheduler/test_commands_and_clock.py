@@ -60,14 +60,22 @@ def test_box_setpoints_carry_current_phases_and_sgready() -> None:
     assert schedule_slot(setpoints(0.0, 0, 0.0, 1), 0.0, site).battery_kw is None
 
 
-def test_next_departure_is_local_time_and_after_the_current_slot() -> None:
+def test_next_departure_is_local_time_and_still_today_inside_the_last_slot() -> None:
     dep = DepartureTarget("07:00")
     assert dep.next_departure(pd.Timestamp("2024-06-13T18:00Z")) == pd.Timestamp(
         "2024-06-14T05:00Z"
     )  # 07:00 CEST
+    # the slot 06:45-07:00 CET ends at the departure: still today's deadline
+    assert dep.next_departure(pd.Timestamp("2024-01-10T05:45Z")) == pd.Timestamp(
+        "2024-01-10T06:00Z"
+    )
     assert dep.next_departure(pd.Timestamp("2024-01-10T05:55Z")) == pd.Timestamp(
+        "2024-01-10T06:00Z"
+    )
+    # at the departure itself the car has left: tomorrow, 07:00 CET
+    assert dep.next_departure(pd.Timestamp("2024-01-10T06:00Z")) == pd.Timestamp(
         "2024-01-11T06:00Z"
-    )  # less than a slot left today: tomorrow, 07:00 CET
+    )
     with pytest.raises(ValueError, match="time_local"):
         DepartureTarget("7 am")
 
