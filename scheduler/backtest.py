@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -22,7 +23,7 @@ import pandas as pd
 from core.errors import CliError
 from optimizer import ChargingMode
 from scheduler.backtest_inputs import BacktestInputs, bundled_inputs
-from scheduler.controller import SiteConfig
+from scheduler.controller import SiteConfig, SiteController
 from scheduler.fair_score import (
     REPLACEMENT_EUR_PER_KWH,
     RunScores,
@@ -75,6 +76,7 @@ def backtest(
     progress: bool = True,
     store_dir: str | None = None,
     replacement_eur_per_kwh: float = REPLACEMENT_EUR_PER_KWH,
+    watch: Callable[[SiteController], None] | None = None,
 ) -> BacktestResult:
     """Run the controller and the baselines from ``start`` (UTC) for ``days`` days.
 
@@ -92,6 +94,8 @@ def backtest(
         :func:`~scheduler.backtest_inputs.bundled_inputs` for ``config.home``.
     replacement_eur_per_kwh : float
         Price of EV energy not delivered by a session's real departure [EUR/kWh].
+    watch : callable, optional
+        Called with the controller after every simulated minute.
 
     Raises
     ------
@@ -117,7 +121,7 @@ def backtest(
     run = asyncio.run(
         run_closed_loop(
             config, twin0, start, end, transport=transport, store_dir=store_dir,
-            progress=progress, desc="backtest", inputs=inputs,
+            progress=progress, desc="backtest", inputs=inputs, watch=watch,
         )
     )  # fmt: skip
     walls["closed loop"] = time.perf_counter() - t0

@@ -202,10 +202,12 @@ async def run_closed_loop(
     progress: bool = False,
     desc: str = "closed loop",
     inputs: BacktestInputs | None = None,
+    watch: Callable[[SiteController], None] | None = None,
 ) -> ClosedLoopRun:
     """Run the controller against the simulated box from ``start`` to ``end`` (UTC).
 
-    ``inputs``: the data the controller sees (default: the bundled feeds).
+    ``inputs``: the data the controller sees (default: the bundled feeds); ``watch`` is called
+    with the controller after every simulated minute (e.g. to record its problems).
     """
     t0 = time.perf_counter()
     minutes = int((end - start).total_seconds() // STEP_S)
@@ -214,7 +216,8 @@ async def run_closed_loop(
     )
     async with site as (ctl, box, clock):
         with tqdm(total=minutes, desc=desc, unit="sim-min", disable=not progress) as bar:
-            await drive(clock, box, end, bar)
+            on_minute = None if watch is None else (lambda _t: watch(ctl))
+            await drive(clock, box, end, bar, on_minute)
     return ClosedLoopRun(steps_frame(box.steps), ctl, box, time.perf_counter() - t0)
 
 
