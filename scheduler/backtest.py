@@ -14,9 +14,10 @@ import argparse
 import asyncio
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import pandas as pd
 
@@ -43,6 +44,8 @@ from scheduler.simulate import (
     valuation,
 )
 from simulation.twin import Twin
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -118,7 +121,7 @@ def backtest(
     twin0 = twin()
     soc0, temp0 = twin0.soc, twin0.t_store_c
     t0 = time.perf_counter()
-    run = asyncio.run(
+    run = run_sync(
         run_closed_loop(
             config, twin0, start, end, transport=transport, store_dir=store_dir,
             progress=progress, desc="backtest", inputs=inputs, watch=watch,
@@ -154,6 +157,16 @@ def backtest(
         scores,
         replacement_eur_per_kwh,
     )
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run``, in a worker thread when this thread already runs a loop (Jupyter)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 ROWS: tuple[tuple[str, str, str], ...] = (

@@ -26,11 +26,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from adapters import datasets
+from adapters.backtest_csv import read_backtest_csvs
 from pricing import load_tariff, retail_prices
 from pricing.sources import BundledCarbonSource, BundledPriceSource
 from scheduler.feeds import PriceFeed
@@ -83,6 +85,11 @@ class BacktestInputs:
                 self, "heat_demand_kw", _power("heat_demand_kw", self.heat_demand_kw)
             )
         object.__setattr__(self, "ev_sessions", _sessions(self.ev_sessions))
+
+    @classmethod
+    def from_csv(cls, directory: str | Path, home: Home | None = None) -> BacktestInputs:
+        """Inputs from the CSV files of ``directory`` (:mod:`adapters.backtest_csv`)."""
+        return cls(**read_backtest_csvs(directory)._asdict(), home=home or Home())
 
     @property
     def spot_given(self) -> bool:

@@ -14,6 +14,7 @@ costs what the simulated home makes of it. Two ways to play it back:
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Literal
 
 import pandas as pd
@@ -25,11 +26,17 @@ from scheduler.simulate import STEP_S, steps_frame
 from simulation.twin import DeviceCommand, Twin, TwinStep
 
 Mode = Literal["exact", "box"]
+DEVICES = ("battery", "ev", "hp")
 
 
-def play_back(plan: Plan, twin: Twin, mode: Mode = "exact") -> pd.DataFrame:
-    """Step ``twin`` minute by minute through the plan's slots; per-minute steps frame."""
-    commands = slot_commands(plan, twin, mode)
+def play_back(plan: Plan, twin: Twin, mode: Mode | Collection[str] = "exact") -> pd.DataFrame:
+    """Step ``twin`` minute by minute through the plan's slots; per-minute steps frame.
+
+    ``mode``: ``exact``, ``box``, or the devices (``battery``, ``ev``, ``hp``) that get the
+    box commands while the others follow the plan exactly.
+    """
+    rules = () if mode == "exact" else DEVICES if mode == "box" else tuple(mode)
+    commands = slot_commands(plan, twin, frozenset(rules))
     t0 = plan.slots.index[0].timestamp()
     slot_s = plan.problem.inputs.dt_h * 3600
     steps: list[TwinStep] = []
@@ -41,7 +48,7 @@ def play_back(plan: Plan, twin: Twin, mode: Mode = "exact") -> pd.DataFrame:
     return steps_frame(steps)
 
 
-def slot_commands(plan: Plan, twin: Twin, mode: Mode) -> list[DeviceCommand]:
+def slot_commands(plan: Plan, twin: Twin, rules: frozenset[str]) -> list[DeviceCommand]:
     """One twin command per plan slot (see the module notes)."""
     s = plan.slots
     ev_cols = [c for c in map(str, s.columns) if c.startswith("ev") and c.endswith("_kw")]
@@ -55,13 +62,14 @@ def slot_commands(plan: Plan, twin: Twin, mode: Mode) -> list[DeviceCommand]:
         s["battery_kw"], s["grid_kw"], ev_kw, hp_kw, sg, strict=True
     ):
         amps = float(ev) * 1000 / (wb.phases * wb.voltage_v) if ev > 0.05 else 0.0
-        if mode == "exact":
-            battery_mode, battery_kw = BatteryMode.SETPOINT, float(bat)
-            hp_sg, budget = (4, float(hp)) if hp > 0.01 else (1, None)
-        else:
+        battery_mode, battery_kw = BatteryMode.SETPOINT, float(bat)
+        hp_sg, budget = (4, float(hp)) if hp > 0.01 else (1, None)
+        if "battery" in rules:
             m, p = battery_command(float(bat), float(grid))
             battery_mode, battery_kw = m, 0.0 if p is None else p
+        if "ev" in rules:
             amps = max(amps, 6.0) if amps > 0 else 0.0
+        if "hp" in rules:
             hp_sg = int(sgready)
             budget = round(float(hp) + 0.05, 2) if hp_sg >= 2 and hp > 0.05 else None
         out.append(

@@ -99,12 +99,15 @@ def steps_frame(steps: list[TwinStep]) -> pd.DataFrame:
 def measured_box(twin: Twin, start: pd.Timestamp, site_id: str) -> tuple[HeartbeatBox, SimClock]:
     """A box whose twin ran its first minute before ``start``, so it has measurements.
 
-    That minute is dropped from ``box.steps``; the box records from ``start`` on.
+    That minute is dropped from ``box.steps`` and the twin's states are restored after it,
+    so the box records from ``start`` on from the twin's state at ``start``.
     """
     sim_clock = SimClock(start - pd.Timedelta(minutes=1))
     box = HeartbeatBox(twin, sim_clock, BoxConfig(site_id, watchdog_timeout_s=60))
     sim_clock.set(start)
+    state = twin.snapshot()
     box.tick()
+    twin.restore(state)
     box.keep_steps = True
     return box, sim_clock
 

@@ -208,6 +208,15 @@ class Twin:
         self._ev_left = profiles.ev_sessions["energy_kwh"].to_numpy(float).copy()
         self.last: TwinStep | None = None
 
+    def snapshot(self) -> tuple[float, float, bool, np.ndarray]:
+        """The mutable states: battery SOC, store temperature, heat pump on, car energy left."""
+        return self.soc, self.t_store_c, self.hp_on, self._ev_left.copy()
+
+    def restore(self, state: tuple[float, float, bool, np.ndarray]) -> None:
+        """Back to a :meth:`snapshot` (keeps ``last``, the reading of the step taken since)."""
+        self.soc, self.t_store_c, self.hp_on, left = state
+        self._ev_left = left.copy()
+
     @classmethod
     def from_bundled_data(
         cls,
