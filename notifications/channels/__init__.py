@@ -38,7 +38,8 @@ class DeliveryError(Exception):
 
 
 class Channel(Protocol):
-    name: ChannelName
+    @property
+    def name(self) -> ChannelName: ...
 
     def deliver(self, recipient: Recipient, event: Event) -> None:
         """Deliver ``event`` to ``recipient`` or raise; may block (runs in a worker thread)."""
