@@ -52,7 +52,7 @@ class EvSession:
     Attributes
     ----------
     start, end : pandas.Timestamp
-        First and last charging slot (local time).
+        Start of the first and end of the last charging slot (local time).
     delivered_kwh : float
         Energy into the car [kWh].
     own_share : float
@@ -145,7 +145,8 @@ def ev_sessions(
     charging = np.flatnonzero(ev > 1e-3)
     if charging.size == 0:
         return ()
-    step_h = (q.index[1] - q.index[0]) / pd.Timedelta(hours=1)
+    step = q.index[1] - q.index[0]
+    step_h = step / pd.Timedelta(hours=1)
     breaks = np.flatnonzero(np.diff(charging) * step_h > SESSION_GAP_H)
     groups = np.split(charging, breaks + 1)
     p_imp = frame["import_eur_per_kwh"].to_numpy(dtype=float)
@@ -156,7 +157,7 @@ def ev_sessions(
         kwh = float(ev[g].sum())
         own_kwh = float(own[g].sum())
         price = float((own[g] * p_exp[g] + (ev[g] - own[g]) * p_imp[g]).sum() / kwh)
-        start, end = q.index[g[0]], q.index[g[-1]]
+        start, end = q.index[g[0]], q.index[g[-1]] + step
         target = _matching_target(start, end, targets)
         sessions.append(
             EvSession(
