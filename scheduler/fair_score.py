@@ -174,35 +174,30 @@ class Scorer:
         t_store_c: float,
         owed: tuple[tuple[pd.Timestamp, float], ...],
     ) -> float:
-        """Energy cost of the optimal next 24 h from a state [EUR] (EV left short: replaced)."""
+        """Energy cost of the optimal next 24 h from a state [EUR] (EV left short: replaced).
+
+        The plan values energy left at its end at zero (no terminal value), so a state is worth
+        what it saves within the day; states converge by then (the battery drained or filled
+        by PV, the store back in its band), which keeps the difference between states fair.
+        """
         index = pd.date_range(cut, cut + DAY, freq="15min", inclusive="left")
-        frame = expected_frame(self.inputs, index)
         site = self.inputs.home.site
-        wallboxes, sessions, unreachable = owed_sessions(
-            site, owed, cut, index[-1] + (index[1] - index[0])
-        )
+        wallboxes, sessions, unreachable = owed_sessions(site, owed, cut, cut + DAY)
         site = replace(site, wallboxes=wallboxes)
         temps = {hp.name: t_store_c for hp in site.heat_pumps}
-        soc = float(np.clip(soc, 0.0, 1.0))
-        demand = {}
-        if self.inputs.heat_demand_kw is not None and site.heat_pumps:
-            heat = self.inputs.heat_demand_kw
-            demand = {
-                site.heat_pumps[0].name: heat.reindex(persist_days(index, heat.index)).to_numpy(
-                    float
-                )
-            }
-        problem = Problem(
-            site, Inputs.from_frame(frame, demand), State(soc, temps, sessions), self.tuning
-        )
-        plan = optimize(problem)
-        s = plan.slots
-        h = problem.inputs.dt_h
-        cost = (
-            s["grid_import_kw"] * s["import_eur_per_kwh"]
-            - s["grid_export_kw"] * s["export_eur_per_kwh"]
-        ).sum() * h
-        return float(cost) + unreachable * self.replacement_eur_per_kwh
+        state = State(float(np.clip(soc, 0.0, 1.0)), temps, sessions)
+        inputs = Inputs.from_frame(expected_frame(self.inputs, index), self._demand(site, index))
+        tuning = replace(self.tuning, terminal_value_eur_per_kwh=0.0)
+        s = optimize(Problem(site, inputs, state, tuning)).slots
+        cost = s["grid_import_kw"] * s["import_eur_per_kwh"]
+        cost -= s["grid_export_kw"] * s["export_eur_per_kwh"]
+        return float(cost.sum() * inputs.dt_h) + unreachable * self.replacement_eur_per_kwh
+
+    def _demand(self, site: Site, index: pd.DatetimeIndex) -> dict[str, np.ndarray]:
+        heat = self.inputs.heat_demand_kw
+        if heat is None or not site.heat_pumps:
+            return {}
+        return {site.heat_pumps[0].name: heat.reindex(persist_days(index, heat.index)).to_numpy()}
 
 
 def expected_frame(inputs: BacktestInputs, index: pd.DatetimeIndex) -> pd.DataFrame:
