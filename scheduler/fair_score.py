@@ -10,7 +10,8 @@ last hours. :func:`fair_score` therefore scores a run up to a cut time as
 * **end-state cost**: what the next 24 h cost from the run's state at ``cut`` (battery SOC,
   store temperature, the energy still owed to a car plugged in at ``cut``), minus what they
   cost from the reference state (the start's SOC and temperature, nothing owed). Both are
-  optimal plans (:func:`~optimizer.optimize`) on the next day's expected data: the given
+  optimal plans (:func:`~optimizer.optimize`, energy left at their end worth nothing) on the
+  next day's expected data: the given
   prices where they reach beyond ``cut``, else the same-day-type estimate of
   :mod:`pricing.estimate`; weather, load and heat demand likewise, else the last day repeated.
   So stored energy is worth what it saves tomorrow (little on a sunny day that fills the
