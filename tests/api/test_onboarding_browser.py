@@ -11,6 +11,8 @@ access log and request log must not contain either mailed token.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
 import shutil
@@ -21,10 +23,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 import httpx
 import pytest
 
+from api.settings import get_settings
+from hbopt.cli import main as hbopt_main
 from tests.api.smtp_server import SmtpServer, free_port, smtp_server
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -57,17 +62,15 @@ class Service:
     smtp: SmtpServer
 
     def hbopt(self, *args: str) -> str:
-        """Run an operator command against the service's database; its stdout."""
-        done = subprocess.run(
-            [sys.executable, "-m", "hbopt", *args],
-            env=self.env,
-            capture_output=True,
-            check=False,
-            text=True,
-            timeout=60,
-        )
-        assert done.returncode == 0, done.stderr
-        return done.stdout.strip()
+        """Run an operator command (in this process) against the service's database; its stdout."""
+        out = io.StringIO()
+        with mock.patch.dict(os.environ, self.env), contextlib.redirect_stdout(out):
+            get_settings.cache_clear()  # the command reads the settings from this environment
+            try:
+                assert hbopt_main(list(args)) == 0
+            finally:
+                get_settings.cache_clear()
+        return out.getvalue().strip()
 
     def mailed_link(self, after: int) -> tuple[str, str]:
         mail = self.smtp.inbox.wait_for(EMAIL, after=after)
@@ -76,17 +79,12 @@ class Service:
         return match.group(1), match.group(2)
 
 
-def _runtime_controls_boxes(env: dict[str, str]) -> bool:
+def _runtime_controls_boxes() -> bool:
     """Whether ``hbopt api-box`` records a box's Modbus address (the service then controls it)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "hbopt", "api-box", "--help"],
-        env=env,
-        capture_output=True,
-        check=False,
-        text=True,
-        timeout=60,
-    )
-    return "--modbus" in done.stdout
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+        hbopt_main(["api-box", "--help"])
+    return "--modbus" in out.getvalue()
 
 
 def _wait_for_line(log: Path, pattern: str, timeout_s: float) -> None:
@@ -306,7 +304,7 @@ def _assert_no_token_logged(service: Service, tokens: list[str]) -> None:
 
 
 def test_new_owner_from_sign_up_to_a_controlled_home(service: Service, page: Page) -> None:
-    controls = _runtime_controls_boxes(service.env)
+    controls = _runtime_controls_boxes()
     box_sim = None
     if controls:
         modbus_port = free_port()

@@ -42,6 +42,15 @@ function errorBox() {
   return el("p", { class: "error", hidden: true, role: "alert" });
 }
 
+const GROUPS = { wallboxes: "EV charger", heat_pumps: "Heat pump" };
+
+/** "EV charger 2, Name" for wallboxes.1.name: the words on the form, not the API's path. */
+function fieldLabel(path, input) {
+  const label = input?.closest("label")?.firstChild?.textContent || path;
+  const [group, index] = path.split(".");
+  return GROUPS[group] && /^\d+$/.test(index) ? `${GROUPS[group]} ${Number(index) + 1}, ${label}` : label;
+}
+
 /** Mark the inputs the API named in a 422 and say why; other errors go to ``box``. */
 function showApiError(form, box, exc) {
   for (const input of form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
@@ -50,7 +59,7 @@ function showApiError(form, box, exc) {
     const path = f.field.replace(/^body\./, "");
     const input = form.querySelector(`[data-field="${CSS.escape(path)}"]`);
     if (input) input.setAttribute("aria-invalid", "true");
-    lines.push(`${input?.closest("label")?.firstChild?.textContent || path}: ${f.reason}`);
+    lines.push(`${fieldLabel(path, input)}: ${f.reason}`);
   }
   box.hidden = false;
   box.textContent = lines.length ? lines.join("; ") : exc.message;
@@ -82,8 +91,8 @@ export function renderAddSite(container, go) {
     el("fieldset", { class: "wide" }, el("legend", {}, "Location (for the solar forecast and weather)"),
       el("div", { class: "row" }, lat, lon), locate),
     el("label", { class: "wide" }, "Time zone", zoneSelect(browserZone)),
-    el("div", { class: "wide actions" }, el("button", { type: "submit" }, "Create site and continue")),
-    error);
+    error,
+    el("div", { class: "wide actions" }, el("button", { type: "submit" }, "Create site and continue")));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const data = new FormData(form);
@@ -108,9 +117,9 @@ export async function renderPair(container, site, go) {
     el("p", { class: "muted small wide" }, "Serial number and starter code are printed on the label of your Heartbeat box."),
     el("label", {}, "Serial number", el("input", { name: "serial", required: true, pattern: "[A-Za-z0-9\\-]{4,40}", autocomplete: "off", placeholder: "HB-…", "data-field": "serial" })),
     el("label", {}, "Starter code", el("input", { name: "starter_code", required: true, minlength: 6, maxlength: 64, autocomplete: "off", autocapitalize: "characters", "data-field": "starter_code" })),
+    error,
     el("div", { class: "wide actions" }, el("button", { type: "submit" }, "Pair box"),
-      boxes.length ? el("button", { type: "button", class: "secondary", onclick: next }, "Skip: keep the paired box") : null),
-    error);
+      boxes.length ? el("button", { type: "button", class: "secondary", onclick: next }, "Skip: keep the paired box") : null));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const data = new FormData(form);
@@ -252,10 +261,10 @@ export async function renderEquipment(container, site, go) {
         num("grid.export_limit_kw", "Export limit [kW]", eq.grid.export_limit_kw, { min: 0, max: 1000 }),
         num("grid.feed_in_cap_kw", "Feed-in cap [kW] (empty: none)", eq.grid.feed_in_cap_kw, { min: 0, max: 1000 }),
         el("label", {}, "Feed-in at negative prices", el("select", { name: "grid.negative_price_rule", "data-field": "grid.negative_price_rule" },
-          [["no_payment_at_negative_spot", "not paid (plants since 2025)"], ["always_paid", "always paid"]].map(([v, t]) => el("option", { value: v, selected: v === eq.grid.negative_price_rule }, t)))),
+          [["no_payment_at_negative_spot", "not paid (new plants)"], ["always_paid", "paid"]].map(([v, t]) => el("option", { value: v, selected: v === eq.grid.negative_price_rule }, t)))),
         num("annual_consumption_kwh", "Household use [kWh/year]", eq.annual_consumption_kwh, { min: 0, max: 100000 }))),
-    el("div", { class: "wide actions" }, el("button", { type: "submit" }, "Save equipment and continue")),
-    error);
+    error,
+    el("div", { class: "wide actions" }, el("button", { type: "submit" }, "Save equipment and continue")));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     try {
@@ -308,5 +317,5 @@ export async function renderMode(container, site, go) {
   frame(container, "mode", site.id, "How should your car charge?",
     forms.length ? forms : el("p", { class: "note" }, "No EV charger in the equipment: nothing to choose here."),
     el("p", { class: "muted small" }, "Departure times and the energy wanted are set in Settings whenever the car's plans change."),
-    el("div", { class: "actions" }, finish), error);
+    error, el("div", { class: "actions" }, finish));
 }
