@@ -61,6 +61,8 @@ class SmtpMailer:
         self.config = config
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smtp")
         self._closing = threading.Event()
+        self._pending = 0  # queued or being delivered
+        self._count_lock = threading.Lock()
 
     def send(self, message: Message) -> None:
         """Queue ``message`` for delivery and return at once."""
@@ -68,7 +70,9 @@ class SmtpMailer:
 
     def submit(self, message: Message) -> Future[bool]:
         """Queue ``message``; the future is True once delivered, False when given up."""
-        return self._worker.submit(self._deliver, message)
+        with self._count_lock:
+            self._pending += 1
+        return self._worker.submit(self._deliver_counted, message)
 
     def close(self, wait: bool = True) -> None:
         """Stop taking messages; with ``wait``, deliver (or give up on) the queued ones first.
@@ -78,7 +82,16 @@ class SmtpMailer:
         """
         if not wait:
             self._closing.set()
+            if self._pending:
+                logger.warning("shutting down: %d account mail(s) not delivered", self._pending)
         self._worker.shutdown(wait=wait, cancel_futures=not wait)
+
+    def _deliver_counted(self, message: Message) -> bool:
+        try:
+            return self._deliver(message)
+        finally:
+            with self._count_lock:
+                self._pending -= 1
 
     def _deliver(self, message: Message) -> bool:
         config = self.config

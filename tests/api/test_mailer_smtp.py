@@ -89,6 +89,20 @@ def test_server_down_then_up_the_mail_arrives_by_retry(caplog: pytest.LogCapture
     assert "retrying in" in caplog.text
 
 
+def test_closing_does_not_wait_for_a_dead_server(caplog: pytest.LogCaptureFixture) -> None:
+    config = SmtpConfig("127.0.0.1", free_port(), "none", retry_min_s=30.0, retry_max_s=60.0)
+    mailer = SmtpMailer(config)
+    with caplog.at_level(logging.WARNING, "api.mail"):
+        first, second = mailer.submit(_message()), mailer.submit(_message("bob@example.org"))
+        time.sleep(0.3)  # the first attempt fails; the retry would wait 30 s
+        start = time.monotonic()
+        mailer.close(wait=False)
+        assert first.result(timeout=5) is False
+    assert time.monotonic() - start < 2.0
+    assert second.cancelled()
+    assert "2 account mail(s) not delivered" in caplog.text
+
+
 class _Silent:
     """A TCP server that accepts and never says a word (a hung mail server)."""
 
