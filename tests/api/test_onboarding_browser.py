@@ -202,12 +202,14 @@ def _sign_up_and_confirm(page: Page, service: Service) -> str:
     # The link works once.
     page.goto(link)
     expect(page.locator("#link-invalid")).to_be_visible()
+    snap(page, "04b-link-used")
     return token
 
 
 def _reset_password(page: Page, service: Service) -> str:
     page.goto(f"{service.base}/ui/#/forgot")
     page.fill("#forgot input[name=email]", EMAIL)
+    snap(page, "05a-forgot-password")
     mails = len(service.smtp.inbox.messages)
     page.click("#forgot button[type=submit]")
     expect(page.get_by_role("status")).to_contain_text("reset link is on its way")
@@ -273,6 +275,9 @@ def _enter_equipment(page: Page) -> None:
     expect(form.locator("input[name='wallboxes.1.name']")).to_have_attribute("aria-invalid", "true")
     snap(page, "10-equipment-refused")
     form.locator("input[name='wallboxes.1.name']").fill("garage")
+    expect(form.locator("input[name='wallboxes.1.name']")).not_to_have_attribute(
+        "aria-invalid", "true"
+    )
     snap(page, "11-equipment")
     form.locator("button[type=submit]").click()
 

@@ -260,11 +260,12 @@ export async function renderEquipment(container, site, go) {
         num("grid.import_limit_kw", "Import limit [kW]", eq.grid.import_limit_kw, { min: 0, max: 1000 }),
         num("grid.export_limit_kw", "Export limit [kW]", eq.grid.export_limit_kw, { min: 0, max: 1000 }),
         num("grid.feed_in_cap_kw", "Feed-in cap [kW] (empty: none)", eq.grid.feed_in_cap_kw, { min: 0, max: 1000 }),
-        el("label", {}, "Feed-in at negative prices", el("select", { name: "grid.negative_price_rule", "data-field": "grid.negative_price_rule" },
-          [["no_payment_at_negative_spot", "not paid (new plants)"], ["always_paid", "paid"]].map(([v, t]) => el("option", { value: v, selected: v === eq.grid.negative_price_rule }, t)))),
+        el("label", { title: "Plants since 2025 get no feed-in payment while the spot price is negative (EEG §51)" }, "Feed-in paid at negative prices", el("select", { name: "grid.negative_price_rule", "data-field": "grid.negative_price_rule" },
+          [["no_payment_at_negative_spot", "no"], ["always_paid", "yes"]].map(([v, t]) => el("option", { value: v, selected: v === eq.grid.negative_price_rule }, t)))),
         num("annual_consumption_kwh", "Household use [kWh/year]", eq.annual_consumption_kwh, { min: 0, max: 100000 }))),
     error,
     el("div", { class: "wide actions" }, el("button", { type: "submit" }, "Save equipment and continue")));
+  form.addEventListener("input", (event) => event.target.removeAttribute("aria-invalid"));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     try {
