@@ -26,6 +26,7 @@ from api.errors import install_error_handlers
 from api.mailer import LogMailer, Mailer
 from api.mailer_smtp import SmtpConfig, SmtpMailer
 from api.maintenance import run_maintenance
+from api.notify import make_notifier
 from api.observability import Metrics, ObservabilityMiddleware, RequestLog
 from api.routers import (
     analysis,
@@ -35,7 +36,9 @@ from api.routers import (
     equipment,
     gateway,
     insights,
+    notifications,
     ops,
+    reports,
     trading,
     views,
 )
@@ -43,6 +46,7 @@ from api.routers import app as app_routes
 from api.schedule import PlanCache
 from api.security import password_hasher
 from api.settings import Settings, get_settings
+from notifications import NotificationStore
 
 logger = logging.getLogger("api")
 
@@ -138,6 +142,8 @@ def create_app(
                 # Queued mail is delivered (or given up) in the background; do not hold the
                 # shutdown for a retry schedule of minutes.
                 own_mailer.close(wait=False)
+            if services.notifier is not None:
+                services.notifier.close()
             if services.telemetry is not None:
                 services.telemetry.close()
             services.accounts.close()
@@ -155,7 +161,7 @@ def create_app(
     app.add_middleware(ObservabilityMiddleware, owner=app)
     routers = (
         auth, app_routes, devices, views, insights, gateway, trading, ops, dashboard, equipment,
-        analysis,
+        analysis, notifications, reports,
     )  # fmt: skip
     for module in routers:
         _declare_roles(module.router)
@@ -188,7 +194,9 @@ def _open_services(
     telemetry_factory: TelemetryFactory,
 ) -> Services:
     accounts = AccountStore(settings.database_path)
-    return Services(
+    mailer = mailer or LogMailer()
+    notification_store = NotificationStore.open(f"sqlite:///{settings.database_path}")
+    services = Services(
         settings=settings,
         accounts=accounts,
         request_log=RequestLog(accounts),
@@ -198,7 +206,10 @@ def _open_services(
         metrics=Metrics(),
         plan_cache=PlanCache(settings.schedule_cache_s),
         telemetry=telemetry_factory(settings, clock),
+        notifications=notification_store,
     )
+    services.notifier = make_notifier(services)
+    return services
 
 
 def _declare_roles(router: APIRouter) -> None:

@@ -4,6 +4,7 @@ import { el } from "./format.js";
 import { renderHighlights } from "./highlights.js";
 import { renderLive } from "./live.js";
 import { confirmPage, forgotPage, resetPage, signUpPage, takeMailedLink, takeNotice } from "./onboarding.js";
+import { renderNotifications, startBell, stopBell } from "./notifications.js";
 import { renderPlan } from "./plan.js";
 import { renderSettings } from "./settings.js";
 import { renderAddSite, renderEquipment, renderMode, renderPair } from "./setup.js";
@@ -12,6 +13,7 @@ const view = document.getElementById("view");
 const siteSelect = document.getElementById("site-select");
 const tabs = document.getElementById("tabs");
 const signOutButton = document.getElementById("sign-out");
+const bell = document.getElementById("bell");
 const PAGES = { live: renderLive, plan: renderPlan, highlights: renderHighlights, settings: renderSettings };
 const ROLE_NAMES = { owner: "owner", supporter: "supporter", factory_service: "factory service" };
 const SETUP = { pair: renderPair, equipment: renderEquipment, mode: renderMode };
@@ -33,6 +35,8 @@ function show(...nodes) {
 
 function shell(signedIn, site, tab) {
   signOutButton.hidden = !signedIn;
+  if (signedIn && bell.hidden) startBell(bell);
+  else if (!signedIn) stopBell(bell);
   siteSelect.hidden = !site || sites.length < 2;
   tabs.hidden = !site;
   if (site) {
@@ -157,6 +161,12 @@ async function route() {
     if (parts[0] === "setup") await setupPage();
     else if (parts[0] === "site" && parts[1] && parts[2] === "setup") await setupPage(parts[1], parts[3]);
     else if (parts[0] === "site" && parts[1]) await sitePage(parts[1], parts[2] || "live");
+    else if (parts[0] === "notifications") {
+      shell(true);
+      const container = el("section", { id: "page-notifications" });
+      show(container);
+      await renderNotifications(container, bell);
+    }
     else await sitesPage();
   } catch (exc) {
     if (exc instanceof ApiError && exc.status === 401) signInPage("Your session ended; please sign in again.");
