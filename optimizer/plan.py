@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -13,11 +13,11 @@ from core.timeindex import check_index
 from optimizer.config import HeatPump, Wallbox
 from optimizer.devices.grid import effective_prices
 from optimizer.devices.heatpump import cop, initial_temp_c
-from optimizer.formulate import formulate
+from optimizer.formulate import Formulation, formulate
 from optimizer.lazy import solve_lazily
 from optimizer.model import CanonicalProblem
 from optimizer.problem import Problem
-from optimizer.solvers import SolveOptions, SolveResult, SolveStatus, get_solver
+from optimizer.solvers import SolveOptions, Solver, SolveResult, SolveStatus, get_solver
 
 #: Flows below this are numerical noise [kW].
 TOL_KW = 1e-6
@@ -75,6 +75,10 @@ class PlanSummary:
     num_integers: int
     integers_imposed: int
     solver: str
+    #: proven lower bound of ``objective_eur`` (the LP's or the MIP's dual bound) [EUR]
+    bound_eur: float = float("-inf")
+    #: which step of :mod:`optimizer.lazy` made the plan: lp, rounded, fixed or mip
+    stage: str = ""
 
 
 @dataclass(frozen=True)
@@ -137,34 +141,46 @@ def optimize(problem: Problem, solver: str = "highs") -> Plan:
     Returns
     -------
     Plan
+        Within the MIP gap of the optimum; ``summary.mip_gap`` and ``summary.bound_eur`` say
+        by how much at most (one definition, docs/optimizer.md). ``Tuning.time_limit_s`` is
+        the whole plan's.
     """
     backend = get_solver(solver)
     tuning = problem.tuning
     options = SolveOptions(tuning.mip_gap, tuning.mip_abs_gap_eur, tuning.time_limit_s)
     t0 = time.perf_counter()
     formulation = formulate(problem)
-    canonical = formulation.problem
     build_ms = (time.perf_counter() - t0) * 1e3
-    result, imposed = solve_lazily(backend, canonical, options, formulation.round)
-    both = simultaneous_battery_slots(canonical, result.x)
+    result, imposed = _solve(backend, formulation, options)
+    both = simultaneous_battery_slots(formulation.problem, result.x)
     if len(both):
         # The LP used both flows where it must not: forbid it there and solve again.
         t1 = time.perf_counter()
         formulation = formulate(problem, extra_burn_slots=both)
-        canonical = formulation.problem
         build_ms += (time.perf_counter() - t1) * 1e3
-        again, imposed = solve_lazily(backend, canonical, options, formulation.round)
-        result = SolveResult(
-            again.status,
-            again.x,
-            again.objective,
-            again.mip_gap,
-            again.solve_ms + result.solve_ms,
-            again.solver,
-        )
+        left = max(tuning.time_limit_s - (time.perf_counter() - t0), 0.05)
+        again, imposed = _solve(backend, formulation, replace(options, time_limit_s=left))
+        result = replace(again, solve_ms=again.solve_ms + result.solve_ms)
+    canonical = formulation.problem
     slots = read_slots(problem, canonical, result.x)
     summary = summarize(problem, canonical, result, slots, (build_ms, imposed))
     return Plan(problem, slots, summary)
+
+
+def _solve(
+    backend: Solver, formulation: Formulation, options: SolveOptions
+) -> tuple[SolveResult, int]:
+    """Solve within the gap; report objective, bound and gap without the tie-break."""
+    slack = formulation.tiebreak_max_eur
+    result, imposed = solve_lazily(
+        backend, formulation.problem, options, formulation.round, slack=slack
+    )
+    if not len(formulation.tiebreak):
+        return result, imposed
+    objective = result.objective - float(formulation.tiebreak @ result.x)
+    bound = result.bound - slack
+    gap = max(objective - bound, 0.0) / max(result.gross, 1e-9)
+    return replace(result, objective=objective, bound=bound, mip_gap=gap), imposed
 
 
 def simultaneous_battery_slots(canonical: CanonicalProblem, x: np.ndarray) -> np.ndarray:
@@ -370,6 +386,8 @@ def summarize(
         num_integers=canonical.num_integers,
         integers_imposed=integers_imposed,
         solver=result.solver,
+        bound_eur=result.bound,
+        stage=result.stage,
     )
 
 

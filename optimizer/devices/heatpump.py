@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from optimizer.config import HeatPump
-from optimizer.devices.context import Context
+from optimizer.devices.context import CONSERVE, Context, Rounder
 from optimizer.model import Block, diag, lag, pick
 from optimizer.problem import Problem
 
@@ -86,6 +86,7 @@ def _add_on_off(ctx: Context, hp: HeatPump, p: Block) -> None:
     m.rows(f"{hp.name}-power_max", [(p, diag(n)), (on, diag(n, -hp.max_kw))], ub=0.0)
     m.rows(f"{hp.name}-power_min", [(p, diag(n)), (on, diag(n, -hp.min_kw))], lb=0.0)
     k = hp.min_run_slots
+    ctx.rounders.append(_on_rounder(hp, p, on))
     if k <= 1:
         return
     # start_t >= on_t - on_{t-1}; the heat pump is taken as off before the horizon.
@@ -104,3 +105,32 @@ def _add_on_off(ctx: Context, hp: HeatPump, p: Block) -> None:
         [(start, pick(rows[keep], cols[keep])), (on, diag(n, -1.0))],
         ub=0.0,
     )
+
+
+def _on_rounder(hp: HeatPump, power: Block, on: Block) -> Rounder:
+    """Repair rule for the on/off binary: on from half the minimum power (from any power
+    under :data:`~optimizer.devices.context.CONSERVE`), every run stretched to the minimum
+    run time (a run cut short makes the fixed pattern infeasible)."""
+
+    def apply(x: np.ndarray, relaxed: np.ndarray, repair: float | None) -> None:
+        if repair is None:
+            return
+        p = x[power.slice]
+        share = 0.5 if repair == CONSERVE else repair
+        running = p > max(share * hp.min_kw, 1e-7)
+        value = stretch_runs(running, hp.min_run_slots) * 1.0
+        cols = on.slice
+        x[cols] = np.where(relaxed[cols], value, x[cols])
+
+    return apply
+
+
+def stretch_runs(running: np.ndarray, min_slots: int) -> np.ndarray:
+    """``running`` with every run (and one starting in slot 0) at least ``min_slots`` long."""
+    out = running.copy()
+    if min_slots <= 1:
+        return out
+    starts = np.flatnonzero(running & ~np.concatenate(([False], running[:-1])))
+    for s in starts:
+        out[s : s + min_slots] = True
+    return out
