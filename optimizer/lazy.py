@@ -17,8 +17,10 @@ relaxation's bound is already (nearly) tight. So:
    minimum run time; direction binaries are rounded up (allowing the flow the relaxation
    used). Three rules are tried (energy-conserving, off below half the minimum, on
    whenever it runs), the best point is kept. Within the gap of the bound: done.
-4. ``mip``: otherwise HiGHS's branch and bound, with the plan's remaining time and the same
-   stopping rule (the absolute tolerance of step 2), from the best point of step 3 when that
+4. ``partial``: a MIP over the binaries in the rows the rounding of step 2 broke, the others
+   fixed as rounded; within the gap of the LP bound: done.
+5. ``mip``: otherwise HiGHS's branch and bound, with the plan's remaining time and the same
+   stopping rule (the absolute tolerance of step 2), from the best point so far when that
    measurably helps (see ``START_MIP`` below). Its dual bound then proves the gap.
 
 One definition of the gap everywhere (docs/optimizer.md): ``objective - bound`` over the
@@ -67,6 +69,13 @@ def _violated_rows(problem: CanonicalProblem, x: np.ndarray) -> np.ndarray:
     return (ax < problem.row_lower - tol) | (ax > problem.row_upper + tol)
 
 
+def _cols_of_rows(problem: CanonicalProblem, rows: np.ndarray) -> np.ndarray:
+    sub = problem.A[np.flatnonzero(rows)]
+    cols = np.zeros(problem.num_cols, dtype=bool)
+    cols[sub.indices] = True
+    return cols
+
+
 def round_relaxed(
     problem: CanonicalProblem,
     x: np.ndarray,
@@ -78,10 +87,12 @@ def round_relaxed(
 
     Columns no device rule owns (grid and battery direction, surplus switches) are rounded
     up: that allows the flow the relaxation used, so fixing them never makes a problem
-    infeasible (rounding them down could forbid the import an EV switched on needs).
+    infeasible (rounding them down could forbid the import an EV switched on needs). Under
+    :data:`CONSERVE` they are rounded to the nearest instead (the larger flow wins), which
+    keeps more of the relaxation's plan; the other rules are the fallback.
     """
     cand = x.copy()
-    up = np.ceil(x - FEAS_TOL)
+    up = np.round(x) if repair == CONSERVE else np.ceil(x - FEAS_TOL)
     cand[relaxed] = up[relaxed]
     rounder(cand, relaxed, repair)
     return cand, _violated_rows(problem, cand)
@@ -153,6 +164,21 @@ def solve_lazily(
     if best is not None and best.objective <= bound + tol:
         return _result(best, best.x, best.objective, bound, gross, "fixed"), 0
     hint = best.x if best is not None and START_MIP else None
+    mip_options = clock.left(mip_gap=0.0, mip_abs_gap=tol, start=hint)
+    undecided = integer & _cols_of_rows(problem, bad)
+    try:  # branch only on the binaries the rounding could not decide, the rest fixed
+        lower, upper = _fixed_bounds(problem, cand, integer & ~undecided)
+        partial = session.solve(lower, upper, integer, mip_options)
+        if best is None or partial.objective < best.objective:
+            best = replace(partial, solve_ms=spent + partial.solve_ms)
+        spent += partial.solve_ms
+        if best.objective <= bound + tol:
+            best = replace(best, status=SolveStatus.OPTIMAL)
+            return _result(best, best.x, best.objective, bound, gross, "partial"), int(
+                undecided.sum()
+            )
+    except SolverError:
+        pass
     mip_options = clock.left(mip_gap=0.0, mip_abs_gap=tol, start=hint)
     try:
         full = session.solve(problem.col_lower, problem.col_upper, integer, mip_options)

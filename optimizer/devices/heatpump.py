@@ -108,17 +108,24 @@ def _add_on_off(ctx: Context, hp: HeatPump, p: Block) -> None:
 
 
 def _on_rounder(hp: HeatPump, power: Block, on: Block) -> Rounder:
-    """Repair rule for the on/off binary: on from half the minimum power (from any power
-    under :data:`~optimizer.devices.context.CONSERVE`), every run stretched to the minimum
-    run time (a run cut short makes the fixed pattern infeasible)."""
+    """Repair rule for the on/off binary: on above ``repair`` x the minimum power, every run
+    stretched to the minimum run time (a run cut short makes the fixed pattern infeasible).
+    With ``repair > 0`` runs placed by :func:`duty_cycle` once ``repair`` x a minimum run's
+    heat is owed (no run the store cannot take), under
+    :data:`~optimizer.devices.context.CONSERVE` as soon as any is."""
 
     def apply(x: np.ndarray, relaxed: np.ndarray, repair: float | None) -> None:
         if repair is None:
             return
         p = x[power.slice]
-        share = 0.5 if repair == CONSERVE else repair
-        running = p > max(share * hp.min_kw, 1e-7)
-        value = stretch_runs(running, hp.min_run_slots) * 1.0
+        run_kw = hp.min_kw * max(hp.min_run_slots, 1)
+        if repair == CONSERVE:
+            value = duty_cycle(p, hp.min_kw, hp.min_run_slots, 1e-7) * 1.0
+        elif repair > 0:
+            value = duty_cycle(p, hp.min_kw, hp.min_run_slots, repair * run_kw) * 1.0
+        else:
+            running = p > max(repair * hp.min_kw, 1e-7)
+            value = stretch_runs(running, hp.min_run_slots) * 1.0
         cols = on.slice
         x[cols] = np.where(relaxed[cols], value, x[cols])
 
@@ -134,3 +141,21 @@ def stretch_runs(running: np.ndarray, min_slots: int) -> np.ndarray:
     for s in starts:
         out[s : s + min_slots] = True
     return out
+
+
+def duty_cycle(power_kw: np.ndarray, min_kw: float, min_slots: int, start_kw: float) -> np.ndarray:
+    """On/off per slot that delivers the relaxed ``power_kw`` in runs of at least the minimum
+    power and ``min_slots`` slots: a run starts once the relaxed heat not yet delivered
+    reaches ``start_kw`` slot-kW (tiny: heat comes early rather than late, as a store below
+    its comfort band costs a penalty and one above it only a little loss)."""
+    on = np.zeros(len(power_kw), dtype=bool)
+    owed, left = 0.0, 0
+    for t, p in enumerate(power_kw):
+        owed += p
+        if left == 0 and (p >= min_kw - 1e-7 or owed >= start_kw):
+            left = max(min_slots, 1)
+        if left > 0:
+            on[t] = True
+            owed -= max(min_kw, p)
+            left -= 1
+    return on
