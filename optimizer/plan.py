@@ -303,6 +303,7 @@ def _violations(problem: Problem, canonical: CanonicalProblem, x: np.ndarray) ->
     found: list[tuple[str, str, str, float]] = [("grid-unserved", "grid-unserved_load", "kWh", dt)]
     if problem.site.battery is not None:
         found.append(("battery-reserve_shortfall", "battery-reserve", "kWh*h", dt))
+        found.append(("battery-final_shortfall", "battery-final_soc", "kWh", 1.0))
     for wb in problem.site.wallboxes:
         found.append((f"{wb.name}-target_shortfall", f"{wb.name}-target_energy", "kWh", 1.0))
     for hp in problem.site.heat_pumps:
