@@ -118,6 +118,10 @@ class HighsSession:
         h.setOptionValue("time_limit", options.time_limit_s)
         h.setOptionValue("mip_rel_gap", options.mip_gap)
         h.setOptionValue("mip_abs_gap", options.mip_abs_gap)
+        # Presolve costs more than it saves on these LPs (measured: 4.8 -> 3.2 ms CPU for
+        # 96 slots battery + EV + heat pump, 8.7 -> 7.5 ms for 192; docs/optimizer.md);
+        # the MIPs need it.
+        h.setOptionValue("presolve", "on" if integrality.any() else "off")
         h.changeColsBounds(n, self._cols, lower, upper)
         if (integrality != self._integer).any():
             h.changeColsIntegrality(n, self._cols, integrality.astype(np.uint8))
