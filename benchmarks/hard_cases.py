@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from optimizer import EVSession, HeatPump, Inputs, Problem, Site, State, Wallbox
+from optimizer import EVSession, HeatPump, Inputs, Problem, Site, Wallbox
 from pricing.bundled import bundled_hourly
 from scheduler.scenario import Home, scenario_problem
 
@@ -55,7 +55,7 @@ def _with(problem: Problem, site: Site, sessions: tuple[EVSession, ...]) -> Prob
 
 def _flatten_prices(inputs: Inputs, hours: int) -> Inputs:
     """Import price as the mean of each block of ``hours`` hours: long equal runs."""
-    per = int(round(hours / inputs.dt_h))
+    per = round(hours / inputs.dt_h)
     price = np.asarray(inputs.import_eur_per_kwh).copy()
     for start in range(0, len(price), per):
         price[start : start + per] = price[start : start + per].mean().round(4)

@@ -27,8 +27,8 @@ import time
 from collections import Counter
 
 import pandas as pd
-
 from hard_cases import CASES
+
 from optimizer import optimize
 from scheduler.scenario import DEVICE_SETS, Home, scenario_problem
 
