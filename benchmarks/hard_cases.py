@@ -44,7 +44,10 @@ def _session(index: pd.DatetimeIndex, day: int, wallbox: str = "ev") -> EVSessio
     need = 30.0 + 10.0 * (day % 4)
     departure = index[-1] + (index[1] - index[0])
     return EVSession(
-        wallbox=wallbox, capacity_kwh=80.0, energy_kwh=10.0, target_kwh=10.0 + need,
+        wallbox=wallbox,
+        capacity_kwh=80.0,
+        energy_kwh=10.0,
+        target_kwh=10.0 + need,
         departure=departure,
     )
 

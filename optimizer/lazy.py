@@ -153,9 +153,7 @@ def solve_lazily(
     objective = float(problem.cost @ cand + problem.offset)
     if not bad.any() and objective <= bound + tol:
         return _result(relaxation, cand, objective, bound, gross, stage="rounded"), 0
-    best, spent = _fixed_patterns(
-        session, problem, clock, rounder, (relaxation, tol), start=start
-    )
+    best, spent = _fixed_patterns(session, problem, clock, rounder, (relaxation, tol), start=start)
     if best is not None and best.objective <= bound + tol:
         return _result(best, best.x, best.objective, bound, gross, stage="fixed"), 0
     hint = best.x if best is not None and START_MIP else None

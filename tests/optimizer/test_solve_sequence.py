@@ -43,9 +43,11 @@ def _fixed_solve(problem: Problem, x: np.ndarray) -> float:
 def _relaxed_point(problem: Problem) -> np.ndarray:
     canonical = formulate(problem).problem
     relaxed = np.zeros(canonical.num_cols, dtype=bool)
-    return HighsSession(canonical).solve(
-        canonical.col_lower, canonical.col_upper, relaxed, SolveOptions()
-    ).x
+    return (
+        HighsSession(canonical)
+        .solve(canonical.col_lower, canonical.col_upper, relaxed, SolveOptions())
+        .x
+    )
 
 
 def test_switching_on_every_fractional_slot_overfills_the_car_unless_trimmed() -> None:
