@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -112,6 +112,8 @@ class Plan:
     problem: Problem
     slots: pd.DataFrame
     summary: PlanSummary
+    #: the integer columns of the solution, per-slot blocks by name (a start for the next cycle)
+    pattern: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def setpoints(self, slot: int = 0) -> Setpoints:
         """Setpoints of slot ``slot`` (0 = the current slot)."""
@@ -128,7 +130,7 @@ class Plan:
         return self.summary.violations
 
 
-def optimize(problem: Problem, solver: str = "highs") -> Plan:
+def optimize(problem: Problem, solver: str = "highs", previous: Plan | None = None) -> Plan:
     """Build, solve and read back the plan of ``problem``.
 
     Parameters
@@ -137,6 +139,10 @@ def optimize(problem: Problem, solver: str = "highs") -> Plan:
         Site, state, per-slot inputs and tuning.
     solver : str
         A registered backend: ``highs`` (default) or ``pulp`` / ``pulp:<PuLP solver>``.
+    previous : Plan, optional
+        The previous cycle's plan of the same site: its on/off pattern, shifted to this
+        plan's start, is tried first as a fixed pattern (a warm start; never changes the
+        result beyond the gap).
 
     Returns
     -------
@@ -151,7 +157,8 @@ def optimize(problem: Problem, solver: str = "highs") -> Plan:
     t0 = time.perf_counter()
     formulation = formulate(problem)
     build_ms = (time.perf_counter() - t0) * 1e3
-    result, imposed = _solve(backend, formulation, options)
+    start = None if previous is None else shifted_pattern(previous, problem, formulation.problem)
+    result, imposed = _solve(backend, formulation, options, start)
     both = simultaneous_battery_slots(formulation.problem, result.x)
     if len(both):
         # The LP used both flows where it must not: forbid it there and solve again.
@@ -164,16 +171,19 @@ def optimize(problem: Problem, solver: str = "highs") -> Plan:
     canonical = formulation.problem
     slots = read_slots(problem, canonical, result.x)
     summary = summarize(problem, canonical, result, slots, (build_ms, imposed))
-    return Plan(problem, slots, summary)
+    return Plan(problem, slots, summary, integer_pattern(canonical, result.x, problem.inputs.n))
 
 
 def _solve(
-    backend: Solver, formulation: Formulation, options: SolveOptions
+    backend: Solver,
+    formulation: Formulation,
+    options: SolveOptions,
+    start: np.ndarray | None = None,
 ) -> tuple[SolveResult, int]:
     """Solve within the gap; report objective, bound and gap without the tie-break."""
     slack = formulation.tiebreak_max_eur
     result, imposed = solve_lazily(
-        backend, formulation.problem, options, formulation.round, slack=slack
+        backend, formulation.problem, options, formulation.round, slack=slack, start=start
     )
     if not len(formulation.tiebreak):
         return result, imposed
@@ -181,6 +191,36 @@ def _solve(
     bound = result.bound - slack
     gap = max(objective - bound, 0.0) / max(result.gross, 1e-9)
     return replace(result, objective=objective, bound=bound, mip_gap=gap), imposed
+
+
+def integer_pattern(canonical: CanonicalProblem, x: np.ndarray, n: int) -> dict[str, np.ndarray]:
+    """The per-slot (``n`` entries) integer blocks of ``x`` by name, rounded."""
+    return {
+        b.name: np.round(x[b.slice])
+        for b in canonical.variables
+        if b.size == n and canonical.integrality[b.slice].all()
+    }
+
+
+def shifted_pattern(
+    previous: Plan, problem: Problem, canonical: CanonicalProblem
+) -> np.ndarray | None:
+    """``previous``'s integer pattern moved to ``problem``'s start: a point with NaN where
+    it says nothing (other columns, the new slots at the end take the last value)."""
+    index, old = problem.inputs.index, previous.problem.inputs.index
+    step = check_index(index)
+    shift = int((index[0] - old[0]) / step)
+    if shift < 0 or not previous.pattern:
+        return None
+    start = np.full(canonical.num_cols, np.nan)
+    for name, values in previous.pattern.items():
+        if not canonical.has_variable(name) or shift >= len(values):
+            continue
+        block = canonical.variable(name)
+        moved = values[shift:][: block.size]
+        filled = np.concatenate((moved, np.full(block.size - len(moved), moved[-1])))
+        start[block.slice] = filled
+    return start
 
 
 def simultaneous_battery_slots(canonical: CanonicalProblem, x: np.ndarray) -> np.ndarray:
