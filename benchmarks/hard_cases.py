@@ -121,6 +121,8 @@ CASES = (
     Case("negative-price days", 96, ev_1p3p, negative_days=True),
     Case("negative-price days", 192, ev_1p3p, negative_days=True),
     Case("hp min run 1 h", 96, hp_min_run),
+    Case("hp min run 1 h", 192, hp_min_run),
     Case("two wallboxes", 96, two_wallboxes),
     Case("two wallboxes", 192, two_wallboxes),
+    Case("ev 1p/3p, a week", 672, ev_1p3p),
 )
