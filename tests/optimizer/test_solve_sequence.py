@@ -4,6 +4,7 @@ the early tie-break, one gap definition, the plan-wide time limit, HiGHS's threa
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -241,3 +242,27 @@ def test_highs_recovers_when_another_user_started_its_thread_pool() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
     )
     assert out.stdout.strip().splitlines()[-1] == "optimal"
+
+
+def test_previous_plan_as_start_keeps_the_plan_within_the_gap() -> None:
+    wb = Wallbox(switch_phases=True)
+    site = Site(pv=None, battery=Battery(capacity_kwh=10), wallboxes=(wb,))
+    prices = 0.2 + 0.1 * np.sin(np.arange(49) / 4)
+    session = EVSession(capacity_kwh=80, energy_kwh=10, target_kwh=40, departure=at(48, 30))
+    full = inputs(prices, step_min=30, load=0.4)
+    first = Problem(site, replace(full, **_cut(full, 0)), State(0.5, {}, (session,)))
+    plan = optimize(first)
+    assert set(plan.pattern) == {"ev-on_1p", "ev-on_3p"}
+    later = Problem(site, replace(full, **_cut(full, 1)), State(0.5, {}, (session,)))
+    cold, warm = optimize(later), optimize(later, previous=plan)
+    assert warm.summary.status == cold.summary.status == "optimal"
+    assert abs(warm.summary.objective_eur - cold.summary.objective_eur) <= 0.01 + max(
+        cold.summary.objective_eur - cold.summary.bound_eur,
+        warm.summary.objective_eur - warm.summary.bound_eur,
+    )
+
+
+def _cut(full, k):  # type: ignore[no-untyped-def]
+    """Fields of ``full`` for the 48 slots from slot ``k``."""
+    names = ("index", "import_eur_per_kwh", "export_eur_per_kwh", "pv_kw", "load_kw")
+    return {name: getattr(full, name)[k : k + 48] for name in names}
