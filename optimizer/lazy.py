@@ -132,11 +132,11 @@ def solve_lazily(
     """Solution of ``problem`` within the MIP gap; also how many integer columns were imposed.
 
     ``slack`` [EUR] is taken off the tolerance (the tie-break's largest effect, so that the
-    plan without it is still within the gap). ``start`` is an integer pattern to try first
-    (e.g. the previous cycle's, shifted by a slot; NaN where it says nothing) to try after the
-    repair rules. All solves go through one session of the
-    backend (:func:`open_session`): between them only bounds and integer columns change,
-    which HiGHS re-solves from its previous basis. ``options.time_limit_s`` is the plan's.
+    plan without it is still within the gap). ``start`` is an integer pattern (e.g. the
+    previous cycle's, shifted by a slot; NaN where it says nothing) tried after the repair
+    rules. All solves go through one session of the backend (:func:`open_session`): between
+    them only bounds and integer columns change, which HiGHS re-solves from its previous
+    basis. ``options.time_limit_s`` is the plan's.
     """
     clock = _Clock(options)
     integer = problem.integrality
