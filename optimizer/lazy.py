@@ -17,8 +17,10 @@ relaxation's bound is already (nearly) tight. So:
    minimum run time; direction binaries are rounded up (allowing the flow the relaxation
    used). Three rules are tried (energy-conserving, off below half the minimum, on
    whenever it runs), the best point is kept. Within the gap of the bound: done.
-4. ``mip``: otherwise HiGHS's branch and bound, with the plan's remaining time and the same
-   stopping rule (the absolute tolerance of step 2), started from the best point of step 3.
+4. ``partial``: a MIP over the binaries in the rows the rounding of step 2 broke, the others
+   fixed as rounded, from the best point of step 3; within the gap of the LP bound: done.
+5. ``mip``: otherwise HiGHS's branch and bound, with the plan's remaining time and the same
+   stopping rule (the absolute tolerance of step 2), started from the best point so far.
    HiGHS's root bound (presolve and cuts) is tighter than the LP's and often proves that
    point within the gap at once. Its dual bound then proves the gap.
 
@@ -67,6 +69,14 @@ def _violated_rows(problem: CanonicalProblem, x: np.ndarray) -> np.ndarray:
     ax = problem.A @ x
     tol = FEAS_TOL * (1.0 + np.abs(ax))
     return (ax < problem.row_lower - tol) | (ax > problem.row_upper + tol)
+
+
+def _cols_of_rows(problem: CanonicalProblem, rows: np.ndarray) -> np.ndarray:
+    """Columns with a coefficient in any of ``rows`` (bool per column)."""
+    sub = problem.A[np.flatnonzero(rows)]
+    cols = np.zeros(problem.num_cols, dtype=bool)
+    cols[sub.indices] = True
+    return cols
 
 
 def round_relaxed(
@@ -158,13 +168,27 @@ def solve_lazily(
     if best is not None and best.objective <= bound + tol:
         return _result(best, best.x, best.objective, bound, gross, stage="fixed"), 0
     hint = best.x if best is not None and START_MIP else None
+    undecided = integer & _cols_of_rows(problem, bad)
+    try:  # branch only on the binaries the rounding could not decide, the rest fixed
+        lower, upper = _fixed_bounds(problem, cand, integer & ~undecided)
+        options_ = clock.left(mip_gap=0.0, mip_abs_gap=tol, start=hint)
+        partial = session.solve(lower, upper, integer, options_)
+        spent += partial.solve_ms
+        if best is None or partial.objective < best.objective:
+            best, hint = partial, partial.x
+        if best.objective <= bound + tol:
+            best = replace(best, status=SolveStatus.OPTIMAL, solve_ms=spent)
+            result = _result(best, best.x, best.objective, bound, gross, stage="partial")
+            return result, int(undecided.sum())
+    except SolverError:
+        pass
     mip_options = clock.left(mip_gap=0.0, mip_abs_gap=tol, start=hint)
     try:
         full = session.solve(problem.col_lower, problem.col_upper, integer, mip_options)
     except SolverError:
         if best is None:
             raise
-        best = replace(best, status=SolveStatus.TIME_LIMIT)
+        best = replace(best, status=SolveStatus.TIME_LIMIT, solve_ms=spent)
         return _result(best, best.x, best.objective, bound, gross, stage="fixed"), 0
     full = replace(full, solve_ms=spent + full.solve_ms)
     if best is not None and best.objective < full.objective:
