@@ -17,6 +17,7 @@ import argparse
 import os
 import secrets
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core import cli_args
@@ -24,6 +25,10 @@ from core.errors import CliError
 
 if TYPE_CHECKING:
     from api.accounts_sqlite import AccountStore
+    from api.settings import Settings
+
+#: The documented default data folder; the only one the commands create when it is missing.
+DEFAULT_DATA_DIR = Path("var")
 
 # FastAPI, uvicorn and the argon2 hasher are imported in the command functions: the command
 # line lists and parses its commands without them.
@@ -55,18 +60,36 @@ def run_serve(args: argparse.Namespace) -> int:
 
     from api.main import create_app
     from api.routers.dashboard import DASHBOARD_PATH
+    from api.settings import get_settings
 
+    check_data_dirs(get_settings())
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"hbopt: dashboard at http://{host}:{args.port}{DASHBOARD_PATH}", flush=True)
     uvicorn.run(create_app(), host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
 
+def check_data_dirs(settings: Settings) -> None:
+    """The folders of the configured files exist, or are the default one (made on first use)."""
+    files = [("HBOPT_DATABASE_PATH", settings.database_path)]
+    if settings.telemetry_backend != "none":
+        files.append(("HBOPT_TELEMETRY_PATH", settings.telemetry_path))
+    for variable, path in files:
+        folder = path.parent
+        if not folder.is_dir() and folder != DEFAULT_DATA_DIR:
+            raise CliError(
+                f"{variable}: folder {folder} does not exist; create it first (only the default "
+                f"folder {DEFAULT_DATA_DIR}/ is made when missing)"
+            )
+
+
 def _accounts() -> AccountStore:
     from api.accounts_sqlite import AccountStore
     from api.settings import get_settings
 
-    return AccountStore(get_settings().database_path)
+    settings = get_settings()
+    check_data_dirs(settings)
+    return AccountStore(settings.database_path)
 
 
 def run_account(args: argparse.Namespace) -> int:

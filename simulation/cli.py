@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import errno
 import socket
 import sys
@@ -58,6 +56,9 @@ def run(args: argparse.Namespace) -> int:
     clock = ScaledClock(start, args.speed)
     box = HeartbeatBox(twin, clock, BoxConfig(site_id=args.site_id))
     _say(f"starting the Modbus TCP server on {args.host}:{args.port}")
+    import asyncio
+    import contextlib
+
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(box, args))
     return 0
@@ -95,6 +96,8 @@ def _listen_error(host: str, port: int, exc: OSError) -> CliError:
 
 
 async def _serve(box: HeartbeatBox, args: argparse.Namespace) -> None:
+    import asyncio
+
     from simulation.box_sim import start_box_simulator
 
     try:

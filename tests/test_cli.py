@@ -197,9 +197,8 @@ def test_box_sim_on_a_bad_host() -> None:
     ],
 )
 def test_messages_name_the_flag_typed(
-    args: list[str], flag: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    args: list[str], flag: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    os.environ.setdefault("HBOPT_DATABASE_PATH", str(tmp_path / "api.sqlite3"))
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith(f"hbopt: {flag}"), err
@@ -254,3 +253,10 @@ def test_store_export_of_an_unknown_site_is_an_error(tmp_path: Path) -> None:
     assert not out.exists()
     proc = hbopt("store", "--path", str(path), "export", "home", str(out))
     assert proc.returncode == 0 and pd.read_csv(out / "raw.csv")["power_kw"].sum() == 1.0
+
+
+def test_no_directory_tree_is_made_for_a_configured_database(tmp_path: Path) -> None:
+    env = {"HBOPT_DATABASE_PATH": str(tmp_path / "a" / "b" / "api.sqlite3")}
+    proc = hbopt("api-box", "--serial", "HB-F-0001", env=env, cwd=tmp_path)
+    one_line(proc, 2, "HBOPT_DATABASE_PATH", "does not exist")
+    assert list(tmp_path.iterdir()) == []
