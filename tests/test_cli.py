@@ -133,7 +133,7 @@ def test_demo_out_is_a_file() -> None:
 
 def test_fleet_unreachable_dask_scheduler_fails_fast(closed_port: int) -> None:
     address = f"tcp://127.0.0.1:{closed_port}"
-    proc = hbopt("fleet", "--backend", "dask", "--scheduler", address, "--sites", "2", timeout=25)
+    proc = hbopt("fleet", "--backend", "dask", "--scheduler", address, "--sites", "2", timeout=120)
     one_line(proc, 1, "--scheduler", address, "dask scheduler")
 
 
