@@ -58,6 +58,7 @@ def run_serve(args: argparse.Namespace) -> int:
         raise CliError(f"--port: {args.port} is not a TCP port")
     import uvicorn
 
+    from api.logging_config import service_log_config
     from api.main import create_app
     from api.routers.dashboard import DASHBOARD_PATH
     from api.settings import get_settings
@@ -65,7 +66,13 @@ def run_serve(args: argparse.Namespace) -> int:
     check_data_dirs(get_settings())
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"hbopt: dashboard at http://{host}:{args.port}{DASHBOARD_PATH}", flush=True)
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level=args.log_level)
+    uvicorn.run(
+        create_app(),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        log_config=service_log_config(args.log_level),
+    )
     return 0
 
 
