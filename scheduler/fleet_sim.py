@@ -11,6 +11,7 @@ measures planning, not the network.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -252,7 +253,10 @@ class SimulatedCycle:
 
 
 def run_simulated_cycle(
-    runner: FleetRunner, boxes: list[TwinBox], frame: pd.DataFrame
+    runner: FleetRunner,
+    boxes: list[TwinBox],
+    frame: pd.DataFrame,
+    on_sites_done: Callable[[int], object] | None = None,
 ) -> SimulatedCycle:
     """Read every box, plan the fleet, send each box its live setpoints.
 
@@ -268,7 +272,9 @@ def run_simulated_cycle(
         except BoxUnreachableError as exc:
             unreachable[box.home.site_id] = str(exc)
     io_s = time.perf_counter() - t0
-    report = runner.run(jobs, frame)
+    if on_sites_done is not None and unreachable:
+        on_sites_done(len(unreachable))
+    report = runner.run(jobs, frame, on_sites_done)
     t1 = time.perf_counter()
     by_id = {r.site_id: r for r in report.sites}
     sites: list[SiteReport] = []

@@ -63,7 +63,9 @@ def horizon_target_kwh(
     """Energy the car must hold at the end of its last plugged slot [kWh], and that slot.
 
     A departure after the horizon asks only for what cannot be charged after the horizon
-    ends at full power. ``None`` when nothing is required within the horizon.
+    ends at full power, in the whole slots that end by the departure (the same rule as
+    :func:`plugged_mask`: a part-slot before the departure charges nothing, so counting it
+    would leave the car short). ``None`` when nothing is required within the horizon.
     """
     if session.departure is None or not mask.any():
         return None
@@ -72,7 +74,8 @@ def horizon_target_kwh(
     departure = _timestamp(session.departure, "departure")
     need = session.target
     if departure > horizon_end:
-        need -= max_kw * eff * (departure - horizon_end) / pd.Timedelta(hours=1)
+        whole_slots = (departure - horizon_end) // step
+        need -= max_kw * eff * whole_slots * step / pd.Timedelta(hours=1)
     if need <= session.energy_kwh + 1e-9:
         return None
     return min(need, session.capacity_kwh), int(np.flatnonzero(mask)[-1])

@@ -41,8 +41,20 @@ def to_highs_lp(problem: CanonicalProblem) -> highspy.HighsLp:
     return lp
 
 
+class _QuietHighs(highspy.Highs):
+    """``highspy.Highs`` that never prints its banner.
+
+    highspy 1.16 logs the "Running HiGHS ... Copyright" banner from its constructor, when it
+    registers its callbacks, before a caller can set ``output_flag``; this sets the option first.
+    """
+
+    def enableCallbacks(self) -> None:  # noqa: N802  (highspy's name)
+        self.setOptionValue("output_flag", False)
+        super().enableCallbacks()
+
+
 def _highs(options: SolveOptions) -> highspy.Highs:
-    h = highspy.Highs()
+    h = _QuietHighs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("mip_rel_gap", options.mip_gap)
     h.setOptionValue("mip_abs_gap", options.mip_abs_gap)
