@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "adapters.store.cli",
     "simulation.cli",
     "api.cli",
+    "hbopt.service",
 )
 
 

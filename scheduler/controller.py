@@ -29,6 +29,7 @@ import contextlib
 import logging
 import math
 import time
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -38,12 +39,13 @@ import numpy as np
 import pandas as pd
 
 from adapters import store as st
-from adapters.heartbeat.client import BoxError, HeartbeatClient
+from adapters.heartbeat.client import BoxError, BoxUnreachable, HeartbeatClient
 from adapters.heartbeat.esi_types import (
     ControlState,
     ExternalLimit,
     Measurement,
     Schedule,
+    ScheduleSlot,
 )
 from adapters.store.telemetry import Sample
 from optimizer import ChargingMode, EVSession, HeatPump, Inputs, Problem, State, Tuning
@@ -52,6 +54,7 @@ from scheduler.clock import LoopClock, Wakeup
 from scheduler.commands import box_setpoints, schedule_slot
 from scheduler.cycle import CycleRequest, CycleResult, plan_cycle
 from scheduler.feeds import BundledWeather, DayCache, PriceFeed, StandardLoad
+from scheduler.links import BoxLink
 from scheduler.scenario import Home
 from scheduler.site_model import store_column
 
@@ -202,6 +205,26 @@ class CycleReport:
 
 
 @dataclass
+class LinkHealth:
+    """What the controller last knew of its box: contact time, control state, last error."""
+
+    last_contact: float | None = None  # UNIX s
+    box_state: ControlState | None = None
+    unreachable: bool = False
+    error: str = ""
+
+    def reached(self, now: float, state: ControlState) -> None:
+        """A read or write succeeded at ``now`` [UNIX s]; the box reports ``state``."""
+        self.last_contact, self.box_state = now, state
+        self.unreachable, self.error = False, ""
+
+    def failed(self, exc: BoxError) -> None:
+        """A read or write failed; an unreachable box is marked as such."""
+        self.error = str(exc)
+        self.unreachable = self.unreachable or isinstance(exc, BoxUnreachable)
+
+
+@dataclass
 class _EvTrack:
     plugged_at: float
     delivered_kwh: float = 0.0
@@ -226,8 +249,9 @@ class SiteController:
         Where solves run (a process pool).
     weather : BundledWeather, optional
         Weather feed (temperatures always; PV when ``pv_forecast="weather"``).
-    client : HeartbeatClient, optional
-        Default: a client for ``config.host:port`` on the clock.
+    client : BoxLink, optional
+        How the box is reached (:mod:`scheduler.links`). Default: a Modbus TCP client for
+        ``config.host:port`` on the clock.
     """
 
     def __init__(
@@ -239,7 +263,7 @@ class SiteController:
         executor: Executor,
         *,
         weather: BundledWeather | None = None,
-        client: HeartbeatClient | None = None,
+        client: BoxLink | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -247,7 +271,7 @@ class SiteController:
         self.prices = prices
         self.executor = executor
         self.weather = weather or BundledWeather()
-        self.client = client or HeartbeatClient(
+        self.client: BoxLink = client or HeartbeatClient(
             config.host,
             config.port,
             device_id=config.device_id,
@@ -272,6 +296,9 @@ class SiteController:
         self._limits: tuple[int, float | None] = (0, None)
         self._sched_id = 0
         self._reconnects = 0
+        self.link_health = LinkHealth()
+        #: Called after every cycle with its report (the supervisor publishes the status).
+        self.on_report: Callable[[CycleReport], None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -305,8 +332,20 @@ class SiteController:
         self.flush()
         if release:
             with contextlib.suppress(BoxError):
-                await self.client.release()
+                await self._release_box()
         await self.client.close()
+
+    async def _release_box(self) -> None:
+        """Hand the box back to its own logic now: a schedule without commands, heartbeat 0.
+
+        The no-command schedule replaces the uploaded plan (which the box would otherwise keep
+        executing); heartbeat 0 drops the live setpoints and the single-writer lock.
+        """
+        index = self._slot_index(self.config.schedule_slots)
+        self._sched_id = self._sched_id % 0xFFFF + 1
+        empty = [ScheduleSlot()] * len(index)
+        await self.client.upload_schedule(Schedule.from_slots(self._sched_id, index, empty))
+        await self.client.release()
 
     def trigger(self, reason: str) -> None:
         """Run a cycle now (events)."""
@@ -323,6 +362,15 @@ class SiteController:
         self.config = replace(self.config, departure=departure)
         self.trigger("departure")
 
+    def reconfigure(self, config: SiteConfig, reason: str) -> None:
+        """New settings of the same site on the same link (owner, trader): replan at once."""
+        if config.home != self.config.home:
+            self.standard_load = StandardLoad(config.home.annual_load_kwh)
+            system = config.home.pv_system
+            self._clear_sky = DayCache(lambda idx: fc.pv_clear_sky(idx, system).to_frame())
+        self.config = config
+        self.trigger(reason)
+
     # ------------------------------------------------------------------ tasks
     async def _cycle_loop(self) -> None:
         while True:
@@ -335,19 +383,25 @@ class SiteController:
                 log.exception("%s: cycle failed", self.config.site_id)
                 report = CycleReport(self._now(), reasons, False, f"{type(exc).__name__}: {exc}")
             self.reports.append(report)
+            del self.reports[:-96]  # a day of timer cycles is history enough in memory
+            del self.plans[:-4]
+            if self.on_report is not None:
+                self.on_report(report)
             nxt = (math.floor(self.clock.now() / SLOT_S) + 1) * SLOT_S
             await self.clock.sleep_until(nxt, self._wakeup)
 
     async def _keep_alive(self) -> None:
         # client.run_heartbeat on the injected clock, so accelerated runs beat in sim time
         while True:
-            with contextlib.suppress(BoxError):
+            try:
                 await self.client.heartbeat(force=True)
+            except BoxError as exc:
+                self.link_health.failed(exc)
             await self.clock.sleep_until(self.clock.now() + self.client.heartbeat_interval_s())
 
     async def _watch(self) -> None:
         while True:
-            with contextlib.suppress(BoxError):
+            with contextlib.suppress(BoxError):  # poll() records it in link_health
                 await self.poll()
             await self.clock.sleep_until(self.clock.now() + self.config.poll_s)
 
@@ -367,9 +421,17 @@ class SiteController:
     # ------------------------------------------------------------------ watcher
     async def poll(self) -> Measurement:
         """Read the box, store the readings, integrate EV energy and heat, raise events."""
-        meas = await self.client.read_measurements()
-        status = await self.client.read_status()
+        try:
+            meas = await self.client.read_measurements()
+            status = await self.client.read_status()
+        except BoxError as exc:
+            self.link_health.failed(exc)
+            raise
         now = self.clock.now()
+        was = self.link_health.box_state
+        self.link_health.reached(now, status.control_state)
+        if was == ControlState.FALLBACK and status.control_state != ControlState.FALLBACK:
+            self.trigger("box back from fallback")
         dt_h = 0.0 if self._last_poll is None else (now - self._last_poll) / 3600
         self._last_poll = now
         self._store_measurement(meas)
@@ -424,6 +486,8 @@ class SiteController:
         self._hp_temp += heat * dt_h / hp.capacity_kwh_per_k
 
     def _store_measurement(self, meas: Measurement) -> None:
+        if getattr(self.client, "measurements_stored", False):
+            return  # a pull box posted them to the store itself
         ts = meas.time.timestamp()
         if self._last_stored is not None and ts <= self._last_stored:
             return
@@ -481,6 +545,7 @@ class SiteController:
         try:
             applied_seq, sched_id = await self._apply(result, index)
         except BoxError as exc:
+            self.link_health.failed(exc)
             return CycleReport(now, reasons, False, f"box: {exc}", result.cycle_ms)
         self._save(now, result)
         await self._save_applied(now)
@@ -503,6 +568,7 @@ class SiteController:
             Schedule.from_slots(self._sched_id, index[: len(slots)], slots)
         )
         self._sent = live
+        self.link_health.reached(self.clock.now(), status.control_state)
         return status.applied_seq, self._sched_id
 
     def _problem(self, index: pd.DatetimeIndex, meas: Measurement, cap_kw: float | None) -> Problem:

@@ -319,6 +319,13 @@ class FleetRunner:
         if self._executor is None:
             self._executor = self._new_executor()
 
+    @property
+    def executor(self) -> Executor:
+        """The open pool (or Dask executor); single solves may be submitted to it directly."""
+        self.open()
+        assert self._executor is not None
+        return self._executor
+
     def _new_executor(self) -> Executor:
         if self.config.backend == "dask":
             # pure=False: a re-run of a failed chunk is a new task, not the cached failure
