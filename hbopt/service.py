@@ -414,6 +414,7 @@ def run_serve(args: argparse.Namespace) -> int:
         return run_control(args)
     if not 0 < args.port < 65536:
         raise CliError(f"--port: {args.port} is not a TCP port")
+    _log_to_stderr(args.log_level)
     settings, control = Settings(), ControlSettings()
     clock = loop_clock(control)
     app = create_app(settings, clock=utc_clock(clock))
@@ -437,8 +438,16 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _log_to_stderr(level: str) -> None:
+    """The service's own log lines (control loop, mail links without SMTP) on stderr."""
+    logging.basicConfig(
+        level=getattr(logging, str(level).upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
 def run_control(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.INFO))
+    _log_to_stderr(args.log_level)
     settings, control = Settings(), ControlSettings()
     loop_ = ControlLoop(settings, control, loop_clock(control))
     print("hbopt: control loop running (Ctrl-C to stop)", flush=True)
