@@ -297,6 +297,8 @@ class SiteController:
         self._sched_id = 0
         self._reconnects = 0
         self.link_health = LinkHealth()
+        #: Reports and plans kept in memory (None: all, for backtests and the demo).
+        self.keep_history: int | None = None
         #: Called after every cycle with its report (the supervisor publishes the status).
         self.on_report: Callable[[CycleReport], None] | None = None
 
@@ -383,8 +385,9 @@ class SiteController:
                 log.exception("%s: cycle failed", self.config.site_id)
                 report = CycleReport(self._now(), reasons, False, f"{type(exc).__name__}: {exc}")
             self.reports.append(report)
-            del self.reports[:-96]  # a day of timer cycles is history enough in memory
-            del self.plans[:-4]
+            if self.keep_history is not None:  # a long-running service keeps only the last
+                del self.reports[: -self.keep_history]
+                del self.plans[: -self.keep_history]
             if self.on_report is not None:
                 self.on_report(report)
             nxt = (math.floor(self.clock.now() / SLOT_S) + 1) * SLOT_S

@@ -215,6 +215,8 @@ class Supervisor:
     links: LinkFactory
     config: RuntimeConfig = field(default_factory=RuntimeConfig)
     on_plan: Callable[[str], None] | None = None
+    #: Cycle reports and plans each controller keeps in memory (None: all; the demo).
+    keep_history: int | None = 8
     _sites: dict[str, _Managed] = field(default_factory=dict)
     _idle: dict[str, Idle] = field(default_factory=dict)
     _dirty: set[str] = field(default_factory=set)
@@ -347,6 +349,7 @@ class Supervisor:
             weather=weather,
             client=self.links(spec, self.clock),
         )
+        controller.keep_history = self.keep_history
         managed = _Managed(spec, controller)
         controller.on_report = lambda report: self._reported(managed, report)
         managed.task = asyncio.create_task(
