@@ -294,6 +294,7 @@ class ControlLoop:
     links: Callable[[SiteSpec, LoopClock], BoxLink] | None = None
     supervisor: Supervisor | None = None
     runtime: RuntimeConfig | None = None
+    keep_history: int | None = 8
 
     async def run(self) -> None:
         """Run until cancelled; stops the controllers without release (see the supervisor)."""
@@ -317,6 +318,7 @@ class ControlLoop:
             self.links or box_links(store, c),
             runtime,
             self.on_plan,
+            self.keep_history,
         )
         jobs = [
             asyncio.create_task(self._price_job(feeds)),
@@ -340,7 +342,7 @@ class ControlLoop:
 
     async def _price_job(self, feeds: FeedBook) -> None:
         while True:
-            await asyncio.sleep(self.control.price_refresh_s / _speed(self.clock))
+            await self.clock.sleep_until(self.clock.now() + self.control.price_refresh_s)
             grown = await asyncio.to_thread(feeds.refresh)
             if grown:
                 self.prices_changed(grown)
@@ -354,11 +356,7 @@ class ControlLoop:
                 log.info("telemetry maintenance: %s; %d change-log rows dropped", result, dropped)
             except Exception:
                 log.exception("telemetry maintenance failed")
-            await asyncio.sleep(self.control.telemetry_maintenance_s / _speed(self.clock))
-
-
-def _speed(clock: LoopClock) -> float:
-    return clock.speed if isinstance(clock, ScaledRealClock) else 1.0
+            await self.clock.sleep_until(self.clock.now() + self.control.telemetry_maintenance_s)
 
 
 class ControlThread:

@@ -669,7 +669,8 @@ class SiteController:
 
     # ------------------------------------------------------------------ helpers
     def _now(self) -> pd.Timestamp:
-        return pd.Timestamp(self.clock.now(), unit="s", tz="UTC")
+        # whole milliseconds: an accelerated clock's float time has no meaningful nanoseconds
+        return pd.Timestamp(round(self.clock.now(), 3), unit="s", tz="UTC").floor("ms")
 
     def _slot_index(self, n: int) -> pd.DatetimeIndex:
         return pd.date_range(self._now().floor("15min"), periods=n, freq="15min")
