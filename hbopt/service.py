@@ -22,6 +22,8 @@ import contextlib
 import logging
 import signal
 import threading
+import time
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -46,7 +48,7 @@ from pricing import SiteExportRules, load_tariff
 from scheduler.clock import LoopClock, RealClock, ScaledRealClock
 from scheduler.controller import DepartureTarget, SiteConfig
 from scheduler.feeds import BundledWeather, PriceFeed
-from scheduler.fleet import FleetConfig, FleetRunner
+from scheduler.fleet import FleetConfig, FleetRunner, RenewingExecutor
 from scheduler.links import BoxLink, PullLink
 from scheduler.runtime import (
     Feeds,
@@ -82,6 +84,13 @@ class ControlSettings(BaseSettings):
         default=900.0, gt=0, description="A pull box without telemetry this long is unreachable"
     )
     controller_id: int = Field(default=1, ge=1, le=65535, description="Single-writer lock id")
+    cycle_lead_s: float = Field(
+        default=120.0,
+        ge=0,
+        le=600,
+        description="Timer cycles start up to this long before their slot (spread by site) and "
+        "apply the plan when it begins, so the fleet's solves do not all start at once",
+    )
     change_poll_s: float = Field(default=1.0, gt=0, le=60, description="Change-log polling")
     price_refresh_s: float = Field(default=900.0, gt=0, description="Price job period")
     telemetry_maintenance_s: float = Field(default=3600.0, gt=0, description="Retention job")
@@ -110,6 +119,25 @@ def utc_clock(clock: LoopClock) -> Callable[[], datetime]:
 
 
 # ---------------------------------------------------------------------- feeds
+@dataclass
+class SharedPriceFeed(PriceFeed):
+    """A :class:`PriceFeed` many sites share: one refresh at a time, and none again for
+    ``min_interval_s`` real seconds (every controller refreshes once when it starts)."""
+
+    min_interval_s: float = 60.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _last: tuple[float, pd.Timestamp, pd.Timestamp] | None = field(default=None, repr=False)
+
+    def refresh(self, start: pd.Timestamp, end: pd.Timestamp) -> bool:
+        with self._lock:
+            last = self._last
+            fresh = last is not None and time.monotonic() - last[0] < self.min_interval_s
+            if fresh and last is not None and last[1] <= start and end <= last[2]:
+                return False
+            self._last = (time.monotonic(), start, end)
+            return super().refresh(start, end)
+
+
 @dataclass
 class FeedBook:
     """Prices per tariff and the weather, shared by the sites that use them.
@@ -140,9 +168,10 @@ class FeedBook:
     def price_feed(self, tariff_path: Path, rules: SiteExportRules) -> PriceFeed:
         """Prices of one tariff (bundled day-ahead prices as published by the clock's time)."""
         clock = self.clock
-        return PriceFeed.bundled(
+        feed = PriceFeed.bundled(
             load_tariff(tariff_path), rules, lambda: pd.Timestamp(clock.now(), unit="s", tz="UTC")
         )
+        return SharedPriceFeed(feed.spot, feed.carbon, feed.tariff, feed.rules)
 
     def weather_for(self, spec: SiteSpec) -> BundledWeather:
         """Weather at the site (the bundled measured series for every site)."""
@@ -253,6 +282,7 @@ class AccountsSource:
             schedule_slots=min(s.schedule_slots, s.horizon_slots),
             watchdog_timeout_s=s.watchdog_timeout_s,
             poll_s=s.poll_s,
+            lead_s=s.cycle_lead_s * (zlib.crc32(site_id.encode()) / 2**32),
             # the service's price job refreshes the shared feeds and replans; not each site
             price_refresh_s=365 * 86400.0,
         )
@@ -313,7 +343,7 @@ class ControlLoop:
             AccountsSource(accounts, c),
             self.clock,
             store,
-            runner.executor,
+            RenewingExecutor(runner),
             feeds.factory,
             self.links or box_links(store, c),
             runtime,

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import time
@@ -39,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from adapters import store as st
+from adapters.datasets import PvSystem
 from adapters.heartbeat.client import BoxError, BoxUnreachable, HeartbeatClient
 from adapters.heartbeat.esi_types import (
     ControlState,
@@ -155,6 +157,9 @@ class SiteConfig:
         Optimizer backend.
     hp_temp_init_c : float
         Heat-store temperature assumed at start [degC] (the box has no temperature register).
+    lead_s : float
+        A timer cycle starts this long before its slot and applies the plan when the slot
+        begins [s] (0..600): a fleet spreads its solves instead of starting all at once.
     """
 
     site_id: str
@@ -174,6 +179,7 @@ class SiteConfig:
     pv_forecast: Literal["clearsky", "weather"] = "clearsky"
     solver: str = "highs"
     hp_temp_init_c: float = 21.0
+    lead_s: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "charging_mode", ChargingMode(self.charging_mode))
@@ -185,6 +191,8 @@ class SiteConfig:
             raise ValueError("SiteConfig.watchdog_timeout_s: must be in 10..3600")
         if self.pv_forecast not in ("clearsky", "weather"):
             raise ValueError(f"SiteConfig.pv_forecast: {self.pv_forecast!r}")
+        if not 0 <= self.lead_s <= 600:
+            raise ValueError("SiteConfig.lead_s: must be in 0..600")
         if self.poll_s <= 0 or self.price_refresh_s <= 0:
             raise ValueError("SiteConfig.poll_s/price_refresh_s: must be > 0")
 
@@ -202,6 +210,7 @@ class CycleReport:
     applied_seq: int | None = None
     schedule_id: int | None = None
     cost_eur: float | None = None
+    slot: pd.Timestamp | None = None  # the plan's first slot
 
 
 @dataclass
@@ -279,8 +288,7 @@ class SiteController:
             clock=clock,
         )
         self.standard_load = StandardLoad(config.home.annual_load_kwh)
-        system = config.home.pv_system
-        self._clear_sky = DayCache(lambda idx: fc.pv_clear_sky(idx, system).to_frame())
+        self._clear_sky = DayCache(_clear_sky(config.home.pv_system))
         self.reports: list[CycleReport] = []
         self.plans: list[tuple[pd.Timestamp, pd.DataFrame]] = []
         self.last_problem: Problem | None = None
@@ -368,19 +376,20 @@ class SiteController:
         """New settings of the same site on the same link (owner, trader): replan at once."""
         if config.home != self.config.home:
             self.standard_load = StandardLoad(config.home.annual_load_kwh)
-            system = config.home.pv_system
-            self._clear_sky = DayCache(lambda idx: fc.pv_clear_sky(idx, system).to_frame())
+            self._clear_sky = DayCache(_clear_sky(config.home.pv_system))
         self.config = config
         self.trigger(reason)
 
     # ------------------------------------------------------------------ tasks
     async def _cycle_loop(self) -> None:
+        slot_start: float | None = None
         while True:
             reasons = tuple(dict.fromkeys(self._reasons)) or ("timer",)
+            timer = not self._reasons
             self._reasons.clear()
             self._wakeup.pending = False
             try:
-                report = await self.cycle(reasons)
+                report = await self.cycle(reasons, slot_start if timer else None)
             except Exception as exc:  # the loop must outlive any one cycle
                 log.exception("%s: cycle failed", self.config.site_id)
                 report = CycleReport(self._now(), reasons, False, f"{type(exc).__name__}: {exc}")
@@ -390,8 +399,9 @@ class SiteController:
                 del self.plans[: -self.keep_history]
             if self.on_report is not None:
                 self.on_report(report)
-            nxt = (math.floor(self.clock.now() / SLOT_S) + 1) * SLOT_S
-            await self.clock.sleep_until(nxt, self._wakeup)
+            # a timer cycle starts lead_s before its slot and applies the plan when it begins
+            slot_start = (math.floor(self.clock.now() / SLOT_S) + 1) * SLOT_S
+            await self.clock.sleep_until(slot_start - self.config.lead_s, self._wakeup)
 
     async def _keep_alive(self) -> None:
         # client.run_heartbeat on the injected clock, so accelerated runs beat in sim time
@@ -522,17 +532,24 @@ class SiteController:
             self._unsaved = []
 
     # ------------------------------------------------------------------ the cycle
-    async def cycle(self, reasons: tuple[str, ...] = ("manual",)) -> CycleReport:
-        """One control cycle (see the module notes); raises only on programming errors."""
+    async def cycle(
+        self, reasons: tuple[str, ...] = ("manual",), slot_start: float | None = None
+    ) -> CycleReport:
+        """One control cycle (see the module notes); raises only on programming errors.
+
+        With ``slot_start`` [UNIX s] ahead of the clock, the plan starts at that slot and is
+        applied when it begins (``cycle_ms`` leaves the wait out).
+        """
         t0 = time.perf_counter()
         now = self._now()
+        ahead = slot_start is not None and slot_start > self.clock.now()
         try:
             meas = await self.poll()
             status = await self.client.read_status()
         except BoxError as exc:
             return CycleReport(now, reasons, False, f"box: {exc}")
         self.flush()
-        index = self._slot_index(self.config.horizon_slots)
+        index = self._slot_index(self.config.horizon_slots, slot_start if ahead else None)
         dimmed = bool(status.external_limits & ExternalLimit.DIMMING_14A)
         cap = status.external_consumption_limit_kw if dimmed else None
         problem = self._problem(index, meas, cap)
@@ -545,6 +562,11 @@ class SiteController:
         if not result.ok or result.slots is None:
             return CycleReport(now, reasons, False, result.error, result.cycle_ms)
         self.plans.append((now, result.slots))
+        waited = 0.0
+        if ahead and slot_start is not None:
+            w0 = time.perf_counter()
+            await self.clock.sleep_until(slot_start)
+            waited = time.perf_counter() - w0
         try:
             applied_seq, sched_id = await self._apply(result, index)
         except BoxError as exc:
@@ -553,8 +575,10 @@ class SiteController:
         self._save(now, result)
         await self._save_applied(now)
         cost = result.summary.cost_eur if result.summary else None
-        ms = (time.perf_counter() - t0) * 1e3
-        return CycleReport(now, reasons, True, "", result.cycle_ms, ms, applied_seq, sched_id, cost)
+        ms = (time.perf_counter() - t0 - waited) * 1e3
+        return CycleReport(
+            now, reasons, True, "", result.cycle_ms, ms, applied_seq, sched_id, cost, index[0]
+        )
 
     async def _apply(self, result: CycleResult, index: pd.DatetimeIndex) -> tuple[int, int]:
         """Live setpoints for the current slot, the rest of the plan as the schedule."""
@@ -672,8 +696,9 @@ class SiteController:
         # whole milliseconds: an accelerated clock's float time has no meaningful nanoseconds
         return pd.Timestamp(round(self.clock.now(), 3), unit="s", tz="UTC").floor("ms")
 
-    def _slot_index(self, n: int) -> pd.DatetimeIndex:
-        return pd.date_range(self._now().floor("15min"), periods=n, freq="15min")
+    def _slot_index(self, n: int, start: float | None = None) -> pd.DatetimeIndex:
+        first = self._now() if start is None else pd.Timestamp(start, unit="s", tz="UTC")
+        return pd.date_range(first.floor("15min"), periods=n, freq="15min")
 
     def _heat_pump(self) -> HeatPump | None:
         hps = self.config.home.site.heat_pumps
@@ -683,6 +708,17 @@ class SiteController:
     def hp_temp_c(self) -> float:
         """The observer's heat-store temperature [degC]."""
         return self._hp_temp
+
+
+def _clear_sky(system: PvSystem) -> Callable[[pd.DatetimeIndex], pd.DataFrame]:
+    """Clear-sky PV [kW] of ``system`` on an index, shared by the sites with the same system."""
+    return lambda index: _clear_sky_days(system, index[0], len(index)).copy()
+
+
+@functools.lru_cache(maxsize=256)
+def _clear_sky_days(system: PvSystem, start: pd.Timestamp, periods: int) -> pd.DataFrame:
+    index = pd.date_range(start, periods=periods, freq="15min")
+    return fc.pv_clear_sky(index, system).to_frame()
 
 
 def _opt_float(value: Any) -> float | None:

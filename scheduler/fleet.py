@@ -32,7 +32,7 @@ import math
 import multiprocessing
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import (
     FIRST_COMPLETED,
     BrokenExecutor,
@@ -44,7 +44,7 @@ from concurrent.futures import (
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -53,6 +53,7 @@ from optimizer import Inputs, Problem, Setpoints, Site, State, Tuning
 from scheduler.cycle import CycleRequest, plan_cycle
 
 Backend = Literal["process", "dask"]
+T = TypeVar("T")
 
 #: Columns of the shared frame that become optimizer inputs directly (when present).
 SHARED_INPUTS = (
@@ -274,6 +275,25 @@ def _task_failure_status(exc: BaseException) -> SiteStatus:
     return SiteStatus.ERROR
 
 
+class RenewingExecutor(Executor):
+    """The runner's executor for single solves, renewed when its pool broke.
+
+    A local pool breaks as a whole when one worker dies; every later submit would fail. The
+    solves in flight fail (their sites report the error and are planned again next window);
+    the next submit gets a fresh pool.
+    """
+
+    def __init__(self, runner: FleetRunner) -> None:
+        self.runner = runner
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        try:
+            return self.runner.executor.submit(fn, *args, **kwargs)
+        except BrokenExecutor:
+            self.runner.renew()
+            return self.runner.executor.submit(fn, *args, **kwargs)
+
+
 class FleetRunner:
     """Runs fleet cycles on a process pool or a Dask cluster; reuse it across cycles.
 
@@ -334,6 +354,10 @@ class FleetRunner:
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(["scheduler.fleet"])
         return ProcessPoolExecutor(self.config.workers, mp_context=ctx)
+
+    def renew(self) -> None:
+        """Replace a broken pool (a worker process died) with a fresh one."""
+        self._replace_executor()
 
     def _replace_executor(self) -> None:
         if self._executor is not None:
