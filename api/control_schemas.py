@@ -98,4 +98,9 @@ class SiteStatusPublic(BaseModel):
         description="Per device, why it does what the plan says in the current or next slot"
     )
     optimization: bool = Field(description="The owner's optimization switch")
+    last_cycle_triggers: list[str] = Field(
+        default_factory=list,
+        description="Why the last cycle ran: timer, start, owner settings changed, ev plugged "
+        "in, new prices, box back from fallback, ...",
+    )
     updated_at: datetime | None = Field(description="When the control loop reported this")

@@ -120,13 +120,15 @@ class SiteStatus:
     last_plan_at: str | None = None
     last_error: str | None = None
     updated_at: str | None = None
+    triggers: tuple[str, ...] = ()  # why the last cycle ran ("timer", "owner settings changed")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
 
     @classmethod
     def from_json(cls, text: str) -> SiteStatus:
-        return cls(**json.loads(text))
+        doc = json.loads(text)
+        return cls(**doc | {"triggers": tuple(doc.get("triggers", ()))})
 
 
 class SiteSource(Protocol):
@@ -330,6 +332,7 @@ class Supervisor:
             None if managed.last_plan_at is None else _iso(managed.last_plan_at),
             error or None,
             now,
+            () if report is None else report.reasons,
         )
 
     @property

@@ -299,7 +299,9 @@ async def _story(  # noqa: PLR0917 - the parts of one story
     )
 
     async def replanned() -> bool:
-        return (await owner.status(sites[0]))["last_plan_at"] != before
+        status = await owner.status(sites[0])
+        triggered = "owner settings changed" in status["last_cycle_triggers"]
+        return bool(status["last_plan_at"] != before and triggered)
 
     await until(replanned, 2.0, "a new plan after the mode change")
     assert time.monotonic() - t0 < 2.0

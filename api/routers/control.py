@@ -65,6 +65,7 @@ def status_public(services: Services, site: Site) -> SiteStatusPublic:
         last_error=error,
         reasons=reasons,
         optimization=enabled,
+        last_cycle_triggers=list(doc.get("triggers", [])),
         updated_at=doc.get("updated_at"),
     )
 
