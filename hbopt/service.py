@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sqlite3
 import threading
 import time
 import zlib
@@ -288,6 +289,29 @@ class AccountsSource:
         )
 
 
+def open_stores(
+    settings: Settings, clock: LoopClock, attempts: int = 5
+) -> tuple[AccountStore, TelemetryStore]:
+    """The account database and the telemetry store, migrated.
+
+    An API process starting at the same moment migrates the same fresh files; the loser of
+    that race sees a table the winner just created and simply opens again.
+    """
+    for attempt in range(attempts):
+        try:
+            accounts = AccountStore(settings.database_path)
+            store = store_from_settings(settings, utc_clock(clock))
+            break
+        except sqlite3.OperationalError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5)
+    if store is None:
+        accounts.close()
+        raise CliError("HBOPT_TELEMETRY_BACKEND=none: the control loop needs a store")
+    return accounts, store
+
+
 def box_links(
     store: TelemetryStore, settings: ControlSettings
 ) -> Callable[[SiteSpec, LoopClock], BoxLink]:
@@ -328,10 +352,7 @@ class ControlLoop:
 
     async def run(self) -> None:
         """Run until cancelled; stops the controllers without release (see the supervisor)."""
-        accounts = AccountStore(self.settings.database_path)
-        store = store_from_settings(self.settings, utc_clock(self.clock))
-        if store is None:
-            raise CliError("HBOPT_TELEMETRY_BACKEND=none: the control loop needs a store")
+        accounts, store = await asyncio.to_thread(open_stores, self.settings, self.clock)
         c = self.control
         runner = FleetRunner(
             FleetConfig(c.solver_backend, c.solver_workers, scheduler_address=c.dask_scheduler)
@@ -445,6 +466,9 @@ def run_serve(args: argparse.Namespace) -> int:
     _log_to_stderr(args.log_level)
     settings, control = Settings(), ControlSettings()
     clock = loop_clock(control)
+    if not args.no_control:
+        for opened in open_stores(settings, clock):  # migrate once, before two parts open them
+            opened.close()
     app = create_app(settings, clock=utc_clock(clock))
 
     def forget_plan(site_id: str) -> None:
