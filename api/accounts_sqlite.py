@@ -194,10 +194,9 @@ MIGRATIONS: tuple[str, ...] = (
     );
     """
     + "".join(
-        f"CREATE TRIGGER {table}_{op.lower()}_changes AFTER {op} ON {table} BEGIN "
+        f"CREATE TRIGGER {table}_{op.lower()}_changes AFTER {op} ON {table} {when}BEGIN "
         f"INSERT INTO control_changes (site_id, what) VALUES ({key}, '{table}'); END;\n"
         for table, site in (
-            ("sites", "id"),
             ("boxes", "site_id"),
             ("device_preferences", "site_id"),
             ("site_equipment", "site_id"),
@@ -209,7 +208,24 @@ MIGRATIONS: tuple[str, ...] = (
         for op in ("INSERT", "UPDATE", "DELETE")
         # NULL: every site (a fleet group's parameters, a box address before it is paired)
         for key in ["NULL" if site is None else f"{'OLD' if op == 'DELETE' else 'NEW'}.{site}"]
-    ),
+        # rows deleted with their site are covered by the site's own entry below
+        for when in [
+            f"WHEN EXISTS (SELECT 1 FROM sites WHERE id = OLD.{site}) "
+            if op == "DELETE" and site is not None
+            else ""
+        ]
+    )
+    # A deleted site leaves no trace here (privacy): its rows go, and a NULL entry makes the
+    # control loop compare every site, which releases the deleted one's box.
+    + """
+    CREATE TRIGGER sites_insert_changes AFTER INSERT ON sites BEGIN
+        INSERT INTO control_changes (site_id, what) VALUES (NEW.id, 'sites'); END;
+    CREATE TRIGGER sites_update_changes AFTER UPDATE ON sites BEGIN
+        INSERT INTO control_changes (site_id, what) VALUES (NEW.id, 'sites'); END;
+    CREATE TRIGGER sites_delete_changes AFTER DELETE ON sites BEGIN
+        DELETE FROM control_changes WHERE site_id = OLD.id;
+        INSERT INTO control_changes (site_id, what) VALUES (NULL, 'sites'); END;
+    """,
 )
 
 
