@@ -327,7 +327,7 @@ class SiteController:
             spawn(self._cycle_loop(), f"{self.config.site_id}-cycles"),
         ]
 
-    async def stop(self, release: bool = False) -> None:
+    async def stop(self, release: bool = False, discard: bool = False) -> None:
         """Stop all tasks; ``release`` hands control back to the box (heartbeat 0).
 
         Without ``release`` this is what a crash looks like to the box: the heartbeat stops
@@ -339,6 +339,8 @@ class SiteController:
             with contextlib.suppress(asyncio.CancelledError, BoxError):
                 await task
         self._tasks = []
+        if discard:  # the site was deleted: its readings must not come back
+            self._unsaved = []
         self.flush()
         if release:
             with contextlib.suppress(BoxError):

@@ -268,7 +268,7 @@ class Supervisor:
         if isinstance(desired, Idle):
             if running is not None:
                 log.info("%s: releasing the box (%s)", site_id, desired.why)
-                await self._stop(site_id, release=True)
+                await self._stop(site_id, release=True, discard=not desired.exists)
             if desired.exists:
                 self._idle[site_id] = desired
                 self._dirty.add(site_id)
@@ -384,7 +384,7 @@ class Supervisor:
                 self.on_plan(managed.spec.site_id)
         self._dirty.add(managed.spec.site_id)
 
-    async def _stop(self, site_id: str, release: bool) -> None:
+    async def _stop(self, site_id: str, release: bool, discard: bool = False) -> None:
         managed = self._sites.pop(site_id, None)
         if managed is None:
             return
@@ -393,7 +393,7 @@ class Supervisor:
             with contextlib.suppress(asyncio.CancelledError):
                 await managed.task
         if managed.started:
-            await managed.controller.stop(release=release)
+            await managed.controller.stop(release=release, discard=discard)
         else:
             with contextlib.suppress(BoxError):
                 await managed.controller.client.close()
