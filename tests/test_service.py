@@ -356,8 +356,12 @@ async def _story(  # noqa: PLR0917 - the parts of one story
         layers = box.resolve(clock.now()).layers
         return box.live is None and all(v == Layer.LOCAL for v in layers.values())
 
-    took = await until(released, 3, "the unpaired box released")
-    assert took * SPEED < box.persistent.watchdog_timeout_s  # not by watchdog timeout
+    await until(released, 10, "the unpaired box released")
+    # released by the service, not by its watchdog: no fallback latch, and the schedule in
+    # force is the one without commands (flags 7: battery auto, no wallbox, no heat-pump command)
+    assert not box.latched
+    schedule = box.persistent.schedule
+    assert schedule is not None and all(slot["flags"] == 7 for slot in schedule.slots)
 
     async def not_configured() -> bool:
         return (await owner.status(sites[1]))["state"] == "not_configured"
