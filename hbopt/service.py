@@ -39,6 +39,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from adapters.heartbeat.client import HeartbeatClient
 from adapters.store import TelemetryStore
 from api.accounts_sqlite import AccountStore
+from api.logging_config import service_log_config
 from api.main import create_app, store_from_settings
 from api.routers.dashboard import DASHBOARD_PATH
 from api.schemas import TradingParameters
@@ -50,6 +51,7 @@ from scheduler.clock import LoopClock, RealClock, ScaledRealClock
 from scheduler.controller import DepartureTarget, SiteConfig
 from scheduler.feeds import BundledWeather, PriceFeed
 from scheduler.fleet import FleetConfig, FleetRunner, RenewingExecutor
+from scheduler.frame_feeds import WeatherFeed
 from scheduler.links import BoxLink, PullLink
 from scheduler.runtime import (
     Feeds,
@@ -174,7 +176,7 @@ class FeedBook:
         )
         return SharedPriceFeed(feed.spot, feed.carbon, feed.tariff, feed.rules)
 
-    def weather_for(self, spec: SiteSpec) -> BundledWeather:
+    def weather_for(self, spec: SiteSpec) -> WeatherFeed:
         """Weather at the site (the bundled measured series for every site)."""
         return self._weather
 
@@ -483,7 +485,13 @@ def run_serve(args: argparse.Namespace) -> int:
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"hbopt: dashboard at http://{host}:{args.port}{DASHBOARD_PATH}", flush=True)
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+        uvicorn.run(
+            app,
+            host=args.host,
+            port=args.port,
+            log_level=args.log_level,
+            log_config=service_log_config(args.log_level),
+        )
     finally:
         if thread is not None:
             thread.stop()

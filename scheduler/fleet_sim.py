@@ -97,13 +97,21 @@ class SimulatedHome:
         )
 
 
-def simulated_homes(n: int, seed: int = 0) -> list[SimulatedHome]:
-    """``n`` different homes, reproducible from ``seed``."""
+def simulated_homes(
+    n: int, seed: int = 0, smart_ev_share: float | None = None
+) -> list[SimulatedHome]:
+    """``n`` different homes, reproducible from ``seed``.
+
+    By default 60 % have a car in a random mode; with ``smart_ev_share`` that share of homes
+    has a car plugged in ``smart`` mode with energy still to charge before departure (the
+    hard case for the optimizer).
+    """
     rng = np.random.default_rng(seed)
-    modes = list(ChargingMode)
+    modes = [ChargingMode.SMART] if smart_ev_share is not None else list(ChargingMode)
+    share = 0.6 if smart_ev_share is None else smart_ev_share
     homes = []
     for k in range(n):
-        has_ev = rng.random() < 0.6
+        has_ev = rng.random() < share
         homes.append(
             SimulatedHome(
                 site_id=f"home-{k:06d}",

@@ -44,7 +44,8 @@ from adapters.heartbeat.client import BoxError
 from adapters.heartbeat.esi_types import ControlState
 from scheduler.clock import LoopClock
 from scheduler.controller import CycleReport, SiteConfig, SiteController
-from scheduler.feeds import BundledWeather, PriceFeed
+from scheduler.feeds import PriceFeed
+from scheduler.frame_feeds import WeatherFeed
 from scheduler.links import BoxLink
 
 log = logging.getLogger(__name__)
@@ -159,7 +160,7 @@ class Feeds(NamedTuple):
     """What a controller reads besides its box."""
 
     prices: PriceFeed
-    weather: BundledWeather
+    weather: WeatherFeed
 
 
 FeedFactory = Callable[[SiteSpec, LoopClock], Feeds]
