@@ -171,12 +171,18 @@ def read_bdew_load(path: str | Path = BDEW_FILE, profile: str = "h25") -> pd.Ser
     return pd.Series(raw[col].to_numpy(float), index=index, name="load_kw")
 
 
+@lru_cache(maxsize=4)
+def _bdew_load(profile: str) -> pd.Series:
+    """The bundled profile, parsed once per process (a service forecasts for every site)."""
+    return read_bdew_load(profile=profile)
+
+
 def household_load_for_period(
     index: pd.DatetimeIndex, annual_kwh: float = 3000.0, profile: str = "h25"
 ) -> pd.Series:
     """BDEW household load [kW] on ``index`` (any dates; see module notes), scaled to a year."""
     _require_utc(index)
-    base = read_bdew_load(profile=profile)
+    base = _bdew_load(profile)
     t0 = base.index[0]
     mapped = t0 + (index - t0) % _DAYS_364
     vals = base.reindex(mapped, method="ffill").to_numpy() * annual_kwh / 3000.0

@@ -163,6 +163,69 @@ MIGRATIONS: tuple[str, ...] = (
         updated_by TEXT NOT NULL
     );
     """,
+    # 4: what the control loop needs: the Modbus address of a box (by serial), the owner's
+    # optimization switch, the runtime status per site, and a change log that triggers fill on
+    # every write the control loop depends on, so a separate control process sees changes by
+    # polling one indexed table instead of being told by every route.
+    """
+    CREATE TABLE box_links (
+        serial TEXT PRIMARY KEY,
+        host TEXT NOT NULL,
+        port INTEGER NOT NULL,
+        unit INTEGER NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE site_control (
+        site_id TEXT PRIMARY KEY REFERENCES sites(id) ON DELETE CASCADE,
+        optimization INTEGER NOT NULL,
+        updated_at TEXT NOT NULL,
+        updated_by TEXT NOT NULL
+    );
+    CREATE TABLE site_status (
+        site_id TEXT PRIMARY KEY REFERENCES sites(id) ON DELETE CASCADE,
+        status_json TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE control_changes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        site_id TEXT,
+        what TEXT NOT NULL,
+        at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    );
+    """
+    + "".join(
+        f"CREATE TRIGGER {table}_{op.lower()}_changes AFTER {op} ON {table} {when}BEGIN "
+        f"INSERT INTO control_changes (site_id, what) VALUES ({key}, '{table}'); END;\n"
+        for table, site in (
+            ("boxes", "site_id"),
+            ("device_preferences", "site_id"),
+            ("site_equipment", "site_id"),
+            ("site_parameters", "site_id"),
+            ("site_control", "site_id"),
+            ("group_parameters", None),
+            ("box_links", None),
+        )
+        for op in ("INSERT", "UPDATE", "DELETE")
+        # NULL: every site (a fleet group's parameters, a box address before it is paired)
+        for key in ["NULL" if site is None else f"{'OLD' if op == 'DELETE' else 'NEW'}.{site}"]
+        # rows deleted with their site are covered by the site's own entry below
+        for when in [
+            f"WHEN EXISTS (SELECT 1 FROM sites WHERE id = OLD.{site}) "
+            if op == "DELETE" and site is not None
+            else ""
+        ]
+    )
+    # A deleted site leaves no trace here (privacy): its rows go, and a NULL entry makes the
+    # control loop compare every site, which releases the deleted one's box.
+    + """
+    CREATE TRIGGER sites_insert_changes AFTER INSERT ON sites BEGIN
+        INSERT INTO control_changes (site_id, what) VALUES (NEW.id, 'sites'); END;
+    CREATE TRIGGER sites_update_changes AFTER UPDATE ON sites BEGIN
+        INSERT INTO control_changes (site_id, what) VALUES (NEW.id, 'sites'); END;
+    CREATE TRIGGER sites_delete_changes AFTER DELETE ON sites BEGIN
+        DELETE FROM control_changes WHERE site_id = OLD.id;
+        INSERT INTO control_changes (site_id, what) VALUES (NULL, 'sites'); END;
+    """,
 )
 
 
@@ -235,6 +298,17 @@ class EquipmentDoc:
 
 
 @dataclass(frozen=True)
+class BoxLinkDoc:
+    """Where the service reaches a box over Modbus TCP (recorded by the operator per serial)."""
+
+    serial: str
+    host: str
+    port: int
+    unit: int
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
 class AuditEntry:
     id: int
     at: datetime
@@ -284,6 +358,18 @@ def _dt(text: str | None) -> datetime | None:
 
 def _dt_req(text: str) -> datetime:
     return datetime.fromisoformat(text)
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The complete SQL statements of ``script`` (a trigger body's ``;`` does not split it)."""
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            yield buffer.strip()
+            buffer = ""
+    if buffer.strip():
+        yield buffer.strip()
 
 
 def new_id(prefix: str) -> str:
@@ -343,9 +429,8 @@ class AccountStore:
             if self.schema_version >= version:
                 continue
             with self._tx() as conn:
-                for statement in script.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
+                for statement in _statements(script):
+                    conn.execute(statement)
                 conn.execute(f"PRAGMA user_version={version}")
 
     def ping(self) -> bool:
@@ -925,3 +1010,84 @@ class AccountStore:
         return EquipmentDoc(
             row["site_id"], row["equipment_json"], _dt_req(row["updated_at"]), row["updated_by"]
         )
+
+    # -- control loop: box addresses, the optimization switch, status, change log --------------
+    def set_box_link(self, serial: str, host: str, port: int, unit: int, now: datetime) -> None:
+        """Record (replace) the Modbus TCP address the service reaches box ``serial`` at."""
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO box_links VALUES (?, ?, ?, ?, ?) ON CONFLICT (serial) DO UPDATE SET "
+                "host = excluded.host, port = excluded.port, unit = excluded.unit, "
+                "updated_at = excluded.updated_at",
+                (serial, host, port, unit, _ts(now)),
+            )
+
+    def delete_box_link(self, serial: str) -> bool:
+        """Forget a box's address (it pulls its schedule over the gateway from then on)."""
+        with self._tx() as conn:
+            return conn.execute("DELETE FROM box_links WHERE serial = ?", (serial,)).rowcount > 0
+
+    def box_link(self, serial: str) -> BoxLinkDoc | None:
+        row = self._one("SELECT * FROM box_links WHERE serial = ?", (serial,))
+        if row is None:
+            return None
+        return BoxLinkDoc(
+            row["serial"], row["host"], row["port"], row["unit"], _dt_req(row["updated_at"])
+        )
+
+    def starter_code_registered(self, serial: str) -> bool:
+        return self._one("SELECT 1 FROM starter_codes WHERE serial = ?", (serial,)) is not None
+
+    def set_optimization(self, site_id: str, enabled: bool, actor_id: str, now: datetime) -> None:
+        """The owner's switch: False hands the box back to its own logic until switched on."""
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO site_control VALUES (?, ?, ?, ?) ON CONFLICT (site_id) DO UPDATE "
+                "SET optimization = excluded.optimization, updated_at = excluded.updated_at, "
+                "updated_by = excluded.updated_by",
+                (site_id, int(enabled), _ts(now), actor_id),
+            )
+
+    def optimization_enabled(self, site_id: str) -> bool:
+        """The owner's switch (on unless switched off)."""
+        row = self._one("SELECT optimization FROM site_control WHERE site_id = ?", (site_id,))
+        return True if row is None else bool(row[0])
+
+    def set_site_status(self, site_id: str, status_json: str, now: datetime) -> None:
+        """Store the control loop's status of a site (no change-log entry: it is an output)."""
+        with self._tx() as conn:
+            if conn.execute("SELECT 1 FROM sites WHERE id = ?", (site_id,)).fetchone() is None:
+                return  # deleted meanwhile
+            conn.execute(
+                "INSERT INTO site_status VALUES (?, ?, ?) ON CONFLICT (site_id) DO UPDATE "
+                "SET status_json = excluded.status_json, updated_at = excluded.updated_at",
+                (site_id, status_json, _ts(now)),
+            )
+
+    def site_status(self, site_id: str) -> tuple[str, datetime] | None:
+        """The stored status JSON of a site and when it was written."""
+        row = self._one("SELECT * FROM site_status WHERE site_id = ?", (site_id,))
+        return None if row is None else (row["status_json"], _dt_req(row["updated_at"]))
+
+    def last_change_id(self) -> int:
+        row = self._one("SELECT COALESCE(MAX(id), 0) FROM control_changes")
+        return int(row[0]) if row else 0
+
+    def changes_since(
+        self, change_id: int, limit: int = 10_000
+    ) -> list[tuple[int, str | None, str]]:
+        """Change-log rows after ``change_id``: (id, site id or None for every site, table)."""
+        rows = self._all(
+            "SELECT id, site_id, what FROM control_changes WHERE id > ? ORDER BY id LIMIT ?",
+            (change_id, limit),
+        )
+        return [(int(r[0]), r[1], str(r[2])) for r in rows]
+
+    def purge_control_changes(self, keep_last: int = 10_000) -> int:
+        """Drop all but the newest ``keep_last`` change-log rows; return how many went."""
+        with self._tx() as conn:
+            cur = conn.execute(
+                "DELETE FROM control_changes WHERE id <= (SELECT MAX(id) FROM control_changes) - ?",
+                (keep_last,),
+            )
+            return cur.rowcount

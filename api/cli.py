@@ -1,14 +1,13 @@
-"""``hbopt serve`` (the API under uvicorn) and the operator commands that go with it.
+"""The operator commands of the API (``hbopt serve`` itself is :mod:`hbopt.service`).
 
-``hbopt serve [--host 127.0.0.1] [--port 8000]``
-    Run the API and the web dashboard (``/ui/``, its URL is printed). Settings come from
-    ``HBOPT_*`` environment variables.
 ``hbopt api-account --email E --role trader``
     Create a confirmed staff account (trader, analyst, factory_service); prints its ID. The
     password is read from ``HBOPT_NEW_PASSWORD`` so it never lands in the shell history.
-``hbopt api-box --serial S``
+``hbopt api-box --serial S [--modbus HOST:PORT[/UNIT]]``
     Register a box at the factory: generates its starter code, stores the hash, prints the
-    code to go on the box's label.
+    code to go on the box's label. With ``--modbus`` (also for a registered serial): record the
+    address the service reaches the box at over Modbus TCP; without one the box pulls its
+    schedule over ``/v1/gateway``.
 """
 
 from __future__ import annotations
@@ -35,12 +34,6 @@ DEFAULT_DATA_DIR = Path("var")
 
 
 def register(subparsers: Any) -> None:
-    serve = subparsers.add_parser("serve", help="run the HTTP API (uvicorn)")
-    serve.add_argument("--host", default="127.0.0.1", help="bind address [127.0.0.1]")
-    serve.add_argument("--port", type=int, default=8000, help="TCP port [8000]")
-    serve.add_argument("--log-level", default="info")
-    serve.set_defaults(func=run_serve)
-
     account = subparsers.add_parser("api-account", help="create a staff account for the API")
     account.add_argument("--email", required=True)
     account.add_argument(
@@ -50,30 +43,12 @@ def register(subparsers: Any) -> None:
 
     box = subparsers.add_parser("api-box", help="register a box serial; prints its starter code")
     box.add_argument("--serial", required=True)
-    box.set_defaults(func=run_box)
-
-
-def run_serve(args: argparse.Namespace) -> int:
-    if not 0 < args.port < 65536:
-        raise CliError(f"--port: {args.port} is not a TCP port")
-    import uvicorn
-
-    from api.logging_config import service_log_config
-    from api.main import create_app
-    from api.routers.dashboard import DASHBOARD_PATH
-    from api.settings import get_settings
-
-    check_data_dirs(get_settings())
-    host = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"hbopt: dashboard at http://{host}:{args.port}{DASHBOARD_PATH}", flush=True)
-    uvicorn.run(
-        create_app(),
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        log_config=service_log_config(args.log_level),
+    box.add_argument(
+        "--modbus",
+        metavar="HOST:PORT[/UNIT]",
+        help="Modbus TCP address the service reaches the box at (default: the box pulls)",
     )
-    return 0
+    box.set_defaults(func=run_box)
 
 
 def check_data_dirs(settings: Settings) -> None:
@@ -128,6 +103,34 @@ def run_account(args: argparse.Namespace) -> int:
 
 
 def run_box(args: argparse.Namespace) -> int:
+    from api.control_schemas import ModbusAddress
+
+    address = None
+    if args.modbus is not None:
+        try:
+            address = ModbusAddress.parse(args.modbus)
+        except ValueError as exc:
+            raise CliError(f"--modbus: {exc}") from None
+        accounts = _accounts()
+        try:
+            if accounts.starter_code_registered(args.serial):
+                accounts.set_box_link(args.serial, *address, datetime.now(UTC))
+                print(f"box {args.serial}: Modbus TCP at {args.modbus}")
+                return 0
+        finally:
+            accounts.close()
+    code = _register_serial(args.serial)
+    if address is not None:
+        accounts = _accounts()
+        try:
+            accounts.set_box_link(args.serial, *address, datetime.now(UTC))
+        finally:
+            accounts.close()
+    print(code)
+    return 0
+
+
+def _register_serial(serial: str) -> str:
     from api.accounts_sqlite import DuplicateError
     from api.schemas import BoxPairRequest
     from api.security import password_hasher
@@ -136,15 +139,14 @@ def run_box(args: argparse.Namespace) -> int:
     alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
     code = "".join(secrets.choice(alphabet) for _ in range(10))
     try:
-        BoxPairRequest(serial=args.serial, starter_code=code)
+        BoxPairRequest(serial=serial, starter_code=code)
     except ValueError as exc:
         raise CliError(cli_args.pydantic_one_line(exc, {"serial": "--serial"})) from None
     accounts = _accounts()
     try:
-        accounts.register_starter_code(args.serial, password_hasher().hash(code), datetime.now(UTC))
+        accounts.register_starter_code(serial, password_hasher().hash(code), datetime.now(UTC))
     except DuplicateError as exc:
         raise CliError(str(exc)) from None
     finally:
         accounts.close()
-    print(code)
-    return 0
+    return code

@@ -222,3 +222,7 @@ def route_roles(dependant: Any) -> tuple[str, ...] | None:
         if found is not None:
             return found
     return None
+
+
+factory_service_account = _account_guard("factory_service")
+FactoryService = Annotated[User, Depends(factory_service_account)]

@@ -31,6 +31,7 @@ from api.observability import Metrics, ObservabilityMiddleware, RequestLog
 from api.routers import (
     analysis,
     auth,
+    control,
     dashboard,
     devices,
     equipment,
@@ -161,7 +162,7 @@ def create_app(
     app.add_middleware(ObservabilityMiddleware, owner=app)
     routers = (
         auth, app_routes, devices, views, insights, gateway, trading, ops, dashboard, equipment,
-        analysis, notifications, reports,
+        analysis, notifications, reports, control,
     )  # fmt: skip
     for module in routers:
         _declare_roles(module.router)

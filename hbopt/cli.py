@@ -64,7 +64,12 @@ COMMANDS: tuple[Command, ...] = (
         "simulation.cli",
         "run a simulated Heartbeat box (Modbus TCP server with a physical twin)",
     ),
-    Command("serve", "api.cli", "run the HTTP API (uvicorn)"),
+    Command(
+        "serve", "hbopt.service", "run the service: HTTP API and the control loop of every site"
+    ),
+    Command(
+        "control", "hbopt.service", "run only the control loop, sharing the service's database"
+    ),
     Command("api-account", "api.cli", "create a staff account for the API"),
     Command("api-box", "api.cli", "register a box serial; prints its starter code"),
 )

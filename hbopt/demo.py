@@ -15,28 +15,41 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import shutil
 import tempfile
 import time
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import matplotlib
 import pandas as pd
+from tqdm import tqdm
 
-from hbopt.demo_serve import create_demo_account, serve_demo
+from api.accounts_sqlite import AccountStore, DevicePreferences, EquipmentDoc
+from api.schemas import WallboxPreferences
+from api.settings import Settings
+from core.errors import CliError
+from hbopt.demo_serve import SCHEDULER_DB, DemoAccount, create_demo_account, serve_demo
+from hbopt.service import ControlLoop, ControlSettings
 from optimizer import ChargingMode
 from scheduler.backtest import format_outcomes
-from scheduler.controller import DepartureTarget, SiteConfig
+from scheduler.clock import SteppedClock
+from scheduler.controller import DepartureTarget, SiteConfig, SiteController
 from scheduler.simulate import (
+    ClosedLoopRun,
+    drive,
+    measured_box,
     outcome_from_steps,
     period_prices,
-    run_closed_loop,
     run_no_control,
     scripted_twin,
+    steps_frame,
     valuation,
 )
+from scheduler.site_model import SiteEquipment
+from simulation.box_sim import start_box_simulator
+from simulation.twin import Twin
 
 matplotlib.use("Agg")
 from matplotlib import pyplot as plt
@@ -56,20 +69,15 @@ def run(args: argparse.Namespace, start: pd.Timestamp, out: Path) -> int:
     """The demo of :mod:`hbopt.demo_cli`'s checked arguments: ``start`` (UTC), ``out`` exists."""
     start = start.floor("15min")
     end = start + pd.Timedelta(hours=args.hours)
-    config = replace(demo_config(), charging_mode=ChargingMode(args.mode))
-    account = None
-    if args.serve:
-        account = create_demo_account(out, datetime.now(UTC))
-        config = replace(config, site_id=account.site_id)
+    mode = ChargingMode(args.mode)
+    store_dir = out if args.serve else Path(tempfile.mkdtemp(prefix="hbopt-store-"))
+    account = create_demo_account(store_dir, datetime.now(UTC))
     car = [(start + pd.Timedelta(hours=5.5), start + pd.Timedelta(hours=19.5), 26.0)]
     t0 = time.perf_counter()
-    store_dir = str(out) if args.serve else tempfile.mkdtemp(prefix="hbopt-store-")
     run = asyncio.run(
-        run_closed_loop(
-            config, scripted_twin(start, 2, car), start, end, transport="modbus",
-            store_dir=store_dir, progress=True, desc="simulated day",
-        )
-    )  # fmt: skip
+        run_service_day(account, store_dir, scripted_twin(start, 2, car), start, end, mode=mode)
+    )
+    config = run.controller.config
     base = run_no_control(scripted_twin(start, 2, car), start, end)
     prices = period_prices(config, start, end)
     value = valuation(config, prices)
@@ -97,12 +105,92 @@ def run(args: argparse.Namespace, start: pd.Timestamp, out: Path) -> int:
     print(f"plot                  {path}")
     print(f"store                 SQLite in {store_dir} ({len(reports)} plans saved)")
     print(f"wall time             {time.perf_counter() - t0:.1f} s")
-    if account is None:
+    if not args.serve:
         shutil.rmtree(store_dir, ignore_errors=True)
         print("dashboard             run `hbopt demo --serve` to browse this day in the dashboard")
         return 0
-    serve_demo(account, Path(store_dir), end, "127.0.0.1", args.port)
+    serve_demo(account, store_dir, end, "127.0.0.1", args.port)
     return 0
+
+
+async def run_service_day(
+    account: DemoAccount,
+    data_dir: Path,
+    twin: Twin,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    *,
+    mode: ChargingMode,
+) -> ClosedLoopRun:
+    """The service's control loop for the demo site, its box simulated on 127.0.0.1.
+
+    The owner's site gets a box (paired with its starter code, its Modbus address recorded),
+    the typical home's equipment and the charging mode, as an owner and the operator would
+    enter them; then :class:`~hbopt.service.ControlLoop` -- what ``hbopt serve`` runs --
+    controls it on a stepped clock that the simulated minutes drive.
+    """
+    box, sim_clock = measured_box(twin, start, account.site_id)
+    sim = await start_box_simulator(box)
+    clock = SteppedClock(sim_clock)
+    _set_up_site(account, sim.port, start, mode)
+    settings = Settings(
+        database_path=account.accounts_path,
+        telemetry_path=data_dir / SCHEDULER_DB,
+        log_requests=False,
+    )
+    control = ControlSettings(solver_workers=1, watchdog_timeout_s=60, poll_s=60.0)
+    loop = ControlLoop(settings, control, clock, keep_history=None)
+    task = asyncio.create_task(loop.run())
+    t0 = time.perf_counter()
+    try:
+        controller = await _first_cycle(loop, account.site_id, task)
+        minutes = int((end - start).total_seconds() // 60)
+        with tqdm(total=minutes, desc="simulated day", unit="sim-min") as bar:
+            await drive(clock, box, end, bar)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await sim.stop()
+    return ClosedLoopRun(steps_frame(box.steps), controller, box, time.perf_counter() - t0)
+
+
+def _set_up_site(account: DemoAccount, port: int, start: pd.Timestamp, mode: ChargingMode) -> None:
+    """Pair a box, record its address, enter the equipment and the car's settings."""
+    accounts = AccountStore(account.accounts_path)
+    now = datetime.now(UTC)
+    try:
+        serial = f"DEMO-{account.site_id[-6:]}"
+        accounts.register_starter_code(serial, "factory", now)
+        accounts.pair_box(serial, account.site_id, f"demo-token-{serial}", now)
+        accounts.set_box_link(serial, "127.0.0.1", port, 1, now)
+        equipment = SiteEquipment()
+        doc = EquipmentDoc(account.site_id, equipment.model_dump_json(), now, "demo")
+        accounts.set_equipment(doc)
+        departure = demo_config().departure.next_departure(start).to_pydatetime()
+        target = demo_config().departure.target_kwh
+        prefs = WallboxPreferences(mode=mode, departure=departure, target_kwh=target)
+        name = equipment.wallboxes[0].name
+        accounts.set_device_preferences(
+            DevicePreferences(
+                account.site_id, "wallbox", name, prefs.model_dump_json(), now, "demo"
+            )
+        )
+    finally:
+        accounts.close()
+
+
+async def _first_cycle(loop: ControlLoop, site_id: str, task: asyncio.Task[None]) -> SiteController:
+    """Wait (real time) until the supervisor started the site and its first cycle is done."""
+    for _ in range(6000):
+        if task.done():
+            task.result()  # raises what stopped the control loop
+        running = {} if loop.supervisor is None else loop.supervisor.running
+        controller = running.get(site_id)
+        if controller is not None and controller.reports:
+            return controller
+        await asyncio.sleep(0.01)
+    raise CliError("the control loop did not start the demo site within 60 s")
 
 
 def plan_vs_actual(plan: pd.DataFrame, steps: pd.DataFrame) -> str:

@@ -84,6 +84,52 @@ class RealClock:
         return asyncio.get_running_loop().create_task(coro, name=name)
 
 
+class ScaledRealClock(RealClock):
+    """Wall time running ``speed`` times faster from ``start`` (accelerated demos and tests).
+
+    Simulated time is ``start + (time.time() - anchor) * speed``: two processes given the same
+    ``start``, ``anchor`` and ``speed`` (a service and the box simulators it controls) agree on
+    the time without talking to each other. Sleeping is an event-loop timer of the scaled-down
+    real duration, so solves and round trips cost real time, as they would live.
+
+    Parameters
+    ----------
+    start : float
+        Simulated time at ``anchor`` [UNIX s].
+    speed : float
+        Simulated seconds per real second (> 0).
+    anchor : float, optional
+        Wall-clock time at which the simulated time is ``start`` [UNIX s]; default: now.
+    """
+
+    def __init__(self, start: float, speed: float, anchor: float | None = None) -> None:
+        if not speed > 0:
+            raise ValueError(f"speed: must be > 0, got {speed}")
+        self.start, self.speed = float(start), float(speed)
+        self.anchor = time.time() if anchor is None else float(anchor)
+
+    def now(self) -> float:
+        """Simulated time [UNIX s]."""
+        return self.start + (time.time() - self.anchor) * self.speed
+
+    async def sleep_until(self, t: float, wake: Wakeup | None = None) -> None:
+        """Sleep until simulated ``t`` [UNIX s] (``(t - now) / speed`` real seconds) or ``wake``."""
+        if wake is not None and wake.pending:
+            wake.pending = False
+            return
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        if wake is not None:
+            wake.future = fut
+        handle = loop.call_later(max((t - self.now()) / self.speed, 0.0), _resolve, fut)
+        try:
+            await fut
+        finally:
+            handle.cancel()
+            if wake is not None:
+                wake.future, wake.pending = None, False
+
+
 @dataclass
 class _Sleeper:
     t: float

@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import time
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -38,12 +40,14 @@ import numpy as np
 import pandas as pd
 
 from adapters import store as st
-from adapters.heartbeat.client import BoxError, HeartbeatClient
+from adapters.datasets import PvSystem
+from adapters.heartbeat.client import BoxError, BoxUnreachable, HeartbeatClient
 from adapters.heartbeat.esi_types import (
     ControlState,
     ExternalLimit,
     Measurement,
     Schedule,
+    ScheduleSlot,
 )
 from adapters.store.telemetry import Sample
 from optimizer import ChargingMode, EVSession, HeatPump, Inputs, Problem, State, Tuning
@@ -53,6 +57,7 @@ from scheduler.commands import box_setpoints, schedule_slot
 from scheduler.cycle import CycleRequest, CycleResult, plan_cycle
 from scheduler.feeds import BundledWeather, DayCache, PriceFeed, StandardLoad
 from scheduler.frame_feeds import HeatDemandFeed, WeatherFeed
+from scheduler.links import BoxLink
 from scheduler.scenario import Home
 from scheduler.site_model import store_column
 
@@ -154,6 +159,9 @@ class SiteConfig:
         Optimizer backend.
     hp_temp_init_c : float
         Heat-store temperature assumed at start [degC] (the box has no temperature register).
+    lead_s : float
+        A timer cycle starts this long before its slot and applies the plan when the slot
+        begins [s] (0..600): a fleet spreads its solves instead of starting all at once.
     """
 
     site_id: str
@@ -173,6 +181,7 @@ class SiteConfig:
     pv_forecast: Literal["clearsky", "weather"] = "clearsky"
     solver: str = "highs"
     hp_temp_init_c: float = 21.0
+    lead_s: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "charging_mode", ChargingMode(self.charging_mode))
@@ -184,6 +193,8 @@ class SiteConfig:
             raise ValueError("SiteConfig.watchdog_timeout_s: must be in 10..3600")
         if self.pv_forecast not in ("clearsky", "weather"):
             raise ValueError(f"SiteConfig.pv_forecast: {self.pv_forecast!r}")
+        if not 0 <= self.lead_s <= 600:
+            raise ValueError("SiteConfig.lead_s: must be in 0..600")
         if self.poll_s <= 0 or self.price_refresh_s <= 0:
             raise ValueError("SiteConfig.poll_s/price_refresh_s: must be > 0")
 
@@ -201,6 +212,27 @@ class CycleReport:
     applied_seq: int | None = None
     schedule_id: int | None = None
     cost_eur: float | None = None
+    slot: pd.Timestamp | None = None  # the plan's first slot
+
+
+@dataclass
+class LinkHealth:
+    """What the controller last knew of its box: contact time, control state, last error."""
+
+    last_contact: float | None = None  # UNIX s
+    box_state: ControlState | None = None
+    unreachable: bool = False
+    error: str = ""
+
+    def reached(self, now: float, state: ControlState) -> None:
+        """A read or write succeeded at ``now`` [UNIX s]; the box reports ``state``."""
+        self.last_contact, self.box_state = now, state
+        self.unreachable, self.error = False, ""
+
+    def failed(self, exc: BoxError) -> None:
+        """A read or write failed; an unreachable box is marked as such."""
+        self.error = str(exc)
+        self.unreachable = self.unreachable or isinstance(exc, BoxUnreachable)
 
 
 @dataclass
@@ -231,8 +263,9 @@ class SiteController:
         bundled weather.
     heat_demand : HeatDemandFeed, optional
         Heat drawn from the store besides its loss [kW thermal]; default none.
-    client : HeartbeatClient, optional
-        Default: a client for ``config.host:port`` on the clock.
+    client : BoxLink, optional
+        How the box is reached (:mod:`scheduler.links`). Default: a Modbus TCP client for
+        ``config.host:port`` on the clock.
     """
 
     def __init__(
@@ -244,7 +277,7 @@ class SiteController:
         executor: Executor,
         *,
         weather: WeatherFeed | None = None,
-        client: HeartbeatClient | None = None,
+        client: BoxLink | None = None,
         heat_demand: HeatDemandFeed | None = None,
     ) -> None:
         self.config = config
@@ -254,7 +287,7 @@ class SiteController:
         self.executor = executor
         self.weather: WeatherFeed = weather or BundledWeather()
         self.heat_demand = heat_demand
-        self.client = client or HeartbeatClient(
+        self.client: BoxLink = client or HeartbeatClient(
             config.host,
             config.port,
             device_id=config.device_id,
@@ -262,8 +295,7 @@ class SiteController:
             clock=clock,
         )
         self.standard_load = StandardLoad(config.home.annual_load_kwh)
-        system = config.home.pv_system
-        self._clear_sky = DayCache(lambda idx: fc.pv_clear_sky(idx, system).to_frame())
+        self._clear_sky = DayCache(_clear_sky(config.home.pv_system))
         self.reports: list[CycleReport] = []
         self.plans: list[tuple[pd.Timestamp, pd.DataFrame]] = []
         self.last_problem: Problem | None = None
@@ -279,6 +311,11 @@ class SiteController:
         self._limits: tuple[int, float | None] = (0, None)
         self._sched_id = 0
         self._reconnects = 0
+        self.link_health = LinkHealth()
+        #: Reports and plans kept in memory (None: all, for backtests and the demo).
+        self.keep_history: int | None = None
+        #: Called after every cycle with its report (the supervisor publishes the status).
+        self.on_report: Callable[[CycleReport], None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -297,7 +334,7 @@ class SiteController:
             spawn(self._cycle_loop(), f"{self.config.site_id}-cycles"),
         ]
 
-    async def stop(self, release: bool = False) -> None:
+    async def stop(self, release: bool = False, discard: bool = False) -> None:
         """Stop all tasks; ``release`` hands control back to the box (heartbeat 0).
 
         Without ``release`` this is what a crash looks like to the box: the heartbeat stops
@@ -309,11 +346,25 @@ class SiteController:
             with contextlib.suppress(asyncio.CancelledError, BoxError):
                 await task
         self._tasks = []
+        if discard:  # the site was deleted: its readings must not come back
+            self._unsaved = []
         self.flush()
         if release:
             with contextlib.suppress(BoxError):
-                await self.client.release()
+                await self._release_box()
         await self.client.close()
+
+    async def _release_box(self) -> None:
+        """Hand the box back to its own logic now: a schedule without commands, heartbeat 0.
+
+        The no-command schedule replaces the uploaded plan (which the box would otherwise keep
+        executing); heartbeat 0 drops the live setpoints and the single-writer lock.
+        """
+        index = self._slot_index(self.config.schedule_slots)
+        self._sched_id = self._sched_id % 0xFFFF + 1
+        empty = [ScheduleSlot()] * len(index)
+        await self.client.upload_schedule(Schedule.from_slots(self._sched_id, index, empty))
+        await self.client.release()
 
     def trigger(self, reason: str) -> None:
         """Run a cycle now (events)."""
@@ -330,31 +381,49 @@ class SiteController:
         self.config = replace(self.config, departure=departure)
         self.trigger("departure")
 
+    def reconfigure(self, config: SiteConfig, reason: str) -> None:
+        """New settings of the same site on the same link (owner, trader): replan at once."""
+        if config.home != self.config.home:
+            self.standard_load = StandardLoad(config.home.annual_load_kwh)
+            self._clear_sky = DayCache(_clear_sky(config.home.pv_system))
+        self.config = config
+        self.trigger(reason)
+
     # ------------------------------------------------------------------ tasks
     async def _cycle_loop(self) -> None:
+        slot_start: float | None = None
         while True:
             reasons = tuple(dict.fromkeys(self._reasons)) or ("timer",)
+            timer = not self._reasons
             self._reasons.clear()
             self._wakeup.pending = False
             try:
-                report = await self.cycle(reasons)
+                report = await self.cycle(reasons, slot_start if timer else None)
             except Exception as exc:  # the loop must outlive any one cycle
                 log.exception("%s: cycle failed", self.config.site_id)
                 report = CycleReport(self._now(), reasons, False, f"{type(exc).__name__}: {exc}")
             self.reports.append(report)
-            nxt = (math.floor(self.clock.now() / SLOT_S) + 1) * SLOT_S
-            await self.clock.sleep_until(nxt, self._wakeup)
+            if self.keep_history is not None:  # a long-running service keeps only the last
+                del self.reports[: -self.keep_history]
+                del self.plans[: -self.keep_history]
+            if self.on_report is not None:
+                self.on_report(report)
+            # a timer cycle starts lead_s before its slot and applies the plan when it begins
+            slot_start = (math.floor(self.clock.now() / SLOT_S) + 1) * SLOT_S
+            await self.clock.sleep_until(slot_start - self.config.lead_s, self._wakeup)
 
     async def _keep_alive(self) -> None:
         # client.run_heartbeat on the injected clock, so accelerated runs beat in sim time
         while True:
-            with contextlib.suppress(BoxError):
+            try:
                 await self.client.heartbeat(force=True)
+            except BoxError as exc:
+                self.link_health.failed(exc)
             await self.clock.sleep_until(self.clock.now() + self.client.heartbeat_interval_s())
 
     async def _watch(self) -> None:
         while True:
-            with contextlib.suppress(BoxError):
+            with contextlib.suppress(BoxError):  # poll() records it in link_health
                 await self.poll()
             await self.clock.sleep_until(self.clock.now() + self.config.poll_s)
 
@@ -374,9 +443,17 @@ class SiteController:
     # ------------------------------------------------------------------ watcher
     async def poll(self) -> Measurement:
         """Read the box, store the readings, integrate EV energy and heat, raise events."""
-        meas = await self.client.read_measurements()
-        status = await self.client.read_status()
+        try:
+            meas = await self.client.read_measurements()
+            status = await self.client.read_status()
+        except BoxError as exc:
+            self.link_health.failed(exc)
+            raise
         now = self.clock.now()
+        was = self.link_health.box_state
+        self.link_health.reached(now, status.control_state)
+        if was == ControlState.FALLBACK and status.control_state != ControlState.FALLBACK:
+            self.trigger("box back from fallback")
         dt_h = 0.0 if self._last_poll is None else (now - self._last_poll) / 3600
         self._last_poll = now
         self._store_measurement(meas)
@@ -433,6 +510,8 @@ class SiteController:
         self._hp_temp += heat * dt_h / hp.capacity_kwh_per_k
 
     def _store_measurement(self, meas: Measurement) -> None:
+        if getattr(self.client, "measurements_stored", False):
+            return  # a pull box posted them to the store itself
         ts = meas.time.timestamp()
         if self._last_stored is not None and ts <= self._last_stored:
             return
@@ -464,17 +543,24 @@ class SiteController:
             self._unsaved = []
 
     # ------------------------------------------------------------------ the cycle
-    async def cycle(self, reasons: tuple[str, ...] = ("manual",)) -> CycleReport:
-        """One control cycle (see the module notes); raises only on programming errors."""
+    async def cycle(
+        self, reasons: tuple[str, ...] = ("manual",), slot_start: float | None = None
+    ) -> CycleReport:
+        """One control cycle (see the module notes); raises only on programming errors.
+
+        With ``slot_start`` [UNIX s] ahead of the clock, the plan starts at that slot and is
+        applied when it begins (``cycle_ms`` leaves the wait out).
+        """
         t0 = time.perf_counter()
         now = self._now()
+        ahead = slot_start is not None and slot_start > self.clock.now()
         try:
             meas = await self.poll()
             status = await self.client.read_status()
         except BoxError as exc:
             return CycleReport(now, reasons, False, f"box: {exc}")
         self.flush()
-        index = self._slot_index(self.config.horizon_slots)
+        index = self._slot_index(self.config.horizon_slots, slot_start if ahead else None)
         dimmed = bool(status.external_limits & ExternalLimit.DIMMING_14A)
         cap = status.external_consumption_limit_kw if dimmed else None
         problem = self._problem(index, meas, cap)
@@ -487,15 +573,23 @@ class SiteController:
         if not result.ok or result.slots is None:
             return CycleReport(now, reasons, False, result.error, result.cycle_ms)
         self.plans.append((now, result.slots))
+        waited = 0.0
+        if ahead and slot_start is not None:
+            w0 = time.perf_counter()
+            await self.clock.sleep_until(slot_start)
+            waited = time.perf_counter() - w0
         try:
             applied_seq, sched_id = await self._apply(result, index)
         except BoxError as exc:
+            self.link_health.failed(exc)
             return CycleReport(now, reasons, False, f"box: {exc}", result.cycle_ms)
         self._save(now, result)
         await self._save_applied(now)
         cost = result.summary.cost_eur if result.summary else None
-        ms = (time.perf_counter() - t0) * 1e3
-        return CycleReport(now, reasons, True, "", result.cycle_ms, ms, applied_seq, sched_id, cost)
+        ms = (time.perf_counter() - t0 - waited) * 1e3
+        return CycleReport(
+            now, reasons, True, "", result.cycle_ms, ms, applied_seq, sched_id, cost, index[0]
+        )
 
     async def _apply(self, result: CycleResult, index: pd.DatetimeIndex) -> tuple[int, int]:
         """Live setpoints for the current slot, the rest of the plan as the schedule."""
@@ -512,6 +606,7 @@ class SiteController:
             Schedule.from_slots(self._sched_id, index[: len(slots)], slots)
         )
         self._sent = live
+        self.link_health.reached(self.clock.now(), status.control_state)
         return status.applied_seq, self._sched_id
 
     def _problem(self, index: pd.DatetimeIndex, meas: Measurement, cap_kw: float | None) -> Problem:
@@ -617,10 +712,12 @@ class SiteController:
 
     # ------------------------------------------------------------------ helpers
     def _now(self) -> pd.Timestamp:
-        return pd.Timestamp(self.clock.now(), unit="s", tz="UTC")
+        # whole milliseconds: an accelerated clock's float time has no meaningful nanoseconds
+        return pd.Timestamp(round(self.clock.now(), 3), unit="s", tz="UTC").floor("ms")
 
-    def _slot_index(self, n: int) -> pd.DatetimeIndex:
-        return pd.date_range(self._now().floor("15min"), periods=n, freq="15min")
+    def _slot_index(self, n: int, start: float | None = None) -> pd.DatetimeIndex:
+        first = self._now() if start is None else pd.Timestamp(start, unit="s", tz="UTC")
+        return pd.date_range(first.floor("15min"), periods=n, freq="15min")
 
     def _heat_pump(self) -> HeatPump | None:
         hps = self.config.home.site.heat_pumps
@@ -630,6 +727,17 @@ class SiteController:
     def hp_temp_c(self) -> float:
         """The observer's heat-store temperature [degC]."""
         return self._hp_temp
+
+
+def _clear_sky(system: PvSystem) -> Callable[[pd.DatetimeIndex], pd.DataFrame]:
+    """Clear-sky PV [kW] of ``system`` on an index, shared by the sites with the same system."""
+    return lambda index: _clear_sky_days(system, index[0], len(index)).copy()
+
+
+@functools.lru_cache(maxsize=256)
+def _clear_sky_days(system: PvSystem, start: pd.Timestamp, periods: int) -> pd.DataFrame:
+    index = pd.date_range(start, periods=periods, freq="15min")
+    return fc.pv_clear_sky(index, system).to_frame()
 
 
 def _opt_float(value: Any) -> float | None:

@@ -44,7 +44,7 @@ from concurrent.futures import (
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -53,6 +53,7 @@ from optimizer import Inputs, Problem, Setpoints, Site, State, Tuning
 from scheduler.cycle import CycleRequest, plan_cycle
 
 Backend = Literal["process", "dask"]
+T = TypeVar("T")
 
 #: Columns of the shared frame that become optimizer inputs directly (when present).
 SHARED_INPUTS = (
@@ -275,6 +276,25 @@ def _task_failure_status(exc: BaseException) -> SiteStatus:
     return SiteStatus.ERROR
 
 
+class RenewingExecutor(Executor):
+    """The runner's executor for single solves, renewed when its pool broke.
+
+    A local pool breaks as a whole when one worker dies; every later submit would fail. The
+    solves in flight fail (their sites report the error and are planned again next window);
+    the next submit gets a fresh pool.
+    """
+
+    def __init__(self, runner: FleetRunner) -> None:
+        self.runner = runner
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        try:
+            return self.runner.executor.submit(fn, *args, **kwargs)
+        except BrokenExecutor:
+            self.runner.renew()
+            return self.runner.executor.submit(fn, *args, **kwargs)
+
+
 class FleetRunner:
     """Runs fleet cycles on a process pool or a Dask cluster; reuse it across cycles.
 
@@ -320,6 +340,13 @@ class FleetRunner:
         if self._executor is None:
             self._executor = self._new_executor()
 
+    @property
+    def executor(self) -> Executor:
+        """The open pool (or Dask executor); single solves may be submitted to it directly."""
+        self.open()
+        assert self._executor is not None
+        return self._executor
+
     def _new_executor(self) -> Executor:
         if self.config.backend == "dask":
             # pure=False: a re-run of a failed chunk is a new task, not the cached failure
@@ -328,6 +355,10 @@ class FleetRunner:
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(["scheduler.fleet"])
         return ProcessPoolExecutor(self.config.workers, mp_context=ctx)
+
+    def renew(self) -> None:
+        """Replace a broken pool (a worker process died) with a fresh one."""
+        self._replace_executor()
 
     def _replace_executor(self) -> None:
         if self._executor is not None:

@@ -17,6 +17,7 @@ from adapters.store.telemetry import Sample
 from api.deps import CurrentBox, ServicesDep
 from api.errors import ERROR_RESPONSES, ApiError, ErrorBody
 from api.routers.app import ack_public
+from api.schedule import CachedPlan
 from api.schemas import (
     AckIn,
     AckPublic,
@@ -103,6 +104,8 @@ async def get_schedule(request: Request, box: CurrentBox, services: ServicesDep)
     cached = services.plan_cache.fresh(box.site_id)
     if cached is None:
         cached = await run_in_threadpool(services.plan_cache.load, store, box.site_id)
+    if not services.accounts.optimization_enabled(box.site_id):
+        cached = CachedPlan.of(box.site_id, None)  # switched off: the box runs its own logic
     now = services.now()
     etag = cached.etag(now)
     headers = {"ETag": etag, "Cache-Control": "no-cache"}

@@ -2,6 +2,7 @@
 import { ApiError, events, refresh } from "./api.js";
 import { age, clock, degC, el, kw, pct } from "./format.js";
 import { siteUnavailable } from "./main.js";
+import { controlTile } from "./control.js";
 
 const STALE_S = 300;
 const WALLBOX_STATES = ["unknown", "no car (A)", "car connected (B)", "charging (C)", "charging, ventilated (D)", "no power (E)", "fault (F)"];
@@ -74,7 +75,8 @@ export async function renderLive(container, site) {
   const asOf = el("p", { class: "muted small", id: "as-of" }, "");
   const tiles = el("div", { class: "tiles", id: "tiles" });
   const line = el("p", { class: "flowline", id: "flowline" }, "");
-  container.append(el("h1", {}, `${site.name}: live`), status, tiles, line, asOf);
+  const [control, stopControl] = controlTile(site);
+  container.append(el("h1", {}, `${site.name}: live`), control, status, tiles, line, asOf);
   const controller = new AbortController();
   let stopped = false;
 
@@ -130,6 +132,7 @@ export async function renderLive(container, site) {
 
   return () => {
     stopped = true;
+    stopControl();
     controller.abort();
   };
 }

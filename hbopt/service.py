@@ -1,0 +1,527 @@
+"""The service: the API and the control loop of every paired site, wired together.
+
+``hbopt serve``
+    The API (uvicorn) and the control loop in one process: the control loop runs on its own
+    event loop in a thread, so the API's event loop never waits for it; solves run in a local
+    process pool (default) or on Dask (``HBOPT_SOLVER_BACKEND=dask``).
+``hbopt serve --no-api`` / ``hbopt control``
+    The control loop alone, on the same database as an API process started elsewhere; it sees
+    every change through the account database's change log (polled every second).
+
+This module is the composition root: the only place that knows the account database, the
+telemetry store, the feeds, the box links and the solver pool at once. Prices and weather are
+built by :class:`FeedBook` (swap :func:`build_feeds` to plug in live sources); the price job
+below refreshes them and replans the sites whose prices grew.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sqlite3
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+import uvicorn
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from adapters.heartbeat.client import HeartbeatClient
+from adapters.store import TelemetryStore
+from api.accounts_sqlite import AccountStore
+from api.cli import check_data_dirs
+from api.logging_config import service_log_config
+from api.main import create_app, store_from_settings
+from api.routers.dashboard import DASHBOARD_PATH
+from api.schemas import TradingParameters
+from api.settings import Settings
+from api.site_problem import stored_preferences
+from core.errors import CliError
+from pricing import SiteExportRules, load_tariff
+from scheduler.clock import LoopClock, RealClock, ScaledRealClock
+from scheduler.controller import DepartureTarget, SiteConfig
+from scheduler.feeds import BundledWeather, PriceFeed
+from scheduler.fleet import FleetConfig, FleetRunner, RenewingExecutor
+from scheduler.frame_feeds import WeatherFeed
+from scheduler.links import BoxLink, PullLink
+from scheduler.runtime import (
+    Feeds,
+    Idle,
+    LinkSpec,
+    RuntimeConfig,
+    SiteSpec,
+    SiteStatus,
+    Supervisor,
+)
+from scheduler.site_model import SiteEquipment, site_home
+
+log = logging.getLogger("hbopt.service")
+
+
+class ControlSettings(BaseSettings):
+    """Settings of the control loop (environment, prefix ``HBOPT_``; durations in seconds)."""
+
+    model_config = SettingsConfigDict(env_prefix="HBOPT_", env_file=None, extra="ignore")
+
+    solver_backend: Literal["process", "dask"] = Field(
+        default="process", description="Local process pool, or a Dask cluster"
+    )
+    solver_workers: int = Field(default=2, ge=1, description="Pool size (or LocalCluster workers)")
+    dask_scheduler: str | None = Field(
+        default=None, description="tcp://host:8786 of a Dask scheduler; unset: a LocalCluster"
+    )
+    watchdog_timeout_s: int = Field(default=60, ge=10, le=3600)
+    poll_s: float = Field(default=60.0, gt=0, description="Box reads between cycles")
+    horizon_slots: int = Field(default=96, ge=4, le=192, description="Plan length [15 min]")
+    schedule_slots: int = Field(default=96, ge=1, le=192, description="Slots sent to the box")
+    pull_offline_after_s: float = Field(
+        default=900.0, gt=0, description="A pull box without telemetry this long is unreachable"
+    )
+    controller_id: int = Field(default=1, ge=1, le=65535, description="Single-writer lock id")
+    cycle_lead_s: float = Field(
+        default=120.0,
+        ge=0,
+        le=600,
+        description="Timer cycles start up to this long before their slot (spread by site) and "
+        "apply the plan when it begins, so the fleet's solves do not all start at once",
+    )
+    change_poll_s: float = Field(default=1.0, gt=0, le=60, description="Change-log polling")
+    price_refresh_s: float = Field(default=900.0, gt=0, description="Price job period")
+    telemetry_maintenance_s: float = Field(default=3600.0, gt=0, description="Retention job")
+    clock_speed: float = Field(
+        default=1.0, gt=0, description="Accelerated clock for demos and tests (1 = real time)"
+    )
+    clock_start: datetime | None = Field(
+        default=None, description="Simulated time at clock_anchor (UTC); unset: now"
+    )
+    clock_anchor: float | None = Field(
+        default=None, description="Wall-clock UNIX time at which the clock reads clock_start"
+    )
+
+
+def loop_clock(settings: ControlSettings) -> LoopClock:
+    """The control loop's clock: the wall clock, or an accelerated one."""
+    if settings.clock_speed == 1.0 and settings.clock_start is None:
+        return RealClock()
+    start = (settings.clock_start or datetime.now(UTC)).timestamp()
+    return ScaledRealClock(start, settings.clock_speed, settings.clock_anchor)
+
+
+def utc_clock(clock: LoopClock) -> Callable[[], datetime]:
+    """The API's ``() -> datetime`` on the control loop's clock."""
+    return lambda: datetime.fromtimestamp(clock.now(), UTC)
+
+
+# ---------------------------------------------------------------------- feeds
+@dataclass
+class SharedPriceFeed(PriceFeed):
+    """A :class:`PriceFeed` many sites share: one refresh at a time, and none again for
+    ``min_interval_s`` real seconds (every controller refreshes once when it starts)."""
+
+    min_interval_s: float = 60.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _last: tuple[float, pd.Timestamp, pd.Timestamp] | None = field(default=None, repr=False)
+
+    def refresh(self, start: pd.Timestamp, end: pd.Timestamp) -> bool:
+        with self._lock:
+            last = self._last
+            fresh = last is not None and time.monotonic() - last[0] < self.min_interval_s
+            if fresh and last is not None and last[1] <= start and end <= last[2]:
+                return False
+            self._last = (time.monotonic(), start, end)
+            return super().refresh(start, end)
+
+
+@dataclass
+class FeedBook:
+    """Prices per tariff and the weather, shared by the sites that use them.
+
+    The one place the control loop's inputs are built: :meth:`factory` is the
+    :data:`~scheduler.runtime.FeedFactory` the supervisor calls per site; :meth:`refresh`
+    is the price job (it returns the sites whose known prices grew, to replan). Live sources
+    replace :meth:`price_feed` / :meth:`weather_for`, or the whole book via
+    :func:`build_feeds`.
+    """
+
+    clock: LoopClock
+    _prices: dict[tuple[Path, SiteExportRules], PriceFeed] = field(default_factory=dict)
+    _sites: dict[tuple[Path, SiteExportRules], set[str]] = field(default_factory=dict)
+    _weather: BundledWeather = field(default_factory=BundledWeather)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def factory(self, spec: SiteSpec, clock: LoopClock) -> Feeds:
+        home = spec.config.home
+        key = (home.tariff_path, home.export_rules())
+        with self._lock:
+            feed = self._prices.get(key)
+            if feed is None:
+                feed = self._prices[key] = self.price_feed(home.tariff_path, key[1])
+            self._sites.setdefault(key, set()).add(spec.site_id)
+        return Feeds(feed, self.weather_for(spec))
+
+    def price_feed(self, tariff_path: Path, rules: SiteExportRules) -> PriceFeed:
+        """Prices of one tariff (bundled day-ahead prices as published by the clock's time)."""
+        clock = self.clock
+        feed = PriceFeed.bundled(
+            load_tariff(tariff_path), rules, lambda: pd.Timestamp(clock.now(), unit="s", tz="UTC")
+        )
+        return SharedPriceFeed(feed.spot, feed.carbon, feed.tariff, feed.rules)
+
+    def weather_for(self, spec: SiteSpec) -> WeatherFeed:
+        """Weather at the site (the bundled measured series for every site)."""
+        return self._weather
+
+    def refresh(self) -> list[str]:
+        """Refresh every price feed (blocking); the sites whose known prices grew."""
+        now = pd.Timestamp(self.clock.now(), unit="s", tz="UTC").floor("15min")
+        grown: list[str] = []
+        with self._lock:
+            items = list(self._prices.items())
+        for key, feed in items:
+            try:
+                if feed.refresh(now, now + pd.Timedelta(days=2)):
+                    grown += sorted(self._sites.get(key, ()))
+            except Exception:  # the cached prices stay in use
+                log.warning("price refresh failed for %s", key[0].name, exc_info=True)
+        return grown
+
+
+def build_feeds(clock: LoopClock) -> FeedBook:
+    """The service's feeds (swap this for live price and weather sources)."""
+    return FeedBook(clock)
+
+
+# ---------------------------------------------------------------------- the site source
+@dataclass
+class AccountsSource:
+    """The supervisor's :class:`~scheduler.runtime.SiteSource` on the account database."""
+
+    accounts: AccountStore
+    settings: ControlSettings
+
+    def site_ids(self) -> list[str]:
+        return [s.id for s in self.accounts.all_sites()]
+
+    def last_change_id(self) -> int:
+        return self.accounts.last_change_id()
+
+    def changes_since(self, change_id: int) -> list[tuple[int, str | None, str]]:
+        return self.accounts.changes_since(change_id)
+
+    def publish_status(self, statuses: list[SiteStatus]) -> None:
+        now = datetime.now(UTC)
+        for status in statuses:
+            self.accounts.set_site_status(status.site_id, status.to_json(), now)
+
+    def desired(self, site_id: str) -> SiteSpec | Idle:
+        accounts = self.accounts
+        site = accounts.get_site(site_id)
+        if site is None:
+            return Idle(site_id, "not_configured", "the site was deleted", exists=False)
+        if not accounts.optimization_enabled(site_id):
+            return Idle(site_id, "off", "the owner switched optimization off")
+        boxes = [b for b in accounts.boxes_of_site(site_id) if b.revoked_at is None]
+        if not boxes:
+            return Idle(site_id, "not_configured", "no box is paired")
+        doc = accounts.get_equipment(site_id)
+        if doc is None:
+            return Idle(site_id, "not_configured", "the equipment is not entered yet")
+        equipment = SiteEquipment.model_validate_json(doc.equipment_json)
+        preferences = stored_preferences(accounts, site_id)
+        link_doc = accounts.box_link(boxes[-1].serial)
+        link = (
+            LinkSpec("pull")
+            if link_doc is None
+            else LinkSpec("modbus", link_doc.host, link_doc.port, link_doc.unit)
+        )
+        config = self._config(site_id, site.timezone, site.fleet_group, equipment, preferences)
+        config = replace(config, host=link.host, port=link.port, device_id=link.unit)
+        return SiteSpec(config, link, site.timezone)
+
+    def _config(
+        self, site_id: str, tz: str, group: str, equipment: SiteEquipment, preferences: Any
+    ) -> SiteConfig:
+        s = self.settings
+        home = site_home(equipment, preferences)
+        doc = self.accounts.get_site_parameters(site_id) or self.accounts.get_group_parameters(
+            group
+        )
+        params = (
+            TradingParameters()
+            if doc is None
+            else TradingParameters.model_validate_json(doc.parameters_json)
+        )
+        departure, mode = DepartureTarget(tz=tz), SiteConfig(site_id).charging_mode
+        if equipment.wallboxes:
+            w = equipment.wallboxes[0]
+            pref = preferences.wallboxes.get(w.name)
+            local = "07:00"
+            if pref is not None and pref.departure is not None:
+                local = pd.Timestamp(pref.departure).tz_convert(tz).strftime("%H:%M")
+            target = w.car_capacity_kwh * 0.75
+            if pref is not None and pref.target_kwh is not None:
+                target = min(pref.target_kwh, w.car_capacity_kwh)
+            departure = DepartureTarget(
+                local, target, min(w.car_arrival_kwh, w.car_capacity_kwh), w.car_capacity_kwh, tz
+            )
+            mode = pref.mode if pref is not None else mode
+        return SiteConfig(
+            site_id,
+            controller_id=s.controller_id,
+            home=home,
+            tuning=params.to_tuning(),
+            charging_mode=mode,
+            departure=departure,
+            horizon_slots=s.horizon_slots,
+            schedule_slots=min(s.schedule_slots, s.horizon_slots),
+            watchdog_timeout_s=s.watchdog_timeout_s,
+            poll_s=s.poll_s,
+            lead_s=s.cycle_lead_s * (zlib.crc32(site_id.encode()) / 2**32),
+            # the service's price job refreshes the shared feeds and replans; not each site
+            price_refresh_s=365 * 86400.0,
+        )
+
+
+def open_stores(
+    settings: Settings, clock: LoopClock, attempts: int = 5
+) -> tuple[AccountStore, TelemetryStore]:
+    """The account database and the telemetry store, migrated.
+
+    An API process starting at the same moment migrates the same fresh files; the loser of
+    that race sees a table the winner just created and simply opens again.
+    """
+    for attempt in range(attempts):
+        try:
+            accounts = AccountStore(settings.database_path)
+            store = store_from_settings(settings, utc_clock(clock))
+            break
+        except sqlite3.OperationalError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5)
+    if store is None:
+        accounts.close()
+        raise CliError("HBOPT_TELEMETRY_BACKEND=none: the control loop needs a store")
+    return accounts, store
+
+
+def box_links(
+    store: TelemetryStore, settings: ControlSettings
+) -> Callable[[SiteSpec, LoopClock], BoxLink]:
+    """The link factory: a Modbus TCP client at the recorded address, else a pull link."""
+
+    def make(spec: SiteSpec, clock: LoopClock) -> BoxLink:
+        link = spec.link
+        if link.kind == "modbus":
+            return HeartbeatClient(
+                link.host,
+                link.port,
+                device_id=link.unit,
+                controller_id=settings.controller_id,
+                clock=clock,
+            )
+        return PullLink(spec.site_id, store, clock, settings.pull_offline_after_s)
+
+    return make
+
+
+# ---------------------------------------------------------------------- the control loop
+@dataclass
+class ControlLoop:
+    """The supervisor with its pool, feeds, price job and telemetry retention.
+
+    ``feeds`` and ``links`` may be replaced before :meth:`run` (tests, the demo, benchmarks).
+    """
+
+    settings: Settings
+    control: ControlSettings
+    clock: LoopClock
+    on_plan: Callable[[str], None] | None = None
+    feeds: FeedBook | None = None
+    links: Callable[[SiteSpec, LoopClock], BoxLink] | None = None
+    supervisor: Supervisor | None = None
+    runtime: RuntimeConfig | None = None
+    keep_history: int | None = 8
+
+    async def run(self) -> None:
+        """Run until cancelled; stops the controllers without release (see the supervisor)."""
+        accounts, store = await asyncio.to_thread(open_stores, self.settings, self.clock)
+        c = self.control
+        runner = FleetRunner(
+            FleetConfig(c.solver_backend, c.solver_workers, scheduler_address=c.dask_scheduler)
+        )
+        await asyncio.to_thread(runner.open)
+        feeds = self.feeds or build_feeds(self.clock)
+        runtime = self.runtime or RuntimeConfig(change_poll_s=c.change_poll_s)
+        self.supervisor = Supervisor(
+            AccountsSource(accounts, c),
+            self.clock,
+            store,
+            RenewingExecutor(runner),
+            feeds.factory,
+            self.links or box_links(store, c),
+            runtime,
+            self.on_plan,
+            self.keep_history,
+        )
+        jobs = [
+            asyncio.create_task(self._price_job(feeds)),
+            asyncio.create_task(self._retention_job(store, accounts)),
+        ]
+        try:
+            await self.supervisor.run()
+        finally:
+            for job in jobs:
+                job.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await job
+            await asyncio.to_thread(runner.close)
+            store.close()
+            accounts.close()
+
+    def prices_changed(self, site_ids: Iterable[str] | None = None) -> None:
+        """Hook for a price job elsewhere: replan these sites (default: all); any thread."""
+        if self.supervisor is not None:
+            self.supervisor.prices_changed(site_ids)
+
+    async def _price_job(self, feeds: FeedBook) -> None:
+        while True:
+            await self.clock.sleep_until(self.clock.now() + self.control.price_refresh_s)
+            grown = await asyncio.to_thread(feeds.refresh)
+            if grown:
+                self.prices_changed(grown)
+
+    async def _retention_job(self, store: TelemetryStore, accounts: AccountStore) -> None:
+        while True:
+            try:
+                now = datetime.fromtimestamp(self.clock.now(), UTC)
+                result = await asyncio.to_thread(store.maintain, now)
+                dropped = await asyncio.to_thread(accounts.purge_control_changes)
+                log.info("telemetry maintenance: %s; %d change-log rows dropped", result, dropped)
+            except Exception:
+                log.exception("telemetry maintenance failed")
+            await self.clock.sleep_until(self.clock.now() + self.control.telemetry_maintenance_s)
+
+
+class ControlThread:
+    """The control loop on its own event loop in a daemon thread (``hbopt serve``)."""
+
+    def __init__(self, loop_: ControlLoop) -> None:
+        self.control = loop_
+        self._loop = asyncio.new_event_loop()
+        self._task: asyncio.Task[None] | None = None
+        self._thread = threading.Thread(target=self._main, name="hbopt-control", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._task = self._loop.create_task(self.control.run())
+        with contextlib.suppress(asyncio.CancelledError):
+            self._loop.run_until_complete(self._task)
+        self._loop.close()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Cancel the loop (controllers stop without release) and wait for the thread."""
+        if self._task is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._task.cancel)
+        self._thread.join(timeout_s)
+
+
+# ---------------------------------------------------------------------- the commands
+def register(subparsers: Any) -> None:
+    serve = subparsers.add_parser(
+        "serve", help="run the service: HTTP API and the control loop of every paired site"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="bind address [127.0.0.1]")
+    serve.add_argument("--port", type=int, default=8000, help="TCP port [8000]")
+    serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--no-api", action="store_true", help="run only the control loop (same as `control`)"
+    )
+    serve.add_argument(
+        "--no-control", action="store_true", help="run only the API (a control process elsewhere)"
+    )
+    serve.set_defaults(func=run_serve)
+    control = subparsers.add_parser(
+        "control", help="run only the control loop, sharing the database with an API process"
+    )
+    control.add_argument("--log-level", default="info")
+    control.set_defaults(func=run_control)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    if args.no_api:
+        return run_control(args)
+    if not 0 < args.port < 65536:
+        raise CliError(f"--port: {args.port} is not a TCP port")
+    _log_to_stderr(args.log_level)
+    settings, control = Settings(), ControlSettings()
+    check_data_dirs(settings)
+    clock = loop_clock(control)
+    if not args.no_control:
+        for opened in open_stores(settings, clock):  # migrate once, before two parts open them
+            opened.close()
+    app = create_app(settings, clock=utc_clock(clock))
+
+    def forget_plan(site_id: str) -> None:
+        services = getattr(app.state, "services", None)
+        if services is not None:
+            services.plan_cache.forget(site_id)
+
+    thread = None
+    if not args.no_control:
+        thread = ControlThread(ControlLoop(settings, control, clock, forget_plan))
+        thread.start()
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"hbopt: dashboard at http://{host}:{args.port}{DASHBOARD_PATH}", flush=True)
+    try:
+        uvicorn.run(
+            app,
+            host=args.host,
+            port=args.port,
+            log_level=args.log_level,
+            log_config=service_log_config(args.log_level),
+        )
+    finally:
+        if thread is not None:
+            thread.stop()
+    return 0
+
+
+def _log_to_stderr(level: str) -> None:
+    """The service's own log lines (control loop, mail links without SMTP) on stderr."""
+    logging.basicConfig(
+        level=getattr(logging, str(level).upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def run_control(args: argparse.Namespace) -> int:
+    _log_to_stderr(args.log_level)
+    settings, control = Settings(), ControlSettings()
+    check_data_dirs(settings)
+    loop_ = ControlLoop(settings, control, loop_clock(control))
+    print("hbopt: control loop running (Ctrl-C to stop)", flush=True)
+
+    async def main() -> None:
+        task = asyncio.create_task(loop_.run())
+        stop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            stop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    return 0

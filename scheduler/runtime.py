@@ -1,0 +1,449 @@
+"""The site runtime: one :class:`Supervisor` runs a :class:`SiteController` per controlled site.
+
+A site is controlled when it has a paired box, equipment, and the owner's optimization switch
+on. The supervisor reads what should run from a :class:`SiteSource` (the service implements
+it on the account database) and keeps the running controllers equal to it:
+
+* at start and every ``reconcile_s`` it compares every site;
+* every ``change_poll_s`` it reads the source's change log and re-reads only the sites that
+  changed. A change of settings on the same link is handed to the running controller, which
+  replans at once; a changed link (box address, pull <-> push) restarts it; a site that is no
+  longer controlled (unpaired, deleted, switched off) is released: the box gets a schedule
+  without commands and heartbeat 0, so its own logic takes over at once.
+
+The change log is what lets the control loop run in its own process (``hbopt control``):
+everything it needs to know arrives through the database, polled once a second.
+
+Every controller solves on the executor the supervisor was given (a local process pool or a
+Dask executor from :class:`~scheduler.fleet.FleetRunner`), so the event loop only does I/O.
+Prices and weather come from the :data:`FeedFactory` the service passes in; the link to each
+box from the :data:`LinkFactory`. :meth:`Supervisor.prices_changed` is the hook a price job
+calls (from any thread) when new prices arrived.
+
+Status
+    :meth:`Supervisor.status` gives each site's :class:`SiteStatus` (the model the status
+    route and the dashboard tile show); the supervisor publishes it to the source after every
+    cycle and every ``status_refresh_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Literal, NamedTuple, Protocol
+
+from adapters import store as st
+from adapters.heartbeat.client import BoxError
+from adapters.heartbeat.esi_types import ControlState
+from scheduler.clock import LoopClock
+from scheduler.controller import CycleReport, SiteConfig, SiteController
+from scheduler.feeds import PriceFeed
+from scheduler.frame_feeds import WeatherFeed
+from scheduler.links import BoxLink
+
+log = logging.getLogger(__name__)
+
+StateName = Literal["remote", "schedule_only", "fallback", "unreachable", "not_configured", "off"]
+LinkKind = Literal["modbus", "pull"]
+
+#: What the owner reads for each state.
+STATE_TEXT: dict[str, str] = {
+    "remote": "remote control",
+    "schedule_only": "following the schedule",
+    "fallback": "box on its own fallback logic",
+    "unreachable": "box unreachable",
+    "not_configured": "not configured",
+    "off": "optimization switched off",
+}
+
+#: Change-log table -> the reason a replan gives.
+CHANGE_REASONS: dict[str, str] = {
+    "device_preferences": "owner settings changed",
+    "site_equipment": "equipment changed",
+    "site_parameters": "trading parameters changed",
+    "group_parameters": "trading parameters changed",
+    "site_control": "optimization switched on",
+    "boxes": "box paired",
+    "box_links": "box address changed",
+    "sites": "site changed",
+}
+
+
+@dataclass(frozen=True)
+class LinkSpec:
+    """How the service reaches a site's box: Modbus TCP at ``host:port`` (unit), or pull."""
+
+    kind: LinkKind
+    host: str = ""
+    port: int = 0
+    unit: int = 1
+
+
+@dataclass(frozen=True)
+class SiteSpec:
+    """A site that should be controlled: its typed configuration and its box link."""
+
+    config: SiteConfig
+    link: LinkSpec
+    timezone: str = "Europe/Berlin"
+
+    @property
+    def site_id(self) -> str:
+        return self.config.site_id
+
+
+@dataclass(frozen=True)
+class Idle:
+    """A site that should not be controlled, and why (``not_configured`` or ``off``)."""
+
+    site_id: str
+    state: Literal["not_configured", "off"]
+    why: str
+    exists: bool = True
+
+
+@dataclass(frozen=True)
+class SiteStatus:
+    """The control state of one site as the owner sees it (times are UTC ISO 8601 or None)."""
+
+    site_id: str
+    state: StateName
+    state_text: str
+    link: LinkKind | None = None
+    last_contact: str | None = None
+    last_plan_at: str | None = None
+    last_error: str | None = None
+    updated_at: str | None = None
+    triggers: tuple[str, ...] = ()  # why the last cycle ran ("timer", "owner settings changed")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> SiteStatus:
+        doc = json.loads(text)
+        return cls(**doc | {"triggers": tuple(doc.get("triggers", ()))})
+
+
+class SiteSource(Protocol):
+    """Where the supervisor learns what to run and publishes the status (blocking calls)."""
+
+    def site_ids(self) -> list[str]:
+        """Every site that exists."""
+        ...
+
+    def desired(self, site_id: str) -> SiteSpec | Idle:
+        """What should run for ``site_id`` now."""
+        ...
+
+    def last_change_id(self) -> int:
+        """The newest change-log id."""
+        ...
+
+    def changes_since(self, change_id: int) -> list[tuple[int, str | None, str]]:
+        """Change-log rows after ``change_id``: (id, site id or None for all sites, what)."""
+        ...
+
+    def publish_status(self, statuses: list[SiteStatus]) -> None:
+        """Store the statuses (the status route reads them)."""
+        ...
+
+
+class Feeds(NamedTuple):
+    """What a controller reads besides its box."""
+
+    prices: PriceFeed
+    weather: WeatherFeed
+
+
+FeedFactory = Callable[[SiteSpec, LoopClock], Feeds]
+LinkFactory = Callable[[SiteSpec, LoopClock], BoxLink]
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Timing of the supervisor (real seconds, independent of an accelerated clock)."""
+
+    change_poll_s: float = 1.0
+    reconcile_s: float = 60.0
+    retry_s: float = 10.0
+    status_refresh_s: float = 15.0
+    status_flush_s: float = 0.5
+
+
+@dataclass
+class _Managed:
+    spec: SiteSpec
+    controller: SiteController
+    task: asyncio.Task[None] | None = None
+    started: bool = False
+    last_report: CycleReport | None = None
+    last_plan_at: float | None = None
+
+
+@dataclass
+class Supervisor:
+    """Keeps one started :class:`SiteController` per controlled site (see the module notes).
+
+    Parameters
+    ----------
+    source : SiteSource
+        Desired sites, change log, status sink.
+    clock : LoopClock
+        The controllers' clock (real, or accelerated for demos and tests).
+    store : TelemetryStore
+        Measurements, plans, setpoints of every site.
+    executor : Executor
+        Where solves run.
+    feeds : FeedFactory
+        Prices and weather per site (the one place live inputs are plugged in).
+    links : LinkFactory
+        The box link per site (Modbus client or :class:`~scheduler.links.PullLink`).
+    on_plan : callable, optional
+        Called with the site id after every stored plan (the API drops its cached plan).
+    """
+
+    source: SiteSource
+    clock: LoopClock
+    store: st.TelemetryStore
+    executor: Executor
+    feeds: FeedFactory
+    links: LinkFactory
+    config: RuntimeConfig = field(default_factory=RuntimeConfig)
+    on_plan: Callable[[str], None] | None = None
+    #: Cycle reports and plans each controller keeps in memory (None: all; the demo).
+    keep_history: int | None = 8
+    _sites: dict[str, _Managed] = field(default_factory=dict)
+    _idle: dict[str, Idle] = field(default_factory=dict)
+    _dirty: set[str] = field(default_factory=set)
+    _loop: asyncio.AbstractEventLoop | None = None
+    _change_id: int = 0
+
+    # ------------------------------------------------------------------ running
+    async def run(self) -> None:
+        """Reconcile, then follow the change log until cancelled (controllers are stopped
+        without release, as a crash would: the boxes execute the schedule, then fall back)."""
+        self._loop = asyncio.get_running_loop()
+        self._change_id = await asyncio.to_thread(self.source.last_change_id)
+        await self.reconcile_all()
+        tasks = [
+            asyncio.create_task(self._follow_changes(), name="supervisor-changes"),
+            asyncio.create_task(self._publish_loop(), name="supervisor-status"),
+        ]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await self.stop_all(release=False)
+            with contextlib.suppress(Exception):
+                await self._publish(set(self._dirty))
+
+    async def stop_all(self, release: bool) -> None:
+        """Stop every controller (``release``: hand every box back to its own logic)."""
+        for site_id in list(self._sites):
+            await self._stop(site_id, release)
+
+    async def reconcile_all(self) -> None:
+        """Compare every site with what runs; start, reconfigure or release."""
+        ids = set(await asyncio.to_thread(self.source.site_ids))
+        for site_id in sorted(ids | set(self._sites)):
+            await self.reconcile(site_id, "started")
+        for site_id in set(self._idle) - ids:
+            del self._idle[site_id]
+
+    async def reconcile(self, site_id: str, reason: str) -> None:
+        """Make what runs for ``site_id`` equal to what the source says should run."""
+        desired = await asyncio.to_thread(self.source.desired, site_id)
+        running = self._sites.get(site_id)
+        if isinstance(desired, Idle):
+            if running is not None:
+                log.info("%s: releasing the box (%s)", site_id, desired.why)
+                await self._stop(site_id, release=True, discard=not desired.exists)
+            if desired.exists:
+                self._idle[site_id] = desired
+                self._dirty.add(site_id)
+            else:
+                self._idle.pop(site_id, None)
+            return
+        self._idle.pop(site_id, None)
+        if running is not None and running.spec.link == desired.link:
+            if running.spec != desired:
+                running.spec = desired
+                running.controller.reconfigure(desired.config, reason)
+            return
+        if running is not None:
+            await self._stop(site_id, release=True)
+        self._start(desired)
+
+    def prices_changed(self, site_ids: Iterable[str] | None = None) -> None:
+        """New prices arrived (callable from any thread): replan the sites (default: all)."""
+        loop = self._loop
+        if loop is None:
+            return
+        wanted = None if site_ids is None else set(site_ids)
+
+        def trigger() -> None:
+            for site_id, managed in self._sites.items():
+                if wanted is None or site_id in wanted:
+                    managed.controller.trigger("new prices")
+
+        loop.call_soon_threadsafe(trigger)
+
+    # ------------------------------------------------------------------ status
+    def status(self, site_id: str) -> SiteStatus:
+        """The site's control state now (see :data:`STATE_TEXT`)."""
+        now = _iso(self.clock.now())
+        idle = self._idle.get(site_id)
+        managed = self._sites.get(site_id)
+        if managed is None:
+            state: StateName = "not_configured" if idle is None else idle.state
+            text = STATE_TEXT[state] if idle is None else f"{STATE_TEXT[state]}: {idle.why}"
+            return SiteStatus(site_id, state, text, updated_at=now)
+        health = managed.controller.link_health
+        report = managed.last_report
+        error = health.error or (report.error if report is not None and not report.ok else "")
+        if health.unreachable or health.box_state is None:
+            state = "unreachable"
+        elif health.box_state == ControlState.REMOTE_LIVE:
+            state = "remote"
+        elif health.box_state == ControlState.SCHEDULE:
+            state = "schedule_only"
+        else:
+            state = "fallback"
+        text = STATE_TEXT[state]
+        if state == "unreachable" and health.box_state is None and not error:
+            text = "connecting to the box"
+        return SiteStatus(
+            site_id,
+            state,
+            text,
+            managed.spec.link.kind,
+            None if health.last_contact is None else _iso(health.last_contact),
+            None if managed.last_plan_at is None else _iso(managed.last_plan_at),
+            error or None,
+            now,
+            () if report is None else report.reasons,
+        )
+
+    @property
+    def running(self) -> dict[str, SiteController]:
+        """The controllers by site id."""
+        return {k: m.controller for k, m in self._sites.items()}
+
+    # ------------------------------------------------------------------ internals
+    def _start(self, spec: SiteSpec) -> None:
+        prices, weather = self.feeds(spec, self.clock)
+        controller = SiteController(
+            spec.config,
+            self.clock,
+            self.store,
+            prices,
+            self.executor,
+            weather=weather,
+            client=self.links(spec, self.clock),
+        )
+        controller.keep_history = self.keep_history
+        managed = _Managed(spec, controller)
+        controller.on_report = lambda report: self._reported(managed, report)
+        managed.task = asyncio.create_task(
+            self._keep_started(managed), name=f"{spec.site_id}-start"
+        )
+        self._sites[spec.site_id] = managed
+        self._dirty.add(spec.site_id)
+
+    async def _keep_started(self, managed: _Managed) -> None:
+        """Start the controller; a box that cannot be reached is retried every ``retry_s``."""
+        while True:
+            try:
+                await managed.controller.start()
+                managed.started = True
+                return
+            except BoxError as exc:
+                managed.controller.link_health.failed(exc)
+                managed.controller.link_health.unreachable = True
+                self._dirty.add(managed.spec.site_id)
+                with contextlib.suppress(BoxError):
+                    await managed.controller.client.close()
+                await asyncio.sleep(self.config.retry_s)
+
+    def _reported(self, managed: _Managed, report: CycleReport) -> None:
+        managed.last_report = report
+        if report.ok:
+            managed.last_plan_at = report.time.timestamp()
+            if self.on_plan is not None:
+                self.on_plan(managed.spec.site_id)
+        self._dirty.add(managed.spec.site_id)
+
+    async def _stop(self, site_id: str, release: bool, discard: bool = False) -> None:
+        managed = self._sites.pop(site_id, None)
+        if managed is None:
+            return
+        if managed.task is not None and not managed.task.done():
+            managed.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await managed.task
+        if managed.started:
+            await managed.controller.stop(release=release, discard=discard)
+        else:
+            with contextlib.suppress(BoxError):
+                await managed.controller.client.close()
+        self._dirty.add(site_id)
+
+    async def _follow_changes(self) -> None:
+        last_full = time.monotonic()
+        while True:
+            await asyncio.sleep(self.config.change_poll_s)
+            try:
+                rows = await asyncio.to_thread(self.source.changes_since, self._change_id)
+                if rows:
+                    self._change_id = rows[-1][0]
+                if any(site is None for _, site, _ in rows) or (
+                    time.monotonic() - last_full > self.config.reconcile_s
+                ):
+                    last_full = time.monotonic()
+                    await self.reconcile_all()
+                    continue
+                reasons: dict[str, str] = {}
+                for _, site_id, what in rows:
+                    assert site_id is not None
+                    reasons.setdefault(site_id, CHANGE_REASONS.get(what, "settings changed"))
+                for site_id, reason in reasons.items():
+                    await self.reconcile(site_id, reason)
+            except Exception:  # the supervisor must outlive a database hiccup
+                log.exception("supervisor: reading changes failed")
+
+    async def _publish_loop(self) -> None:
+        last_all = time.monotonic()
+        while True:
+            await asyncio.sleep(self.config.status_flush_s)
+            ids = set(self._dirty)
+            if time.monotonic() - last_all > self.config.status_refresh_s:
+                ids |= set(self._sites)
+                last_all = time.monotonic()
+            self._dirty.clear()
+            if not ids:
+                continue
+            try:
+                await self._publish(ids)
+            except Exception:
+                log.exception("supervisor: publishing the status failed")
+                self._dirty |= ids
+
+    async def _publish(self, ids: set[str]) -> None:
+        statuses = [self.status(i) for i in sorted(ids)]  # in the loop: it owns the state
+        await asyncio.to_thread(self.source.publish_status, statuses)
+
+
+def _iso(unix_s: float) -> str:
+    return datetime.fromtimestamp(unix_s, UTC).isoformat()
