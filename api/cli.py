@@ -17,18 +17,21 @@ import argparse
 import os
 import secrets
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import uvicorn
-
-from api.accounts_sqlite import AccountStore, DuplicateError
-from api.logging_config import service_log_config
-from api.main import create_app
-from api.routers.dashboard import DASHBOARD_PATH
-from api.schemas import BoxPairRequest, RegisterRequest
-from api.security import password_hasher
-from api.settings import get_settings
+from core import cli_args
 from core.errors import CliError
+
+if TYPE_CHECKING:
+    from api.accounts_sqlite import AccountStore
+    from api.settings import Settings
+
+#: The documented default data folder; the only one the commands create when it is missing.
+DEFAULT_DATA_DIR = Path("var")
+
+# FastAPI, uvicorn and the argon2 hasher are imported in the command functions: the command
+# line lists and parses its commands without them.
 
 
 def register(subparsers: Any) -> None:
@@ -53,6 +56,14 @@ def register(subparsers: Any) -> None:
 def run_serve(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         raise CliError(f"--port: {args.port} is not a TCP port")
+    import uvicorn
+
+    from api.logging_config import service_log_config
+    from api.main import create_app
+    from api.routers.dashboard import DASHBOARD_PATH
+    from api.settings import get_settings
+
+    check_data_dirs(get_settings())
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"hbopt: dashboard at http://{host}:{args.port}{DASHBOARD_PATH}", flush=True)
     uvicorn.run(
@@ -65,16 +76,40 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_data_dirs(settings: Settings) -> None:
+    """The folders of the configured files exist, or are the default one (made on first use)."""
+    files = [("HBOPT_DATABASE_PATH", settings.database_path)]
+    if settings.telemetry_backend != "none":
+        files.append(("HBOPT_TELEMETRY_PATH", settings.telemetry_path))
+    for variable, path in files:
+        folder = path.parent
+        if not folder.is_dir() and folder != DEFAULT_DATA_DIR:
+            raise CliError(
+                f"{variable}: folder {folder} does not exist; create it first (only the default "
+                f"folder {DEFAULT_DATA_DIR}/ is made when missing)"
+            )
+
+
 def _accounts() -> AccountStore:
-    return AccountStore(get_settings().database_path)
+    from api.accounts_sqlite import AccountStore
+    from api.settings import get_settings
+
+    settings = get_settings()
+    check_data_dirs(settings)
+    return AccountStore(settings.database_path)
 
 
 def run_account(args: argparse.Namespace) -> int:
+    from api.accounts_sqlite import DuplicateError
+    from api.schemas import RegisterRequest
+    from api.security import password_hasher
+
     password = os.environ.get("HBOPT_NEW_PASSWORD", "")
     try:
         RegisterRequest(email=args.email, password=password)
     except ValueError as exc:
-        raise CliError(f"--email or HBOPT_NEW_PASSWORD invalid: {exc}") from None
+        flags = {"email": "--email", "password": "HBOPT_NEW_PASSWORD"}
+        raise CliError(cli_args.pydantic_one_line(exc, flags)) from None
     accounts = _accounts()
     try:
         user = accounts.create_user(
@@ -93,13 +128,17 @@ def run_account(args: argparse.Namespace) -> int:
 
 
 def run_box(args: argparse.Namespace) -> int:
+    from api.accounts_sqlite import DuplicateError
+    from api.schemas import BoxPairRequest
+    from api.security import password_hasher
+
     # 10 characters from an alphabet without look-alikes, ~50 bits, printed on the label.
     alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
     code = "".join(secrets.choice(alphabet) for _ in range(10))
     try:
         BoxPairRequest(serial=args.serial, starter_code=code)
     except ValueError as exc:
-        raise CliError(f"--serial invalid: {exc}") from None
+        raise CliError(cli_args.pydantic_one_line(exc, {"serial": "--serial"})) from None
     accounts = _accounts()
     try:
         accounts.register_starter_code(args.serial, password_hasher().hash(code), datetime.now(UTC))

@@ -225,6 +225,18 @@ class TradingParameters(In):
         description="Value of energy left in the battery at the horizon end [EUR/kWh]; "
         "null: the horizon's median import price x discharge efficiency",
     )
+    final_soc: float | None = Field(
+        default=_TUNING.final_soc,
+        ge=0.0,
+        le=1.0,
+        description="Battery SOC wanted at the horizon end [0-1], soft; null: no target",
+    )
+    final_soc_penalty_eur_per_kwh: float = Field(
+        default=_TUNING.final_soc_penalty_eur_per_kwh,
+        ge=0.0,
+        le=100.0,
+        description="Cost of each kWh the battery ends below final_soc [EUR/kWh]",
+    )
     export_strategy: ExportStrategy = Field(
         default="spot",
         description="How export is valued: spot price, fixed feed-in tariff, or not at all "
@@ -289,6 +301,10 @@ class TradingParametersPatch(In):
     terminal_value_eur_per_kwh: float | None = Field(
         default=None, ge=0.0, le=2.0, description="null sets it back to the price-based value"
     )
+    final_soc: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="null removes the end-of-horizon target"
+    )
+    final_soc_penalty_eur_per_kwh: float | None = Field(default=None, ge=0.0, le=100.0)
     export_strategy: ExportStrategy | None = None
     co2_price_eur_per_t: float | None = Field(default=None, ge=0.0, le=1000.0)
     ev_target_penalty_eur_per_kwh: float | None = Field(default=None, ge=0.0, le=100.0)

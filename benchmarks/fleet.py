@@ -6,7 +6,8 @@ bundled real prices and weather, 24 h horizon at 15 min; its box is an in-proces
 cycle starts the workers; the table reports the cycles after it.
 
 Run: ``.venv/bin/python benchmarks/fleet.py [--sites 100 1000 10000] [--reps 1]
-[--backends process dask] [--chunk-size 50] [--schedule-slots 1] [--profile 40]``.
+[--backends process dask] [--chunk-size 50] [--schedule-slots 1] [--profile 40]
+[--smart-ev-share 0.5]``.
 The goal: 100,000 homes per 15-minute cycle (= 111 site cycles/s) on a 2-core machine.
 """
 
@@ -43,7 +44,7 @@ def bench(args: argparse.Namespace) -> None:
     print(header)
     print("-" * len(header))
     for n in args.sites:
-        homes = simulated_homes(n, seed=args.seed)
+        homes = simulated_homes(n, seed=args.seed, smart_ev_share=args.smart_ev_share)
         for backend in args.backends:
             boxes = [TwinBox(h, frame) for h in homes]
             config = FleetConfig(
@@ -132,6 +133,13 @@ def main() -> None:
     parser.add_argument("--chunk-size", type=int, default=50)
     parser.add_argument("--hours", type=int, default=24)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--smart-ev-share",
+        type=float,
+        default=None,
+        help="share of homes with a car plugged in smart mode with a target to reach "
+        "(default: 60 %% with a car in a random mode)",
+    )
     parser.add_argument(
         "--schedule-slots", type=int, default=0, help="setpoints per plan (default: all slots)"
     )

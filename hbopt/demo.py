@@ -25,7 +25,6 @@ from pathlib import Path
 import matplotlib
 import pandas as pd
 
-from core.errors import CliError
 from hbopt.demo_serve import create_demo_account, serve_demo
 from optimizer import ChargingMode
 from scheduler.backtest import format_outcomes
@@ -42,7 +41,6 @@ from scheduler.simulate import (
 matplotlib.use("Agg")
 from matplotlib import pyplot as plt
 
-DEFAULT_START = "2024-06-12T10:00Z"  # noon in Berlin; a measured, partly sunny June day
 TZ = "Europe/Berlin"
 
 
@@ -54,38 +52,10 @@ def demo_config() -> SiteConfig:
     )
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
-    p = subparsers.add_parser(
-        "demo",
-        help="run one simulated day of the whole service (box, store, scheduler) and plot it",
-        description="Start the simulated box on 127.0.0.1, a SQLite store and the scheduler, "
-        "run 24 h closed-loop in accelerated time, compare with no control, write a PNG.",
-    )
-    p.add_argument("--start", default=DEFAULT_START, help="start, UTC (default %(default)s)")
-    p.add_argument("--out", type=Path, help="directory for the PNG (default: a temp dir)")
-    p.add_argument("--mode", default="smart", choices=[m.value for m in ChargingMode])
-    p.add_argument("--hours", type=int, default=24, help="simulated hours (default 24)")
-    p.add_argument(
-        "--serve",
-        action="store_true",
-        help="afterwards serve the API and dashboard on the demo's data (prints URL and sign-in)",
-    )
-    p.add_argument("--port", type=int, default=8000, help="port for --serve (default 8000)")
-    p.set_defaults(func=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        start = pd.Timestamp(args.start)
-    except ValueError as exc:
-        raise CliError(f"--start: {exc}") from None
-    start = start.tz_localize("UTC") if start.tzinfo is None else start.tz_convert("UTC")
+def run(args: argparse.Namespace, start: pd.Timestamp, out: Path) -> int:
+    """The demo of :mod:`hbopt.demo_cli`'s checked arguments: ``start`` (UTC), ``out`` exists."""
     start = start.floor("15min")
-    if not 1 <= args.hours <= 48:
-        raise CliError("--hours must be in 1..48")
     end = start + pd.Timedelta(hours=args.hours)
-    out = args.out or Path(tempfile.mkdtemp(prefix="hbopt-demo-"))
-    out.mkdir(parents=True, exist_ok=True)
     config = replace(demo_config(), charging_mode=ChargingMode(args.mode))
     account = None
     if args.serve:

@@ -335,6 +335,11 @@ class Tuning:
     terminal_value_eur_per_kwh : float or None
         Value of energy left in the battery at the horizon end [EUR/kWh]; ``None`` = the
         median import price of the horizon x discharge efficiency.
+    final_soc : float or None
+        Battery SOC wanted at the horizon end [0-1] (e.g. a reserve for the next morning);
+        soft: each kWh short costs ``final_soc_penalty_eur_per_kwh``. ``None`` = no target.
+    final_soc_penalty_eur_per_kwh : float
+        Cost of each kWh the battery ends below ``final_soc`` [EUR/kWh].
     ev_target_penalty_eur_per_kwh : float
         Cost of each kWh an EV misses of its target at departure [EUR/kWh].
     ev_solar_value_eur_per_kwh : float
@@ -361,6 +366,8 @@ class Tuning:
 
     battery_wear_eur_per_kwh: float = 0.02
     terminal_value_eur_per_kwh: float | None = None
+    final_soc: float | None = None
+    final_soc_penalty_eur_per_kwh: float = 1.0
     ev_target_penalty_eur_per_kwh: float = 2.0
     ev_solar_value_eur_per_kwh: float = 0.2
     comfort_penalty_eur_per_kh: float = 2.0
@@ -378,4 +385,6 @@ class Tuning:
             if value is not None:
                 _require(self, f.name, value >= 0, "must be >= 0")
         _require(self, "mip_gap", self.mip_gap < 1, "must be < 1")
+        if self.final_soc is not None:
+            _require(self, "final_soc", self.final_soc <= 1, "must be in [0, 1]")
         _require(self, "time_limit_s", self.time_limit_s > 0, "must be > 0")

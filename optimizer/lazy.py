@@ -1,32 +1,43 @@
 """Exact MILP solving that pays for integrality only where the relaxation needs it.
 
-Most binaries of a home's plan (EV on/off and phase per slot, grid or battery direction) are
-decided "for free" by the LP relaxation: in most slots the relaxed EV power is 0 or above its
-minimum. General MIP solvers spend most of their time on primal heuristics for such models,
-while the relaxation's bound is already (nearly) tight. So:
+Most binaries of a home's plan (EV on/off and phase per slot, heat pump on/off, grid or
+battery direction) are decided "for free" by the LP relaxation: the relaxed EV charges at full
+power in the cheapest slots and leaves at most a few slots between 0 and its minimum. General
+MIP solvers spend most of their time on primal heuristics for such models, while the
+relaxation's bound is already (nearly) tight. So:
 
 1. Solve the LP relaxation: its objective is a lower bound of the MIP optimum.
-2. Round the integer columns (up when above the tolerance, then the devices' own rules, e.g.
-   the phase option whose power range holds the relaxed power) and check every row.
-3. If the rounded point is feasible and within the MIP gap of the bound, it is optimal.
-4. Otherwise fix every integer column (those in rows the rounding broke by the devices' repair
-   rules, e.g. a small EV power off and a larger one on at its minimum) and re-solve the LP: a
-   feasible point. If it is within the gap of the bound, it is
-   optimal.
-5. Otherwise solve the full MIP, warm-started with that point. A good incumbent is what MIP
-   solvers spend most of their time looking for on these models; with it HiGHS mostly only
-   has to close the bound (measured: 15 ms instead of 100 ms on a day with an EV).
+2. ``rounded``: round the integer columns (the devices' rules, e.g. the phase option whose
+   power range holds the relaxed power) and check every row. Feasible and within the gap of
+   the bound: done.
+3. ``fixed``: fix *every* integer column by the devices' repair rules and re-solve the LP (a
+   warm re-solve, about a millisecond). The rules keep the pattern feasible: the EV's
+   fractional slots are switched on in the number that carries their energy (largest relaxed
+   power first), never more than the car has room for; a heat pump run is stretched to its
+   minimum run time; direction binaries are rounded up (allowing the flow the relaxation
+   used). Three rules are tried (energy-conserving, off below half the minimum, on
+   whenever it runs), the best point is kept. Within the gap of the bound: done.
+4. ``partial``: a MIP over the binaries in the rows the rounding of step 2 broke, the others
+   fixed as rounded, from the best point of step 3; within the gap of the LP bound: done.
+5. ``mip``: otherwise HiGHS's branch and bound, with the plan's remaining time and the same
+   stopping rule (the absolute tolerance of step 2), started from the best point so far.
+   HiGHS's root bound (presolve and cuts) is tighter than the LP's and often proves that
+   point within the gap at once. Its dual bound then proves the gap.
 
-The answer is always within the MIP gap of the true optimum; only the work differs.
+One definition of the gap everywhere (docs/optimizer.md): ``objective - bound`` over the
+plan's gross value (the sum of the absolute objective terms at the LP optimum). A plan is
+optimal when ``objective - bound <= max(mip_gap x gross, mip_abs_gap)``.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
 
+from optimizer.devices.context import CONSERVE
 from optimizer.model import CanonicalProblem
 from optimizer.solvers.base import (
     SolveOptions,
@@ -34,10 +45,20 @@ from optimizer.solvers.base import (
     SolverError,
     SolveResult,
     SolverSession,
+    SolveStatus,
     open_session,
 )
 
 FEAS_TOL = 1e-6
+#: Repair rules of step 3, in the order tried: conserve the fractional energy, off below half
+#: the minimum, on wherever it runs.
+REPAIRS = (CONSERVE, 0.5, 0.0)
+#: Warm-start HiGHS's MIP with the best heuristic point. Measured on the heat-pump-with-minimum-
+#: run days that reach the MIP (docs/optimizer.md): 3 of 6 proven at the root in ~60 ms
+#: instead of 0.9-1.2 s, the others as fast as without.
+START_MIP = True
+#: HiGHS needs some time to return even a bad answer [s].
+MIN_CALL_S = 0.05
 
 #: A device rounding rule: sets relaxed integer columns of a point in place (see
 #: :data:`optimizer.devices.context.Rounder`).
@@ -51,6 +72,7 @@ def _violated_rows(problem: CanonicalProblem, x: np.ndarray) -> np.ndarray:
 
 
 def _cols_of_rows(problem: CanonicalProblem, rows: np.ndarray) -> np.ndarray:
+    """Columns with a coefficient in any of ``rows`` (bool per column)."""
     sub = problem.A[np.flatnonzero(rows)]
     cols = np.zeros(problem.num_cols, dtype=bool)
     cols[sub.indices] = True
@@ -58,27 +80,54 @@ def _cols_of_rows(problem: CanonicalProblem, rows: np.ndarray) -> np.ndarray:
 
 
 def round_relaxed(
-    problem: CanonicalProblem, x: np.ndarray, relaxed: np.ndarray, rounder: Rounder
+    problem: CanonicalProblem,
+    x: np.ndarray,
+    relaxed: np.ndarray,
+    rounder: Rounder,
+    repair: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Round the ``relaxed`` integer columns of ``x``; return the point and violated rows."""
+    """Round the ``relaxed`` integer columns of ``x``; return the point and violated rows.
+
+    Columns no device rule owns (grid and battery direction, surplus switches) are rounded
+    up: that allows the flow the relaxation used, so fixing them never makes a problem
+    infeasible (rounding them down could forbid the import an EV switched on needs). Under
+    :data:`CONSERVE` they are rounded to the nearest instead (the larger flow wins), which
+    keeps more of the relaxation's plan; the other rules are the fallback.
+    """
     cand = x.copy()
-    up = np.ceil(x - FEAS_TOL)
+    up = np.round(x) if repair == CONSERVE else np.ceil(x - FEAS_TOL)
     cand[relaxed] = up[relaxed]
-    rounder(cand, relaxed, None)
+    rounder(cand, relaxed, repair)
     return cand, _violated_rows(problem, cand)
 
 
-def gap_tolerance(problem: CanonicalProblem, relaxed_x: np.ndarray, options: SolveOptions) -> float:
-    """How far above the LP bound an objective may be and still count as optimal [EUR].
+def gross_value(problem: CanonicalProblem, x: np.ndarray) -> float:
+    """The plan's gross value: the sum of the absolute objective terms at ``x`` [EUR].
 
-    The relative gap is taken of the plan's gross value, the sum of the absolute objective
-    terms at the relaxation's optimum (import cost, export revenue, wear, rewards, the value
-    of stored energy), not of the net objective: a home whose costs and end values nearly
-    cancel has a net objective near zero, and a gap relative to that would demand cents
-    where the plan moves euros.
+    The relative gap is taken of this, not of the net objective: a home whose costs and end
+    values nearly cancel has a net objective near zero, and a gap relative to that would
+    demand cents where the plan moves euros.
     """
-    gross = float(np.abs(problem.cost * relaxed_x).sum())
+    return float(np.abs(problem.cost * x).sum())
+
+
+def gap_tolerance(problem: CanonicalProblem, relaxed_x: np.ndarray, options: SolveOptions) -> float:
+    """How far above the LP bound an objective may be and still count as optimal [EUR]."""
+    gross = gross_value(problem, relaxed_x)
     return max(options.mip_gap * gross, options.mip_abs_gap) + 1e-9
+
+
+class _Clock:
+    """The plan's time limit, shared by all solver calls of one plan."""
+
+    def __init__(self, options: SolveOptions) -> None:
+        self.deadline = time.perf_counter() + options.time_limit_s
+        self.options = options
+
+    def left(self, **changes: object) -> SolveOptions:
+        """``options`` with the time left (at least :data:`MIN_CALL_S`) and ``changes``."""
+        left = max(self.deadline - time.perf_counter(), MIN_CALL_S)
+        return replace(self.options, time_limit_s=left, **changes)  # type: ignore[arg-type]
 
 
 def solve_lazily(
@@ -86,100 +135,136 @@ def solve_lazily(
     problem: CanonicalProblem,
     options: SolveOptions,
     rounder: Rounder = lambda x, relaxed, repair: None,
+    *,
+    slack: float = 0.0,
+    start: np.ndarray | None = None,
 ) -> tuple[SolveResult, int]:
     """Solution of ``problem`` within the MIP gap; also how many integer columns were imposed.
 
-    All solves go through one session of the backend (:func:`open_session`): between them
-    only bounds and integer columns change, which HiGHS re-solves from its previous basis.
+    ``slack`` [EUR] is taken off the tolerance (the tie-break's largest effect, so that the
+    plan without it is still within the gap). ``start`` is an integer pattern (e.g. the
+    previous cycle's, shifted by a slot; NaN where it says nothing) tried after the repair
+    rules. All solves go through one session of the backend (:func:`open_session`): between
+    them only bounds and integer columns change, which HiGHS re-solves from its previous
+    basis. ``options.time_limit_s`` is the plan's.
     """
+    clock = _Clock(options)
     integer = problem.integrality
     session = open_session(backend, problem)
     relaxation = session.solve(
-        problem.col_lower, problem.col_upper, np.zeros_like(integer), options
+        problem.col_lower, problem.col_upper, np.zeros_like(integer), clock.left()
     )
     if not integer.any():
-        return relaxation, 0
+        gross = gross_value(problem, relaxation.x)
+        return replace(relaxation, bound=relaxation.objective, stage="lp", gross=gross), 0
     bound = relaxation.objective
-    tol = gap_tolerance(problem, relaxation.x, options)
+    gross = gross_value(problem, relaxation.x)
+    tol = max(gap_tolerance(problem, relaxation.x, options) - slack, 1e-9)
     cand, bad = round_relaxed(problem, relaxation.x, integer, rounder)
     objective = float(problem.cost @ cand + problem.offset)
     if not bad.any() and objective <= bound + tol:
-        return _result(relaxation, cand, objective, bound, relaxation.solve_ms), 0
-    best, spent = _dive(session, problem, options, rounder, relaxation)
+        return _result(relaxation, cand, objective, bound, gross, stage="rounded"), 0
+    best, spent = _fixed_patterns(session, problem, clock, rounder, (relaxation, tol), start=start)
     if best is not None and best.objective <= bound + tol:
-        return _result(best, best.x, best.objective, bound, spent), 0
+        return _result(best, best.x, best.objective, bound, gross, stage="fixed"), 0
+    hint = best.x if best is not None and START_MIP else None
     undecided = integer & _cols_of_rows(problem, bad)
-    start = None if best is None else best.x
-    try:  # a MIP over the binaries the relaxation could not decide, the rest fixed
+    try:  # branch only on the binaries the rounding could not decide, the rest fixed
         lower, upper = _fixed_bounds(problem, cand, integer & ~undecided)
-        partial = session.solve(lower, upper, integer, replace(options, start=start))
+        options_ = clock.left(mip_gap=0.0, mip_abs_gap=tol, start=hint)
+        partial = session.solve(lower, upper, integer, options_)
         spent += partial.solve_ms
         if best is None or partial.objective < best.objective:
-            best = partial
+            best, hint = partial, partial.x
         if best.objective <= bound + tol:
-            return _result(best, best.x, best.objective, bound, spent), int(undecided.sum())
+            best = replace(best, status=SolveStatus.OPTIMAL, solve_ms=spent)
+            result = _result(best, best.x, best.objective, bound, gross, stage="partial")
+            return result, int(undecided.sum())
     except SolverError:
         pass
-    start = None if best is None else best.x
-    full = session.solve(
-        problem.col_lower, problem.col_upper, integer, replace(options, start=start)
-    )
-    return replace(full, solve_ms=spent + full.solve_ms), int(integer.sum())
+    mip_options = clock.left(mip_gap=0.0, mip_abs_gap=tol, start=hint)
+    try:
+        full = session.solve(problem.col_lower, problem.col_upper, integer, mip_options)
+    except SolverError:
+        if best is None:
+            raise
+        best = replace(best, status=SolveStatus.TIME_LIMIT, solve_ms=spent)
+        return _result(best, best.x, best.objective, bound, gross, stage="fixed"), 0
+    full = replace(full, solve_ms=spent + full.solve_ms)
+    if best is not None and best.objective < full.objective:
+        full = replace(full, x=best.x, objective=best.objective)
+    proven = max(bound, full.bound)
+    status = SolveStatus.OPTIMAL if full.objective <= proven + tol else full.status
+    full = replace(full, status=status)
+    result = _result(full, full.x, full.objective, proven, gross, stage="mip")
+    return result, int(integer.sum())
 
 
-def _dive(
+def _fixed_patterns(
     session: SolverSession,
     problem: CanonicalProblem,
-    options: SolveOptions,
+    clock: _Clock,
     rounder: Rounder,
-    relaxation: SolveResult,
+    relaxed: tuple[SolveResult, float],
+    *,
+    start: np.ndarray | None,
 ) -> tuple[SolveResult | None, float]:
-    """A feasible point by diving: fix the binaries the rounding could not decide by the
-    devices' repair rules, keep the others relaxed, re-solve, until the rounding is clean.
+    """The best point with every integer column fixed by a repair rule (step 3); stops at
+    the first within ``tol`` of the relaxation (``relaxed`` is the relaxation and ``tol``).
 
-    The first dive switches off what runs below half its minimum; later dives switch on
-    whatever runs at all, so a fractional remainder is not chased from slot to slot (the LP
-    re-solve trims other slots instead). Returns the point (or None) and the time spent [ms].
+    Returns the point (``None`` when every pattern was infeasible) and the time spent [ms].
     """
-    max_dives = 4
-    spent = relaxation.solve_ms
+    relaxation, tol = relaxed
     integer = problem.integrality
-    relaxed = np.zeros_like(integer)
-    fixed = np.zeros_like(integer)
-    values = relaxation.x.copy()
-    current = relaxation
-    for dive in range(max_dives):
-        cand, bad = round_relaxed(problem, current.x, integer & ~fixed, rounder)
-        if not bad.any():
-            objective = float(problem.cost @ cand + problem.offset)
-            return replace(current, x=cand, objective=objective), spent
-        grow = integer & ~fixed & _cols_of_rows(problem, bad)
-        if not grow.any():
-            return None, spent
-        cand[grow] = np.floor(current.x[grow] + FEAS_TOL)
-        rounder(cand, grow, 0.5 if dive == 0 else 0.0)
-        values[grow] = cand[grow]
-        fixed |= grow
+    spent = relaxation.solve_ms
+    best: SolveResult | None = None
+    tried: list[np.ndarray] = []
+    patterns = [
+        round_relaxed(problem, relaxation.x, integer, rounder, repair)[0] for repair in REPAIRS
+    ]
+    if start is not None:  # tried last (measured: first costs more than it saves, see
+        # docs/optimizer.md); where it says nothing, the first rule's values
+        known = integer & np.isfinite(start)
+        patterns.append(np.where(known, start, patterns[0]))
+    for cand in patterns:
+        pattern = np.round(cand[integer])
+        if any(np.array_equal(pattern, p) for p in tried):
+            continue
+        tried.append(pattern)
+        lower, upper = _fixed_bounds(problem, cand, integer)
         try:
-            lower, upper = _fixed_bounds(problem, values, fixed)
-            current = session.solve(lower, upper, relaxed, options)
+            point = session.solve(lower, upper, np.zeros_like(integer), clock.left())
         except SolverError:
-            return None, spent
-        spent += current.solve_ms
-    return None, spent
+            continue
+        spent += point.solve_ms
+        if best is None or point.objective < best.objective - 1e-12:
+            best = point
+        if best.objective <= relaxation.objective + tol:
+            break
+    return (None if best is None else replace(best, solve_ms=spent)), spent
 
 
 def _fixed_bounds(
     problem: CanonicalProblem, x: np.ndarray, cols: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Column bounds with ``cols`` fixed at their values in ``x``."""
+    """Column bounds with ``cols`` fixed at their (rounded) values in ``x``."""
     lower, upper = problem.col_lower.copy(), problem.col_upper.copy()
-    lower[cols] = upper[cols] = x[cols]
+    values = np.clip(np.round(x[cols]), lower[cols], upper[cols])
+    lower[cols] = upper[cols] = values
     return lower, upper
 
 
 def _result(
-    base: SolveResult, x: np.ndarray, objective: float, bound: float, solve_ms: float
+    base: SolveResult,
+    x: np.ndarray,
+    objective: float,
+    bound: float,
+    gross: float,
+    *,
+    stage: str,
 ) -> SolveResult:
-    gap = (objective - bound) / max(abs(objective), 1e-9)
-    return replace(base, x=x, objective=objective, mip_gap=max(gap, 0.0), solve_ms=solve_ms)
+    """``base`` at point ``x`` with the gap of the one definition (module docstring)."""
+    gap = max(objective - bound, 0.0) / max(gross, 1e-9)
+    return replace(
+        base, x=x, objective=objective, bound=bound, mip_gap=gap, stage=stage, gross=gross
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -13,11 +13,11 @@ from core.timeindex import check_index
 from optimizer.config import HeatPump, Wallbox
 from optimizer.devices.grid import effective_prices
 from optimizer.devices.heatpump import cop, initial_temp_c
-from optimizer.formulate import formulate
+from optimizer.formulate import Formulation, formulate
 from optimizer.lazy import solve_lazily
 from optimizer.model import CanonicalProblem
 from optimizer.problem import Problem
-from optimizer.solvers import SolveOptions, SolveResult, SolveStatus, get_solver
+from optimizer.solvers import SolveOptions, Solver, SolveResult, SolveStatus, get_solver
 
 #: Flows below this are numerical noise [kW].
 TOL_KW = 1e-6
@@ -75,6 +75,10 @@ class PlanSummary:
     num_integers: int
     integers_imposed: int
     solver: str
+    #: proven lower bound of ``objective_eur`` (the LP's or the MIP's dual bound) [EUR]
+    bound_eur: float = float("-inf")
+    #: which step of :mod:`optimizer.lazy` made the plan: lp, rounded, fixed or mip
+    stage: str = ""
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,8 @@ class Plan:
     problem: Problem
     slots: pd.DataFrame
     summary: PlanSummary
+    #: the integer columns of the solution, per-slot blocks by name (a start for the next cycle)
+    pattern: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def setpoints(self, slot: int = 0) -> Setpoints:
         """Setpoints of slot ``slot`` (0 = the current slot)."""
@@ -124,7 +130,7 @@ class Plan:
         return self.summary.violations
 
 
-def optimize(problem: Problem, solver: str = "highs") -> Plan:
+def optimize(problem: Problem, solver: str = "highs", previous: Plan | None = None) -> Plan:
     """Build, solve and read back the plan of ``problem``.
 
     Parameters
@@ -133,38 +139,88 @@ def optimize(problem: Problem, solver: str = "highs") -> Plan:
         Site, state, per-slot inputs and tuning.
     solver : str
         A registered backend: ``highs`` (default) or ``pulp`` / ``pulp:<PuLP solver>``.
+    previous : Plan, optional
+        The previous cycle's plan of the same site: its on/off pattern, shifted to this
+        plan's start, is tried first as a fixed pattern (a warm start; never changes the
+        result beyond the gap).
 
     Returns
     -------
     Plan
+        Within the MIP gap of the optimum; ``summary.mip_gap`` and ``summary.bound_eur`` say
+        by how much at most (one definition, docs/optimizer.md). ``Tuning.time_limit_s`` is
+        the whole plan's.
     """
     backend = get_solver(solver)
     tuning = problem.tuning
     options = SolveOptions(tuning.mip_gap, tuning.mip_abs_gap_eur, tuning.time_limit_s)
     t0 = time.perf_counter()
     formulation = formulate(problem)
-    canonical = formulation.problem
     build_ms = (time.perf_counter() - t0) * 1e3
-    result, imposed = solve_lazily(backend, canonical, options, formulation.round)
-    both = simultaneous_battery_slots(canonical, result.x)
+    start = None if previous is None else shifted_pattern(previous, problem, formulation.problem)
+    result, imposed = _solve(backend, formulation, options, start)
+    both = simultaneous_battery_slots(formulation.problem, result.x)
     if len(both):
         # The LP used both flows where it must not: forbid it there and solve again.
         t1 = time.perf_counter()
         formulation = formulate(problem, extra_burn_slots=both)
-        canonical = formulation.problem
         build_ms += (time.perf_counter() - t1) * 1e3
-        again, imposed = solve_lazily(backend, canonical, options, formulation.round)
-        result = SolveResult(
-            again.status,
-            again.x,
-            again.objective,
-            again.mip_gap,
-            again.solve_ms + result.solve_ms,
-            again.solver,
-        )
+        left = max(tuning.time_limit_s - (time.perf_counter() - t0), 0.05)
+        again, imposed = _solve(backend, formulation, replace(options, time_limit_s=left))
+        result = replace(again, solve_ms=again.solve_ms + result.solve_ms)
+    canonical = formulation.problem
     slots = read_slots(problem, canonical, result.x)
     summary = summarize(problem, canonical, result, slots, (build_ms, imposed))
-    return Plan(problem, slots, summary)
+    return Plan(problem, slots, summary, integer_pattern(canonical, result.x, problem.inputs.n))
+
+
+def _solve(
+    backend: Solver,
+    formulation: Formulation,
+    options: SolveOptions,
+    start: np.ndarray | None = None,
+) -> tuple[SolveResult, int]:
+    """Solve within the gap; report objective, bound and gap without the tie-break."""
+    slack = formulation.tiebreak_max_eur
+    result, imposed = solve_lazily(
+        backend, formulation.problem, options, formulation.round, slack=slack, start=start
+    )
+    if not len(formulation.tiebreak):
+        return result, imposed
+    objective = result.objective - float(formulation.tiebreak @ result.x)
+    bound = result.bound - slack
+    gap = max(objective - bound, 0.0) / max(result.gross, 1e-9)
+    return replace(result, objective=objective, bound=bound, mip_gap=gap), imposed
+
+
+def integer_pattern(canonical: CanonicalProblem, x: np.ndarray, n: int) -> dict[str, np.ndarray]:
+    """The per-slot (``n`` entries) integer blocks of ``x`` by name, rounded."""
+    return {
+        b.name: np.round(x[b.slice])
+        for b in canonical.variables
+        if b.size == n and canonical.integrality[b.slice].all()
+    }
+
+
+def shifted_pattern(
+    previous: Plan, problem: Problem, canonical: CanonicalProblem
+) -> np.ndarray | None:
+    """``previous``'s integer pattern moved to ``problem``'s start: a point with NaN where
+    it says nothing (other columns, the new slots at the end take the last value)."""
+    index, old = problem.inputs.index, previous.problem.inputs.index
+    step = check_index(index)
+    shift = int((index[0] - old[0]) / step)
+    if shift < 0 or not previous.pattern:
+        return None
+    start = np.full(canonical.num_cols, np.nan)
+    for name, values in previous.pattern.items():
+        if not canonical.has_variable(name) or shift >= len(values):
+            continue
+        block = canonical.variable(name)
+        moved = values[shift:][: block.size]
+        filled = np.concatenate((moved, np.full(block.size - len(moved), moved[-1])))
+        start[block.slice] = filled
+    return start
 
 
 def simultaneous_battery_slots(canonical: CanonicalProblem, x: np.ndarray) -> np.ndarray:
@@ -287,6 +343,7 @@ def _violations(problem: Problem, canonical: CanonicalProblem, x: np.ndarray) ->
     found: list[tuple[str, str, str, float]] = [("grid-unserved", "grid-unserved_load", "kWh", dt)]
     if problem.site.battery is not None:
         found.append(("battery-reserve_shortfall", "battery-reserve", "kWh*h", dt))
+        found.append(("battery-final_shortfall", "battery-final_soc", "kWh", 1.0))
     for wb in problem.site.wallboxes:
         found.append((f"{wb.name}-target_shortfall", f"{wb.name}-target_energy", "kWh", 1.0))
     for hp in problem.site.heat_pumps:
@@ -370,6 +427,8 @@ def summarize(
         num_integers=canonical.num_integers,
         integers_imposed=integers_imposed,
         solver=result.solver,
+        bound_eur=result.bound,
+        stage=result.stage,
     )
 
 

@@ -76,3 +76,15 @@ def bundled_quarter_hour_prices() -> pd.Series:
     week = read_smard_json(week_text, "quarterhour")
     joined = pd.concat([quarters, week]).sort_index()
     return joined[~joined.index.duplicated(keep="last")].rename("spot_eur_per_kwh")
+
+
+def coverage_note() -> str:
+    """Which period the bundled prices cover, and where live prices come from."""
+    first = bundled_hourly().index.min()
+    last = max(bundled_hourly().index.max(), bundled_quarter_hour_prices().index.max())
+    return (
+        f"the bundled prices cover {first:%Y-%m-%d} to {last:%Y-%m-%d} (and estimates for up to "
+        "35 days after); pick a date in that period. For other days use live prices: "
+        "`hbopt prices --source smard --day YYYY-MM-DD`, or HBOPT_PRICE_SOURCE=smard (or "
+        "entsoe with HBOPT_ENTSOE_TOKEN) for `hbopt serve`"
+    )

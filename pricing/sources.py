@@ -42,6 +42,7 @@ class PricingSettings(BaseSettings):
     entsoe_area: str = "DE_LU"
     smard_region: str = "DE-LU"
     smard_resolution: str = "quarterhour"
+    smard_base_url: str = smard.SMARD_BASE_URL
     emission_factors: str = "ipcc_ar5"
     http_timeout_s: float = 30.0
     price_cache_max_age_min: float = 60.0
@@ -97,10 +98,16 @@ class SmardPriceSource:
     region: str
     resolution: str
     timeout_s: float
+    base_url: str = smard.SMARD_BASE_URL
 
     def spot_prices(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.Series:
         return smard.get_smard_prices(
-            start, end, resolution=self.resolution, region=self.region, timeout_s=self.timeout_s
+            start,
+            end,
+            resolution=self.resolution,
+            region=self.region,
+            base_url=self.base_url,
+            timeout_s=self.timeout_s,
         )
 
 
@@ -157,7 +164,9 @@ T = TypeVar("T")
 PRICE_SOURCES: dict[str, Callable[[PricingSettings], PriceSource]] = {
     "bundled": lambda s: BundledPriceSource(),
     "entsoe": lambda s: EntsoePriceSource(_token(s), s.entsoe_area, s.http_timeout_s),
-    "smard": lambda s: SmardPriceSource(s.smard_region, s.smard_resolution, s.http_timeout_s),
+    "smard": lambda s: SmardPriceSource(
+        s.smard_region, s.smard_resolution, s.http_timeout_s, s.smard_base_url
+    ),
 }
 CARBON_SOURCES: dict[str, Callable[[PricingSettings], CarbonSource]] = {
     "bundled": lambda s: BundledCarbonSource(_factors(s)),

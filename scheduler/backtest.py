@@ -10,9 +10,8 @@ use the real Modbus server.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import tempfile
+import sys
 import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -21,8 +20,6 @@ from typing import Any, Literal, TypeVar
 
 import pandas as pd
 
-from core.errors import CliError
-from optimizer import ChargingMode
 from scheduler.backtest_inputs import BacktestInputs, bundled_inputs
 from scheduler.controller import SiteConfig, SiteController
 from scheduler.fair_score import (
@@ -128,6 +125,8 @@ def backtest(
         )
     )  # fmt: skip
     walls["closed loop"] = time.perf_counter() - t0
+    if progress:
+        print("backtest: the two baselines (no control, perfect foresight)", file=sys.stderr)
     t0 = time.perf_counter()
     base = run_no_control(twin(), start, end)
     walls["no control"] = time.perf_counter() - t0
@@ -256,47 +255,3 @@ def format_scores(scores: dict[str, RunScores], price: float) -> str:
             f"(exact setpoints), {box - pred:+.2f} EUR through the box rules, vs its prediction"
         )
     return "\n".join(lines)
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
-    p = subparsers.add_parser(
-        "backtest",
-        help="run the controller over historical days against the simulated box",
-        description="Closed-loop backtest on the bundled real prices, weather, load and EV "
-        "sessions, compared with no control and with the perfect-foresight optimum.",
-    )
-    p.add_argument("--start", default="2024-06-01", help="first day, UTC (default %(default)s)")
-    p.add_argument("--days", type=int, default=7, help="number of days (default 7)")
-    p.add_argument("--mode", default="smart", choices=[m.value for m in ChargingMode])
-    p.add_argument(
-        "--pv-forecast",
-        default="clearsky",
-        choices=("clearsky", "weather"),
-        help="clear-sky x recent production (default) or the measured weather as a forecast",
-    )
-    p.add_argument(
-        "--transport",
-        default="inprocess",
-        choices=("inprocess", "modbus"),
-        help="box link: in-process (default, fast) or Modbus TCP on 127.0.0.1",
-    )
-    p.set_defaults(func=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    if not 1 <= args.days <= 60:
-        raise CliError("--days must be in 1..60")
-    try:
-        start = pd.Timestamp(args.start)
-    except ValueError as exc:
-        raise CliError(f"--start: {exc}") from None
-    start = start.tz_localize("UTC") if start.tzinfo is None else start.tz_convert("UTC")
-    config = replace(
-        SiteConfig("backtest", watchdog_timeout_s=180),
-        charging_mode=ChargingMode(args.mode),
-        pv_forecast=args.pv_forecast,
-    )
-    with tempfile.TemporaryDirectory(prefix="hbopt-backtest-") as tmp:
-        result = backtest(start, args.days, config, transport=args.transport, store_dir=tmp)
-    print(format_result(result))
-    return 0

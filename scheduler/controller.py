@@ -104,14 +104,15 @@ class DepartureTarget:
 
         A departure inside the current slot or on its end is still today's deadline: the
         optimizer charges in every slot that ends by the departure, so moving such a deadline
-        to tomorrow would drop whatever energy the plan had put into the last slots.
+        to tomorrow would drop whatever energy the plan had put into the last slots. On the
+        days the clocks change, a time that occurs twice is its first (earlier) occurrence and
+        a time that does not exist is the first time after the gap.
         """
         local = now.tz_convert(self.tz)
         day = local.normalize().tz_localize(None)
         for k in range(3):
-            dep = (day + pd.Timedelta(days=k) + pd.Timedelta(f"{self.time_local}:00")).tz_localize(
-                self.tz
-            )
+            wall = day + pd.Timedelta(days=k) + pd.Timedelta(f"{self.time_local}:00")
+            dep = wall.tz_localize(self.tz, ambiguous=True, nonexistent="shift_forward")
             if dep > now:
                 return dep.tz_convert("UTC")
         raise AssertionError("unreachable")  # pragma: no cover

@@ -32,7 +32,7 @@ import math
 import multiprocessing
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import (
     FIRST_COMPLETED,
     BrokenExecutor,
@@ -249,6 +249,7 @@ class _Cycle:
 
     chunks: list[FleetChunk]
     deadline: float | None
+    on_sites_done: Callable[[int], object] | None = None
     done: dict[int, list[SiteReport]] = field(default_factory=dict)
     failed: dict[int, tuple[SiteStatus, str]] = field(default_factory=dict)
 
@@ -346,7 +347,12 @@ class FleetRunner:
             self._cluster.close()
             self._cluster = None
 
-    def run(self, jobs: Sequence[SiteJob], shared: pd.DataFrame) -> FleetReport:
+    def run(
+        self,
+        jobs: Sequence[SiteJob],
+        shared: pd.DataFrame,
+        on_sites_done: Callable[[int], object] | None = None,
+    ) -> FleetReport:
         """Solve one cycle for ``jobs`` on the shared frame; a report for every site.
 
         Parameters
@@ -356,6 +362,8 @@ class FleetRunner:
         shared : pandas.DataFrame
             Per-slot frame on a tz-aware UTC index: the columns of :data:`SHARED_INPUTS`
             that apply, ``pv_kw`` and ``load_kw`` reference profiles [kW].
+        on_sites_done : callable, optional
+            Called with the number of sites of each chunk that finished (a progress bar).
         """
         self.open()
         t0 = time.perf_counter()
@@ -367,7 +375,7 @@ class FleetRunner:
             for group in chunked(jobs, cfg.chunk_size)
         ]
         deadline = None if cfg.cycle_timeout_s is None else t0 + cfg.cycle_timeout_s
-        cycle = _Cycle(chunks, deadline)
+        cycle = _Cycle(chunks, deadline, on_sites_done)
         todo = list(range(len(chunks)))
         for in_flight in (len(chunks), cfg.workers, 1):
             todo = self._round(cycle, todo, in_flight)
@@ -410,6 +418,8 @@ class FleetRunner:
                 exc = fut.exception()
                 if exc is None:
                     cycle.done[i] = fut.result()
+                    if cycle.on_sites_done is not None:
+                        cycle.on_sites_done(len(cycle.done[i]))
                     continue
                 status = _task_failure_status(exc)
                 cycle.failed[i] = (status, f"{type(exc).__name__}: {exc}")

@@ -11,6 +11,7 @@ measures planning, not the network.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -97,13 +98,21 @@ class SimulatedHome:
         )
 
 
-def simulated_homes(n: int, seed: int = 0) -> list[SimulatedHome]:
-    """``n`` different homes, reproducible from ``seed``."""
+def simulated_homes(
+    n: int, seed: int = 0, smart_ev_share: float | None = None
+) -> list[SimulatedHome]:
+    """``n`` different homes, reproducible from ``seed``.
+
+    By default 60 % have a car in a random mode; with ``smart_ev_share`` that share of homes
+    has a car plugged in ``smart`` mode with energy still to charge before departure (the
+    hard case for the optimizer).
+    """
     rng = np.random.default_rng(seed)
-    modes = list(ChargingMode)
+    modes = [ChargingMode.SMART] if smart_ev_share is not None else list(ChargingMode)
+    share = 0.6 if smart_ev_share is None else smart_ev_share
     homes = []
     for k in range(n):
-        has_ev = rng.random() < 0.6
+        has_ev = rng.random() < share
         homes.append(
             SimulatedHome(
                 site_id=f"home-{k:06d}",
@@ -244,7 +253,10 @@ class SimulatedCycle:
 
 
 def run_simulated_cycle(
-    runner: FleetRunner, boxes: list[TwinBox], frame: pd.DataFrame
+    runner: FleetRunner,
+    boxes: list[TwinBox],
+    frame: pd.DataFrame,
+    on_sites_done: Callable[[int], object] | None = None,
 ) -> SimulatedCycle:
     """Read every box, plan the fleet, send each box its live setpoints.
 
@@ -260,7 +272,9 @@ def run_simulated_cycle(
         except BoxUnreachableError as exc:
             unreachable[box.home.site_id] = str(exc)
     io_s = time.perf_counter() - t0
-    report = runner.run(jobs, frame)
+    if on_sites_done is not None and unreachable:
+        on_sites_done(len(unreachable))
+    report = runner.run(jobs, frame, on_sites_done)
     t1 = time.perf_counter()
     by_id = {r.site_id: r for r in report.sites}
     sites: list[SiteReport] = []

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
+from core import cli_args
 from core.errors import CliError
-from optimizer import ChargingMode, Plan, Tuning, available_solvers, optimize
-from scheduler.scenario import DEVICE_SETS, Home, scenario_problem
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from optimizer import Plan
 
 DEFAULT_START = "2024-06-12T22:00Z"  # midnight in Berlin, a sunny week with measured weather
+SITE_TZ = "Europe/Berlin"  # the bundled home's time zone
+#: ``optimizer.ChargingMode`` values and ``scheduler.scenario.DEVICE_SETS`` keys, spelled out
+#: so that ``--help`` imports neither (a test keeps them equal).
+CHARGING_MODES = ("off", "now", "solar", "min_solar", "smart", "after_battery")
+DEVICE_SET_NAMES = ("battery", "battery+ev", "battery+ev+hp")
+SOLVERS = ("highs", "pulp")
 
 TABLE_COLUMNS = {
     "import_eur_per_kwh": ("import", 100.0, "{:6.1f}"),
@@ -36,39 +45,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "on the bundled real prices, weather and load, and print the schedule.",
     )
     p.add_argument(
-        "--start", default=DEFAULT_START, help="horizon start, UTC (default: %(default)s)"
+        "--start",
+        default=DEFAULT_START,
+        help="horizon start; without an offset (2024-06-12T00:00) it is local time in the "
+        f"site's time zone, {SITE_TZ} (default: %(default)s)",
     )
     p.add_argument("--hours", type=int, default=24, help="horizon length [h] (default 24)")
     p.add_argument("--step", type=int, default=15, choices=(5, 15, 30, 60), help="slot [min]")
-    p.add_argument("--devices", default="battery+ev+hp", choices=sorted(DEVICE_SETS))
-    p.add_argument("--mode", default="smart", choices=[m.value for m in ChargingMode])
+    p.add_argument("--devices", default="battery+ev+hp", choices=DEVICE_SET_NAMES)
+    p.add_argument("--mode", default="smart", choices=CHARGING_MODES)
     p.add_argument("--soc", type=float, default=0.3, help="battery SOC at the start [0-1]")
-    p.add_argument("--solver", default="highs", help=f"one of {available_solvers()}")
-    p.add_argument("--tz", default="Europe/Berlin", help="time zone of the printed table")
+    p.add_argument("--solver", default="highs", help=f"one of {', '.join(SOLVERS)}")
+    p.add_argument("--tz", default=SITE_TZ, help="time zone of the printed table")
     p.add_argument("--csv", type=Path, help="also write the per-slot plan to this CSV file")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    # every flag is checked before the data are loaded and the problem solved
     if args.hours <= 0 or args.hours * 60 % args.step:
         raise CliError("--hours must be positive and a whole number of slots")
-    home = Home().with_devices(DEVICE_SETS[args.devices])
-    try:
-        start = pd.Timestamp(args.start)
-    except ValueError as exc:
-        raise CliError(f"--start: {exc}") from None
-    periods = args.hours * 60 // args.step
-    problem, _ = scenario_problem(
-        home,
-        start,
-        periods,
-        args.step,
-        mode=ChargingMode(args.mode),
-        battery_soc=args.soc,
-        tuning=Tuning(),
-    )
-    plan = optimize(problem, args.solver)
-    print(format_table(plan, args.tz))
+    if not 0.0 <= args.soc <= 1.0:
+        raise CliError(f"--soc: {args.soc} is not a state of charge; give 0..1 (0.3 = 30 %)")
+    if args.solver.partition(":")[0] not in SOLVERS:
+        raise CliError(f"--solver: unknown solver {args.solver!r}; use one of {SOLVERS}")
+    tz = cli_args.time_zone("--tz", args.tz)
+    start = cli_args.start_time("--start", args.start, SITE_TZ)
+    if args.csv is not None:
+        cli_args.output_file("--csv", args.csv)
+    plan = _solve(args, start)
+    print(format_table(plan, tz))
     print()
     print(format_summary(plan))
     if args.csv:
@@ -77,8 +83,33 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _solve(args: argparse.Namespace, start: pd.Timestamp) -> Plan:
+    from optimizer import ChargingMode, Tuning, optimize
+    from pricing.bundled import coverage_note
+    from pricing.errors import PricingError
+    from scheduler.scenario import DEVICE_SETS, Home, scenario_problem
+
+    home = Home().with_devices(DEVICE_SETS[args.devices])
+    periods = args.hours * 60 // args.step
+    try:
+        problem, _ = scenario_problem(
+            home,
+            start,
+            periods,
+            args.step,
+            mode=ChargingMode(args.mode),
+            battery_soc=args.soc,
+            tuning=Tuning(),
+        )
+    except PricingError:
+        raise CliError(f"--start {args.start}: {coverage_note()}") from None
+    return optimize(problem, args.solver)
+
+
 def format_table(plan: Plan, tz: str) -> str:
     """The schedule, one line per slot: prices [ct/kWh], powers [kW], SOC [%], temperature."""
+    import pandas as pd
+
     slots = plan.slots
     cols = [c for c in TABLE_COLUMNS if c in slots]
     header = "time   " + " ".join(f"{TABLE_COLUMNS[c][0]:>6}" for c in cols)

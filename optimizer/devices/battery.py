@@ -59,6 +59,8 @@ def add_battery(ctx: Context) -> None:
         penalty = ctx.problem.tuning.reserve_penalty_eur_per_kwh * dt
         short = m.var("battery-reserve_shortfall", 0.0, battery.reserve_soc * cap, penalty)
         m.rows("battery-reserve", [(energy, diag(n)), (short, diag(n))], battery.reserve_soc * cap)
+    if ctx.problem.tuning.final_soc is not None:
+        _add_final_target(ctx, energy, min(ctx.problem.tuning.final_soc, battery.soc_max) * cap)
     _forbid_simultaneous(ctx, charge, discharge)
     ctx.battery = BatteryBlocks(charge, discharge, energy, cap, e0)
     ctx.balance += [(discharge, 1.0), (charge, -1.0)]
@@ -85,4 +87,18 @@ def _forbid_simultaneous(ctx: Context, charge: Block, discharge: Block) -> None:
         [(discharge, pick(rows, slots)), (charging, pick(rows, rows, battery.discharge_kw))],
         ub=battery.discharge_kw,
         size=k,
+    )
+
+
+def _add_final_target(ctx: Context, energy: Block, target_kwh: float) -> None:
+    """Soft end-of-horizon SOC: ``energy[-1] + shortfall >= target`` [kWh], next to the
+    terminal value (which values energy above it as usual)."""
+    penalty = ctx.problem.tuning.final_soc_penalty_eur_per_kwh
+    short = ctx.m.var("battery-final_shortfall", 0.0, target_kwh, penalty, size=1)
+    one = np.zeros(1, dtype=np.int64)
+    ctx.m.rows(
+        "battery-final_soc",
+        [(energy, pick(one, np.array([ctx.n - 1]))), (short, pick(one, one))],
+        lb=target_kwh,
+        size=1,
     )

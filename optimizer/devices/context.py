@@ -15,6 +15,9 @@ from optimizer.problem import Problem
 #: below which it is switched off) also where no exact rounding exists; the next LP re-solve
 #: makes the point feasible. See :mod:`optimizer.lazy`.
 Rounder = Callable[[np.ndarray, np.ndarray, float | None], None]
+#: The ``repair`` rule that keeps a device's relaxed energy: of the slots it runs below its
+#: minimum, switch on as many as that energy fills at the minimum, largest relaxed power first.
+CONSERVE = -1.0
 
 
 @dataclass

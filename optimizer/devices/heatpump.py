@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from optimizer.config import HeatPump
-from optimizer.devices.context import Context
+from optimizer.devices.context import CONSERVE, Context, Rounder
 from optimizer.model import Block, diag, lag, pick
 from optimizer.problem import Problem
 
@@ -86,6 +86,7 @@ def _add_on_off(ctx: Context, hp: HeatPump, p: Block) -> None:
     m.rows(f"{hp.name}-power_max", [(p, diag(n)), (on, diag(n, -hp.max_kw))], ub=0.0)
     m.rows(f"{hp.name}-power_min", [(p, diag(n)), (on, diag(n, -hp.min_kw))], lb=0.0)
     k = hp.min_run_slots
+    ctx.rounders.append(_on_rounder(hp, p, on))
     if k <= 1:
         return
     # start_t >= on_t - on_{t-1}; the heat pump is taken as off before the horizon.
@@ -104,3 +105,57 @@ def _add_on_off(ctx: Context, hp: HeatPump, p: Block) -> None:
         [(start, pick(rows[keep], cols[keep])), (on, diag(n, -1.0))],
         ub=0.0,
     )
+
+
+def _on_rounder(hp: HeatPump, power: Block, on: Block) -> Rounder:
+    """Repair rule for the on/off binary: on above ``repair`` x the minimum power, every run
+    stretched to the minimum run time (a run cut short makes the fixed pattern infeasible).
+    With ``repair > 0`` runs placed by :func:`duty_cycle` once ``repair`` x a minimum run's
+    heat is owed (no run the store cannot take), under
+    :data:`~optimizer.devices.context.CONSERVE` as soon as any is."""
+
+    def apply(x: np.ndarray, relaxed: np.ndarray, repair: float | None) -> None:
+        if repair is None:
+            return
+        p = x[power.slice]
+        run_kw = hp.min_kw * max(hp.min_run_slots, 1)
+        if repair == CONSERVE:
+            value = duty_cycle(p, hp.min_kw, hp.min_run_slots, 1e-7) * 1.0
+        elif repair > 0:
+            value = duty_cycle(p, hp.min_kw, hp.min_run_slots, repair * run_kw) * 1.0
+        else:
+            running = p > max(repair * hp.min_kw, 1e-7)
+            value = stretch_runs(running, hp.min_run_slots) * 1.0
+        cols = on.slice
+        x[cols] = np.where(relaxed[cols], value, x[cols])
+
+    return apply
+
+
+def stretch_runs(running: np.ndarray, min_slots: int) -> np.ndarray:
+    """``running`` with every run (and one starting in slot 0) at least ``min_slots`` long."""
+    out = running.copy()
+    if min_slots <= 1:
+        return out
+    starts = np.flatnonzero(running & ~np.concatenate(([False], running[:-1])))
+    for s in starts:
+        out[s : s + min_slots] = True
+    return out
+
+
+def duty_cycle(power_kw: np.ndarray, min_kw: float, min_slots: int, start_kw: float) -> np.ndarray:
+    """On/off per slot that delivers the relaxed ``power_kw`` in runs of at least the minimum
+    power and ``min_slots`` slots: a run starts once the relaxed heat not yet delivered
+    reaches ``start_kw`` slot-kW (tiny: heat comes early rather than late, as a store below
+    its comfort band costs a penalty and one above it only a little loss)."""
+    on = np.zeros(len(power_kw), dtype=bool)
+    owed, left = 0.0, 0
+    for t, p in enumerate(power_kw):
+        owed += p
+        if left == 0 and (p >= min_kw - 1e-7 or owed >= start_kw):
+            left = max(min_slots, 1)
+        if left > 0:
+            on[t] = True
+            owed -= max(min_kw, p)
+            left -= 1
+    return on

@@ -31,7 +31,7 @@ import pandas as pd
 
 from core.timeindex import check_index
 from optimizer.config import ChargingMode, ConfigError, EVSession, Wallbox
-from optimizer.devices.context import Context, Rounder
+from optimizer.devices.context import CONSERVE, Context, Rounder
 from optimizer.model import Block, Coeffs, diag, lag, pick
 
 SOLAR_MODES = (ChargingMode.SOLAR, ChargingMode.AFTER_BATTERY)
@@ -63,7 +63,9 @@ def horizon_target_kwh(
     """Energy the car must hold at the end of its last plugged slot [kWh], and that slot.
 
     A departure after the horizon asks only for what cannot be charged after the horizon
-    ends at full power. ``None`` when nothing is required within the horizon.
+    ends at full power, in the whole slots that end by the departure (the same rule as
+    :func:`plugged_mask`: a part-slot before the departure charges nothing, so counting it
+    would leave the car short). ``None`` when nothing is required within the horizon.
     """
     if session.departure is None or not mask.any():
         return None
@@ -72,7 +74,8 @@ def horizon_target_kwh(
     departure = _timestamp(session.departure, "departure")
     need = session.target
     if departure > horizon_end:
-        need -= max_kw * eff * (departure - horizon_end) / pd.Timedelta(hours=1)
+        whole_slots = (departure - horizon_end) // step
+        need -= max_kw * eff * whole_slots * step / pd.Timedelta(hours=1)
     if need <= session.energy_kwh + 1e-9:
         return None
     return min(need, session.capacity_kwh), int(np.flatnonzero(mask)[-1])
@@ -96,6 +99,9 @@ class _Charger:
     on: tuple[Block, ...]
     min_kw: tuple[float, ...]
     max_kw: tuple[float, ...]
+    #: energy the car can still take [kWh], and per kW of one slot [kWh/kW]
+    room_kwh: float = np.inf
+    kwh_per_kw: float = 0.0
 
 
 def add_wallboxes(ctx: Context) -> None:
@@ -158,7 +164,9 @@ def _add_session(ctx: Context, wb: Wallbox, session: EVSession, mask: np.ndarray
         _add_after_battery_rule(ctx, wb, charger)
     if session.mode == ChargingMode.MIN_SOLAR:
         _add_min_solar_rule(ctx, wb, charger, mask)
-    ctx.rounders.append(_phase_rounder(charger))
+    charger.room_kwh = float(energy_ub.max() - session.energy_kwh)
+    charger.kwh_per_kw = wb.efficiency * dt
+    ctx.rounders.append(_phase_rounder(charger, lower > 0))
     ctx.balance.append((charger.power, -1.0))
 
 
@@ -196,12 +204,15 @@ def _add_charger(
     return _Charger(power, options, on, lows, highs)
 
 
-def _phase_rounder(ch: _Charger) -> Rounder:
+def _phase_rounder(ch: _Charger, forced: np.ndarray) -> Rounder:
     """Round the on/off binaries from the relaxed power.
 
     Exact rounding: the option whose range holds the power. Repair (for a slot no range holds):
-    off below ``repair`` x the lowest minimum, else the option whose range is nearest; the LP
-    re-solve then moves the power into that range.
+    off below ``repair`` x the lowest minimum, else the option whose range is nearest; with
+    :data:`CONSERVE`, of the slots below the minimum as many as their energy fills at the
+    minimum (largest power first). Never more slots on than the car has room for at their
+    minimum power (the car's capacity is a hard bound). The LP re-solve then moves the power
+    into the ranges.
     """
     fastest_first = sorted(range(len(ch.options)), key=lambda i: -ch.options[i])
     low, high = np.array(ch.min_kw), np.array(ch.max_kw)
@@ -216,11 +227,8 @@ def _phase_rounder(ch: _Charger) -> Rounder:
             choice[fits] = i
             taken |= fits
         if repair is not None:
-            distance = np.maximum(low[None, :] - p[:, None], p[:, None] - high[None, :])
-            nearest = np.argmin(distance, axis=1)
-            wanted = ~taken & (p > max(repair * low.min(), 1e-7))
-            choice[wanted] = nearest[wanted]
-            taken |= wanted
+            taken = _repair(p, choice, taken, repair, (low, high))
+            _trim_to_room(p, choice, forced, low * ch.kwh_per_kw, ch.room_kwh)
         for i in range(len(ch.options)):
             cols = ch.on[i].slice
             decided = taken if repair is not None else np.ones(len(p), dtype=bool)
@@ -228,6 +236,51 @@ def _phase_rounder(ch: _Charger) -> Rounder:
             x[cols] = np.where(relaxed[cols], value, x[cols])
 
     return apply
+
+
+def _repair(
+    p: np.ndarray,
+    choice: np.ndarray,
+    taken: np.ndarray,
+    repair: float,
+    ranges: tuple[np.ndarray, np.ndarray],
+) -> np.ndarray:
+    """Set ``choice`` (in place) where no range holds ``p``; return the decided slots (all)."""
+    low, high = ranges
+    distance = np.maximum(low[None, :] - p[:, None], p[:, None] - high[None, :])
+    nearest = np.argmin(distance, axis=1)
+    loose = ~taken & (p > 1e-7)
+    if repair == CONSERVE:
+        wanted = loose & (p >= low.min())
+        below = np.flatnonzero(loose & (p < low.min()))
+        count = int(np.round(p[below].sum() / low.min()))
+        wanted[below[np.argsort(-p[below])[:count]]] = True
+    else:
+        wanted = loose & (p > max(repair * low.min(), 1e-7))
+    choice[wanted] = nearest[wanted]
+    choice[~(taken | wanted)] = -1
+    return np.ones(len(p), dtype=bool)
+
+
+def _trim_to_room(
+    p: np.ndarray,
+    choice: np.ndarray,
+    forced: np.ndarray,
+    min_kwh: np.ndarray,
+    room_kwh: float,
+) -> None:
+    """Switch off the smallest-power slots (in place) until the slots on fit in the car."""
+    on = np.flatnonzero(choice >= 0)
+    need = min_kwh[choice[on]]
+    if need.sum() <= room_kwh + 1e-9:
+        return
+    order = np.argsort(np.where(forced[on], np.inf, p[on]))
+    total = need.sum()
+    for k in order:
+        if total <= room_kwh + 1e-9 or forced[on[k]]:
+            break
+        choice[on[k]] = -1
+        total -= need[k]
 
 
 def _add_target(ctx: Context, wb: Wallbox, energy: Block, need_kwh: float, slot: int) -> None:

@@ -24,6 +24,8 @@ class SolveOptions:
 
     ``mip_gap`` relative [-] and ``mip_abs_gap`` absolute [EUR]: a solution counts as optimal
     when it is within either of the best bound. ``start``: a feasible point to warm-start from.
+    ``time_limit_s`` is what one call may take; :mod:`optimizer.lazy` passes each call what is
+    left of the plan's limit.
     """
 
     mip_gap: float = 1e-4
@@ -41,6 +43,12 @@ class SolveResult:
     mip_gap: float
     solve_ms: float
     solver: str
+    #: A proven lower bound of the objective (the LP's, or a MIP's dual bound) [EUR]
+    bound: float = float("-inf")
+    #: Which step produced the point (see :mod:`optimizer.lazy`)
+    stage: str = ""
+    #: The plan's gross value, the denominator of the relative gap [EUR]
+    gross: float = 0.0
 
 
 class SolverError(RuntimeError):

@@ -101,4 +101,7 @@ class PulpSolver:
             raise SolverError(f"{self.name}: {pulp.LpStatus[code]}")
         x = np.array([c.varValue if c.varValue is not None else 0.0 for c in columns])
         objective = float(problem.cost @ x + problem.offset)
-        return SolveResult(SolveStatus.OPTIMAL, x, objective, 0.0, solve_ms, self.name)
+        # "optimal" from PuLP's solvers means within their gap settings of their bound
+        slack = max(options.mip_abs_gap, options.mip_gap * abs(objective))
+        bound = objective - slack if problem.num_integers else objective
+        return SolveResult(SolveStatus.OPTIMAL, x, objective, 0.0, solve_ms, self.name, bound=bound)

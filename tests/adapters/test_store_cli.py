@@ -14,18 +14,20 @@ from hbopt.cli import main
 
 
 def test_export_then_delete_a_site(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    store = make_store(StoreSettings(data_dir=tmp_path / "data"))
+    store = make_store(StoreSettings(data_dir=tmp_path / "data", sqlite_file="telemetry.sqlite3"))
     start = datetime.now(UTC) - timedelta(hours=1)
     store.write(
         [Sample("s", "pv", start + timedelta(minutes=i), {"power_kw": 2.0}) for i in range(30)]
     )
     store.close()
-    base = ["store", "--data-dir", str(tmp_path / "data")]
+    base = ["store", "--path", str(tmp_path / "data" / "telemetry.sqlite3")]
     assert main([*base, "maintain"]) == 0
     assert main([*base, "export", "s", str(tmp_path / "out"), "--format", "parquet"]) == 0
     assert pd.read_parquet(tmp_path / "out" / "raw.parquet")["power_kw"].sum() == 60.0
     assert main([*base, "delete", "s"]) == 2
     assert "--yes" in capsys.readouterr().err
     assert main([*base, "delete", "s", "--yes"]) == 0
-    assert main([*base, "export", "s", str(tmp_path / "after")]) == 0
-    assert pd.read_csv(tmp_path / "after" / "raw.csv").empty
+    # the site is gone: exporting it is an error, and nothing is written
+    assert main([*base, "export", "s", str(tmp_path / "after")]) == 2
+    assert "no data of site 's'" in capsys.readouterr().err
+    assert not (tmp_path / "after").exists()

@@ -1,5 +1,6 @@
-"""Flux reads against a real InfluxDB 2.x; opt-in: runs only when INFLUXDB_URL and
-INFLUXDB_TOKEN (and optionally INFLUXDB_ORG, INFLUXDB_BUCKET) are set. CI has no InfluxDB 2.x.
+"""Flux reads against a real InfluxDB 2.x; opt-in: runs only when HBOPT_INFLUX_URL and
+HBOPT_INFLUX_TOKEN (and optionally HBOPT_INFLUX_ORG, HBOPT_INFLUX_BUCKET) are set, the names
+``hbopt serve`` and ``hbopt store`` read. CI has no InfluxDB 2.x.
 
 The token needs write/read on the bucket, bucket creation (for the aggregate bucket) and delete.
 """
@@ -20,20 +21,20 @@ from adapters.store.influxdb import InfluxStore
 from adapters.store.telemetry import Sample
 
 pytestmark = pytest.mark.skipif(
-    not (os.environ.get("INFLUXDB_URL") and os.environ.get("INFLUXDB_TOKEN")),
-    reason="opt-in: set INFLUXDB_URL, INFLUXDB_TOKEN (+ INFLUXDB_ORG, INFLUXDB_BUCKET)",
+    not (os.environ.get("HBOPT_INFLUX_URL") and os.environ.get("HBOPT_INFLUX_TOKEN")),
+    reason="opt-in: set HBOPT_INFLUX_URL, HBOPT_INFLUX_TOKEN (+ HBOPT_INFLUX_ORG, _BUCKET)",
 )
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[InfluxStore]:
-    bucket = os.environ.get("INFLUXDB_BUCKET", "telemetry")
+    bucket = os.environ.get("HBOPT_INFLUX_BUCKET", "telemetry")
     settings = StoreSettings(
         backend="influxdb",
         data_dir=tmp_path,
-        influx_url=os.environ["INFLUXDB_URL"],
-        influx_token=os.environ["INFLUXDB_TOKEN"],
-        influx_org=os.environ.get("INFLUXDB_ORG", "heartbeat"),
+        influx_url=os.environ["HBOPT_INFLUX_URL"],
+        influx_token=os.environ["HBOPT_INFLUX_TOKEN"],
+        influx_org=os.environ.get("HBOPT_INFLUX_ORG", "heartbeat"),
         influx_bucket=bucket,
         influx_bucket_aggregates=f"{bucket}_15min",
     )

@@ -30,7 +30,7 @@ def test_plan_prints_schedule_and_cost(capsys: pytest.CaptureFixture[str], tmp_p
     ("args", "message"),
     [
         (["--start", "not-a-date"], "--start"),
-        (["--start", "2030-01-01"], "no known value"),
+        (["--start", "2030-01-01"], "bundled prices cover 2024-01-01"),
         (["--hours", "0"], "--hours"),
     ],
 )
