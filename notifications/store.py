@@ -4,8 +4,9 @@ SQLAlchemy Core on the service's database URL (the accounts SQLite file by defau
 the same way), so the tables move with the rest of the service state. The ``deliveries`` table
 is the de-duplication record: one row per (user, channel, event key), written before a message
 goes out, so a restart, a replan or a second process never sends the same message twice.
-Deleting a user deletes every row about them; on SQLite ``secure_delete`` is on so the bytes are
-overwritten, not left in free pages.
+Deleting a user deletes every row about them and the bytes they were stored in: on SQLite
+``secure_delete`` overwrites freed space, on PostgreSQL ``VACUUM FULL`` rewrites the tables (a
+plain DELETE, even a plain VACUUM, leaves the bytes in the table files).
 """
 
 from __future__ import annotations
@@ -19,6 +20,29 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from notifications.events import DEFAULT_CHANNELS, ChannelName, Event, EventKind, SessionOutcome
+
+
+class UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """A tz-aware instant stored in UTC and read back tz-aware UTC on every database.
+
+    SQLite keeps ``DateTime(timezone=True)`` as text without the offset, so a non-UTC value
+    would come back shifted by its offset and compare wrongly; converting on the way in makes
+    SQLite and PostgreSQL agree. Naive values are refused rather than guessed.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value.isoformat()}: give a tz-aware UTC instant")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        return None if value is None else _utc(value)
+
 
 metadata = sa.MetaData()
 
@@ -44,7 +68,7 @@ push_subscriptions = sa.Table(
     sa.Column("user_id", sa.String(64), nullable=False, index=True),
     sa.Column("p256dh", sa.String(200), nullable=False),
     sa.Column("auth", sa.String(100), nullable=False),
-    sa.Column("created", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created", UtcDateTime(), nullable=False),
 )
 feed = sa.Table(
     "notify_feed",
@@ -57,7 +81,7 @@ feed = sa.Table(
     sa.Column("title", sa.String(300), nullable=False),
     sa.Column("body", sa.Text, nullable=False),
     sa.Column("data", sa.Text, nullable=False),
-    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("at", UtcDateTime(), nullable=False),
     sa.Column("read", sa.Boolean, nullable=False, default=False),
     sa.UniqueConstraint("user_id", "key"),
 )
@@ -70,14 +94,14 @@ deliveries = sa.Table(
     sa.Column("status", sa.String(20), nullable=False),  # pending | sent | failed
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("error", sa.String(500)),
-    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("at", UtcDateTime(), nullable=False),
 )
 ev_sessions = sa.Table(
     "notify_ev_sessions",
     metadata,
     sa.Column("site_id", sa.String(64), primary_key=True),
-    sa.Column("plugged_in", sa.DateTime(timezone=True), primary_key=True),
-    sa.Column("plugged_out", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("plugged_in", UtcDateTime(), primary_key=True),
+    sa.Column("plugged_out", UtcDateTime(), nullable=False),
     sa.Column("target_kwh", sa.Float),
     sa.Column("energy_kwh", sa.Float),
     sa.Column("delivered_kwh", sa.Float, nullable=False),
@@ -400,9 +424,22 @@ class NotificationStore:
         }
 
     def delete_user(self, user_id: str) -> None:
+        """Deletes every row about ``user_id`` and the bytes they were stored in."""
         with self.engine.begin() as conn:
-            for table in (preferences, user_settings, push_subscriptions, feed, deliveries):
+            for table in _USER_TABLES:
                 conn.execute(sa.delete(table).where(table.c.user_id == user_id))
+        self._purge(_USER_TABLES)
+
+    def _purge(self, tables: tuple[sa.Table, ...]) -> None:
+        # PostgreSQL keeps a deleted row in the table file until VACUUM, and a plain VACUUM only
+        # marks its space free: the bytes stay in the page until overwritten (measured: the
+        # e-mail address still in 4 files). VACUUM FULL rewrites table, TOAST and indexes into
+        # new files and unlinks the old ones. It locks each table while it copies it.
+        if self.engine.dialect.name != "postgresql":
+            return
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            for table in tables:
+                conn.execute(sa.text(f"VACUUM FULL {table.name}"))
 
     def delete_sites(self, site_ids: list[str]) -> None:
         if not site_ids:
@@ -410,6 +447,10 @@ class NotificationStore:
         with self.engine.begin() as conn:
             conn.execute(sa.delete(ev_sessions).where(ev_sessions.c.site_id.in_(site_ids)))
             conn.execute(sa.delete(feed).where(feed.c.site_id.in_(site_ids)))
+        self._purge((ev_sessions, feed))
+
+
+_USER_TABLES = (preferences, user_settings, push_subscriptions, feed, deliveries)
 
 
 def _utc(t: datetime) -> datetime:

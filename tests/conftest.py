@@ -53,3 +53,7 @@ async def rig(june_profiles: Profiles) -> AsyncIterator[Rig]:
         yield Rig(sim, box, clock)
     finally:
         await sim.stop()
+
+
+# A real PostgreSQL cluster (once per session) and ``db_url``: each test on SQLite and PostgreSQL.
+from tests.pg_server import db_url, pg_server  # noqa: E402, F401

@@ -9,7 +9,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -118,5 +117,8 @@ def push_service() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> NotificationStore:
-    return NotificationStore.open(f"sqlite:///{tmp_path / 'service.sqlite3'}")
+def store(db_url: str) -> Iterator[NotificationStore]:
+    """The notification store on a fresh SQLite file and on a fresh PostgreSQL database."""
+    store = NotificationStore.open(db_url)
+    yield store
+    store.engine.dispose()
