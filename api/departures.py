@@ -121,6 +121,10 @@ def _judge(  # noqa: PLR0917 - one call site, the outlook's context
             update={"reachable": True, "reason": "The plan reaches the target by departure."}
         )
     reason = _why_short(o, start, mode, wallbox, arrival_kwh)
+    violations = (stored.summary.model_extra or {}).get("violations", {})
+    missed = violations.get(f"{o.wallbox}-target_energy")
+    if missed:
+        reason += f" The solver reports the target missed by {float(missed):.1f} kWh."
     return o.model_copy(update={"reachable": False, "shortfall_kwh": short, "reason": reason})
 
 
@@ -147,4 +151,4 @@ def _why_short(
             f"Not enough time: in the {hours:.1f} h left the charger adds at most "
             f"{max_kw * wallbox.efficiency * hours:.1f} kWh ({max_kw:.1f} kW)."
         )
-    return "The plan leaves the car short of the target (see the plan's violations)."
+    return "The plan leaves the car short of the target."

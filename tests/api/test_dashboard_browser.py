@@ -22,12 +22,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pandas as pd
 import pytest
 import uvicorn
 
 from adapters.store import Plan as StoredPlan
 from adapters.store import PlanSummary as StoredSummary
+from adapters.store import StoreSettings, TelemetryStore, make_store
+from adapters.store.telemetry import Sample
 from api.deps import Services
 from api.mailer import OutboxMailer
 from api.main import create_app
@@ -47,7 +50,13 @@ CHROMIUM_ARGS = [
 ]
 SIM_START = datetime(2025, 6, 10, 4, 0, tzinfo=UTC)  # 06:00 in Berlin
 PASSWORD = "correct horse battery"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "out" / "screenshots"
+SCREENSHOTS = Path(
+    os.environ.get("HBOPT_SCREENSHOTS", Path(__file__).resolve().parents[2] / "out" / "screenshots")
+)
+#: Desktop and phone widths every page is shot at; nothing may scroll sideways at the phone's.
+WIDTHS = (1440, 360)
+#: The long-history site's telemetry starts here (prices are bundled from 2024-01-01 on).
+HISTORY_START = datetime(2024, 11, 1, tzinfo=UTC)
 TIMEOUT_MS = 10_000
 
 if not CHROMIUM.exists() or shutil.which("chromium") is None:
@@ -86,6 +95,7 @@ class Dash:
     home: str
     cottage: str
     box_token: str
+    farm: str = ""
 
     def api(self, email: str) -> httpx.Client:
         tokens = httpx.post(
@@ -132,6 +142,7 @@ class Dash:
             status=plan.summary.status,
             objective_eur=plan.summary.objective_eur,
             cost_eur=plan.summary.cost_eur,
+            violations={v.name: v.amount for v in plan.summary.violations},
         )
         assert self.services.telemetry is not None
         self.services.telemetry.save_plan(StoredPlan(site_id, now, slots, summary))
@@ -159,6 +170,51 @@ def _history(dash: Dash, start: datetime, end: datetime) -> None:
     dash.post_telemetry(samples)
 
 
+def _long_history(dash: Dash, site_id: str, start: datetime, end: datetime) -> None:
+    """15-minute telemetry of a home through the seasons, written to the store directly (the
+    gateway path is covered above; 120 000 samples through HTTP would take too long).
+
+    PV peaks at 1.5 kW in winter and 7 kW in summer with a cloudiness per day, the heat pump
+    draws more in winter, the EV charges 7 kW for two hours every third day, a 10 kWh battery
+    stores the surplus and covers the evening, and the grid balances the rest.
+    """
+    index = pd.date_range(start, end, freq="15min", inclusive="left")
+    local = index.tz_convert("Europe/Berlin")
+    hour = local.hour.to_numpy() + local.minute.to_numpy() / 60
+    doy = local.dayofyear.to_numpy()
+    rng = np.random.default_rng(7)
+    clouds = rng.uniform(0.3, 1.0, size=doy.max() + 1)[doy]
+    summer = 0.5 - 0.5 * np.cos(2 * np.pi * (doy - 10) / 365)  # 0 in January, 1 in July
+    half_day = 4.0 + 4.0 * summer
+    pv = np.clip(1 - ((hour - 13.0) / half_day) ** 2, 0, None) * (1.5 + 5.5 * summer) * clouds
+    house = 0.35 + 0.6 * ((hour >= 18) & (hour < 22))
+    hp = 0.3 + 1.2 * (1 - summer)
+    ev = np.where((local.day.to_numpy() % 3 == 0) & (hour >= 18) & (hour < 20), 7.0, 0.0)
+    load = house + hp + ev
+    battery = np.zeros(len(index))  # + discharge
+    energy = 5.0
+    for k, surplus in enumerate(pv - load):
+        power = float(np.clip(-surplus, -3.0, 3.0))  # charge the surplus, cover the deficit
+        power = min(power, energy * 4) if power > 0 else max(power, (energy - 10.0) * 4)
+        energy -= power / 4
+        battery[k] = power
+    grid = load - pv - battery
+    samples = []
+    for k, ts in enumerate(index.to_pydatetime()):
+        for device, value in (
+            ("pv", pv[k]),
+            ("house", house[k]),
+            ("heatpump", hp[k]),
+            ("wallbox", ev[k]),
+            ("battery", battery[k]),
+            ("grid", grid[k]),
+        ):
+            samples.append(Sample(site_id, device, ts, {"power_kw": round(float(value), 4)}))
+    assert dash.services.telemetry is not None
+    written = dash.services.telemetry.write(samples)
+    assert written.rejected == (), written.rejected[:3]
+
+
 @pytest.fixture(scope="module")
 def dash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dash]:
     tmp = tmp_path_factory.mktemp("dashboard")
@@ -176,7 +232,18 @@ def dash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dash]:
         live_stream_interval_s=0.25,
         live_stream_max_s=60.0,
     )
-    app = create_app(settings, mailer=OutboxMailer(), clock=clock)
+
+    def telemetry(settings: Settings, clock: Any) -> TelemetryStore:
+        # raw samples kept for over a year: the long-history site's year is written at once
+        store = StoreSettings(
+            backend="sqlite",
+            data_dir=settings.telemetry_path.parent,
+            sqlite_file=settings.telemetry_path.name,
+            raw_retention=timedelta(days=400),
+        )
+        return make_store(store, clock)
+
+    app = create_app(settings, mailer=OutboxMailer(), clock=clock, telemetry_factory=telemetry)
     port = _free_port()
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1
@@ -223,6 +290,8 @@ def _populate(base: str, services: Services, clock: Any) -> Dash:
             json={"comfort_min_c": 45, "comfort_max_c": 55},
         )
         assert heatpump.status_code == 200, heatpump.text
+        dash.farm = client.post("/v1/app/sites", json={"name": "Farmhouse"}).json()["id"]
+    _long_history(dash, dash.farm, HISTORY_START, now - timedelta(minutes=15))
     # Yesterday and today so far in Berlin (2025-06-08 22:00 UTC on), then a first reading.
     _history(dash, datetime(2025, 6, 8, 22, 0, tzinfo=UTC), now - timedelta(minutes=1))
     dash.post_reading(now - timedelta(seconds=30), pv=0.2, soc=0.55)
@@ -259,8 +328,8 @@ def _sign_in(page: Page, dash: Dash, email: str) -> None:
     expect(page.get_by_role("heading", name="Your sites")).to_be_visible()
 
 
-def _shot(page: Page, name: str) -> None:
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+def _shot(page: Page, name: str, *, full_page: bool = True) -> None:
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
 
 
 def test_sign_in_and_switch_sites(browser: Browser, dash: Dash) -> None:
@@ -273,7 +342,7 @@ def test_sign_in_and_switch_sites(browser: Browser, dash: Dash) -> None:
     _shot(page, "01-sign-in")
     _sign_in(page, dash, dash.owner_email)
     sites = page.locator("#site-list li")
-    expect(sites).to_have_count(2)
+    expect(sites).to_have_count(3)
     expect(sites.filter(has_text="Home")).to_contain_text("owner")
     expect(page.locator("nav#tabs")).to_be_hidden()  # no site chosen yet
     _shot(page, "02-sites")
@@ -479,4 +548,78 @@ def test_factory_switch_export_and_account_deletion(browser: Browser, dash: Dash
     refused = httpx.post(f"{dash.base}/v1/auth/token", json={"email": email, "password": PASSWORD})
     assert refused.status_code == 401
     assert accounts.get_site(site) is None
+    page.context.close()
+
+
+def _no_sideways_scroll(page: Page, width: int, name: str) -> None:
+    scroll = page.evaluate("document.documentElement.scrollWidth")
+    wide = page.evaluate(
+        """(w) => [...document.querySelectorAll('body *')]
+        .filter((e) => e.getBoundingClientRect().right > w + 0.5)
+        .slice(0, 5).map((e) => e.tagName + '.' + e.className + '#' + e.id)""",
+        width,
+    )
+    assert scroll <= width, f"{name} at {width} px scrolls sideways ({scroll} px): {wide}"
+
+
+def test_every_page_at_desktop_and_phone_width(browser: Browser, dash: Dash) -> None:
+    """Live, plan, highlights (day, week, month, year) and settings at 1440 and 360 px: each is
+    shot for a person to look at, and none may scroll sideways on the phone."""
+    dash.schedule(dash.home)
+    for width in WIDTHS:
+        page = _page(browser)
+        page.set_viewport_size({"width": width, "height": 900})
+        _sign_in(page, dash, dash.owner_email)
+        _no_sideways_scroll(page, width, "sites")
+        page.goto(f"{dash.base}/ui/#/site/{dash.home}/live")
+        expect(page.locator("#flow-diagram g.node")).to_have_count(6)
+        expect(page.locator("#today")).to_contain_text("Today so far: used")
+        _shot(page, f"10-live-{width}")
+        _no_sideways_scroll(page, width, "live")
+        page.goto(f"{dash.base}/ui/#/site/{dash.home}/plan")
+        expect(page.locator("#departures .outlook")).to_have_count(1)
+        _shot(page, f"11-plan-{width}")
+        _no_sideways_scroll(page, width, "plan")
+        page.goto(f"{dash.base}/ui/#/site/{dash.farm}/highlights")
+        # 14 days, 84 days = 13 ISO weeks (two of them in part), Nov 2024 .. Jun 2025, 2 years
+        for period, count in (("day", 14), ("week", 13), ("month", 8), ("year", 2)):
+            page.click(f".periods button[data-period={period}]")
+            expect(page.locator(".periods button[aria-pressed=true]")).to_have_attribute(
+                "data-period", period
+            )
+            rows = page.locator("#highlights-table tbody tr")
+            expect(rows).to_have_count(count)
+            expect(page.locator("#share-card")).to_have_js_property("naturalWidth", 1200)
+            _shot(page, f"12-highlights-{period}-{width}")
+            _no_sideways_scroll(page, width, f"highlights {period}")
+        page.goto(f"{dash.base}/ui/#/site/{dash.home}/settings")
+        expect(page.locator("form[data-wallbox=ev] .weekly input[type=time]")).to_have_count(7)
+        _shot(page, f"13-settings-{width}")
+        _no_sideways_scroll(page, width, "settings")
+        page.context.close()
+
+
+def test_api_docs_render_without_network(browser: Browser, dash: Dash) -> None:
+    """/docs (Swagger UI) and /redoc load every asset from the service: with every other host
+    blocked, both render the API's operations and nothing tried to leave the machine."""
+    page = _page(browser)
+    outside: list[str] = []
+
+    def only_loopback(route: Any) -> None:
+        if route.request.url.startswith(dash.base):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.context.route("**/*", only_loopback)
+    page.goto(f"{dash.base}/docs")
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("Heartbeat Optimizer API")
+    expect(page.locator(".swagger-ui .opblock").first).to_be_visible()
+    _shot(page, "20-docs-swagger", full_page=False)
+    page.goto(f"{dash.base}/redoc")
+    expect(page.locator("h1").first).to_contain_text("Heartbeat Optimizer API")
+    expect(page.get_by_text("/v1/auth/token").first).to_be_attached()
+    _shot(page, "21-docs-redoc", full_page=False)
+    assert outside == []
     page.context.close()
