@@ -11,6 +11,7 @@ reports and stores the plan, as the scheduler does. Screenshots go to ``out/scre
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import threading
@@ -56,7 +57,7 @@ SCREENSHOTS = Path(
 #: Desktop and phone widths every page is shot at; nothing may scroll sideways at the phone's.
 WIDTHS = (1440, 360)
 #: The long-history site's telemetry starts here (prices are bundled from 2024-01-01 on).
-HISTORY_START = datetime(2024, 11, 1, tzinfo=UTC)
+HISTORY_START = datetime(2024, 12, 1, tzinfo=UTC)
 TIMEOUT_MS = 10_000
 
 if not CHROMIUM.exists() or shutil.which("chromium") is None:
@@ -365,7 +366,8 @@ def test_live_values_follow_the_box(browser: Browser, dash: Dash) -> None:
     page.evaluate("window.__same_page = true")
     pv = page.locator(".tile[data-device=pv] [data-field=power_kw]")
     grid = page.locator(".tile[data-device=grid]")
-    dash.post_reading(dash.clock() - timedelta(seconds=2), pv=3.21, soc=0.57)
+    sunny = (dash.clock() - timedelta(seconds=2)).replace(microsecond=0)
+    dash.post_reading(sunny, pv=3.21, soc=0.57)
     expect(pv).to_have_text("3.21 kW")
     # house 0.7 + HP 0.8 + battery charging 0.5 - PV 3.21 = 1.21 kW exported
     expect(grid.locator("[data-field=power_kw]")).to_have_text("1.21 kW")
@@ -375,6 +377,34 @@ def test_live_values_follow_the_box(browser: Browser, dash: Dash) -> None:
         " + battery 0.50 kW + grid 1.21 kW."
     )
     expect(page.locator(".tile[data-device=battery] [data-field=soc]")).to_have_text("SOC 57 %")
+    # the diagram: solar and nothing else feeds the busbar; grid and battery take from it
+    diagram = page.locator("#flow-diagram")
+    expect(diagram.locator("g.node[data-node=pv]")).to_have_attribute("data-kw", "3.21")
+    expect(diagram.locator("g.node[data-node=grid]")).to_contain_text("export 1.21 kW")
+    for device, direction in (
+        ("pv", "in"),
+        ("grid", "out"),
+        ("battery", "out"),
+        ("wallbox", "none"),
+    ):
+        flow = diagram.locator(f"path.flow[data-device={device}]")
+        expect(flow).to_have_attribute("data-direction", direction)
+    thick = [
+        float(diagram.locator(f"path.flow[data-device={d}]").get_attribute("stroke-width") or 0)
+        for d in ("pv", "grid", "house")
+    ]
+    assert thick[0] > thick[1] > thick[2]  # 3.21 kW > 1.21 kW > 0.70 kW
+    expect(diagram.locator("g.node[data-node=heatpump]")).to_contain_text("store 48.5 °C")
+    # today so far: the day's highlights in words (kWh and EUR)
+    expect(page.locator("#today")).to_contain_text("Today so far: used")
+    expect(page.locator("#today")).to_contain_text("EUR")
+    # a reading's own time, never "0 s ago" on a frozen clock
+    expect(page.locator(".tile[data-device=pv] .age")).to_have_text(
+        "measured "
+        + pd.Timestamp(dash.clock() - timedelta(seconds=2))
+        .tz_convert("Europe/Berlin")
+        .strftime("%H:%M:%S")
+    )
     dash.post_reading(dash.clock(), pv=0.4, soc=0.58)
     expect(pv).to_have_text("0.40 kW")
     expect(grid.locator(".flow")).to_have_text("importing from the grid")
@@ -436,6 +466,19 @@ def test_charging_mode_changes_the_plan(browser: Browser, dash: Dash) -> None:
     expect(ev.locator(".why")).to_contain_text("waiting for cheaper hours")
     expect(page.locator(".chart")).to_have_count(4)  # prices, power, SOC, SG-Ready
     expect(page.locator("#plan-meta")).to_contain_text("144 slots of 15 min")
+    expect(page.locator("#plan-bill")).to_contain_text(
+        re.compile(r"you (pay|earn) \d+\.\d\d EUR net")
+    )
+    # the departure card says what the API computed from the plan, in the site's time
+    with dash.api(dash.owner_email) as client:
+        (outlook,) = client.get(f"/v1/app/sites/{dash.home}/plan").json()["departures"]
+    card = page.locator("#departures .outlook[data-wallbox=ev]")
+    expect(card).to_contain_text("leaves Wed 07:00")
+    expect(card.locator(".expected")).to_have_text(
+        f"{outlook['expected_kwh']:.1f} kWh ({outlook['expected_soc'] * 100:.0f} %)"
+    )
+    if outlook["reachable"] is False:
+        expect(card).to_contain_text("Target cannot be reached")
     _shot(page, "04-plan")
 
     page.click("nav#tabs a[data-tab=settings]")
@@ -446,8 +489,20 @@ def test_charging_mode_changes_the_plan(browser: Browser, dash: Dash) -> None:
         .strftime("%Y-%m-%dT07:00")
     )
     form.locator("select[name=mode]").select_option("now")
+    form.locator("input[name=time-mon]").fill("07:30")
+    form.locator("input[name=mon-target]").fill("80")
+    form.locator("select[name=mon-unit]").select_option("pct")
+    form.locator("input[name=time-sat]").fill("10:00")
+    form.locator("input[name=sat-target]").fill("30")
     form.locator("button[type=submit]").click()
-    expect(form.locator(".saved")).to_have_text("Saved: mode now.")
+    expect(form.locator(".saved")).to_have_text("Saved: mode now, 2 weekly departures.")
+    with dash.api(dash.owner_email) as client:
+        stored = client.get(f"/v1/app/sites/{dash.home}/wallboxes/ev").json()
+    assert stored["weekly"] == {
+        "mon": {"time": "07:30", "target_kwh": None, "target_soc_pct": 80.0},
+        "sat": {"time": "10:00", "target_kwh": 30.0, "target_soc_pct": None},
+    }
+    assert stored["target_kwh"] == 48.0  # the one-off trip is kept
     _shot(page, "05-settings")
 
     assert dash.schedule(dash.home) == "now"  # the next plan, made with the new mode
@@ -581,8 +636,8 @@ def test_every_page_at_desktop_and_phone_width(browser: Browser, dash: Dash) -> 
         _shot(page, f"11-plan-{width}")
         _no_sideways_scroll(page, width, "plan")
         page.goto(f"{dash.base}/ui/#/site/{dash.farm}/highlights")
-        # 14 days, 84 days = 13 ISO weeks (two of them in part), Nov 2024 .. Jun 2025, 2 years
-        for period, count in (("day", 14), ("week", 13), ("month", 8), ("year", 2)):
+        # 14 days, 84 days = 13 ISO weeks (two of them in part), Dec 2024 .. Jun 2025, 2 years
+        for period, count in (("day", 14), ("week", 13), ("month", 7), ("year", 2)):
             page.click(f".periods button[data-period={period}]")
             expect(page.locator(".periods button[aria-pressed=true]")).to_have_attribute(
                 "data-period", period

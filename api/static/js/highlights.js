@@ -5,7 +5,7 @@ import { addDays, day, el, eur, kgCo2, kwh, localDate, pct } from "./format.js";
 
 const RANGE_DAYS = { day: 14, week: 84, month: 365, year: 366 };
 const LABELS = { day: "Day", week: "Week", month: "Month", year: "Year" };
-const COLORS = { pv: "#e5a800", pvSelf: "#f2cc4d", battery: "#1b8a5a", grid: "#7a4fbf", export: "#0f7b55", import: "#b3541e", caused: "#8a969a" };
+const COLORS = { pv: "#e5a800", pvSelf: "#f2cc4d", exportPv: "#3b9ad9", battery: "#1b8a5a", grid: "#7a4fbf", export: "#0f7b55", import: "#b3541e", caused: "#8a969a" };
 
 async function serverToday(base, tz) {
   // The API's clock decides what "today" is (a demo may run on simulated time).
@@ -82,7 +82,7 @@ export async function renderHighlights(container, site) {
         ] },
         { name: "solar", stack: [
           { label: "solar used here", color: COLORS.pvSelf, values: selfUsed },
-          { label: "solar exported", color: COLORS.export, values: exported },
+          { label: "solar exported", color: COLORS.exportPv, values: exported },
         ] },
       ],
     });
@@ -90,7 +90,7 @@ export async function renderHighlights(container, site) {
       title: `Grid per ${period} [kWh]`, labels, long, unit: "kWh", totalLabel, height: 180,
       groups: [
         { name: "import", stack: [{ label: "import", color: COLORS.import, values: col("import_kwh") }] },
-        { name: "export", stack: [{ label: "export", color: COLORS.export, values: col("export_kwh") }] },
+        { name: "export", stack: [{ label: "export", color: COLORS.exportPv, values: col("export_kwh") }] },
       ],
     });
     barChart(charts, {
