@@ -63,9 +63,10 @@ export function barChart(container, { title, labels, long, groups, unit, digits 
     const longest = Math.max(...labels.map((l) => l.length), 1);
     const every = Math.max(1, Math.ceil((longest * 6.5 + 6) / slot));
     const gap = Math.min(slot * 0.2, 12);
-    const barW = Math.max(2, (slot - gap) / groups.length - 1);
+    const barW = Math.min(48, Math.max(2, (slot - gap) / groups.length - 1));
+    const groupW = groups.length * (barW + 1) - 1;
     labels.forEach((label, i) => {
-      const x0 = left + i * slot + gap / 2;
+      const x0 = left + (i + 0.5) * slot - groupW / 2;
       groups.forEach((g, k) => {
         let base = 0;
         for (const s of g.stack) {
