@@ -129,7 +129,7 @@ def test_plan_shows_energy_at_departure_and_why_a_target_is_missed(world: World)
             world.site_a,
             now.to_pydatetime(),
             slots,
-            PlanSummary(status="optimal", objective_eur=1.0),
+            PlanSummary(status="optimal", objective_eur=1.0, violations={"ev-target_energy": 2.0}),
         )
     )
     plan_path = f"/v1/app/sites/{world.site_a}/plan"
@@ -152,6 +152,7 @@ def test_plan_shows_energy_at_departure_and_why_a_target_is_missed(world: World)
     assert late["reason"].startswith("Not enough time: in the 2.5 h left")
     short = outlook(target_kwh=42)
     assert short["reachable"] is False and "short of the target" in short["reason"]
+    assert "The solver reports the target missed by 2.0 kWh." in short["reason"]
     solar = outlook(target_kwh=42, mode="solar")
     assert "solar surplus" in solar["reason"]
     beyond = outlook(departure="2026-03-30T06:00:00Z", target_kwh=42)

@@ -109,8 +109,9 @@ export async function renderLive(container, site) {
       const data = await get(`${base}/highlights?period=day&start=${day}&end=${addDays(day, 1)}`);
       today.textContent = todayText(data.periods[data.periods.length - 1]);
     } catch (exc) {
-      if (exc instanceof ApiError && exc.code === "no_telemetry") today.textContent = todayText(null);
-      else todayAt = 0;
+      // e.g. a gap in today's telemetry: say so, and try again in a minute
+      today.textContent = exc instanceof ApiError && exc.code === "no_telemetry"
+        ? todayText(null) : `Today so far: not available (${exc.message}).`;
     }
   }
 
