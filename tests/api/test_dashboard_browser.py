@@ -645,6 +645,15 @@ def test_every_page_at_desktop_and_phone_width(browser: Browser, dash: Dash) -> 
             rows = page.locator("#highlights-table tbody tr")
             expect(rows).to_have_count(count)
             expect(page.locator("#share-card")).to_have_js_property("naturalWidth", 1200)
+            if period == "day" and width == WIDTHS[0]:
+                # the legend holds the range's totals; hovering a period shows that period's
+                energy = page.locator(".bars").first
+                when = energy.locator(".legend .when")
+                expect(when).to_have_text("Total, 14 days")
+                energy.locator("rect.hit").first.hover()
+                expect(when).to_have_text("28 May 2025")
+                page.mouse.move(0, 0)
+                expect(when).to_have_text("Total, 14 days")
             _shot(page, f"12-highlights-{period}-{width}")
             _no_sideways_scroll(page, width, f"highlights {period}")
         page.goto(f"{dash.base}/ui/#/site/{dash.home}/settings")
