@@ -33,6 +33,7 @@ from api.observability import Metrics, RequestLog
 from api.schedule import PlanCache
 from api.security import decode_access_token, token_digest
 from api.settings import Settings
+from notifications import NotificationStore, Notifier
 
 Clock = Callable[[], datetime]
 SiteRoleName = Literal["owner", "supporter", "factory_service"]
@@ -63,6 +64,8 @@ class Services:
     request_log: RequestLog
     plan_cache: PlanCache
     telemetry: TelemetryStore | None = None
+    notifications: NotificationStore | None = None
+    notifier: Notifier | None = None
 
     def store(self) -> TelemetryStore:
         """The telemetry store, or a 503 when this deployment runs without one."""
