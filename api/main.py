@@ -34,6 +34,7 @@ from api.routers import (
     control,
     dashboard,
     devices,
+    docs,
     equipment,
     gateway,
     insights,
@@ -155,6 +156,8 @@ def create_app(
         version=core.__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served from the package by api.routers.docs (works offline)
+        redoc_url=None,
     )
     # Handlers read settings from the services this app opened (not through a dependency
     # override: any override makes FastAPI re-analyse every dependency on every request).
@@ -162,7 +165,7 @@ def create_app(
     app.add_middleware(ObservabilityMiddleware, owner=app)
     routers = (
         auth, app_routes, devices, views, insights, gateway, trading, ops, dashboard, equipment,
-        analysis, notifications, reports, control,
+        analysis, docs, notifications, reports, control,
     )  # fmt: skip
     for module in routers:
         _declare_roles(module.router)

@@ -160,16 +160,55 @@ class AckPublic(BaseModel):
 DeviceName = Annotated[str, Field(pattern=r"^[a-z0-9_]{1,32}$", description="Device name, e.g. ev")]
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+LocalTime = Annotated[
+    str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="HH:MM, site's local time")
+]
+
+
+def _one_target(value: float | None, info: ValidationInfo) -> float | None:
+    if value is not None and info.data.get("target_kwh") is not None:
+        raise ValueError("give the target as target_kwh or target_soc_pct, not both")
+    return value
+
+
+class WeeklyDeparture(In):
+    """A repeating departure on one weekday (as evcc's repeating plans)."""
+
+    time: LocalTime
+    target_kwh: float | None = Field(
+        default=None, ge=0.0, le=200.0, description="Energy wanted in the car then [kWh]"
+    )
+    target_soc_pct: float | None = Field(
+        default=None, ge=0.0, le=100.0, description="Or: state of charge wanted then [%]"
+    )
+
+    _one_target = field_validator("target_soc_pct")(_one_target)
+
+
 class WallboxPreferences(In):
-    """What the owner sets for one wallbox in the app."""
+    """What the owner sets for one wallbox in the app: the charging mode, a weekly departure
+    plan, and a one-off override for the next trip (``departure`` with its target)."""
 
     mode: ChargingMode = Field(description="off, now, solar, min_solar, smart, after_battery")
     departure: UtcDatetime | None = Field(
-        default=None, description="When the car leaves next; null: no deadline"
+        default=None,
+        description="One-off: when the car leaves next; while ahead it overrides the weekly "
+        "plan; null: the weekly plan (or no deadline)",
     )
     target_kwh: float | None = Field(
         default=None, ge=0.0, le=200.0, description="Energy wanted in the car at departure [kWh]"
     )
+    target_soc_pct: float | None = Field(
+        default=None, ge=0.0, le=100.0, description="Or: state of charge wanted at departure [%]"
+    )
+    weekly: dict[Weekday, WeeklyDeparture] = Field(
+        default_factory=dict,
+        description="Repeating departures by weekday (mon..sun) in the site's time zone",
+    )
+
+    _one_target = field_validator("target_soc_pct")(_one_target)
 
 
 class WallboxPreferencesPublic(WallboxPreferences):
@@ -427,6 +466,25 @@ class DeviceReasonPublic(BaseModel):
     slot_start: datetime
 
 
+class DepartureOutlookPublic(BaseModel):
+    """What the plan puts into a car by its next departure, and whether that meets the target."""
+
+    wallbox: str
+    departure: datetime | None = Field(description="Next departure (UTC); null: none set")
+    source: Literal["one_off", "weekly", "none"] = Field(
+        description="Where the departure comes from: the one-off override or the weekly plan"
+    )
+    target_kwh: float | None = Field(description="Energy wanted then [kWh] (capped at the car)")
+    target_soc: float | None = Field(description="The same as state of charge [0-1]")
+    expected_kwh: float | None = Field(
+        description="Energy in the car at departure by the plan [kWh]; null: not planned yet"
+    )
+    expected_soc: float | None = Field(description="The same as state of charge [0-1]")
+    reachable: bool | None = Field(description="Plan meets the target; null: cannot say yet")
+    shortfall_kwh: float = Field(description="Target minus planned energy, if short [kWh]")
+    reason: str = Field(description="Plain words: met, or why not")
+
+
 class PlanPublic(BaseModel):
     """The site's latest plan from now on, with the solver's summary."""
 
@@ -438,6 +496,10 @@ class PlanPublic(BaseModel):
     reasons: list[DeviceReasonPublic] = Field(
         default_factory=list,
         description="Per device, why it does what the plan says in the current or next slot",
+    )
+    departures: list[DepartureOutlookPublic] = Field(
+        default_factory=list,
+        description="Per wallbox: next departure, target and the plan's energy then",
     )
 
 

@@ -12,7 +12,7 @@ import functools
 import json
 import math
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, time
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,7 @@ from api.accounts_sqlite import AccountStore, EquipmentDoc, Site
 from api.analysis_schemas import PlanTotals, PriceOverrides
 from api.errors import ApiError, FieldError
 from api.schemas import (
+    WEEKDAYS,
     DeviceReasonPublic,
     HeatPumpPreferences,
     ScheduleSlot,
@@ -38,10 +39,12 @@ from pricing.tariff import retail_prices
 from scheduler.scenario import Home, scenario_frame
 from scheduler.site_model import (
     ComfortBand,
+    DepartureGoal,
     LiveState,
     SiteEquipment,
     SitePreferences,
     WallboxPreference,
+    next_departure,
     plan_column,
     site_home,
     site_problem,
@@ -86,13 +89,33 @@ def stored_preferences(accounts: AccountStore, site_id: str) -> SitePreferences:
     for prefs in accounts.device_preferences(site_id):
         if prefs.kind == "wallbox":
             w = WallboxPreferences.model_validate(json.loads(prefs.preferences_json))
-            wallboxes[prefs.name] = WallboxPreference(
-                ChargingMode(w.mode), w.departure, w.target_kwh
-            )
+            wallboxes[prefs.name] = wallbox_preference(w)
         else:
             h = HeatPumpPreferences.model_validate(json.loads(prefs.preferences_json))
             heat_pumps[prefs.name] = ComfortBand(h.comfort_min_c, h.comfort_max_c)
-    return SitePreferences(wallboxes, heat_pumps)
+    site = accounts.get_site(site_id)
+    tz = site.timezone if site is not None else SitePreferences.timezone
+    return SitePreferences(wallboxes, heat_pumps, tz)
+
+
+def wallbox_preference(w: WallboxPreferences) -> WallboxPreference:
+    """The API's wallbox settings as the scheduler's (SOC in [0, 1], weekdays 0 = Monday)."""
+    return WallboxPreference(
+        mode=ChargingMode(w.mode),
+        departure=w.departure,
+        target_kwh=w.target_kwh,
+        target_soc=_fraction(w.target_soc_pct),
+        weekly={
+            WEEKDAYS.index(day): DepartureGoal(
+                time.fromisoformat(d.time), d.target_kwh, _fraction(d.target_soc_pct)
+            )
+            for day, d in w.weekly.items()
+        },
+    )
+
+
+def _fraction(pct: float | None) -> float | None:
+    return None if pct is None else pct / 100.0
 
 
 def live_state(
@@ -259,7 +282,10 @@ def plan_reasons(
     context = ReasonContext(
         tz=tz,
         ev_modes={n: p.mode for n, p in preferences.wallboxes.items()},
-        ev_departures={n: p.departure for n, p in preferences.wallboxes.items()},
+        ev_departures={
+            n: next_departure(p, pd.Timestamp(now), preferences.timezone, 1.0)[0]
+            for n, p in preferences.wallboxes.items()
+        },
     )
     return [
         DeviceReasonPublic(

@@ -52,7 +52,9 @@ from simulation.box_sim import start_box_simulator
 from simulation.twin import Twin
 
 matplotlib.use("Agg")
+from matplotlib import dates as mdates
 from matplotlib import pyplot as plt
+from matplotlib.axes import Axes
 
 TZ = "Europe/Berlin"
 
@@ -223,33 +225,68 @@ def plot_day(
     plan: pd.DataFrame,
     path: Path,
 ) -> None:
-    """Prices, PV and load, battery SOC, EV and heat-pump power of the day, as a PNG."""
-    local = steps.tz_convert(TZ)
-    base_l = base.tz_convert(TZ)
-    fig, axes = plt.subplots(5, 1, figsize=(11, 12), sharex=True)
+    """The day as one PNG: prices and grid CO2 intensity, PV and load, grid import/export,
+    battery SOC, EV and heat-pump power, and the CO2 the imports caused (scheduler vs the
+    box's own logic)."""
+    local, base_l = steps.tz_convert(TZ), base.tz_convert(TZ)
     pr = prices.tz_convert(TZ)
-    axes[0].step(pr.index, pr["import_eur_per_kwh"] * 100, where="post", label="import")
-    axes[0].step(pr.index, pr["export_eur_per_kwh"] * 100, where="post", label="export")
-    axes[0].set_ylabel("ct/kWh")
-    axes[0].set_title("Heartbeat Optimizer demo: one simulated day, closed loop")
+    fig, axes = plt.subplots(6, 1, figsize=(11, 14), sharex=True)
+    fig.suptitle("Heartbeat Optimizer demo: one simulated day, closed loop", fontsize=13)
+    _prices_panel(axes[0], pr)
     pl = plan.tz_convert(TZ)
-    axes[1].plot(local.index, local["pv_kw"], label="PV")
-    axes[1].plot(pl.index, pl["pv_forecast_kw"], "--", label="PV forecast (first plan)")
-    axes[1].plot(local.index, local["load_kw"], label="house load")
+    axes[1].plot(local.index, local["pv_kw"], color="#e5a800", label="PV")
+    axes[1].plot(pl.index, pl["pv_forecast_kw"], "--", color="#a67a00", label="PV forecast")
+    axes[1].plot(local.index, local["load_kw"], color="#2f6fb3", label="house load")
     axes[1].set_ylabel("kW")
-    axes[2].plot(local.index, local["soc_end"] * 100, label="scheduler")
-    axes[2].plot(base_l.index, base_l["soc_end"] * 100, label="no control")
-    axes[2].set_ylabel("battery SOC %")
-    axes[3].plot(local.index, local["ev_kw"], label="scheduler")
-    axes[3].plot(base_l.index, base_l["ev_kw"], label="no control", alpha=0.7)
-    axes[3].set_ylabel("EV kW")
-    axes[4].plot(local.index, local["hp_kw"], label="scheduler")
-    axes[4].plot(base_l.index, base_l["hp_kw"], label="no control", alpha=0.7)
-    axes[4].set_ylabel("heat pump kW")
-    axes[4].set_xlabel(f"local time ({TZ})")
+    _grid_panel(axes[2], local, base_l)
+    axes[3].plot(local.index, local["soc_end"] * 100, color="#1b8a5a", label="scheduler")
+    axes[3].plot(base_l.index, base_l["soc_end"] * 100, color="#888", label="no control")
+    axes[3].set_ylabel("battery SOC %")
+    axes[3].set_ylim(0, 100)
+    axes[4].plot(local.index, local["ev_kw"], color="#d2487a", label="EV, scheduler")
+    axes[4].plot(base_l.index, base_l["ev_kw"], ":", color="#d2487a", label="EV, no control")
+    axes[4].plot(local.index, local["hp_kw"], color="#d66a1f", label="heat pump, scheduler")
+    axes[4].plot(base_l.index, base_l["hp_kw"], ":", color="#d66a1f", label="HP, no control")
+    axes[4].set_ylabel("kW")
+    _co2_panel(axes[5], local, base_l, pr)
+    axes[5].set_xlabel(f"local time ({TZ})")
+    axes[5].xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=TZ))
     for ax in axes:
-        ax.legend(loc="upper right", fontsize=8)
+        ax.legend(loc="best", fontsize=8, ncol=2, framealpha=0.85)
         ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def _prices_panel(ax: Axes, pr: pd.DataFrame) -> None:
+    ax.step(pr.index, pr["import_eur_per_kwh"] * 100, where="post", label="import price")
+    ax.step(pr.index, pr["export_eur_per_kwh"] * 100, where="post", label="export price")
+    ax.set_ylabel("ct/kWh")
+    twin = ax.twinx()
+    twin.plot(pr.index, pr["co2_g_per_kwh"], color="#5e6e67", alpha=0.6, lw=1)
+    twin.set_ylabel("grid g CO2/kWh", color="#5e6e67")
+
+
+def _grid_panel(ax: Axes, local: pd.DataFrame, base_l: pd.DataFrame) -> None:
+    """Import up, export down: the scheduler filled, the box's own logic as a line."""
+    grid = local["grid_kw"]
+    ax.fill_between(grid.index, grid.clip(lower=0), step="post", color="#b3541e", alpha=0.6,
+                    label="import, scheduler")  # fmt: skip
+    ax.fill_between(grid.index, grid.clip(upper=0), step="post", color="#3b9ad9", alpha=0.6,
+                    label="export, scheduler")  # fmt: skip
+    ax.step(base_l.index, base_l["grid_kw"], where="post", color="#444", lw=0.8,
+            label="grid, no control")  # fmt: skip
+    ax.axhline(0, color="#444", lw=0.6)
+    ax.set_ylabel("grid kW\n(+ import)")
+
+
+def _co2_panel(ax: Axes, local: pd.DataFrame, base_l: pd.DataFrame, pr: pd.DataFrame) -> None:
+    """Cumulative CO2 of the grid imports [kg] at the grid's hourly intensity."""
+    for frame, label, style in ((local, "scheduler", "-"), (base_l, "no control", "--")):
+        index = pd.DatetimeIndex(frame.index)
+        dt_h = (index[1] - index[0]).total_seconds() / 3600
+        intensity = pr["co2_g_per_kwh"].reindex(frame.index, method="ffill")
+        kg = (frame["grid_kw"].clip(lower=0) * dt_h * intensity / 1000).cumsum()
+        ax.plot(kg.index, kg, style, color="#0f7b55", label=f"{label}: {kg.iloc[-1]:.1f} kg")
+    ax.set_ylabel("CO2 of imports\nkg, cumulative")

@@ -28,7 +28,8 @@ class PeriodHighlights:
     """Highlights of one local period. Energies [kWh], money [EUR], ratios 0-1 or None.
 
     A ratio is ``None`` when its denominator is zero (no PV, no consumption, no EV energy,
-    no metered heat).
+    no metered heat). Consumption by origin: ``pv_to_load_kwh`` straight from the PV,
+    ``battery_to_load_kwh`` from the battery, the rest from the grid.
     """
 
     start: pd.Timestamp
@@ -43,6 +44,8 @@ class PeriodHighlights:
     battery_charge_kwh: float
     battery_discharge_kwh: float
     battery_grid_charge_kwh: float
+    pv_to_load_kwh: float
+    battery_to_load_kwh: float
     self_consumption_rate: float | None
     autarky: float | None
     ev_solar_share: float | None
@@ -172,6 +175,8 @@ def _period(
         battery_charge_kwh=t["battery_charge_kwh"],
         battery_discharge_kwh=t["battery_discharge_kwh"],
         battery_grid_charge_kwh=t["grid_to_battery_kwh"],
+        pv_to_load_kwh=t["pv_to_load_kwh"],
+        battery_to_load_kwh=t["battery_to_load_kwh"],
         self_consumption_rate=_ratio(t["pv_kwh"] - t["export_kwh"], t["pv_kwh"]),
         autarky=_ratio(t["own_supply_kwh"], t["consumption_kwh"]),
         ev_solar_share=_ratio(t["ev_own_kwh"], t["ev_kwh"]),

@@ -681,6 +681,7 @@ class SiteController:
                 "objective_eur": result.summary.objective_eur,
                 "cost_eur": result.summary.cost_eur,
                 "solve_ms": result.summary.solve_ms,
+                "violations": {v.name: v.amount for v in result.summary.violations},
             }
         )
         self.store.save_plan(st.Plan(self.config.site_id, created, slots, summary))

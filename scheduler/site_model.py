@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, time
 from typing import Annotated, Literal, TypeVar
 
 import pandas as pd
@@ -179,12 +179,31 @@ class EquipmentError(ValueError):
 
 
 @dataclass(frozen=True)
+class DepartureGoal:
+    """A repeating departure: local wall time and what the car should hold then.
+
+    ``target_kwh`` [kWh] or ``target_soc`` [0-1] of the car's capacity; neither: full.
+    """
+
+    time_local: time
+    target_kwh: float | None = None
+    target_soc: float | None = None
+
+
+@dataclass(frozen=True)
 class WallboxPreference:
-    """The owner's charging mode, next departure (tz-aware) and target energy [kWh]."""
+    """The owner's charging mode and departures.
+
+    ``weekly`` maps a weekday (0 Monday .. 6 Sunday) to its departure in the site's local time;
+    ``departure`` (tz-aware) with ``target_kwh`` or ``target_soc`` is a one-off override: while
+    it lies ahead it is the next trip, and weekly departures before it are skipped.
+    """
 
     mode: ChargingMode = ChargingMode.SMART
     departure: datetime | None = None
     target_kwh: float | None = None
+    target_soc: float | None = None
+    weekly: Mapping[int, DepartureGoal] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -201,6 +220,7 @@ class SitePreferences:
 
     wallboxes: Mapping[str, WallboxPreference] = field(default_factory=dict)
     heat_pumps: Mapping[str, ComfortBand] = field(default_factory=dict)
+    timezone: str = "Europe/Berlin"
 
 
 @dataclass(frozen=True)
@@ -333,18 +353,15 @@ def ev_sessions(
 ) -> tuple[EVSession, ...]:
     """A car at every wallbox the owner set a mode for (and, if measured, with a car plugged in).
 
-    The car holds the wallbox's ``car_arrival_kwh`` (the box does not report the car's SOC); a
-    departure at or before ``start`` counts as none; the target is capped at the car's capacity.
+    The car holds the wallbox's ``car_arrival_kwh`` (the box does not report the car's SOC);
+    departure and target come from :func:`next_departure` in the site's time zone.
     """
     sessions = []
     for w in equipment.wallboxes:
         pref = preferences.wallboxes.get(w.name)
         if pref is None or not live.car_connected.get(w.name, True):
             continue
-        departure = pref.departure
-        if departure is not None and pd.Timestamp(departure) <= start:
-            departure = None
-        target = None if pref.target_kwh is None else min(pref.target_kwh, w.car_capacity_kwh)
+        departure, target = next_departure(pref, start, preferences.timezone, w.car_capacity_kwh)
         sessions.append(
             EVSession(
                 wallbox=w.name,
@@ -352,7 +369,7 @@ def ev_sessions(
                 capacity_kwh=w.car_capacity_kwh,
                 energy_kwh=min(w.car_arrival_kwh, w.car_capacity_kwh),
                 target_kwh=target,
-                departure=None if departure is None else pd.Timestamp(departure).tz_convert("UTC"),
+                departure=departure,
             )
         )
     return tuple(sessions)
@@ -404,6 +421,42 @@ def site_problem(
     return Problem(home.site, Inputs.from_frame(frame), state, tuning)
 
 
+def next_departure(
+    pref: WallboxPreference, start: pd.Timestamp, tz: str, capacity_kwh: float
+) -> tuple[pd.Timestamp | None, float | None]:
+    """The next departure after ``start`` (UTC) and the energy wanted then [kWh].
+
+    A one-off departure still ahead wins; else the first weekly departure after ``start`` in
+    ``tz``. A departure on ``start`` itself is past (the controller's rule: a deadline inside
+    the current slot is still today's, so only instants up to ``start`` are gone). Wall times
+    are read in ``tz`` on their own date: a time in the spring-forward gap moves to the first
+    instant after it, one that occurs twice in autumn is the first of the two. The target is
+    capped at ``capacity_kwh``; ``None``: full (or no departure at all and no target set).
+    """
+    start = pd.Timestamp(start)
+    if pref.departure is not None and pd.Timestamp(pref.departure) > start:
+        goal = _target(pref.target_kwh, pref.target_soc, capacity_kwh)
+        return pd.Timestamp(pref.departure).tz_convert("UTC"), goal
+    local_day = start.tz_convert(tz).normalize().tz_localize(None)
+    for k in range(8):
+        day = local_day + pd.Timedelta(days=k)
+        weekly = pref.weekly.get(day.weekday())
+        if weekly is None:
+            continue
+        wall = day + pd.Timedelta(hours=weekly.time_local.hour, minutes=weekly.time_local.minute)
+        dep = wall.tz_localize(tz, nonexistent="shift_forward", ambiguous=True)
+        if dep > start:
+            goal = _target(weekly.target_kwh, weekly.target_soc, capacity_kwh)
+            return dep.tz_convert("UTC"), goal
+    return None, _target(pref.target_kwh, pref.target_soc, capacity_kwh)
+
+
+def _target(kwh: float | None, soc: float | None, capacity_kwh: float) -> float | None:
+    if soc is not None:
+        return min(soc, 1.0) * capacity_kwh
+    return None if kwh is None else min(kwh, capacity_kwh)
+
+
 def store_column(name: str) -> str:
     """Plan column -> the store's ``device-quantity`` (``battery_kw`` -> ``battery-power_kw``)."""
     device, _, quantity = name.partition("_")
@@ -421,6 +474,7 @@ def plan_column(name: str) -> str:
 __all__ = [
     "BatteryEquipment",
     "ComfortBand",
+    "DepartureGoal",
     "EquipmentError",
     "GridEquipment",
     "HeatPumpEquipment",
@@ -431,6 +485,7 @@ __all__ = [
     "WallboxEquipment",
     "WallboxPreference",
     "ev_sessions",
+    "next_departure",
     "optimizer_site",
     "plan_column",
     "site_home",

@@ -16,12 +16,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from api.departures import departure_outlooks
 from api.deps import Services, ServicesDep, SiteContext, SiteViewer, site_role
 from api.errors import ERROR_RESPONSES, ErrorBody
 from api.schedule import CachedPlan
 from api.schemas import DeviceReading, LivePublic, PlanPublic, SchedulePublic
 from api.security import decode_access_token
-from api.site_problem import plan_reasons, stored_preferences
+from api.site_problem import plan_reasons, stored_equipment, stored_preferences
 
 router = APIRouter(
     prefix="/v1/app/sites/{site_id}",
@@ -139,13 +140,14 @@ def plan(ctx: SiteViewer, services: ServicesDep) -> PlanPublic:
     now = services.now()
     stored = services.store().latest_plan(ctx.site.id)
     body = SchedulePublic.model_validate(CachedPlan.of(ctx.site.id, stored).body(now))
+    preferences = stored_preferences(services.accounts, ctx.site.id)
+    equipment, _ = stored_equipment(services.accounts, ctx.site.id)
     return PlanPublic(
         site_id=ctx.site.id,
         created_at=body.plan_created_at,
         step_minutes=body.step_minutes,
         summary={} if stored is None else stored.summary.model_dump(mode="json"),
         slots=body.slots,
-        reasons=plan_reasons(
-            stored, now, ctx.site.timezone, stored_preferences(services.accounts, ctx.site.id)
-        ),
+        reasons=plan_reasons(stored, now, ctx.site.timezone, preferences),
+        departures=departure_outlooks(stored, now, equipment, preferences),
     )

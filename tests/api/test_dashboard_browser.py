@@ -11,6 +11,7 @@ reports and stores the plan, as the scheduler does. Screenshots go to ``out/scre
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import threading
@@ -22,12 +23,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pandas as pd
 import pytest
 import uvicorn
 
 from adapters.store import Plan as StoredPlan
 from adapters.store import PlanSummary as StoredSummary
+from adapters.store import StoreSettings, TelemetryStore, make_store
+from adapters.store.telemetry import Sample
 from api.deps import Services
 from api.mailer import OutboxMailer
 from api.main import create_app
@@ -47,7 +51,13 @@ CHROMIUM_ARGS = [
 ]
 SIM_START = datetime(2025, 6, 10, 4, 0, tzinfo=UTC)  # 06:00 in Berlin
 PASSWORD = "correct horse battery"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "out" / "screenshots"
+SCREENSHOTS = Path(
+    os.environ.get("HBOPT_SCREENSHOTS", Path(__file__).resolve().parents[2] / "out" / "screenshots")
+)
+#: Desktop and phone widths every page is shot at; nothing may scroll sideways at the phone's.
+WIDTHS = (1440, 360)
+#: The long-history site's telemetry starts here (prices are bundled from 2024-01-01 on).
+HISTORY_START = datetime(2024, 12, 1, tzinfo=UTC)
 TIMEOUT_MS = 10_000
 
 if not CHROMIUM.exists() or shutil.which("chromium") is None:
@@ -87,6 +97,7 @@ class Dash:
     home: str
     cottage: str
     box_token: str
+    farm: str = ""
 
     def api(self, email: str) -> httpx.Client:
         tokens = httpx.post(
@@ -133,6 +144,7 @@ class Dash:
             status=plan.summary.status,
             objective_eur=plan.summary.objective_eur,
             cost_eur=plan.summary.cost_eur,
+            violations={v.name: v.amount for v in plan.summary.violations},
         )
         assert self.services.telemetry is not None
         self.services.telemetry.save_plan(StoredPlan(site_id, now, slots, summary))
@@ -160,6 +172,51 @@ def _history(dash: Dash, start: datetime, end: datetime) -> None:
     dash.post_telemetry(samples)
 
 
+def _long_history(dash: Dash, site_id: str, start: datetime, end: datetime) -> None:
+    """15-minute telemetry of a home through the seasons, written to the store directly (the
+    gateway path is covered above; 120 000 samples through HTTP would take too long).
+
+    PV peaks at 1.5 kW in winter and 7 kW in summer with a cloudiness per day, the heat pump
+    draws more in winter, the EV charges 7 kW for two hours every third day, a 10 kWh battery
+    stores the surplus and covers the evening, and the grid balances the rest.
+    """
+    index = pd.date_range(start, end, freq="15min", inclusive="left")
+    local = index.tz_convert("Europe/Berlin")
+    hour = local.hour.to_numpy() + local.minute.to_numpy() / 60
+    doy = local.dayofyear.to_numpy()
+    rng = np.random.default_rng(7)
+    clouds = rng.uniform(0.3, 1.0, size=doy.max() + 1)[doy]
+    summer = 0.5 - 0.5 * np.cos(2 * np.pi * (doy - 10) / 365)  # 0 in January, 1 in July
+    half_day = 4.0 + 4.0 * summer
+    pv = np.clip(1 - ((hour - 13.0) / half_day) ** 2, 0, None) * (1.5 + 5.5 * summer) * clouds
+    house = 0.35 + 0.6 * ((hour >= 18) & (hour < 22))
+    hp = 0.3 + 1.2 * (1 - summer)
+    ev = np.where((local.day.to_numpy() % 3 == 0) & (hour >= 18) & (hour < 20), 7.0, 0.0)
+    load = house + hp + ev
+    battery = np.zeros(len(index))  # + discharge
+    energy = 5.0
+    for k, surplus in enumerate(pv - load):
+        power = float(np.clip(-surplus, -3.0, 3.0))  # charge the surplus, cover the deficit
+        power = min(power, energy * 4) if power > 0 else max(power, (energy - 10.0) * 4)
+        energy -= power / 4
+        battery[k] = power
+    grid = load - pv - battery
+    samples = []
+    for k, ts in enumerate(index.to_pydatetime()):
+        for device, value in (
+            ("pv", pv[k]),
+            ("house", house[k]),
+            ("heatpump", hp[k]),
+            ("wallbox", ev[k]),
+            ("battery", battery[k]),
+            ("grid", grid[k]),
+        ):
+            samples.append(Sample(site_id, device, ts, {"power_kw": round(float(value), 4)}))
+    assert dash.services.telemetry is not None
+    written = dash.services.telemetry.write(samples)
+    assert written.rejected == (), written.rejected[:3]
+
+
 @pytest.fixture(scope="module")
 def dash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dash]:
     tmp = tmp_path_factory.mktemp("dashboard")
@@ -177,7 +234,18 @@ def dash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dash]:
         live_stream_interval_s=0.25,
         live_stream_max_s=60.0,
     )
-    app = create_app(settings, mailer=OutboxMailer(), clock=clock)
+
+    def telemetry(settings: Settings, clock: Any) -> TelemetryStore:
+        # raw samples kept for over a year: the long-history site's year is written at once
+        store = StoreSettings(
+            backend="sqlite",
+            data_dir=settings.telemetry_path.parent,
+            sqlite_file=settings.telemetry_path.name,
+            raw_retention=timedelta(days=400),
+        )
+        return make_store(store, clock)
+
+    app = create_app(settings, mailer=OutboxMailer(), clock=clock, telemetry_factory=telemetry)
     port = _free_port()
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1
@@ -224,6 +292,8 @@ def _populate(base: str, services: Services, clock: Any) -> Dash:
             json={"comfort_min_c": 45, "comfort_max_c": 55},
         )
         assert heatpump.status_code == 200, heatpump.text
+        dash.farm = client.post("/v1/app/sites", json={"name": "Farmhouse"}).json()["id"]
+    _long_history(dash, dash.farm, HISTORY_START, now - timedelta(minutes=15))
     # Yesterday and today so far in Berlin (2025-06-08 22:00 UTC on), then a first reading.
     _history(dash, datetime(2025, 6, 8, 22, 0, tzinfo=UTC), now - timedelta(minutes=1))
     dash.post_reading(now - timedelta(seconds=30), pv=0.2, soc=0.55)
@@ -260,8 +330,8 @@ def _sign_in(page: Page, dash: Dash, email: str) -> None:
     expect(page.get_by_role("heading", name="Your sites")).to_be_visible()
 
 
-def _shot(page: Page, name: str) -> None:
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+def _shot(page: Page, name: str, *, full_page: bool = True) -> None:
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
 
 
 def test_sign_in_and_switch_sites(browser: Browser, dash: Dash) -> None:
@@ -274,7 +344,7 @@ def test_sign_in_and_switch_sites(browser: Browser, dash: Dash) -> None:
     _shot(page, "01-sign-in")
     _sign_in(page, dash, dash.owner_email)
     sites = page.locator("#site-list li")
-    expect(sites).to_have_count(2)
+    expect(sites).to_have_count(3)
     expect(sites.filter(has_text="Home")).to_contain_text("owner")
     expect(page.locator("nav#tabs")).to_be_hidden()  # no site chosen yet
     _shot(page, "02-sites")
@@ -297,7 +367,8 @@ def test_live_values_follow_the_box(browser: Browser, dash: Dash) -> None:
     page.evaluate("window.__same_page = true")
     pv = page.locator(".tile[data-device=pv] [data-field=power_kw]")
     grid = page.locator(".tile[data-device=grid]")
-    dash.post_reading(dash.clock() - timedelta(seconds=2), pv=3.21, soc=0.57)
+    sunny = (dash.clock() - timedelta(seconds=2)).replace(microsecond=0)
+    dash.post_reading(sunny, pv=3.21, soc=0.57)
     expect(pv).to_have_text("3.21 kW")
     # house 0.7 + HP 0.8 + battery charging 0.5 - PV 3.21 = 1.21 kW exported
     expect(grid.locator("[data-field=power_kw]")).to_have_text("1.21 kW")
@@ -307,6 +378,34 @@ def test_live_values_follow_the_box(browser: Browser, dash: Dash) -> None:
         " + battery 0.50 kW + grid 1.21 kW."
     )
     expect(page.locator(".tile[data-device=battery] [data-field=soc]")).to_have_text("SOC 57 %")
+    # the diagram: solar and nothing else feeds the busbar; grid and battery take from it
+    diagram = page.locator("#flow-diagram")
+    expect(diagram.locator("g.node[data-node=pv]")).to_have_attribute("data-kw", "3.21")
+    expect(diagram.locator("g.node[data-node=grid]")).to_contain_text("export 1.21 kW")
+    for device, direction in (
+        ("pv", "in"),
+        ("grid", "out"),
+        ("battery", "out"),
+        ("wallbox", "none"),
+    ):
+        flow = diagram.locator(f"path.flow[data-device={device}]")
+        expect(flow).to_have_attribute("data-direction", direction)
+    thick = [
+        float(diagram.locator(f"path.flow[data-device={d}]").get_attribute("stroke-width") or 0)
+        for d in ("pv", "grid", "house")
+    ]
+    assert thick[0] > thick[1] > thick[2]  # 3.21 kW > 1.21 kW > 0.70 kW
+    expect(diagram.locator("g.node[data-node=heatpump]")).to_contain_text("store 48.5 °C")
+    # today so far: the day's highlights in words (kWh and EUR)
+    expect(page.locator("#today")).to_contain_text("Today so far: used")
+    expect(page.locator("#today")).to_contain_text("EUR")
+    # a reading's own time (as the API reports it), never "0 s ago" on a frozen clock
+    with dash.api(dash.owner_email) as client:
+        live = client.get(f"/v1/app/sites/{dash.home}/live").json()
+    (pv_reading,) = [d for d in live["devices"] if d["device"] == "pv"]
+    assert pd.Timestamp(pv_reading["ts"]).floor("s") == pd.Timestamp(sunny)
+    shown = pd.Timestamp(pv_reading["ts"]).tz_convert("Europe/Berlin").strftime("%H:%M:%S")
+    expect(page.locator(".tile[data-device=pv] .age")).to_have_text(f"measured {shown}")
     dash.post_reading(dash.clock(), pv=0.4, soc=0.58)
     expect(pv).to_have_text("0.40 kW")
     expect(grid.locator(".flow")).to_have_text("importing from the grid")
@@ -368,6 +467,19 @@ def test_charging_mode_changes_the_plan(browser: Browser, dash: Dash) -> None:
     expect(ev.locator(".why")).to_contain_text("waiting for cheaper hours")
     expect(page.locator(".chart")).to_have_count(4)  # prices, power, SOC, SG-Ready
     expect(page.locator("#plan-meta")).to_contain_text("144 slots of 15 min")
+    expect(page.locator("#plan-bill")).to_contain_text(
+        re.compile(r"you (pay|earn) \d+\.\d\d EUR net")
+    )
+    # the departure card says what the API computed from the plan, in the site's time
+    with dash.api(dash.owner_email) as client:
+        (outlook,) = client.get(f"/v1/app/sites/{dash.home}/plan").json()["departures"]
+    card = page.locator("#departures .outlook[data-wallbox=ev]")
+    expect(card).to_contain_text("leaves Wed 07:00")
+    expect(card.locator(".expected")).to_have_text(
+        f"{outlook['expected_kwh']:.1f} kWh ({outlook['expected_soc'] * 100:.0f} %)"
+    )
+    if outlook["reachable"] is False:
+        expect(card).to_contain_text("Target cannot be reached")
     _shot(page, "04-plan")
 
     page.click("nav#tabs a[data-tab=settings]")
@@ -378,8 +490,20 @@ def test_charging_mode_changes_the_plan(browser: Browser, dash: Dash) -> None:
         .strftime("%Y-%m-%dT07:00")
     )
     form.locator("select[name=mode]").select_option("now")
+    form.locator("input[name=time-mon]").fill("07:30")
+    form.locator("input[name=mon-target]").fill("80")
+    form.locator("select[name=mon-unit]").select_option("pct")
+    form.locator("input[name=time-sat]").fill("10:00")
+    form.locator("input[name=sat-target]").fill("30")
     form.locator("button[type=submit]").click()
-    expect(form.locator(".saved")).to_have_text("Saved: mode now.")
+    expect(form.locator(".saved")).to_have_text("Saved: mode now, 2 weekly departures.")
+    with dash.api(dash.owner_email) as client:
+        stored = client.get(f"/v1/app/sites/{dash.home}/wallboxes/ev").json()
+    assert stored["weekly"] == {
+        "mon": {"time": "07:30", "target_kwh": None, "target_soc_pct": 80.0},
+        "sat": {"time": "10:00", "target_kwh": 30.0, "target_soc_pct": None},
+    }
+    assert stored["target_kwh"] == 48.0  # the one-off trip is kept
     _shot(page, "05-settings")
 
     assert dash.schedule(dash.home) == "now"  # the next plan, made with the new mode
@@ -481,6 +605,88 @@ def test_factory_switch_export_and_account_deletion(browser: Browser, dash: Dash
     assert refused.status_code == 401
     assert accounts.get_site(site) is None
     page.context.close()
+
+
+def _no_sideways_scroll(page: Page, width: int, name: str) -> None:
+    scroll = page.evaluate("document.documentElement.scrollWidth")
+    wide = page.evaluate(
+        """(w) => [...document.querySelectorAll('body *')]
+        .filter((e) => e.getBoundingClientRect().right > w + 0.5)
+        .slice(0, 5).map((e) => e.tagName + '.' + e.className + '#' + e.id)""",
+        width,
+    )
+    assert scroll <= width, f"{name} at {width} px scrolls sideways ({scroll} px): {wide}"
+
+
+def test_every_page_at_desktop_and_phone_width(browser: Browser, dash: Dash) -> None:
+    """Live, plan, highlights (day, week, month, year) and settings at 1440 and 360 px: each is
+    shot for a person to look at, and none may scroll sideways on the phone."""
+    dash.schedule(dash.home)
+    for width in WIDTHS:
+        page = _page(browser)
+        page.set_viewport_size({"width": width, "height": 900})
+        _sign_in(page, dash, dash.owner_email)
+        _no_sideways_scroll(page, width, "sites")
+        page.goto(f"{dash.base}/ui/#/site/{dash.home}/live")
+        expect(page.locator("#flow-diagram g.node")).to_have_count(6)
+        expect(page.locator("#today")).to_contain_text("Today so far: used")
+        _shot(page, f"10-live-{width}")
+        _no_sideways_scroll(page, width, "live")
+        page.goto(f"{dash.base}/ui/#/site/{dash.home}/plan")
+        expect(page.locator("#departures .outlook")).to_have_count(1)
+        _shot(page, f"11-plan-{width}")
+        _no_sideways_scroll(page, width, "plan")
+        page.goto(f"{dash.base}/ui/#/site/{dash.farm}/highlights")
+        # 14 days, 84 days = 13 ISO weeks (two of them in part), Dec 2024 .. Jun 2025, 2 years
+        for period, count in (("day", 14), ("week", 13), ("month", 7), ("year", 2)):
+            page.click(f".periods button[data-period={period}]")
+            expect(page.locator(".periods button[aria-pressed=true]")).to_have_attribute(
+                "data-period", period
+            )
+            rows = page.locator("#highlights-table tbody tr")
+            expect(rows).to_have_count(count)
+            expect(page.locator("#share-card")).to_have_js_property("naturalWidth", 1200)
+            if period == "day" and width == WIDTHS[0]:
+                # the legend holds the range's totals; hovering a period shows that period's
+                energy = page.locator(".bars").first
+                when = energy.locator(".legend .when")
+                expect(when).to_have_text("Total, 14 days")
+                energy.locator("rect.hit").first.hover()
+                expect(when).to_have_text("28 May 2025")
+                page.mouse.move(0, 0)
+                expect(when).to_have_text("Total, 14 days")
+            _shot(page, f"12-highlights-{period}-{width}")
+            _no_sideways_scroll(page, width, f"highlights {period}")
+        page.goto(f"{dash.base}/ui/#/site/{dash.home}/settings")
+        expect(page.locator("form[data-wallbox=ev] .weekly input[type=time]")).to_have_count(7)
+        _shot(page, f"13-settings-{width}")
+        _no_sideways_scroll(page, width, "settings")
+        page.context.close()
+
+
+def test_api_docs_render_without_network(browser: Browser, dash: Dash) -> None:
+    """/docs (Swagger UI) and /redoc load every asset from the service: with every other host
+    blocked, both render the API's operations and nothing tried to leave the machine."""
+    page = _page(browser)
+    outside: list[str] = []
+
+    def only_loopback(route: Any) -> None:
+        if route.request.url.startswith(dash.base):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.context.route("**/*", only_loopback)
+    page.goto(f"{dash.base}/docs")
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("Heartbeat Optimizer API")
+    expect(page.locator(".swagger-ui .opblock").first).to_be_visible()
+    _shot(page, "20-docs-swagger", full_page=False)
+    page.goto(f"{dash.base}/redoc")
+    expect(page.locator("h1").first).to_contain_text("Heartbeat Optimizer API")
+    expect(page.get_by_text("/v1/auth/token").first).to_be_attached()
+    _shot(page, "21-docs-redoc", full_page=False)
+    assert outside == []
 
 
 def test_bell_feed_settings_and_monthly_report(browser: Browser, dash: Dash) -> None:

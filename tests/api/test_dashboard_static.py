@@ -23,7 +23,10 @@ def test_pages_load_nothing_from_other_hosts() -> None:
     own = [static_dir() / "index.html", static_dir() / "style.css"]
     own += sorted((static_dir() / "js").glob("*.js"))
     for path in own:
-        assert not re.search(r"https?://", path.read_text()), path
+        # the SVG namespace is a name and an input's placeholder an example, not requests
+        text = path.read_text().replace('"http://www.w3.org/2000/svg"', "")
+        text = re.sub(r'placeholder: "[^"]*"', "", text)
+        assert not re.search(r"https?://", text), path
     # Every /v1 path the pages call is an /v1/app or /v1/auth route (what the app uses).
     calls = set()
     for path in own:

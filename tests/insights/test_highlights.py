@@ -61,6 +61,8 @@ def test_grid_charged_battery_is_not_own_energy(
     assert p.battery_grid_charge_kwh == pytest.approx(4.0)
     assert p.battery_discharge_kwh == pytest.approx(3.5)
     assert p.import_kwh == pytest.approx(24.0 + 4.0 - 3.5)
+    # consumption by origin: 3.5 kWh from the battery, none from PV, the rest from the grid
+    assert (p.battery_to_load_kwh, p.pv_to_load_kwh) == (pytest.approx(3.5), 0.0)
     assert p.autarky == pytest.approx(0.0)
 
 

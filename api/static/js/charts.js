@@ -48,6 +48,11 @@ export function timeChart(container, { title, x, series, axes, tz, height = 220,
       }])),
     },
     legend: { live: true },
+    // Not hovered, the legend shows the first slot (now) instead of "Time: --".
+    hooks: {
+      ready: [(u) => u.setLegend({ idx: 0 })],
+      setCursor: [(u) => { if (u.cursor.idx == null) u.setLegend({ idx: 0 }); }],
+    },
     cursor: { drag: { x: false, y: false } },
     series: [
       {},

@@ -1,7 +1,7 @@
 // Plan: the next 24-48 h of the latest plan as charts, with the reason behind each next action.
 import { get } from "./api.js";
 import { destroyCharts, timeChart } from "./charts.js";
-import { dayTime, el, eur, kw } from "./format.js";
+import { dayTime, el, eur, hhmm, kw, kwh, pct } from "./format.js";
 import { col, pick, planDevices } from "./columns.js";
 
 // The API says why each device does what it does next; the page only labels it.
@@ -13,6 +13,30 @@ const ACTION_LABEL = {
 
 const HORIZON_H = 48;
 const COLORS = { pv: "#e5a800", load: "#2f6fb3", battery: "#1b8a5a", grid: "#7a4fbf", ev: "#d2487a", hp: "#d66a1f", export: "#0f7b55", import: "#b3541e" };
+
+/** The plan's net energy money over its horizon, in words an owner reads at a glance. */
+function billWords(cost, slots, stepMinutes) {
+  const hours = Math.round((slots * stepMinutes) / 60);
+  if (Math.abs(cost) < 0.005) return `Over the next ${hours} h your imports and exports about cancel out (0.00 EUR net).`;
+  return cost < 0
+    ? `Over the next ${hours} h you earn ${eur(-cost)} net from export (what exports earn minus what imports cost).`
+    : `Over the next ${hours} h you pay ${eur(cost)} net for energy (imports minus what exports earn).`;
+}
+
+const SOURCE = { one_off: "next trip", weekly: "weekly plan", none: "" };
+
+/** What the plan puts into the car by its next departure, and plainly whether that is enough. */
+function departureCard(d, tz) {
+  const amount = (k, s) => (k == null ? "–" : `${kwh(k)} (${pct(s)})`);
+  if (!d.departure) {
+    return el("div", { class: "card outlook", "data-wallbox": d.wallbox }, el("h3", {}, `EV charger ${d.wallbox}`), el("p", {}, d.reason));
+  }
+  const verdict = d.reachable === false ? `Target cannot be reached: ${kwh(d.shortfall_kwh)} short.` : "";
+  return el("div", { class: `card outlook${d.reachable === false ? " missed" : ""}`, "data-wallbox": d.wallbox },
+    el("h3", {}, `EV charger ${d.wallbox}: leaves ${hhmm(d.departure, tz)}`, d.source !== "none" ? el("span", { class: "muted small" }, ` (${SOURCE[d.source]})`) : ""),
+    el("p", {}, `Wanted: ${amount(d.target_kwh, d.target_soc)}. Expected at departure: `, el("strong", { class: "expected" }, amount(d.expected_kwh, d.expected_soc)), "."),
+    el("p", { class: "verdict" }, verdict, verdict ? " " : "", d.reason));
+}
 
 export async function renderPlan(container, site) {
   const base = `/v1/app/sites/${encodeURIComponent(site.id)}`;
@@ -38,9 +62,13 @@ export async function renderPlan(container, site) {
   container.append(
     el("p", { class: "muted small", id: "plan-meta" },
       `Plan made ${dayTime(plan.created_at, tz)}, ${slots.length} slots of ${plan.step_minutes} min from ${dayTime(slots[0].start, tz)} (${tz})`,
-      cost != null ? `; expected energy bill ${eur(cost)}` : "",
       summary.status ? `; solver: ${summary.status}` : "", "."),
   );
+  if (cost != null) container.append(el("p", { class: "bill", id: "plan-bill" }, billWords(cost, plan.slots.length, plan.step_minutes)));
+  if ((plan.departures || []).length) {
+    container.append(el("h2", {}, "EV departures"),
+      el("div", { class: "reasons", id: "departures" }, plan.departures.map((d) => departureCard(d, tz))));
+  }
 
   container.append(el("h2", {}, "Next actions"));
   const reasons = el("div", { class: "reasons", id: "reasons" });

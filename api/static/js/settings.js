@@ -29,29 +29,67 @@ async function submit(form, action) {
   }
 }
 
+const DAYS = [["mon", "Mon"], ["tue", "Tue"], ["wed", "Wed"], ["thu", "Thu"], ["fri", "Fri"], ["sat", "Sat"], ["sun", "Sun"]];
+
+/** A target as value + unit (% of the car's battery or kWh); empty: a full battery. */
+function targetInputs(prefix, goal, disabled) {
+  const soc = goal?.target_soc_pct != null;
+  const value = soc ? goal.target_soc_pct : goal?.target_kwh ?? "";
+  return [
+    el("input", { name: `${prefix}target`, type: "number", min: "0", max: "200", step: "any", placeholder: "full", disabled, value, "aria-label": "target" }),
+    el("select", { name: `${prefix}unit`, disabled, "aria-label": "unit" },
+      el("option", { value: "pct", selected: soc }, "%"), el("option", { value: "kwh", selected: !soc }, "kWh")),
+  ];
+}
+
+function readTarget(data, prefix) {
+  const raw = data.get(`${prefix}target`);
+  if (raw === "" || raw == null) return { target_kwh: null, target_soc_pct: null };
+  const value = Number(raw);
+  return data.get(`${prefix}unit`) === "pct" ? { target_kwh: null, target_soc_pct: value } : { target_kwh: value, target_soc_pct: null };
+}
+
 function wallboxForm(base, site, wb, owner) {
   const tz = site.timezone;
+  const disabled = !owner;
+  const weekly = wb.weekly || {};
+  const rows = DAYS.flatMap(([day, label]) => [
+    el("span", {}, label),
+    el("input", { name: `time-${day}`, type: "time", disabled, value: weekly[day]?.time ?? "", "aria-label": `${label} departure` }),
+    el("span", { class: "target" }, ...targetInputs(`${day}-`, weekly[day], disabled)),
+  ]);
   const form = el("form", { class: "card", "data-wallbox": wb.name },
     el("strong", {}, `EV charger ${wb.name}`),
     el("label", {}, "Charging mode",
-      el("select", { name: "mode", disabled: !owner }, MODES.map(([v, t]) => el("option", { value: v, selected: v === wb.mode }, t)))),
-    el("label", {}, `Departure (${tz})`,
-      el("input", { name: "departure", type: "datetime-local", disabled: !owner, value: wb.departure ? utcToWall(wb.departure, tz) : "" })),
-    el("label", {}, "Energy wanted by then [kWh]",
-      el("input", { name: "target_kwh", type: "number", min: "0", max: "200", step: "0.5", disabled: !owner, value: wb.target_kwh ?? "" })),
+      el("select", { name: "mode", disabled }, MODES.map(([v, t]) => el("option", { value: v, selected: v === wb.mode }, t)))),
+    el("fieldset", { class: "weekly-plan" },
+      el("legend", {}, `Every week: departure (${tz}) and charge wanted then`),
+      el("div", { class: "weekly" }, el("span", { class: "muted small" }, "day"), el("span", { class: "muted small" }, "leaves at"), el("span", { class: "muted small" }, "charge wanted (empty: full)"), ...rows)),
+    el("fieldset", { class: "one-off" },
+      el("legend", {}, "Next trip only (overrides the weekly plan until it has passed)"),
+      el("label", {}, `Departure (${tz})`,
+        el("input", { name: "departure", type: "datetime-local", disabled, value: wb.departure ? utcToWall(wb.departure, tz) : "" })),
+      el("label", {}, "Charge wanted then", el("span", { class: "target" }, ...targetInputs("", wb, disabled)))),
     owner ? el("button", { type: "submit" }, "Save") : null,
     wb.updated_at ? el("span", { class: "muted small" }, `changed ${dayTime(wb.updated_at, tz)}`) : null);
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const data = new FormData(form);
+    const plan = {};
+    for (const [day] of DAYS) {
+      const time = data.get(`time-${day}`);
+      if (time) plan[day] = { time, ...readTarget(data, `${day}-`) };
+    }
     const body = {
       mode: data.get("mode"),
       departure: data.get("departure") ? wallToUtc(data.get("departure"), tz) : null,
-      target_kwh: data.get("target_kwh") === "" ? null : Number(data.get("target_kwh")),
+      ...readTarget(data, ""),
+      weekly: plan,
     };
     submit(form, async () => {
       const stored = await put(`${base}/wallboxes/${encodeURIComponent(wb.name)}`, body);
-      saved(form, `Saved: mode ${stored.mode}.`);
+      const days = Object.keys(stored.weekly || {}).length;
+      saved(form, `Saved: mode ${stored.mode}${days ? `, ${days} weekly departure${days === 1 ? "" : "s"}` : ""}.`);
     });
   });
   return form;
@@ -60,7 +98,7 @@ function wallboxForm(base, site, wb, owner) {
 function heatpumpForm(base, site, hp, owner) {
   const form = el("form", { class: "card", "data-heatpump": hp.name },
     el("strong", {}, `Heat pump ${hp.name}`),
-    el("label", {}, "Comfort from [°C]", el("input", { name: "comfort_min_c", type: "number", step: "0.5", min: "5", max: "70", required: true, disabled: !owner, value: hp.comfort_min_c ?? 45 })),
+    el("label", {}, "Hot-water store from [°C]", el("input", { name: "comfort_min_c", type: "number", step: "0.5", min: "5", max: "70", required: true, disabled: !owner, value: hp.comfort_min_c ?? 45 })),
     el("label", {}, "to [°C]", el("input", { name: "comfort_max_c", type: "number", step: "0.5", min: "5", max: "70", required: true, disabled: !owner, value: hp.comfort_max_c ?? 55 })),
     owner ? el("button", { type: "submit" }, "Save") : null);
   form.addEventListener("submit", (event) => {
@@ -69,7 +107,7 @@ function heatpumpForm(base, site, hp, owner) {
     const body = { comfort_min_c: Number(data.get("comfort_min_c")), comfort_max_c: Number(data.get("comfort_max_c")) };
     submit(form, async () => {
       const stored = await put(`${base}/heatpumps/${encodeURIComponent(hp.name)}`, body);
-      saved(form, `Saved: ${stored.comfort_min_c}–${stored.comfort_max_c} °C.`);
+      saved(form, `Saved: hot-water store ${stored.comfort_min_c}–${stored.comfort_max_c} °C.`);
     });
   });
   return form;
@@ -155,7 +193,8 @@ export async function renderSettings(container, site) {
       el("div", { class: "settings" },
         el("section", { class: "card" }, el("h2", {}, "EV charging"),
           wbs.length ? wbs.map((w) => wallboxForm(base, site, w, owner)) : el("p", { class: "muted" }, "No EV charger set up.")),
-        el("section", { class: "card" }, el("h2", {}, "Heat pump comfort band"),
+        el("section", { class: "card" }, el("h2", {}, "Heat pump: hot-water store temperature"),
+          el("p", { class: "muted small" }, "The plan keeps the store (tank) between these temperatures, heating it more when power is cheap or the sun shines."),
           hps.length ? hps.map((h) => heatpumpForm(base, site, h, owner)) : el("p", { class: "muted" }, "No heat pump set up.")),
         owner ? grantsSection(base, site, grants, render) : null,
         owner ? factorySection(base, site) : null,
