@@ -51,7 +51,7 @@ from optimizer import forecast as fc
 from scheduler.clock import LoopClock, Wakeup
 from scheduler.commands import box_setpoints, schedule_slot
 from scheduler.cycle import CycleRequest, CycleResult, plan_cycle
-from scheduler.feeds import BundledWeather, DayCache, PriceFeed, StandardLoad
+from scheduler.feeds import BundledWeather, DayCache, PriceFeed, StandardLoad, WeatherSource
 from scheduler.scenario import Home
 from scheduler.site_model import store_column
 
@@ -224,8 +224,9 @@ class SiteController:
         Cached prices and CO2; refreshed in the background.
     executor : concurrent.futures.Executor
         Where solves run (a process pool).
-    weather : BundledWeather, optional
-        Weather feed (temperatures always; PV when ``pv_forecast="weather"``).
+    weather : WeatherSource, optional
+        Weather feed (temperatures always; PV when ``pv_forecast="weather"``), e.g.
+        :meth:`scheduler.weather.WeatherFeed.at`; default the bundled measured weather.
     client : HeartbeatClient, optional
         Default: a client for ``config.host:port`` on the clock.
     """
@@ -238,7 +239,7 @@ class SiteController:
         prices: PriceFeed,
         executor: Executor,
         *,
-        weather: BundledWeather | None = None,
+        weather: WeatherSource | None = None,
         client: HeartbeatClient | None = None,
     ) -> None:
         self.config = config
@@ -246,7 +247,7 @@ class SiteController:
         self.store = store
         self.prices = prices
         self.executor = executor
-        self.weather = weather or BundledWeather()
+        self.weather: WeatherSource = weather or BundledWeather()
         self.client = client or HeartbeatClient(
             config.host,
             config.port,
@@ -272,6 +273,7 @@ class SiteController:
         self._limits: tuple[int, float | None] = (0, None)
         self._sched_id = 0
         self._reconnects = 0
+        self._input_flags: pd.DataFrame | None = None
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -517,6 +519,7 @@ class SiteController:
         frame["load_kw"] = self._load_forecast(index, history).to_numpy()
         frame["t_out_c"] = weather["temp_air_c"].astype(float).to_numpy()
         frame["import_cap_kw"] = np.nan if cap_kw is None else cap_kw
+        self._input_flags = input_flags(frame, weather)
         site = self.config.home.site
         temps = {hp.name: self._hp_temp for hp in site.heat_pumps}
         soc = float(np.clip(meas.battery_soc if meas.battery_soc is not None else 0.5, 0, 1))
@@ -548,7 +551,17 @@ class SiteController:
     ) -> pd.Series:
         system = self.config.home.pv_system
         if self.config.pv_forecast == "weather":
-            return fc.pv_power(weather, system)
+            pv = fc.pv_power(weather, system)
+            forecast = _forecast_slots(weather)
+            if forecast.all():
+                return pv
+            # where the feed had no forecast (source "clearsky"): clear sky x measured scale
+            clear = self._clear_sky_scaled(index, history).to_numpy(float)
+            return pd.Series(np.where(forecast, pv.to_numpy(float), clear), index=index)
+        return self._clear_sky_scaled(index, history)
+
+    def _clear_sky_scaled(self, index: pd.DatetimeIndex, history: pd.DataFrame) -> pd.Series:
+        system = self.config.home.pv_system
         past = history["pv-power_kw"].astype(float).iloc[-192:]  # the last two days
         model = self._clear_sky.get(pd.DatetimeIndex(past.index))["pv_kw"]
         scale = fc.clear_sky_scale(past, system, clear_sky_kw=model)
@@ -563,12 +576,18 @@ class SiteController:
         assert result.slots is not None and result.summary is not None
         created = now.to_pydatetime()
         slots = result.slots.rename(columns=store_column)
+        flags = self._input_flags
+        inputs: dict[str, object] = {}
+        if flags is not None:
+            slots = slots.join(flags.astype(float))
+            inputs = inputs_summary(flags)
         summary = st.PlanSummary.model_validate(
             {
                 "status": result.summary.status,
                 "objective_eur": result.summary.objective_eur,
                 "cost_eur": result.summary.cost_eur,
                 "solve_ms": result.summary.solve_ms,
+                **inputs,
             }
         )
         self.store.save_plan(st.Plan(self.config.site_id, created, slots, summary))
@@ -613,6 +632,44 @@ class SiteController:
     def hp_temp_c(self) -> float:
         """The observer's heat-store temperature [degC]."""
         return self._hp_temp
+
+
+def input_flags(frame: pd.DataFrame, weather: pd.DataFrame) -> pd.DataFrame:
+    """Per slot, which inputs were estimates: ``price-is_estimate`` (the price feed's flag) and
+    ``weather-is_estimate`` (no provider forecast: clear sky and climatology)."""
+    price = frame.get("price_is_estimate")
+    return pd.DataFrame(
+        {
+            "price-is_estimate": np.zeros(len(frame), bool)
+            if price is None
+            else price.to_numpy(bool),
+            "weather-is_estimate": ~_forecast_slots(weather),
+        },
+        index=frame.index,
+    )
+
+
+def inputs_summary(flags: pd.DataFrame) -> dict[str, object]:
+    """The plan summary's ``inputs``: how many slots ran on estimates, and a sentence."""
+    prices = int(flags["price-is_estimate"].sum())
+    weather = int(flags["weather-is_estimate"].sum())
+    parts = []
+    if prices:
+        parts.append(f"estimated prices in {prices} of {len(flags)} slots")
+    if weather:
+        parts.append(f"clear-sky weather in {weather} of {len(flags)} slots")
+    return {
+        "price_estimate_slots": prices,
+        "weather_estimate_slots": weather,
+        "inputs": "; ".join(parts) or "published prices and a weather forecast",
+    }
+
+
+def _forecast_slots(weather: pd.DataFrame) -> np.ndarray:
+    """Per slot: is the weather a provider's forecast (feeds without a ``source`` column are)."""
+    if "source" not in weather:
+        return np.ones(len(weather), dtype=bool)
+    return (weather["source"] == "forecast").to_numpy(bool)
 
 
 def _opt_float(value: Any) -> float | None:
