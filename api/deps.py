@@ -33,6 +33,7 @@ from api.observability import Metrics, RequestLog
 from api.schedule import PlanCache
 from api.security import decode_access_token, token_digest
 from api.settings import Settings
+from scheduler.inputs import LiveInputs
 
 Clock = Callable[[], datetime]
 SiteRoleName = Literal["owner", "supporter", "factory_service"]
@@ -63,6 +64,8 @@ class Services:
     request_log: RequestLog
     plan_cache: PlanCache
     telemetry: TelemetryStore | None = None
+    #: Price store, price jobs and weather feed (None: bundled data and estimates only).
+    inputs: LiveInputs | None = None
 
     def store(self) -> TelemetryStore:
         """The telemetry store, or a 503 when this deployment runs without one."""

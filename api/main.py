@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
 import fastapi.routing
+import pandas as pd
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
@@ -35,6 +36,7 @@ from api.routers import (
     gateway,
     insights,
     ops,
+    tariffs,
     trading,
     views,
 )
@@ -42,6 +44,7 @@ from api.routers import app as app_routes
 from api.schedule import PlanCache
 from api.security import password_hasher
 from api.settings import Settings, get_settings
+from scheduler.inputs import LiveInputs
 
 logger = logging.getLogger("api")
 
@@ -124,6 +127,8 @@ def create_app(
             asyncio.create_task(_maintenance_loop(services)),
             asyncio.create_task(_flush_loop(services)),
         ]
+        if settings.input_jobs and services.inputs is not None:
+            tasks.append(asyncio.create_task(services.inputs.run()))
         try:
             yield
         finally:
@@ -134,6 +139,8 @@ def create_app(
             services.request_log.flush()
             if services.telemetry is not None:
                 services.telemetry.close()
+            if services.inputs is not None:
+                services.inputs.close()
             services.accounts.close()
             app.state.services = None
 
@@ -149,7 +156,7 @@ def create_app(
     app.add_middleware(ObservabilityMiddleware, owner=app)
     routers = (
         auth, app_routes, devices, views, insights, gateway, trading, ops, dashboard, equipment,
-        analysis,
+        analysis, tariffs,
     )  # fmt: skip
     for module in routers:
         _declare_roles(module.router)
@@ -175,6 +182,7 @@ def _open_services(
         metrics=Metrics(),
         plan_cache=PlanCache(settings.schedule_cache_s),
         telemetry=telemetry_factory(settings, clock),
+        inputs=LiveInputs(settings.input_settings(), clock=lambda: pd.Timestamp(clock())),
     )
 
 

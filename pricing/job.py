@@ -161,6 +161,7 @@ class PriceJob:
         self.attempts = attempts
         self.lookback = lookback
         self.last: FetchOutcome | None = None
+        self._announced: pd.Timestamp | None = None
 
     def fetch_once(self) -> FetchOutcome:
         """One attempt over the sources in order (blocking: run it in a thread); never raises."""
@@ -187,14 +188,17 @@ class PriceJob:
         return FetchOutcome(delivered, until, complete, tuple(errors))
 
     async def refresh(self) -> FetchOutcome:
-        """One attempt in a worker thread; calls ``on_new_prices`` if prices reach further."""
-        before = self.store.known_until(self.zone)
+        """One attempt in a worker thread; calls ``on_new_prices`` when the stored prices reach
+        further than this job last announced (the first time: whenever any are stored)."""
         outcome = await asyncio.to_thread(self.fetch_once)
         self.last = outcome
         if outcome.errors:
             log.warning("prices %s: %s", self.zone, "; ".join(outcome.errors))
-        grew = outcome.known_until is not None and (before is None or outcome.known_until > before)
-        if grew:
+        # compared with what this job announced, not with the store before the fetch: another
+        # process sharing the store (API and control loop apart) may have written them first
+        until, announced = outcome.known_until, self._announced
+        if until is not None and (announced is None or until > announced):
+            self._announced = until
             try:
                 self.on_new_prices(self.zone)
             except Exception:  # a failing hook must not stop the job

@@ -47,6 +47,8 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "password_memory_cost_kib": 64,
         # One event per live stream, so a test client reading it to the end returns.
         "live_stream_max_s": 0.0,
+        # No background price/weather fetches: tests that want them start them.
+        "input_jobs": False,
     }
     values.update(overrides)
     return Settings(**values)
