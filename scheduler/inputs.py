@@ -1,4 +1,4 @@
-"""The service's live inputs, built in one place: price store and jobs, weather feed, per-site feeds.
+"""The service's live inputs, built in one place: price store and jobs, weather, per-site feeds.
 
 :class:`LiveInputs` opens the price store (SQLite, survives restarts) and the weather feed, and
 hands out what a site's :class:`~scheduler.controller.SiteController` reads:
