@@ -315,6 +315,23 @@ class SiteController:
         self._reasons.append(reason)
         self.clock.wake(self._wakeup)
 
+    def new_prices(self) -> None:
+        """New prices were stored (the zone's price job): refresh the cache, then replan.
+
+        Safe to call from the event loop's thread (e.g. a price listener); returns at once.
+        """
+        self._tasks = [t for t in self._tasks if not t.done()]
+        self._tasks.append(
+            self.clock.spawn(self._on_new_prices(), f"{self.config.site_id}-new-prices")
+        )
+
+    async def _on_new_prices(self) -> None:
+        try:
+            await self._refresh_prices()
+        except Exception:  # the replan still runs, on the cached prices
+            log.warning("%s: price refresh failed", self.config.site_id, exc_info=True)
+        self.trigger("new prices")
+
     def set_charging_mode(self, mode: ChargingMode) -> None:
         """The owner changed the charging mode: replan at once."""
         self.config = replace(self.config, charging_mode=ChargingMode(mode))
