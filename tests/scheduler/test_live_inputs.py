@@ -129,7 +129,7 @@ def test_today_without_network_then_prices_arrive(
         await rig.close()
         return rig, ctl, inputs, announced, first_stored, last_stored
 
-    rig, ctl, inputs, announced, stored_first, stored_last = asyncio.run(scenario())
+    _, ctl, inputs, announced, stored_first, stored_last = asyncio.run(scenario())
     assert all(r.ok for r in ctl.reports), [r.error for r in ctl.reports if not r.ok]
     assert announced == ["DE_LU"]
     assert "new prices" in ctl.reports[-1].reasons
