@@ -165,7 +165,7 @@ def what_if(
         baseline=base_totals,
         scenario=scen_totals,
         difference=totals_difference(scen_totals, base_totals),
-        slots=slot_rows(scenario.slots.join(flags.astype(float))),
+        slots=slot_rows(scenario.slots.join(flags.rename(columns=plan_column).astype(float))),
         slot_differences=_slot_differences(scenario.slots, baseline.slots),
     )
 

@@ -121,7 +121,7 @@ def upload_site_tariff(body: TomlBody, ctx: SiteOwner, services: ServicesDep) ->
     try:
         parse_tariff(body, where="body")
     except TariffConfigError as exc:
-        where = "body" if exc.field in ("", "(toml)") else f"body.{exc.field}"
+        where = "body" if exc.field in ("", "(toml)", "(top level)") else f"body.{exc.field}"
         raise field_error(where, exc.reason) from None
     doc = TariffDoc(ctx.site.id, UPLOADED, body, services.now(), ctx.user.id)
     services.accounts.set_tariff(doc)
