@@ -268,6 +268,22 @@ def solve(setup: SiteSetup, frame: pd.DataFrame, parameters: TradingParameters) 
     return optimize(problem)
 
 
+def plan_is_usable(plan: Plan, tol: float = 1e-6) -> bool:
+    """A plan the solver actually found: finite, grid flows >= 0, battery SOC inside 0-1.
+
+    A solve stopped by its time limit before HiGHS had a primal solution comes back with
+    status ``time_limit`` and a point that breaks these (negative SOC and import).
+    """
+    if not math.isfinite(plan.summary.objective_eur):
+        return False
+    slots = plan.slots
+    for column in ("grid_import_kw", "grid_export_kw"):
+        if column in slots and (slots[column] < -tol).any():
+            return False
+    soc = slots.get("battery_soc")
+    return soc is None or bool(soc.between(-tol, 1 + tol).all())
+
+
 def plan_totals(plan: Plan) -> PlanTotals:
     """Money [EUR] and energy [kWh] totals of an optimizer plan."""
     s, slots = plan.summary, plan.slots

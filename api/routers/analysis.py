@@ -46,6 +46,7 @@ from api.site_problem import (
     inputs_frame,
     live_state,
     numeric_plan,
+    plan_is_usable,
     plan_totals,
     slot_rows,
     solve,
@@ -56,7 +57,7 @@ from api.site_problem import (
 )
 from core.timeindex import check_index
 from insights.flexibility import FLEXIBILITY_COLUMNS, battery_flexibility
-from optimizer import ConfigError, SolverError
+from optimizer import ConfigError, SolverError, SolverTimeLimitError
 from scheduler.controller import inputs_summary
 from scheduler.site_model import EquipmentError, optimizer_site, plan_column
 
@@ -147,9 +148,14 @@ def what_if(
         scenario = solve(setup, scenario_frame, parameters)
     except (EquipmentError, ConfigError) as exc:
         raise ApiError(422, "invalid_equipment", str(exc)) from None
+    except SolverTimeLimitError:
+        raise _no_plan_in_time() from None
     except SolverError as exc:
-        raise ApiError(503, "solver_failed", f"no plan within the time limit: {exc}") from None
+        raise ApiError(503, "solver_failed", f"no plan: {exc}") from None
+    if not (plan_is_usable(baseline) and plan_is_usable(scenario)):
+        raise _no_plan_in_time()
     base_totals, scen_totals = plan_totals(baseline), plan_totals(scenario)
+
     flags = estimate_flags(scenario_frame)
     return WhatIfResult(
         site_id=site.id,
@@ -167,6 +173,13 @@ def what_if(
         difference=totals_difference(scen_totals, base_totals),
         slots=slot_rows(scenario.slots.join(flags.rename(columns=plan_column).astype(float))),
         slot_differences=_slot_differences(scenario.slots, baseline.slots),
+    )
+
+
+def _no_plan_in_time() -> ApiError:
+    return field_error(
+        "body.parameters.time_limit_s",
+        "no plan within the time limit (this request's or the site's); raise time_limit_s",
     )
 
 
@@ -230,9 +243,12 @@ def _site_flexibility(
             )
         try:
             frame = site_inputs(services, setup, index, None)
-            rows, source = solve(setup, frame, setup.parameters).slots, "solve"
+            fresh = solve(setup, frame, setup.parameters)
         except ApiError as exc:
             raise ValueError(f"no plan stored and no solve possible: {exc.message}") from None
+        if not plan_is_usable(fresh):
+            raise ValueError("no plan stored and none found within the site's time limit")
+        rows, source = fresh.slots, "solve"
         rows = rows.join(estimate_flags(frame).rename(columns=plan_column).astype(float))
     flex = battery_flexibility(rows, battery)
     flex = flex.reindex(

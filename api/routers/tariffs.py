@@ -106,7 +106,9 @@ def choose_site_tariff(
 TomlBody = Annotated[
     str,
     Body(
-        media_type="application/toml",
+        # declared as text/plain (what generic clients and OpenAPI tools can send);
+        # application/toml is accepted the same way
+        media_type="text/plain",
         description="A tariff TOML file (the format of pricing/tariffs/de_dynamic_example.toml)",
     ),
 ]

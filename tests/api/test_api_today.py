@@ -91,6 +91,16 @@ def test_what_if_today_runs_on_flagged_estimates(today: World) -> None:
         assert supply == pytest.approx(demand, abs=1e-6)
 
 
+def test_no_plan_within_the_time_limit_is_a_422(today: World) -> None:
+    response = today.api.client.post(
+        f"/v1/trading/sites/{today.site_a}/what-if",
+        json={"parameters": {"time_limit_s": 1e-9}},
+        headers=today.headers("trader"),
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["fields"][0]["field"] == "body.parameters.time_limit_s"
+
+
 def test_fixed_tariff_money_by_hand(today: World) -> None:
     chosen = _choose(today, "de_fixed_example")
     assert chosen.status_code == 200, chosen.text
