@@ -208,3 +208,6 @@ def test_tariff_routes(today: World) -> None:
     # nothing stored is lost: a rejected upload left the uploaded tariff in place
     client.put(f"{path}/toml", content="x", headers=toml)
     assert client.get(path, headers=owner).json()["source"] == "uploaded"
+    # the owner's data export carries it
+    export = client.get(f"/v1/app/sites/{today.site_a}/export", headers=owner).json()
+    assert export["tariff"]["tariff_id"] == "uploaded" and export["tariff"]["tariff_toml"] == good
