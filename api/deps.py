@@ -33,6 +33,7 @@ from api.observability import Metrics, RequestLog
 from api.schedule import PlanCache
 from api.security import decode_access_token, token_digest
 from api.settings import Settings
+from notifications import NotificationStore, Notifier
 from scheduler.inputs import LiveInputs
 
 Clock = Callable[[], datetime]
@@ -66,6 +67,8 @@ class Services:
     telemetry: TelemetryStore | None = None
     #: Price store, price jobs and weather feed (None: bundled data and estimates only).
     inputs: LiveInputs | None = None
+    notifications: NotificationStore | None = None
+    notifier: Notifier | None = None
 
     def store(self) -> TelemetryStore:
         """The telemetry store, or a 503 when this deployment runs without one."""

@@ -26,6 +26,7 @@ from api.deps import Clock, Services, route_roles
 from api.errors import install_error_handlers
 from api.mailer import LogMailer, Mailer
 from api.maintenance import run_maintenance
+from api.notify import make_notifier
 from api.observability import Metrics, ObservabilityMiddleware, RequestLog
 from api.routers import (
     analysis,
@@ -35,7 +36,9 @@ from api.routers import (
     equipment,
     gateway,
     insights,
+    notifications,
     ops,
+    reports,
     tariffs,
     trading,
     views,
@@ -44,6 +47,7 @@ from api.routers import app as app_routes
 from api.schedule import PlanCache
 from api.security import password_hasher
 from api.settings import Settings, get_settings
+from notifications import NotificationStore
 from scheduler.inputs import LiveInputs
 
 logger = logging.getLogger("api")
@@ -137,6 +141,8 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             services.request_log.flush()
+            if services.notifier is not None:
+                services.notifier.close()
             if services.telemetry is not None:
                 services.telemetry.close()
             if services.inputs is not None:
@@ -156,7 +162,7 @@ def create_app(
     app.add_middleware(ObservabilityMiddleware, owner=app)
     routers = (
         auth, app_routes, devices, views, insights, gateway, trading, ops, dashboard, equipment,
-        analysis, tariffs,
+        analysis, notifications, reports, tariffs,
     )  # fmt: skip
     for module in routers:
         _declare_roles(module.router)
@@ -172,18 +178,23 @@ def _open_services(
     telemetry_factory: TelemetryFactory,
 ) -> Services:
     accounts = AccountStore(settings.database_path)
-    return Services(
+    mailer = mailer or LogMailer()
+    notification_store = NotificationStore.open(f"sqlite:///{settings.database_path}")
+    services = Services(
         settings=settings,
         accounts=accounts,
         request_log=RequestLog(accounts),
         hasher=password_hasher(settings.password_time_cost, settings.password_memory_cost_kib),
-        mailer=mailer or LogMailer(),
+        mailer=mailer,
         clock=clock,
         metrics=Metrics(),
         plan_cache=PlanCache(settings.schedule_cache_s),
         telemetry=telemetry_factory(settings, clock),
         inputs=LiveInputs(settings.input_settings(), clock=lambda: pd.Timestamp(clock())),
+        notifications=notification_store,
     )
+    services.notifier = make_notifier(services)
+    return services
 
 
 def _declare_roles(router: APIRouter) -> None:

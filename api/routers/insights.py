@@ -120,6 +120,21 @@ def _highlights_and_estimates(
     start: date | None,
     end: date | None,
 ) -> tuple[Highlights, float]:
+    """The highlights and the share of the range's slots priced on estimates [0-1]."""
+    frame = site_energy_frame(ctx, services, start, end)
+    estimated = float(frame.attrs.get("price_estimate_share", 0.0))
+    return compute_highlights(frame, period, InsightSettings(tz=ctx.site.timezone)), estimated
+
+
+def site_energy_frame(
+    ctx: SiteContext, services: Services, start: date | None, end: date | None
+) -> pd.DataFrame:
+    """The site's energy frame over local days ``[start, end)`` (default: the last 7 days),
+    cut to the span that has telemetry, with its tariff's prices and the grid intensity.
+
+    Prices are the zone's stored day-ahead prices, flagged estimates where none were fetched;
+    ``attrs["price_estimate_share"]`` is the share of estimated slots [0-1].
+    """
     tz = ctx.site.timezone
     end = end or services.now().astimezone(ZoneInfo(tz)).date()
     start = start or end - timedelta(days=7)
@@ -152,8 +167,8 @@ def _highlights_and_estimates(
         )
     except EnergyFrameError as exc:
         raise ApiError(422, "incomplete_telemetry", str(exc)) from None
-    estimated = float(prices["price_is_estimate"].astype(float).mean())
-    return compute_highlights(frame, period, InsightSettings(tz=tz)), estimated
+    frame.attrs["price_estimate_share"] = float(prices["price_is_estimate"].astype(float).mean())
+    return frame
 
 
 def _export_rules(services: Services, site_id: str) -> SiteExportRules:
