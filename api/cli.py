@@ -22,6 +22,7 @@ from typing import Any
 import uvicorn
 
 from api.accounts_sqlite import AccountStore, DuplicateError
+from api.logging_config import service_log_config
 from api.main import create_app
 from api.routers.dashboard import DASHBOARD_PATH
 from api.schemas import BoxPairRequest, RegisterRequest
@@ -54,7 +55,13 @@ def run_serve(args: argparse.Namespace) -> int:
         raise CliError(f"--port: {args.port} is not a TCP port")
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"hbopt: dashboard at http://{host}:{args.port}{DASHBOARD_PATH}", flush=True)
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level=args.log_level)
+    uvicorn.run(
+        create_app(),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        log_config=service_log_config(args.log_level),
+    )
     return 0
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -144,13 +143,6 @@ class DayCache:
             span = max(self.days, int(np.ceil((index[-1] - start) / pd.Timedelta(days=1))) + 1)
             self._frame = f = self.compute(pd.date_range(start, periods=span * 96, freq="15min"))
         return f.reindex(index, method="ffill")
-
-
-class WeatherSource(Protocol):
-    """Weather on a slot index: :data:`adapters.datasets.WEATHER_COLUMNS`, optionally a
-    ``source`` column (``forecast`` or ``clearsky``) per slot."""
-
-    def weather(self, index: pd.DatetimeIndex) -> pd.DataFrame: ...
 
 
 class BundledWeather:
