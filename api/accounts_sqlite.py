@@ -226,6 +226,21 @@ MIGRATIONS: tuple[str, ...] = (
         DELETE FROM control_changes WHERE site_id = OLD.id;
         INSERT INTO control_changes (site_id, what) VALUES (NULL, 'sites'); END;
     """,
+    # 5: the site's retail tariff: a shipped tariff by id, or an uploaded TOML (validated by
+    # the API; tariff_id 'uploaded').
+    """
+    CREATE TABLE site_tariffs (
+        site_id TEXT PRIMARY KEY REFERENCES sites(id) ON DELETE CASCADE,
+        tariff_id TEXT NOT NULL,
+        tariff_toml TEXT,
+        updated_at TEXT NOT NULL,
+        updated_by TEXT NOT NULL
+    );
+    CREATE TRIGGER site_tariffs_insert_changes AFTER INSERT ON site_tariffs BEGIN
+        INSERT INTO control_changes (site_id, what) VALUES (NEW.site_id, 'site_tariffs'); END;
+    CREATE TRIGGER site_tariffs_update_changes AFTER UPDATE ON site_tariffs BEGIN
+        INSERT INTO control_changes (site_id, what) VALUES (NEW.site_id, 'site_tariffs'); END;
+    """,
 )
 
 
@@ -283,6 +298,17 @@ class DevicePreferences:
     kind: Literal["wallbox", "heatpump"]
     name: str
     preferences_json: str
+    updated_at: datetime
+    updated_by: str
+
+
+@dataclass(frozen=True)
+class TariffDoc:
+    """A site's tariff choice: a shipped tariff id, or ``uploaded`` with its TOML text."""
+
+    site_id: str
+    tariff_id: str
+    tariff_toml: str | None
     updated_at: datetime
     updated_by: str
 
@@ -1091,3 +1117,26 @@ class AccountStore:
                 (keep_last,),
             )
             return cur.rowcount
+
+    # -- site tariff ----------------------------------------------------------------------------
+    def set_tariff(self, doc: TariffDoc) -> None:
+        """Store (replace) a site's tariff choice."""
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO site_tariffs VALUES (?, ?, ?, ?, ?) ON CONFLICT (site_id) DO UPDATE "
+                "SET tariff_id = excluded.tariff_id, tariff_toml = excluded.tariff_toml, "
+                "updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+                (doc.site_id, doc.tariff_id, doc.tariff_toml, _ts(doc.updated_at), doc.updated_by),
+            )
+
+    def get_tariff(self, site_id: str) -> TariffDoc | None:
+        row = self._one("SELECT * FROM site_tariffs WHERE site_id = ?", (site_id,))
+        if row is None:
+            return None
+        return TariffDoc(
+            row["site_id"],
+            row["tariff_id"],
+            row["tariff_toml"],
+            _dt_req(row["updated_at"]),
+            row["updated_by"],
+        )

@@ -111,8 +111,17 @@ class WhatIfResult(BaseModel):
     step_minutes: int
     parameters: TradingParameters = Field(description="The parameters of the scenario solve")
     price_estimate_share: float = Field(
-        description="Share of slots whose spot price is an estimate (bundled data ran out) [0-1]"
+        description="Share of slots whose spot price is an estimate (not published or not "
+        "fetched: the recent or seasonal profile) [0-1]"
     )
+    price_estimate_slots: list[datetime] = Field(
+        default_factory=list, description="Start of every slot whose spot price is an estimate"
+    )
+    weather_estimate_share: float = Field(
+        default=0.0,
+        description="Share of slots without a weather forecast (clear sky x measured scale) [0-1]",
+    )
+    inputs: str = Field(default="", description="What the plan runs on, in words")
     baseline: PlanTotals = Field(description="The site's current parameters and prices")
     scenario: PlanTotals
     difference: dict[str, float] = Field(description="scenario - baseline per numeric total")
@@ -134,6 +143,9 @@ class FlexibilitySite(BaseModel):
     site_id: str
     source: Literal["plan", "solve"] = Field(
         description="plan: the latest stored plan; solve: a fresh solve (no plan stored)"
+    )
+    price_estimate_slots: int = Field(
+        default=0, description="Slots of the horizon planned on estimated prices"
     )
 
 

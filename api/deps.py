@@ -34,6 +34,7 @@ from api.schedule import PlanCache
 from api.security import decode_access_token, token_digest
 from api.settings import Settings
 from notifications import NotificationStore, Notifier
+from scheduler.inputs import LiveInputs
 
 Clock = Callable[[], datetime]
 SiteRoleName = Literal["owner", "supporter", "factory_service"]
@@ -64,6 +65,8 @@ class Services:
     request_log: RequestLog
     plan_cache: PlanCache
     telemetry: TelemetryStore | None = None
+    #: Price store, price jobs and weather feed (None: bundled data and estimates only).
+    inputs: LiveInputs | None = None
     notifications: NotificationStore | None = None
     notifier: Notifier | None = None
 

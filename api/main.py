@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
 import fastapi.routing
+import pandas as pd
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
@@ -41,6 +42,7 @@ from api.routers import (
     notifications,
     ops,
     reports,
+    tariffs,
     trading,
     views,
 )
@@ -49,6 +51,7 @@ from api.schedule import PlanCache
 from api.security import password_hasher
 from api.settings import Settings, get_settings
 from notifications import NotificationStore
+from scheduler.inputs import LiveInputs
 
 logger = logging.getLogger("api")
 
@@ -132,6 +135,8 @@ def create_app(
             asyncio.create_task(_maintenance_loop(services)),
             asyncio.create_task(_flush_loop(services)),
         ]
+        if settings.input_jobs and services.inputs is not None:
+            tasks.append(asyncio.create_task(services.inputs.run()))
         try:
             yield
         finally:
@@ -148,6 +153,8 @@ def create_app(
                 services.notifier.close()
             if services.telemetry is not None:
                 services.telemetry.close()
+            if services.inputs is not None:
+                services.inputs.close()
             services.accounts.close()
             app.state.services = None
 
@@ -165,7 +172,7 @@ def create_app(
     app.add_middleware(ObservabilityMiddleware, owner=app)
     routers = (
         auth, app_routes, devices, views, insights, gateway, trading, ops, dashboard, equipment,
-        analysis, docs, notifications, reports, control,
+        analysis, docs, notifications, reports, control, tariffs,
     )  # fmt: skip
     for module in routers:
         _declare_roles(module.router)
@@ -210,6 +217,7 @@ def _open_services(
         metrics=Metrics(),
         plan_cache=PlanCache(settings.schedule_cache_s),
         telemetry=telemetry_factory(settings, clock),
+        inputs=LiveInputs(settings.input_settings(), clock=lambda: pd.Timestamp(clock())),
         notifications=notification_store,
     )
     services.notifier = make_notifier(services)

@@ -511,6 +511,11 @@ class HighlightsPublic(BaseModel):
         description="Per period: start, end, complete, energies [kWh], cost and savings [EUR], "
         "self_consumption_rate, autarky (0-1), co2_* [kgCO2eq] (see docs/insights.md)"
     )
+    price_estimate_share: float = Field(
+        default=0.0,
+        description="Share of the range's slots whose spot price is an estimate (no day-ahead "
+        "price fetched for it) [0-1]; money is approximate where it is above 0",
+    )
 
 
 class Health(BaseModel):

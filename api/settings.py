@@ -16,6 +16,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from scheduler.inputs import InputSettings
+
 
 class Settings(BaseSettings):
     """Everything the API process is configured with; durations in seconds unless named."""
@@ -106,6 +108,49 @@ class Settings(BaseSettings):
     log_requests: bool = Field(
         default=True, description="Keep a request log (IP addresses, 4 weeks)"
     )
+    # Live inputs: prices per bidding zone, weather per site location (see docs/pricing.md).
+    price_zones: list[str] = Field(
+        default=["DE_LU"], description="Bidding zones with a price job (entsoe-py area names)"
+    )
+    price_store_path: Path | None = Field(
+        default=None,
+        description="SQLite file of fetched prices; default hbopt-prices.sqlite3 beside the "
+        "account database",
+    )
+    entsoe_token: SecretStr | None = Field(
+        default=None, description="ENTSO-E Transparency token; unset: ENTSO-E is skipped"
+    )
+    smard_enabled: bool = Field(
+        default=True, description="Fetch DE-LU prices from SMARD.de (key-free) without ENTSO-E"
+    )
+    smard_url: str = Field(default="https://www.smard.de/app/chart_data")
+    weather_url: str = Field(
+        default="https://api.open-meteo.com",
+        description="Open-Meteo base URL (or a self-hosted one); empty: clear-sky fallback only",
+    )
+    input_http_timeout_s: float = Field(default=20.0, gt=0.0, le=120.0)
+    weather_refresh_min: float = Field(default=60.0, ge=5.0, le=24 * 60)
+    weather_max_age_h: float = Field(default=12.0, gt=0.0, le=72.0)
+    input_jobs: bool = Field(
+        default=True,
+        description="Run the price jobs and the weather refresh in this process",
+    )
+
+    def input_settings(self) -> InputSettings:
+        """The live-input settings of :class:`scheduler.inputs.LiveInputs`."""
+        path = self.price_store_path or self.database_path.parent / "hbopt-prices.sqlite3"
+        token = self.entsoe_token.get_secret_value() if self.entsoe_token else ""
+        return InputSettings(
+            price_store_path=path,
+            zones=tuple(self.price_zones),
+            entsoe_token=token,
+            smard_enabled=self.smard_enabled,
+            smard_url=self.smard_url,
+            weather_url=self.weather_url,
+            http_timeout_s=self.input_http_timeout_s,
+            weather_refresh_min=self.weather_refresh_min,
+            weather_max_age_h=self.weather_max_age_h,
+        )
 
 
 @lru_cache

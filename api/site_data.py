@@ -76,6 +76,7 @@ def site_export(services: Services, site: Site) -> dict[str, Any]:
         ],
         "telemetry": None if services.telemetry is None else telemetry_export(services, site.id),
         "equipment": _equipment(services, site.id),
+        "tariff": _tariff(services, site.id),
     }
     return document
 
@@ -109,6 +110,18 @@ def _equipment(services: Services, site_id: str) -> dict[str, Any] | None:
         return None
     return {
         "equipment": json.loads(doc.equipment_json),
+        "updated_at": doc.updated_at.isoformat(),
+        "updated_by": doc.updated_by,
+    }
+
+
+def _tariff(services: Services, site_id: str) -> dict[str, Any] | None:
+    doc = services.accounts.get_tariff(site_id)
+    if doc is None:
+        return None
+    return {
+        "tariff_id": doc.tariff_id,
+        "tariff_toml": doc.tariff_toml,
         "updated_at": doc.updated_at.isoformat(),
         "updated_by": doc.updated_by,
     }

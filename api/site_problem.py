@@ -1,5 +1,6 @@
 """A site's optimization problem from what the API stores: equipment, the owner's device
-preferences, the trading parameters and the latest telemetry, on the bundled-data forecasts.
+preferences, the tariff, the trading parameters and the latest telemetry, on the live inputs
+(stored prices and flagged estimates, the weather feed) or the bundled data.
 
 The mapping itself is :mod:`scheduler.site_model`; this module only reads the stores and
 turns failures into API errors. Solves here are blocking: call them from ``def`` routes (run in
@@ -11,16 +12,15 @@ from __future__ import annotations
 import functools
 import json
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from adapters.store import Plan as StoredPlan
 from adapters.store import StoreError, TelemetryStore
-from api.accounts_sqlite import AccountStore, EquipmentDoc, Site
+from api.accounts_sqlite import AccountStore, EquipmentDoc, Site, TariffDoc
 from api.analysis_schemas import PlanTotals, PriceOverrides
 from api.errors import ApiError, FieldError
 from api.schemas import (
@@ -34,8 +34,10 @@ from api.schemas import (
 from core.timeindex import check_index
 from insights.reasons import ReasonContext, next_action_reasons
 from optimizer import ChargingMode, Plan, optimize
-from pricing import PricingError, Tariff, load_tariff
-from pricing.tariff import retail_prices
+from optimizer import forecast as fc
+from pricing import PricingError, Tariff
+from pricing.tariff import catalog_tariff, parse_tariff, retail_prices, tariff_catalog
+from scheduler.inputs import LiveInputs
 from scheduler.scenario import Home, scenario_frame
 from scheduler.site_model import (
     ComfortBand,
@@ -50,8 +52,10 @@ from scheduler.site_model import (
     site_problem,
     store_column,
 )
+from scheduler.weather import FORECAST
 
 STEP = pd.Timedelta(minutes=15)
+DEFAULT_TARIFF_ID = "de_dynamic_example"
 #: A what-if or flexibility solve gets at most this long, whatever the parameters say [s].
 SOLVE_TIME_LIMIT_S = 20.0
 
@@ -66,10 +70,40 @@ class SiteSetup:
     preferences: SitePreferences
     live: LiveState
     parameters: TradingParameters
+    tariff: SiteTariff = field(default_factory=lambda: SiteTariff(DEFAULT_TARIFF_ID, None))
 
     @functools.cached_property
     def home(self) -> Home:
-        return site_home(self.equipment, self.preferences)
+        return site_home(self.equipment, self.preferences, self.tariff.tariff)
+
+
+@dataclass(frozen=True)
+class SiteTariff:
+    """The site's tariff choice: a shipped tariff id or ``uploaded``, and the parsed tariff."""
+
+    tariff_id: str
+    doc: TariffDoc | None
+
+    @functools.cached_property
+    def tariff(self) -> Tariff:
+        if self.doc is not None and self.doc.tariff_toml is not None:
+            return parse_tariff(self.doc.tariff_toml, where="uploaded tariff")
+        return _catalog_tariff(self.tariff_id)
+
+    @property
+    def zone(self) -> str:
+        return self.tariff.bidding_zone
+
+
+def stored_tariff(accounts: AccountStore, site_id: str) -> SiteTariff:
+    """The site's tariff (the shipped German dynamic example until the owner chooses one)."""
+    doc = accounts.get_tariff(site_id)
+    if doc is None:
+        return SiteTariff(DEFAULT_TARIFF_ID, None)
+    if doc.tariff_toml is None and doc.tariff_id not in tariff_catalog():
+        # a shipped tariff was withdrawn since: plan on the default rather than fail
+        return SiteTariff(DEFAULT_TARIFF_ID, None)
+    return SiteTariff(doc.tariff_id, doc)
 
 
 def stored_equipment(
@@ -145,15 +179,13 @@ def horizon(start: datetime, hours: int) -> pd.DatetimeIndex:
     return pd.date_range(first, periods=hours * 4, freq=STEP)
 
 
-@functools.lru_cache(maxsize=4)
-def _tariff(path: Path) -> Tariff:
-    return load_tariff(path)
+@functools.lru_cache(maxsize=8)
+def _catalog_tariff(tariff_id: str) -> Tariff:
+    return catalog_tariff(tariff_id)
 
 
 def _price_error(field: str, exc: Exception) -> ApiError:
-    reason = (
-        f"no prices for this horizon ({exc}); the bundled day-ahead prices cover 2024-01 to 2025-09"
-    )
+    reason = f"no prices for this horizon ({exc})"
     return ApiError(
         422,
         "prices_unavailable",
@@ -162,22 +194,65 @@ def _price_error(field: str, exc: Exception) -> ApiError:
     )
 
 
+def site_weather(
+    home: Home,
+    index: pd.DatetimeIndex,
+    live: LiveInputs | None,
+    measured_pv_kw: pd.Series | None = None,
+) -> tuple[pd.DataFrame | None, pd.Series | None]:
+    """Weather at the site from the live feed (forecast or flagged clear sky), and the PV on
+    ``index`` where there is no forecast: clear sky x the measured scale of the last 2 days.
+
+    Returns (None, None) without live inputs or for a horizon that ended more than a day
+    before now (an analysis of the past: the bundled measured weather is used).
+    """
+    if live is None or index[-1] < live.clock() - pd.Timedelta(days=1):
+        return None, None
+    system = home.pv_system
+    weather = live.weather.weather(index, system.latitude, system.longitude)
+    if (weather["source"] == FORECAST).all():
+        return weather, None
+    scale = 1.0
+    if measured_pv_kw is not None and measured_pv_kw.notna().any():
+        scale = fc.clear_sky_scale(measured_pv_kw.iloc[-192:], system)
+    return weather, fc.pv_clear_sky(index, system, scale)
+
+
 def inputs_frame(
-    home: Home, index: pd.DatetimeIndex, prices: PriceOverrides | None = None
+    home: Home,
+    index: pd.DatetimeIndex,
+    prices: PriceOverrides | None = None,
+    *,
+    live: LiveInputs | None = None,
+    measured_pv_kw: pd.Series | None = None,
 ) -> pd.DataFrame:
-    """Per-slot optimizer inputs from the bundled data, with ``prices`` applied.
+    """Per-slot optimizer inputs, with ``prices`` applied.
+
+    Prices: the site's zone from the live price store (with the bundled history behind it),
+    flagged estimates where nothing is known (``price_is_estimate``), for any date. Weather:
+    the live feed's forecast, flagged clear sky x measured scale where it has none
+    (``weather_is_estimate``); the bundled weather without live inputs.
 
     Raises
     ------
     ApiError
-        422 ``prices_unavailable`` naming ``body.start`` outside the bundled price period, or
         422 naming a price list whose length is not the number of slots.
     """
-    tariff = _tariff(home.tariff_path)
+    tariff = home.retail_tariff()
+    source = None if live is None else live.price_source(tariff.bidding_zone)
+    weather, clear_pv = site_weather(home, index, live, measured_pv_kw)
     try:
-        frame = scenario_frame(home, index, tariff)
-    except PricingError as exc:
+        frame = scenario_frame(
+            home, index, tariff, price_source=source, weather=weather, seasonal=True
+        )
+    except PricingError as exc:  # only an empty reference history could get here
         raise _price_error("body.start", exc) from None
+    estimated = np.zeros(len(index), bool)
+    if weather is not None:
+        estimated = (weather["source"] != FORECAST).to_numpy(bool)
+        if clear_pv is not None:
+            frame["pv_kw"] = np.where(estimated, clear_pv.to_numpy(float), frame["pv_kw"])
+    frame["weather_is_estimate"] = estimated
     if prices is None:
         return frame
     if prices.spot_shift_eur_per_kwh:
@@ -214,6 +289,22 @@ def solve(setup: SiteSetup, frame: pd.DataFrame, parameters: TradingParameters) 
         tuning=tuning,
     )
     return optimize(problem)
+
+
+def plan_is_usable(plan: Plan, tol: float = 1e-6) -> bool:
+    """A plan the solver actually found: finite, grid flows >= 0, battery SOC inside 0-1.
+
+    A solve stopped by its time limit before HiGHS had a primal solution comes back with
+    status ``time_limit`` and a point that breaks these (negative SOC and import).
+    """
+    if not math.isfinite(plan.summary.objective_eur):
+        return False
+    slots = plan.slots
+    for column in ("grid_import_kw", "grid_export_kw"):
+        if column in slots and (slots[column] < -tol).any():
+            return False
+    soc = slots.get("battery_soc")
+    return soc is None or bool(soc.between(-tol, 1 + tol).all())
 
 
 def plan_totals(plan: Plan) -> PlanTotals:

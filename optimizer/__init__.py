@@ -35,7 +35,7 @@ from optimizer.plan import (
     optimize,
 )
 from optimizer.problem import Inputs, Problem, State
-from optimizer.solvers import SolverError, available_solvers, get_solver
+from optimizer.solvers import SolverError, SolverTimeLimitError, available_solvers, get_solver
 from optimizer.solvers.pulp_backend import write_model
 
 __all__ = [
@@ -56,6 +56,7 @@ __all__ = [
     "Setpoints",
     "Site",
     "SolverError",
+    "SolverTimeLimitError",
     "State",
     "Tuning",
     "Violation",

@@ -28,14 +28,14 @@ class CachedFrame(NamedTuple):
     ----------
     frame : pandas.DataFrame
         Values on the requested index plus ``is_estimate`` (see ``prices_for``).
-    fetched_at : pandas.Timestamp
-        UTC time of the last successful refresh.
+    fetched_at : pandas.Timestamp or None
+        UTC time of the last successful refresh; None if none succeeded yet.
     is_stale : bool
         ``now - fetched_at`` exceeds the cache's ``max_age``.
     """
 
     frame: pd.DataFrame
-    fetched_at: pd.Timestamp
+    fetched_at: pd.Timestamp | None
     is_stale: bool
 
 
@@ -57,6 +57,9 @@ class SeriesCache:
         Older data is reported stale.
     clock : callable
         Returns the current UTC time; injected so tests and backtests control it.
+    reference : pandas.Series, optional
+        Long history for the seasonal estimate (see :mod:`pricing.estimate`); with it,
+        :meth:`get` answers (with flagged estimates) even before the first refresh succeeded.
     """
 
     def __init__(
@@ -65,8 +68,10 @@ class SeriesCache:
         column: str,
         max_age: pd.Timedelta,
         clock: Callable[[], pd.Timestamp] = _utc_now,
+        reference: pd.Series | None = None,
     ) -> None:
         self._fetch = fetch
+        self._reference = reference
         self._column = column
         self._max_age = max_age
         self._clock = clock
@@ -80,8 +85,9 @@ class SeriesCache:
         source: PriceSource,
         max_age: pd.Timedelta,
         clock: Callable[[], pd.Timestamp] = _utc_now,
+        reference: pd.Series | None = None,
     ) -> SeriesCache:
-        return cls(source.spot_prices, "spot_eur_per_kwh", max_age, clock)
+        return cls(source.spot_prices, "spot_eur_per_kwh", max_age, clock, reference)
 
     @classmethod
     def for_carbon(
@@ -89,8 +95,9 @@ class SeriesCache:
         source: CarbonSource,
         max_age: pd.Timedelta,
         clock: Callable[[], pd.Timestamp] = _utc_now,
+        reference: pd.Series | None = None,
     ) -> SeriesCache:
-        return cls(source.carbon_intensity, "co2_g_per_kwh", max_age, clock)
+        return cls(source.carbon_intensity, "co2_g_per_kwh", max_age, clock, reference)
 
     def refresh(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.Timestamp:
         """Fetch ``[start - 35 d, end)`` and merge it in; returns the fetch time.
@@ -108,14 +115,19 @@ class SeriesCache:
     def get(self, index: pd.DatetimeIndex) -> CachedFrame:
         """Cached values on ``index`` (estimates flagged); never touches the network.
 
+        Without a successful refresh the frame is all estimate, ``fetched_at`` is None and
+        ``is_stale`` is true.
+
         Raises
         ------
         PricingError
-            Nothing was ever fetched.
+            Nothing was ever fetched and there is no reference to estimate from.
         """
         with self._lock:
             known, fetched_at = self._known, self._fetched_at
-        if fetched_at is None:
+        if fetched_at is None and self._reference is None:
             raise PricingError("cache is empty: no successful refresh yet")
-        frame = prices_on_index(known, index, column=self._column)
+        frame = prices_on_index(known, index, column=self._column, reference=self._reference)
+        if fetched_at is None:
+            return CachedFrame(frame, None, True)
         return CachedFrame(frame, fetched_at, self._clock() - fetched_at > self._max_age)

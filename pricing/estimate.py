@@ -8,10 +8,17 @@ missing quarter-hour. If there is no day of that type in the window, all days of
 used. If the last known value is more than 35 days old, it raises instead of guessing. This
 "recent same-day-type profile" keeps the daily shape (evening peak, solar dip), which is what an
 optimizer needs to place flexible load; it does not forecast the level of a particular day.
+
+A service that runs long after its last known price (no network, no token, the bundled data
+ended) can pass a ``reference`` history: then a quarter-hour with nothing known in the 35 days
+before it gets the *seasonal* profile instead, the mean of the same day type and local time of
+day over the reference days within +-14 days of the same day of the year (any year), so a
+December day is estimated from December prices. It is flagged like any other estimate.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from core.timeindex import check_index
@@ -61,7 +68,7 @@ def same_day_type_profile(
         No known value within ``max_gap_days`` before the first missing quarter-hour.
     """
     first = missing.min()
-    before = history[history.index < first]
+    before = history[history.index < first] if len(history) else history
     if before.empty or first - before.index[-1] > pd.Timedelta(days=max_gap_days):
         raise PricingError(
             f"{history.name or 'series'}: no known value in the {max_gap_days} days before "
@@ -80,8 +87,59 @@ def same_day_type_profile(
     return values.fillna(window.mean())
 
 
+def seasonal_profile(
+    reference: pd.Series, missing: pd.DatetimeIndex, window_days: int = 14
+) -> pd.Series:
+    """Estimate ``missing`` quarter-hours from the same season of a reference history.
+
+    Parameters
+    ----------
+    reference : pandas.Series
+        Known values on a UTC 15-minute grid, of any years (e.g. the bundled prices).
+    missing : pandas.DatetimeIndex
+        UTC quarter-hours to estimate.
+    window_days : int
+        Reference days within this many days of the same day of the year are used [days].
+
+    Returns
+    -------
+    pandas.Series
+        Estimates on ``missing``: the mean over those days of the same day type and local time
+        of day (all day types if none matches).
+
+    Raises
+    ------
+    PricingError
+        The reference is empty.
+    """
+    ref = reference.dropna()
+    if ref.empty:
+        raise PricingError(f"{reference.name or 'series'}: empty reference, cannot estimate")
+    local = pd.DatetimeIndex(ref.index).tz_convert(LOCAL_TZ)
+    ref_doy = local.dayofyear.to_numpy()
+    keys = (_day_type(local), _time_of_day(local))
+    local_missing = missing.tz_convert(LOCAL_TZ)
+    out = pd.Series(float("nan"), index=missing)
+    for doy in np.unique(local_missing.dayofyear.to_numpy()):
+        distance = np.abs(ref_doy - doy)
+        near = np.minimum(distance, 366 - distance) <= window_days
+        window = pd.Series(ref.to_numpy()[near])
+        by_type = window.groupby([keys[0][near], keys[1][near]]).mean()
+        by_time = window.groupby(keys[1][near]).mean()
+        mask = local_missing.dayofyear.to_numpy() == doy
+        day = local_missing[mask]
+        wanted = list(zip(_day_type(day), _time_of_day(day), strict=True))
+        typed = by_type.reindex(pd.MultiIndex.from_tuples(wanted)).to_numpy()
+        plain = by_time.reindex(_time_of_day(day)).to_numpy()
+        out[mask] = np.where(np.isfinite(typed), typed, plain)
+    return out.fillna(ref.mean())
+
+
 def prices_on_index(
-    quarter_prices: pd.Series, index: pd.DatetimeIndex, column: str = "spot_eur_per_kwh"
+    quarter_prices: pd.Series,
+    index: pd.DatetimeIndex,
+    column: str = "spot_eur_per_kwh",
+    reference: pd.Series | None = None,
 ) -> pd.DataFrame:
     """Known prices on ``index``, gaps filled by the estimate and flagged.
 
@@ -93,6 +151,9 @@ def prices_on_index(
         Target grid (5/15/30/60 min, UTC).
     column : str
         Name of the value column (the same method fills carbon intensity).
+    reference : pandas.Series, optional
+        Long history for the seasonal estimate where nothing is known in the 35 days before a
+        gap (see the module notes); without it such a gap raises :class:`PricingError`.
 
     Returns
     -------
@@ -107,7 +168,12 @@ def prices_on_index(
     known = quarter_prices.reindex(quarters)
     missing = pd.DatetimeIndex(known.index[known.isna()])
     if len(missing):
-        estimate = same_day_type_profile(quarter_prices.dropna().rename(column), missing)
+        try:
+            estimate = same_day_type_profile(quarter_prices.dropna().rename(column), missing)
+        except PricingError:
+            if reference is None:
+                raise
+            estimate = seasonal_profile(reference, missing)
         known = known.fillna(estimate)
     flag = pd.Series(quarters.isin(missing).astype(float), index=quarters)
     values = to_step(known.rename(column), index)

@@ -82,6 +82,7 @@ def get_smard_prices(
     region: str = "DE-LU",
     base_url: str = SMARD_BASE_URL,
     timeout_s: float = 30.0,
+    attempts: int = 4,
 ) -> pd.Series:
     """Fetch SMARD day-ahead prices covering ``[start, end)`` and parse them.
 
@@ -97,10 +98,13 @@ def get_smard_prices(
         Override for tests.
     timeout_s : float
         HTTP timeout [s].
+    attempts : int
+        Tries per request on connection errors (exponential back-off up to 20 s).
     """
+    get_text = _get_text.retry_with(stop=stop_after_attempt(max(1, attempts)))
     prefix = f"{base_url}/{DAY_AHEAD_FILTER}/{region}"
     with httpx.Client(timeout=timeout_s) as client:
-        index_text = _get_text(client, f"{prefix}/index_{resolution}.json")
+        index_text = get_text(client, f"{prefix}/index_{resolution}.json")
         try:
             weeks = sorted(_SmardIndex.model_validate_json(index_text).timestamps)
         except ValidationError as exc:
@@ -113,7 +117,7 @@ def get_smard_prices(
         ]
         parts = [
             read_smard_json(
-                _get_text(client, f"{prefix}/{DAY_AHEAD_FILTER}_{region}_{resolution}_{w}.json"),
+                get_text(client, f"{prefix}/{DAY_AHEAD_FILTER}_{region}_{resolution}_{w}.json"),
                 resolution,
             )
             for w in wanted

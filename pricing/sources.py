@@ -95,10 +95,13 @@ class EntsoePriceSource:
 
 @dataclass(frozen=True)
 class SmardPriceSource:
+    """SMARD chart data; ``base_url`` None is SMARD itself, ``attempts`` per HTTP request."""
+
     region: str
     resolution: str
     timeout_s: float
-    base_url: str = smard.SMARD_BASE_URL
+    base_url: str | None = None
+    attempts: int = 4
 
     def spot_prices(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.Series:
         return smard.get_smard_prices(
@@ -106,8 +109,9 @@ class SmardPriceSource:
             end,
             resolution=self.resolution,
             region=self.region,
-            base_url=self.base_url,
+            base_url=self.base_url or smard.SMARD_BASE_URL,
             timeout_s=self.timeout_s,
+            attempts=self.attempts,
         )
 
 
@@ -194,7 +198,21 @@ def make_carbon_source(settings: PricingSettings) -> CarbonSource:
     return _build(CARBON_SOURCES, settings.carbon_source, "carbon_source", settings)
 
 
-def prices_for(index: pd.DatetimeIndex, source: PriceSource | None = None) -> pd.DataFrame:
+def seasonal_price_reference() -> pd.Series:
+    """The long price history for seasonal estimates: all bundled DE-LU prices [EUR/kWh]."""
+    return bundled.bundled_quarter_hour_prices()
+
+
+def seasonal_carbon_reference(factors: carbon.EmissionFactors = carbon.IPCC_AR5) -> pd.Series:
+    """The long carbon history for seasonal estimates: the bundled estimate [gCO2eq/kWh]."""
+    return _bundled_carbon_quarters(factors.solar)
+
+
+def prices_for(
+    index: pd.DatetimeIndex,
+    source: PriceSource | None = None,
+    reference: pd.Series | None = None,
+) -> pd.DataFrame:
     """Spot prices on ``index``, gaps filled by a flagged estimate.
 
     Parameters
@@ -203,6 +221,9 @@ def prices_for(index: pd.DatetimeIndex, source: PriceSource | None = None) -> pd
         UTC, fixed step of 5/15/30/60 min.
     source : PriceSource, optional
         Defaults to the bundled source.
+    reference : pandas.Series, optional
+        History for the seasonal estimate (e.g. :func:`seasonal_price_reference`) where the
+        source knows nothing in the 35 days before a slot; without it that raises.
 
     Returns
     -------
@@ -212,10 +233,14 @@ def prices_for(index: pd.DatetimeIndex, source: PriceSource | None = None) -> pd
     step = check_index(index)
     source = source or BundledPriceSource()
     known = source.spot_prices(index[0] - HISTORY, index[-1] + step)
-    return prices_on_index(known, index)
+    return prices_on_index(known, index, reference=reference)
 
 
-def carbon_for(index: pd.DatetimeIndex, source: CarbonSource | None = None) -> pd.DataFrame:
+def carbon_for(
+    index: pd.DatetimeIndex,
+    source: CarbonSource | None = None,
+    reference: pd.Series | None = None,
+) -> pd.DataFrame:
     """Grid carbon intensity on ``index``, gaps filled by a flagged estimate.
 
     Returns
@@ -226,7 +251,7 @@ def carbon_for(index: pd.DatetimeIndex, source: CarbonSource | None = None) -> p
     step = check_index(index)
     source = source or BundledCarbonSource()
     known = source.carbon_intensity(index[0] - HISTORY, index[-1] + step)
-    return prices_on_index(known, index, column="co2_g_per_kwh")
+    return prices_on_index(known, index, column="co2_g_per_kwh", reference=reference)
 
 
 __all__ = [
@@ -238,4 +263,6 @@ __all__ = [
     "make_carbon_source",
     "make_price_source",
     "prices_for",
+    "seasonal_carbon_reference",
+    "seasonal_price_reference",
 ]

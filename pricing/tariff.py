@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import tomllib
 from datetime import time
+from importlib import resources
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pandas as pd
@@ -31,7 +33,20 @@ QUARTERS_PER_DAY = 96
 
 
 class TariffConfigError(ValueError):
-    """The tariff file is missing a field or has an invalid value (the message names it)."""
+    """The tariff file is missing a field or has an invalid value (the message names it).
+
+    Attributes
+    ----------
+    field : str
+        Dotted path of the field (``grid_fee.low_eur_per_kwh``), ``(toml)`` for a syntax error.
+    reason : str
+        Why it was rejected.
+    """
+
+    def __init__(self, message: str, field: str = "", reason: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+        self.reason = reason or message
 
 
 class _Strict(BaseModel):
@@ -98,11 +113,19 @@ class ExportTariff(_Strict):
 
 
 class Tariff(_Strict):
-    """A dynamic retail tariff; all money values net of VAT [EUR/kWh]."""
+    """A retail tariff; all money values net of VAT [EUR/kWh].
+
+    Dynamic by default (energy = spot + ``supplier_margin_eur_per_kwh``); with
+    ``fixed_energy_eur_per_kwh`` the energy price is that constant instead (the margin column of
+    the breakdown is then fixed - spot). ``bidding_zone`` names the day-ahead market whose
+    prices the tariff follows (entsoe-py area name).
+    """
 
     name: str
     timezone: str = "Europe/Berlin"
-    supplier_margin_eur_per_kwh: float
+    bidding_zone: str = "DE_LU"
+    supplier_margin_eur_per_kwh: float | None = None
+    fixed_energy_eur_per_kwh: float | None = Field(default=None, ge=0)
     electricity_tax_eur_per_kwh: float
     vat_rate: float = Field(ge=0, le=1)
     levies: list[Levy]
@@ -113,6 +136,24 @@ class Tariff(_Strict):
     def _windows_do_not_overlap(self) -> Tariff:
         zone_table(self.grid_fee)
         return self
+
+    @model_validator(mode="after")
+    def _one_energy_price(self) -> Tariff:
+        if (self.supplier_margin_eur_per_kwh is None) == (self.fixed_energy_eur_per_kwh is None):
+            raise ValueError(
+                "set exactly one of supplier_margin_eur_per_kwh (dynamic: spot + margin) and "
+                "fixed_energy_eur_per_kwh (fixed price)"
+            )
+        return self
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
 
 
 class SiteExportRules(_Strict):
@@ -176,17 +217,54 @@ def load_tariff(path: str | Path) -> Tariff:
         Names the first missing or invalid field, e.g. ``grid_fee.low_eur_per_kwh``.
     """
     path = Path(path)
+    return parse_tariff(path.read_text(encoding="utf-8"), where=str(path))
+
+
+def parse_tariff(text: str, where: str = "tariff") -> Tariff:
+    """Validate a tariff from TOML text (an uploaded file).
+
+    Raises
+    ------
+    TariffConfigError
+        With ``field`` set to the dotted path of the first missing or invalid field
+        (``"(toml)"`` when the text is not TOML) and ``reason`` saying why.
+    """
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise TariffConfigError(f"{path}: not valid TOML: {exc}") from exc
+        raise TariffConfigError(f"{where}: not valid TOML: {exc}", "(toml)", str(exc)) from exc
     try:
         return Tariff.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "(top level)"
         kind = "missing field" if first["type"] == "missing" else "invalid field"
-        raise TariffConfigError(f"{path}: {kind} {field!r}: {first['msg']}") from exc
+        raise TariffConfigError(
+            f"{where}: {kind} {field!r}: {first['msg']}", field, f"{kind}: {first['msg']}"
+        ) from exc
+
+
+def tariff_catalog() -> dict[str, Path]:
+    """The shipped tariffs by id (file stem of ``pricing/tariffs/*.toml``)."""
+    folder = Path(str(resources.files("pricing.tariffs")))
+    return {p.stem: p for p in sorted(folder.glob("*.toml"))}
+
+
+def catalog_tariff(tariff_id: str) -> Tariff:
+    """A shipped tariff by id.
+
+    Raises
+    ------
+    TariffConfigError
+        Unknown id (``field`` ``tariff_id``).
+    """
+    path = tariff_catalog().get(tariff_id)
+    if path is None:
+        known = ", ".join(tariff_catalog())
+        raise TariffConfigError(
+            f"unknown tariff id {tariff_id!r}", "tariff_id", f"unknown tariff; known: {known}"
+        )
+    return load_tariff(path)
 
 
 def grid_fee_per_slot(index: pd.DatetimeIndex, grid_fee: GridFee, tz: str) -> pd.Series:
@@ -232,7 +310,10 @@ def retail_prices(
         raise ValueError(f"spot_eur_per_kwh has no value at {spot.index[spot.isna()][0]}")
     out = pd.DataFrame(index=index)
     out["spot_eur_per_kwh"] = spot
-    out["margin_eur_per_kwh"] = tariff.supplier_margin_eur_per_kwh
+    if tariff.fixed_energy_eur_per_kwh is None:
+        out["margin_eur_per_kwh"] = tariff.supplier_margin_eur_per_kwh or 0.0
+    else:  # the constant energy price replaces spot + margin
+        out["margin_eur_per_kwh"] = tariff.fixed_energy_eur_per_kwh - spot
     out["grid_fee_eur_per_kwh"] = grid_fee_per_slot(index, tariff.grid_fee, tariff.timezone)
     out["levies_eur_per_kwh"] = sum(levy.eur_per_kwh for levy in tariff.levies)
     out["electricity_tax_eur_per_kwh"] = tariff.electricity_tax_eur_per_kwh

@@ -259,8 +259,8 @@ class SiteController:
     executor : concurrent.futures.Executor
         Where solves run (a process pool).
     weather : WeatherFeed, optional
-        Weather feed (temperatures always; PV when ``pv_forecast="weather"``); default the
-        bundled weather.
+        Weather feed (temperatures always; PV when ``pv_forecast="weather"``), e.g. the
+        service's :meth:`scheduler.weather.WeatherFeed.at`; default the bundled weather.
     heat_demand : HeatDemandFeed, optional
         Heat drawn from the store besides its loss [kW thermal]; default none.
     client : BoxLink, optional
@@ -316,6 +316,7 @@ class SiteController:
         self.keep_history: int | None = None
         #: Called after every cycle with its report (the supervisor publishes the status).
         self.on_report: Callable[[CycleReport], None] | None = None
+        self._input_flags: pd.DataFrame | None = None
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -370,6 +371,23 @@ class SiteController:
         """Run a cycle now (events)."""
         self._reasons.append(reason)
         self.clock.wake(self._wakeup)
+
+    def new_prices(self) -> None:
+        """New prices were stored (the zone's price job): refresh the cache, then replan.
+
+        Safe to call from the event loop's thread (e.g. a price listener); returns at once.
+        """
+        self._tasks = [t for t in self._tasks if not t.done()]
+        self._tasks.append(
+            self.clock.spawn(self._on_new_prices(), f"{self.config.site_id}-new-prices")
+        )
+
+    async def _on_new_prices(self) -> None:
+        try:
+            await self._refresh_prices()
+        except Exception:  # the replan still runs, on the cached prices
+            log.warning("%s: price refresh failed", self.config.site_id, exc_info=True)
+        self.trigger("new prices")
 
     def set_charging_mode(self, mode: ChargingMode) -> None:
         """The owner changed the charging mode: replan at once."""
@@ -621,6 +639,7 @@ class SiteController:
         frame["load_kw"] = self._load_forecast(index, history).to_numpy()
         frame["t_out_c"] = weather["temp_air_c"].astype(float).to_numpy()
         frame["import_cap_kw"] = np.nan if cap_kw is None else cap_kw
+        self._input_flags = input_flags(frame, weather)
         site = self.config.home.site
         temps = {hp.name: self._hp_temp for hp in site.heat_pumps}
         soc = float(np.clip(meas.battery_soc if meas.battery_soc is not None else 0.5, 0, 1))
@@ -660,7 +679,17 @@ class SiteController:
     ) -> pd.Series:
         system = self.config.home.pv_system
         if self.config.pv_forecast == "weather":
-            return fc.pv_power(weather, system)
+            pv = fc.pv_power(weather, system)
+            forecast = _forecast_slots(weather)
+            if forecast.all():
+                return pv
+            # where the feed had no forecast (source "clearsky"): clear sky x measured scale
+            clear = self._clear_sky_scaled(index, history).to_numpy(float)
+            return pd.Series(np.where(forecast, pv.to_numpy(float), clear), index=index)
+        return self._clear_sky_scaled(index, history)
+
+    def _clear_sky_scaled(self, index: pd.DatetimeIndex, history: pd.DataFrame) -> pd.Series:
+        system = self.config.home.pv_system
         past = history["pv-power_kw"].astype(float).iloc[-192:]  # the last two days
         model = self._clear_sky.get(pd.DatetimeIndex(past.index))["pv_kw"]
         scale = fc.clear_sky_scale(past, system, clear_sky_kw=model)
@@ -675,6 +704,11 @@ class SiteController:
         assert result.slots is not None and result.summary is not None
         created = now.to_pydatetime()
         slots = result.slots.rename(columns=store_column)
+        flags = self._input_flags
+        inputs: dict[str, object] = {}
+        if flags is not None:
+            slots = slots.join(flags.astype(float))
+            inputs = inputs_summary(flags)
         summary = st.PlanSummary.model_validate(
             {
                 "status": result.summary.status,
@@ -682,6 +716,7 @@ class SiteController:
                 "cost_eur": result.summary.cost_eur,
                 "solve_ms": result.summary.solve_ms,
                 "violations": {v.name: v.amount for v in result.summary.violations},
+                **inputs,
             }
         )
         self.store.save_plan(st.Plan(self.config.site_id, created, slots, summary))
@@ -739,6 +774,44 @@ def _clear_sky(system: PvSystem) -> Callable[[pd.DatetimeIndex], pd.DataFrame]:
 def _clear_sky_days(system: PvSystem, start: pd.Timestamp, periods: int) -> pd.DataFrame:
     index = pd.date_range(start, periods=periods, freq="15min")
     return fc.pv_clear_sky(index, system).to_frame()
+
+
+def input_flags(frame: pd.DataFrame, weather: pd.DataFrame) -> pd.DataFrame:
+    """Per slot, which inputs were estimates: ``price-is_estimate`` (the price feed's flag) and
+    ``weather-is_estimate`` (no provider forecast: clear sky and climatology)."""
+    price = frame.get("price_is_estimate")
+    return pd.DataFrame(
+        {
+            "price-is_estimate": np.zeros(len(frame), bool)
+            if price is None
+            else price.to_numpy(bool),
+            "weather-is_estimate": ~_forecast_slots(weather),
+        },
+        index=frame.index,
+    )
+
+
+def inputs_summary(flags: pd.DataFrame) -> dict[str, object]:
+    """The plan summary's ``inputs``: how many slots ran on estimates, and a sentence."""
+    prices = int(flags["price-is_estimate"].sum())
+    weather = int(flags["weather-is_estimate"].sum())
+    parts = []
+    if prices:
+        parts.append(f"estimated prices in {prices} of {len(flags)} slots")
+    if weather:
+        parts.append(f"clear-sky weather in {weather} of {len(flags)} slots")
+    return {
+        "price_estimate_slots": prices,
+        "weather_estimate_slots": weather,
+        "inputs": "; ".join(parts) or "published prices and a weather forecast",
+    }
+
+
+def _forecast_slots(weather: pd.DataFrame) -> np.ndarray:
+    """Per slot: is the weather a provider's forecast (feeds without a ``source`` column are)."""
+    if "source" not in weather:
+        return np.ones(len(weather), dtype=bool)
+    return (weather["source"] == "forecast").to_numpy(bool)
 
 
 def _opt_float(value: Any) -> float | None:

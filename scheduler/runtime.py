@@ -73,6 +73,7 @@ CHANGE_REASONS: dict[str, str] = {
     "boxes": "box paired",
     "box_links": "box address changed",
     "sites": "site changed",
+    "site_tariffs": "tariff changed",
 }
 
 

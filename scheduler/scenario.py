@@ -35,7 +35,7 @@ from optimizer import (
     Tuning,
     Wallbox,
 )
-from pricing import SiteExportRules, Tariff, load_tariff, site_prices
+from pricing import PriceSource, SiteExportRules, Tariff, load_tariff, site_prices
 
 #: Devices a scenario can include, in the order benchmarks grow them.
 DEVICE_SETS: dict[str, tuple[str, ...]] = {
@@ -70,6 +70,12 @@ class Home:
     pv_system: PvSystem = field(default_factory=lambda: PvSystem(peak_kw=8.0))
     annual_load_kwh: float = 3500.0
     tariff_path: Path = field(default_factory=example_tariff_path)
+    #: The site's own tariff (selected or uploaded); None: the file at ``tariff_path``.
+    tariff: Tariff | None = None
+
+    def retail_tariff(self) -> Tariff:
+        """The tariff this home pays: its own, else the file at ``tariff_path``."""
+        return self.tariff if self.tariff is not None else load_tariff(self.tariff_path)
 
     def with_devices(self, devices: tuple[str, ...]) -> Home:
         """The same home with only ``devices`` (``battery``, ``ev``, ``hp``)."""
@@ -80,7 +86,7 @@ class Home:
             wallboxes=self.site.wallboxes if "ev" in devices else (),
             heat_pumps=self.site.heat_pumps if "hp" in devices else (),
         )
-        return Home(site, self.pv_system, self.annual_load_kwh, self.tariff_path)
+        return Home(site, self.pv_system, self.annual_load_kwh, self.tariff_path, self.tariff)
 
     def export_rules(self) -> SiteExportRules:
         grid = self.site.grid
@@ -91,9 +97,27 @@ class Home:
 
 
 def scenario_frame(
-    home: Home, index: pd.DatetimeIndex, tariff: Tariff | None = None
+    home: Home,
+    index: pd.DatetimeIndex,
+    tariff: Tariff | None = None,
+    *,
+    price_source: PriceSource | None = None,
+    weather: pd.DataFrame | None = None,
+    seasonal: bool = False,
 ) -> pd.DataFrame:
-    """Per-slot inputs of ``home`` on ``index`` from the bundled data.
+    """Per-slot inputs of ``home`` on ``index`` from the bundled data (or the given inputs).
+
+    Parameters
+    ----------
+    tariff : Tariff, optional
+        Default: the home's own (:meth:`Home.retail_tariff`).
+    price_source : PriceSource, optional
+        Default: the bundled prices.
+    weather : pandas.DataFrame, optional
+        Weather on ``index`` (``WEATHER_COLUMNS``); default the bundled measured weather.
+    seasonal : bool
+        Fill slots with no known price in the 35 days before with the flagged seasonal
+        estimate from the bundled history instead of raising (the service, any date).
 
     Returns
     -------
@@ -101,9 +125,11 @@ def scenario_frame(
         The optimizer's input columns (:data:`optimizer.problem.INPUT_COLUMNS`) plus
         the tariff breakdown and ``price_is_estimate`` / ``co2_is_estimate`` flags.
     """
-    tariff = tariff or load_tariff(home.tariff_path)
-    frame = site_prices(index, tariff, home.export_rules())
-    weather = weather_for_period(index)
+    tariff = tariff or home.retail_tariff()
+    frame = site_prices(
+        index, tariff, home.export_rules(), price_source=price_source, seasonal=seasonal
+    )
+    weather = weather_for_period(index) if weather is None else weather
     frame["pv_kw"] = pv_power(weather, home.pv_system).clip(lower=0).to_numpy()
     frame["load_kw"] = household_load_for_period(index, home.annual_load_kwh).to_numpy()
     frame["t_out_c"] = weather["temp_air_c"].astype(float).to_numpy()

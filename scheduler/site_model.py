@@ -38,6 +38,7 @@ from optimizer import (
     Tuning,
     Wallbox,
 )
+from pricing import Tariff
 from scheduler.scenario import Home
 
 T = TypeVar("T")
@@ -327,11 +328,16 @@ def _heat_pump(h: HeatPumpEquipment, prefs: SitePreferences) -> HeatPump:
     )
 
 
-def site_home(equipment: SiteEquipment, preferences: SitePreferences | None = None) -> Home:
-    """The scenario :class:`Home` of a site: optimizer site, PV orientation, annual load.
+def site_home(
+    equipment: SiteEquipment,
+    preferences: SitePreferences | None = None,
+    tariff: Tariff | None = None,
+) -> Home:
+    """The scenario :class:`Home` of a site: optimizer site, PV orientation, annual load, tariff.
 
-    The tariff is the bundled German dynamic example until sites carry their own. A site
-    without PV gets a zero-kWp array, so the forecast frame still has a (zero) PV column.
+    ``tariff`` is the site's selected or uploaded tariff (None: the shipped German dynamic
+    example). A site without PV gets a zero-kWp array, so the forecast frame still has a (zero)
+    PV column.
     """
     site = optimizer_site(equipment, preferences)
     pv = equipment.pv
@@ -342,7 +348,12 @@ def site_home(equipment: SiteEquipment, preferences: SitePreferences | None = No
         latitude=equipment.latitude,
         longitude=equipment.longitude,
     )
-    return Home(site=site, pv_system=pv_system, annual_load_kwh=equipment.annual_consumption_kwh)
+    return Home(
+        site=site,
+        pv_system=pv_system,
+        annual_load_kwh=equipment.annual_consumption_kwh,
+        tariff=tariff,
+    )
 
 
 def ev_sessions(

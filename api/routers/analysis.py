@@ -24,6 +24,7 @@ from api.analysis_schemas import (
     FlexibilityPublic,
     FlexibilitySite,
     FlexibilitySlot,
+    PriceOverrides,
     SkippedSite,
     WhatIfRequest,
     WhatIfResult,
@@ -45,17 +46,20 @@ from api.site_problem import (
     inputs_frame,
     live_state,
     numeric_plan,
+    plan_is_usable,
     plan_totals,
     slot_rows,
     solve,
     stored_equipment,
     stored_preferences,
+    stored_tariff,
     totals_difference,
 )
 from core.timeindex import check_index
 from insights.flexibility import FLEXIBILITY_COLUMNS, battery_flexibility
-from optimizer import ConfigError, SolverError
-from scheduler.site_model import EquipmentError, optimizer_site
+from optimizer import ConfigError, SolverError, SolverTimeLimitError
+from scheduler.controller import inputs_summary
+from scheduler.site_model import EquipmentError, optimizer_site, plan_column
 
 router = APIRouter(
     prefix="/v1/trading",
@@ -80,7 +84,33 @@ def site_setup(services: Services, site: Site) -> SiteSetup:
         preferences=stored_preferences(services.accounts, site.id),
         live=live_state(services.telemetry, site.id, equipment),
         parameters=site_parameters(services, site).parameters,
+        tariff=stored_tariff(services.accounts, site.id),
     )
+
+
+def site_inputs(
+    services: Services, setup: SiteSetup, index: pd.DatetimeIndex, prices: PriceOverrides | None
+) -> pd.DataFrame:
+    """The site's per-slot inputs on the live prices and weather (estimates flagged)."""
+    return inputs_frame(
+        setup.home,
+        index,
+        prices,
+        live=services.inputs,
+        measured_pv_kw=measured_pv(services, setup.site.id, index),
+    )
+
+
+def measured_pv(services: Services, site_id: str, index: pd.DatetimeIndex) -> pd.Series | None:
+    """The site's PV power of the two days before ``index`` [kW] (the clear-sky scale)."""
+    if services.telemetry is None:
+        return None
+    start = (index[0] - pd.Timedelta(days=2)).to_pydatetime()
+    try:
+        window = services.telemetry.window(site_id, start, index[0].to_pydatetime())
+    except StoreError:
+        return None
+    return window["pv-power_kw"].astype(float) if "pv-power_kw" in window else None
 
 
 def _overridden(
@@ -111,28 +141,59 @@ def what_if(
     setup = site_setup(services, site)
     index = horizon(body.start or services.now(), body.horizon_hours)
     parameters = _overridden(setup.parameters, body.parameters)
-    baseline_frame = inputs_frame(setup.home, index)
-    scenario_frame = inputs_frame(setup.home, index, body.prices)
+    baseline_frame = site_inputs(services, setup, index, None)
+    scenario_frame = site_inputs(services, setup, index, body.prices)
     try:
         baseline = solve(setup, baseline_frame, setup.parameters)
         scenario = solve(setup, scenario_frame, parameters)
     except (EquipmentError, ConfigError) as exc:
         raise ApiError(422, "invalid_equipment", str(exc)) from None
+    except SolverTimeLimitError:
+        raise _no_plan_in_time() from None
     except SolverError as exc:
-        raise ApiError(503, "solver_failed", f"no plan within the time limit: {exc}") from None
+        raise ApiError(503, "solver_failed", f"no plan: {exc}") from None
+    if not (plan_is_usable(baseline) and plan_is_usable(scenario)):
+        raise _no_plan_in_time()
     base_totals, scen_totals = plan_totals(baseline), plan_totals(scenario)
-    estimate = scenario_frame.get("price_is_estimate")
+
+    flags = estimate_flags(scenario_frame)
     return WhatIfResult(
         site_id=site.id,
         start=index[0].to_pydatetime(),
         step_minutes=15,
         parameters=parameters,
-        price_estimate_share=0.0 if estimate is None else float(estimate.astype(float).mean()),
+        price_estimate_share=float(flags["price-is_estimate"].mean()),
+        price_estimate_slots=[
+            t.to_pydatetime() for t in index[flags["price-is_estimate"].to_numpy(bool)]
+        ],
+        weather_estimate_share=float(flags["weather-is_estimate"].mean()),
+        inputs=str(inputs_summary(flags)["inputs"]),
         baseline=base_totals,
         scenario=scen_totals,
         difference=totals_difference(scen_totals, base_totals),
-        slots=slot_rows(scenario.slots),
+        slots=slot_rows(scenario.slots.join(flags.rename(columns=plan_column).astype(float))),
         slot_differences=_slot_differences(scenario.slots, baseline.slots),
+    )
+
+
+def _no_plan_in_time() -> ApiError:
+    return field_error(
+        "body.parameters.time_limit_s",
+        "no plan within the time limit (this request's or the site's); raise time_limit_s",
+    )
+
+
+def estimate_flags(frame: pd.DataFrame) -> pd.DataFrame:
+    """``price-is_estimate`` and ``weather-is_estimate`` per slot of an inputs frame."""
+    index = frame.index
+    price = frame.get("price_is_estimate", pd.Series(False, index=index))
+    weather = frame.get("weather_is_estimate", pd.Series(False, index=index))
+    return pd.DataFrame(
+        {
+            "price-is_estimate": price.to_numpy(bool),
+            "weather-is_estimate": weather.to_numpy(bool),
+        },
+        index=index,
     )
 
 
@@ -181,16 +242,22 @@ def _site_flexibility(
                 f"no plan stored (fresh solves limited to {MAX_FRESH_SOLVES} per request)"
             )
         try:
-            rows, source = (
-                solve(setup, inputs_frame(setup.home, index), setup.parameters).slots,
-                "solve",
-            )
+            frame = site_inputs(services, setup, index, None)
+            fresh = solve(setup, frame, setup.parameters)
         except ApiError as exc:
             raise ValueError(f"no plan stored and no solve possible: {exc.message}") from None
+        if not plan_is_usable(fresh):
+            raise ValueError("no plan stored and none found within the site's time limit")
+        rows, source = fresh.slots, "solve"
+        rows = rows.join(estimate_flags(frame).rename(columns=plan_column).astype(float))
     flex = battery_flexibility(rows, battery)
     flex = flex.reindex(
         index, method="ffill", tolerance=check_index(pd.DatetimeIndex(flex.index)) - pd.Timedelta(1)
     )
+    estimated = rows.get("price_is_estimate")
+    if estimated is not None:
+        flags = estimated.reindex(index, method="ffill", tolerance=pd.Timedelta(minutes=14))
+        flex["price_is_estimate"] = flags.fillna(0.0) > 0
     return flex, source
 
 
@@ -226,9 +293,16 @@ def flexibility(
         except (ValueError, SolverError) as exc:
             skipped.append(SkippedSite(site_id=site.id, reason=str(exc)))
             continue
+        estimated = int(flex.pop("price_is_estimate").sum()) if "price_is_estimate" in flex else 0
         total += flex.fillna(0.0)
         count += flex["energy_kwh"].notna().astype(int)
-        included.append(FlexibilitySite(site_id=site.id, source=source))  # type: ignore[arg-type]
+        included.append(
+            FlexibilitySite(
+                site_id=site.id,
+                source=source,  # type: ignore[arg-type]
+                price_estimate_slots=estimated,
+            )
+        )
     values = total[list(FLEXIBILITY_COLUMNS)].to_numpy(float)
     slots = [
         FlexibilitySlot(

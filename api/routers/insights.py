@@ -1,7 +1,8 @@
 """Energy highlights and CO2 impact of a site per local day/week/month/year (site viewers).
 
-Telemetry comes from the store's 15-minute window, prices and grid intensity from the pricing
-package (the bundled example tariff until sites carry their own), the numbers from
+Telemetry comes from the store's 15-minute window, prices from the site's tariff on the stored
+day-ahead prices (flagged estimates where none were fetched), grid intensity from the pricing
+package, the numbers from
 :func:`insights.energy_highlights`.
 """
 
@@ -9,8 +10,6 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime, time, timedelta
-from importlib import resources
-from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
@@ -20,6 +19,7 @@ from fastapi import APIRouter, Query, Response
 from api.deps import Services, ServicesDep, SiteContext, SiteViewer
 from api.errors import ERROR_RESPONSES, ApiError, ErrorBody, field_error
 from api.schemas import HighlightsPublic
+from api.site_problem import stored_equipment, stored_tariff
 from insights import (
     EnergyFrameError,
     Highlights,
@@ -28,7 +28,8 @@ from insights import (
     share_card_png,
 )
 from insights import energy_highlights as compute_highlights
-from pricing import PricingError, SiteExportRules, Tariff, load_tariff, site_prices
+from pricing import PricingError, SiteExportRules, site_prices
+from scheduler.site_model import site_home
 
 router = APIRouter(
     prefix="/v1/app/sites/{site_id}",
@@ -40,14 +41,6 @@ router = APIRouter(
 )
 MAX_DAYS = 366
 EARLIEST, LATEST = date(2000, 1, 1), date(2100, 1, 1)
-_TARIFF: list[Tariff] = []
-
-
-def _tariff() -> Tariff:
-    if not _TARIFF:
-        path = resources.files("pricing.tariffs") / "de_dynamic_example.toml"
-        _TARIFF.append(load_tariff(Path(str(path))))
-    return _TARIFF[0]
 
 
 def _utc_midnight(day: date, tz: str) -> datetime:
@@ -68,11 +61,20 @@ def highlights(
     end: EndDay = None,
 ) -> HighlightsPublic:
     """Energy (PV, consumption, import, export, EV, heat pump, battery [kWh]), money [EUR],
-    self-consumption, autarky and CO2 impact [kgCO2eq] per local calendar period."""
-    result = site_highlights(ctx, services, period, start, end)
+    self-consumption, autarky and CO2 impact [kgCO2eq] per local calendar period.
+
+    Money uses the site's tariff on the stored day-ahead prices; where none were fetched the
+    flagged estimate is used and ``price_estimate_share`` says for how much of the range."""
+    result, estimated = _highlights_and_estimates(ctx, services, period, start, end)
     table = result.table.reset_index(names="start")
     records = json.loads(table.to_json(orient="records", date_format="iso"))
-    return HighlightsPublic(site_id=ctx.site.id, period=period, tz=result.tz, periods=records)
+    return HighlightsPublic(
+        site_id=ctx.site.id,
+        period=period,
+        tz=result.tz,
+        periods=records,
+        price_estimate_share=estimated,
+    )
 
 
 @router.get(
@@ -94,7 +96,7 @@ def highlights_card(
 ) -> Response:
     """The shareable impact card (CO2 avoided, self-sufficiency, solar, savings) of the newest
     period of the range, as the app shows and shares it."""
-    result = site_highlights(ctx, services, period, start, end)
+    result, _ = _highlights_and_estimates(ctx, services, period, start, end)
     png = share_card_png(result.periods[-1], site_name=ctx.site.name)
     return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
@@ -108,15 +110,31 @@ def site_highlights(
 ) -> Highlights:
     """The site's highlights per local ``period`` over local days ``[start, end)``, cut to the
     span that has telemetry (periods it covers only in part come out ``complete: false``)."""
+    return _highlights_and_estimates(ctx, services, period, start, end)[0]
+
+
+def _highlights_and_estimates(
+    ctx: SiteContext,
+    services: Services,
+    period: Literal["day", "week", "month", "year"],
+    start: date | None,
+    end: date | None,
+) -> tuple[Highlights, float]:
+    """The highlights and the share of the range's slots priced on estimates [0-1]."""
     frame = site_energy_frame(ctx, services, start, end)
-    return compute_highlights(frame, period, InsightSettings(tz=ctx.site.timezone))
+    estimated = float(frame.attrs.get("price_estimate_share", 0.0))
+    return compute_highlights(frame, period, InsightSettings(tz=ctx.site.timezone)), estimated
 
 
 def site_energy_frame(
     ctx: SiteContext, services: Services, start: date | None, end: date | None
 ) -> pd.DataFrame:
     """The site's energy frame over local days ``[start, end)`` (default: the last 7 days),
-    cut to the span that has telemetry, with its tariff's prices and the grid intensity."""
+    cut to the span that has telemetry, with its tariff's prices and the grid intensity.
+
+    Prices are the zone's stored day-ahead prices, flagged estimates where none were fetched;
+    ``attrs["price_estimate_share"]`` is the share of estimated slots [0-1].
+    """
     tz = ctx.site.timezone
     end = end or services.now().astimezone(ZoneInfo(tz)).date()
     start = start or end - timedelta(days=7)
@@ -132,12 +150,16 @@ def site_energy_frame(
     measured = window.index[window.notna().any(axis=1).to_numpy()]
     window = window.loc[measured[0] : measured[-1]]
     index = pd.DatetimeIndex(window.index)
+    tariff = stored_tariff(services.accounts, ctx.site.id).tariff
+    source = None if services.inputs is None else services.inputs.price_source(tariff.bidding_zone)
     try:
-        prices = site_prices(index, _tariff(), SiteExportRules())
-    except PricingError as exc:
+        prices = site_prices(
+            index, tariff, _export_rules(services, ctx.site.id), price_source=source, seasonal=True
+        )
+    except PricingError as exc:  # only without any reference history
         raise ApiError(503, "prices_unavailable", str(exc)) from None
     try:
-        return energy_frame_from_telemetry(
+        frame = energy_frame_from_telemetry(
             window,
             import_eur_per_kwh=prices["import_eur_per_kwh"],
             export_eur_per_kwh=prices["export_eur_per_kwh"],
@@ -145,3 +167,11 @@ def site_energy_frame(
         )
     except EnergyFrameError as exc:
         raise ApiError(422, "incomplete_telemetry", str(exc)) from None
+    frame.attrs["price_estimate_share"] = float(prices["price_is_estimate"].astype(float).mean())
+    return frame
+
+
+def _export_rules(services: Services, site_id: str) -> SiteExportRules:
+    """The site's negative-price rule and feed-in cap from its equipment."""
+    equipment, _ = stored_equipment(services.accounts, site_id)
+    return site_home(equipment).export_rules()

@@ -14,6 +14,7 @@ from optimizer.solvers.base import (
     Solver,
     SolverError,
     SolveResult,
+    SolverTimeLimitError,
     SolveStatus,
 )
 from optimizer.solvers.highs import HighsSolver
@@ -42,6 +43,7 @@ __all__ = [
     "SolveStatus",
     "Solver",
     "SolverError",
+    "SolverTimeLimitError",
     "available_solvers",
     "get_solver",
 ]

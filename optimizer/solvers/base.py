@@ -55,6 +55,10 @@ class SolverError(RuntimeError):
     """The solver returned no usable solution."""
 
 
+class SolverTimeLimitError(SolverError):
+    """The time limit ran out before the solver had any feasible solution."""
+
+
 class Solver(Protocol):
     name: str
 

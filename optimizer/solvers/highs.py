@@ -8,8 +8,15 @@ import highspy
 import numpy as np
 
 from optimizer.model import CanonicalProblem
-from optimizer.solvers.base import SolveOptions, SolverError, SolveResult, SolveStatus
+from optimizer.solvers.base import (
+    SolveOptions,
+    SolverError,
+    SolveResult,
+    SolverTimeLimitError,
+    SolveStatus,
+)
 
+_FEASIBLE = int(highspy.SolutionStatus.kSolutionStatusFeasible)
 _STATUS = {
     highspy.HighsModelStatus.kOptimal: SolveStatus.OPTIMAL,
     highspy.HighsModelStatus.kTimeLimit: SolveStatus.TIME_LIMIT,
@@ -97,6 +104,9 @@ def _result(h: highspy.Highs, num_cols: int, integer: bool, solve_ms: float) -> 
     if status in (SolveStatus.INFEASIBLE, SolveStatus.ERROR) or len(x) != num_cols:
         raise SolverError(f"HiGHS: {h.modelStatusToString(h.getModelStatus())}")
     info = h.getInfo()
+    if status == SolveStatus.TIME_LIMIT and int(info.primal_solution_status) != _FEASIBLE:
+        # HiGHS stops at the limit without a point; its col_value is then all zeros
+        raise SolverTimeLimitError("HiGHS: time limit reached before any feasible solution")
     objective = float(info.objective_function_value)
     gap = float(info.mip_gap) if integer else 0.0
     bound = float(info.mip_dual_bound) if integer else objective

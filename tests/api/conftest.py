@@ -51,6 +51,8 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "password_memory_cost_kib": 64,
         # One event per live stream, so a test client reading it to the end returns.
         "live_stream_max_s": 0.0,
+        # No background price/weather fetches: tests that want them start them.
+        "input_jobs": False,
         # Web Push configured, so its routes answer like every other (push itself is tested
         # against a push service on 127.0.0.1 in tests/notifications).
         "vapid_private_key": VAPID_KEY,

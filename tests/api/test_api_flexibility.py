@@ -99,18 +99,23 @@ def test_site_without_plan_is_solved_or_skipped(world: World) -> None:
     accounts = world.api.services.accounts
     accounts.assign_fleet_group(world.site_a, "solo", world.user_ids["trader"], START)
     body = _flex(world, "solo", hours=2, start="2024-06-12T22:00Z")
-    assert body["sites"] == [{"site_id": world.site_a, "source": "solve"}]
+    assert body["sites"] == [
+        {"site_id": world.site_a, "source": "solve", "price_estimate_slots": 0}
+    ]
     battery = {"capacity_kwh": 10.0, "charge_kw": 5.0, "discharge_kw": 5.0}  # the default home
     for slot in body["slots"]:
         assert slot["sites"] == 1
         assert 0.05 * battery["capacity_kwh"] - 1e-6 <= slot["energy_kwh"] <= 10.0 + 1e-6
         assert 0.0 <= slot["up_kw"] <= battery["discharge_kw"] + battery["charge_kw"] + 1e-6
         assert 0.0 <= slot["down_kw"] <= battery["discharge_kw"] + battery["charge_kw"] + 1e-6
-    # Now (2026) has no bundled prices: the site is listed as skipped with the reason.
+    # Now (2026) is past the bundled prices and nothing was fetched: the site is still
+    # solved, on flagged estimated prices in every slot of the 24 h.
     body = _flex(world, "solo")
-    assert body["sites"] == [] and body["skipped"][0]["site_id"] == world.site_a
-    assert "no solve possible" in body["skipped"][0]["reason"]
-    assert all(s["sites"] == 0 and s["energy_kwh"] == 0 for s in body["slots"])
+    assert body["skipped"] == []
+    assert body["sites"] == [
+        {"site_id": world.site_a, "source": "solve", "price_estimate_slots": 96}
+    ]
+    assert all(s["sites"] == 1 and s["energy_kwh"] >= 0.5 - 1e-6 for s in body["slots"])
     assert world.api.services.store().latest_plan(world.site_a) is None  # nothing stored
 
 
@@ -194,6 +199,8 @@ def test_reasons_and_flexibility_from_a_real_solve_stored_like_the_scheduler(wor
     assert reasons[0]["power_kw"] == pytest.approx(first["battery-power_kw"], abs=1e-3)
     body = _flex(world, hours=2)
     assert {s["site_id"]: s["source"] for s in body["sites"]}[world.site_a] == "plan"
-    # 6 planned slots of 8; site B has no plan and no prices in 2026
-    assert [s["sites"] for s in body["slots"]] == [1] * 6 + [0] * 2
+    # site A: 6 planned slots of 8; site B has no plan: solved on estimated 2026 prices
+    assert [s["sites"] for s in body["slots"]] == [2] * 6 + [1] * 2
+    solved = {s["site_id"]: s for s in body["sites"]}[world.site_b]
+    assert solved["source"] == "solve" and solved["price_estimate_slots"] == 8
     assert 0.5 - 1e-6 <= body["slots"][0]["energy_kwh"] <= 10.0 + 1e-6

@@ -114,8 +114,6 @@ def test_errors_name_the_field(site: World) -> None:
     client = site.api.client
     path = f"/v1/trading/sites/{site.site_a}/what-if"
     cases = [
-        ({}, "body.start"),  # the test clock is 2026: no bundled prices
-        ({"start": "2030-01-01T00:00Z"}, "body.start"),
         (
             {"start": START, "prices": {"import_eur_per_kwh": [0.3] * 5}},
             "body.prices.import_eur_per_kwh",

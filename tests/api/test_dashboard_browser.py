@@ -233,6 +233,7 @@ def dash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dash]:
         password_memory_cost_kib=64,
         live_stream_interval_s=0.25,
         live_stream_max_s=60.0,
+        input_jobs=False,
     )
 
     def telemetry(settings: Settings, clock: Any) -> TelemetryStore:
@@ -687,6 +688,28 @@ def test_api_docs_render_without_network(browser: Browser, dash: Dash) -> None:
     expect(page.get_by_text("/v1/auth/token").first).to_be_attached()
     _shot(page, "21-docs-redoc", full_page=False)
     assert outside == []
+
+
+def test_plan_page_says_which_slots_ran_on_estimates(browser: Browser, dash: Dash) -> None:
+    """A plan stored with the controller's per-slot flags: the page names the estimated
+    prices (from which slot) and the clear-sky PV."""
+    dash.schedule(dash.home)
+    telemetry = dash.services.telemetry
+    assert telemetry is not None
+    stored = telemetry.latest_plan(dash.home)
+    assert stored is not None
+    slots = stored.slots.copy()
+    n = len(slots)
+    slots["price-is_estimate"] = [0.0] * 64 + [1.0] * (n - 64)
+    slots["weather-is_estimate"] = 1.0
+    telemetry.save_plan(StoredPlan(dash.home, stored.created_at, slots, stored.summary))
+    page = _page(browser)
+    _sign_in(page, dash, dash.owner_email)
+    page.goto(f"{dash.base}/ui/#/site/{dash.home}/plan")
+    note = page.locator("#plan-inputs")
+    expect(note).to_contain_text(f"prices are estimates in {n - 64} of {n} slots")
+    expect(note).to_contain_text("clear sky scaled by recent production")
+    page.context.close()
 
 
 def test_bell_feed_settings_and_monthly_report(browser: Browser, dash: Dash) -> None:

@@ -62,3 +62,14 @@ def test_model_can_be_written(tmp_path: Path, suffix: str) -> None:
 def test_unknown_solver_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="unknown solver"):
         optimize(lp_problem(), "gurobi-on-the-moon")
+
+
+def test_time_limit_without_a_solution_raises_instead_of_a_zero_plan() -> None:
+    """HiGHS stopped before any feasible point returns all-zero values: a plan that serves no
+    load and empties the battery at once. That must be an error, never a schedule."""
+    from optimizer import SolverTimeLimitError, Tuning
+    from scheduler.scenario import Home, scenario_problem
+
+    problem, _ = scenario_problem(Home(), "2024-06-12T22:00Z", 96, tuning=Tuning(time_limit_s=1e-9))
+    with pytest.raises(SolverTimeLimitError, match="before any feasible solution"):
+        optimize(problem)

@@ -70,6 +70,21 @@ export async function renderPlan(container, site) {
       el("div", { class: "reasons", id: "departures" }, plan.departures.map((d) => departureCard(d, tz))));
   }
 
+  // Inputs the plan ran on: flagged estimated prices and clear-sky weather, per slot.
+  const flagged = (name) => slots.filter((s) => s.values[name] === 1);
+  const priceEstimates = flagged("price-is_estimate");
+  const weatherEstimates = flagged("weather-is_estimate");
+  if (priceEstimates.length || weatherEstimates.length) {
+    const parts = [];
+    if (priceEstimates.length) {
+      parts.push(`prices are estimates in ${priceEstimates.length} of ${slots.length} slots (from ${dayTime(priceEstimates[0].start, tz)}): the day-ahead prices are not published or could not be fetched`);
+    }
+    if (weatherEstimates.length) {
+      parts.push(`the PV forecast is clear sky scaled by recent production in ${weatherEstimates.length} slots (no weather forecast)`);
+    }
+    container.append(el("p", { class: "note", id: "plan-inputs" }, `Note: ${parts.join("; ")}.`));
+  }
+
   container.append(el("h2", {}, "Next actions"));
   const reasons = el("div", { class: "reasons", id: "reasons" });
   for (const r of plan.reasons || []) {
