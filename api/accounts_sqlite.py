@@ -163,6 +163,13 @@ MIGRATIONS: tuple[str, ...] = (
         updated_by TEXT NOT NULL
     );
     """,
+    # 4: a box re-sending an acknowledgement (lost reply) records it once.
+    """
+    DELETE FROM setpoint_acks WHERE id NOT IN (
+        SELECT MIN(id) FROM setpoint_acks GROUP BY box_id, etag, applied_at
+    );
+    CREATE UNIQUE INDEX setpoint_acks_once ON setpoint_acks(box_id, etag, applied_at);
+    """,
 )
 
 
@@ -877,14 +884,18 @@ class AccountStore:
         setpoints: dict[str, float],
         now: datetime,
     ) -> SetpointAck:
+        """Record an acknowledgement once per (box, etag, applied_at); a repeat returns the first."""
         with self._tx() as conn:
-            cur = conn.execute(
+            conn.execute(
                 "INSERT INTO setpoint_acks (site_id, box_id, etag, applied_at, received_at, "
-                "setpoints_json) VALUES (?, ?, ?, ?, ?, ?)",
+                "setpoints_json) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (box_id, etag, applied_at) DO NOTHING",
                 (site_id, box_id, etag, _ts(applied_at), _ts(now), json.dumps(setpoints)),
             )
-            ack_id = int(cur.lastrowid or 0)
-        row = self._one("SELECT * FROM setpoint_acks WHERE id = ?", (ack_id,))
+            row = conn.execute(
+                "SELECT * FROM setpoint_acks WHERE box_id = ? AND etag = ? AND applied_at = ?",
+                (box_id, etag, _ts(applied_at)),
+            ).fetchone()
         assert row is not None
         return self._ack(row)
 

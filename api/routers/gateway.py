@@ -36,6 +36,11 @@ router = APIRouter(
 )
 
 
+#: The service accepts samples this much older than the box's buffer holds, so the oldest
+#: minute of a full 5-day backlog is still taken after a slow upload or a clock offset.
+BACKLOG_MARGIN = timedelta(days=1)
+
+
 def _store_failed() -> ApiError:
     return ApiError(
         503,
@@ -55,13 +60,14 @@ def post_telemetry(body: TelemetryBatch, box: CurrentBox, services: ServicesDep)
     """
     store = services.store()
     now = services.now()
-    oldest = now - timedelta(days=services.settings.telemetry_backlog_days)
+    days = services.settings.telemetry_backlog_days
+    oldest = now - timedelta(days=days) - BACKLOG_MARGIN
     rejected: list[SampleRejection] = []
     positions: list[int] = []
     samples: list[Sample] = []
     for index, sample in enumerate(body.samples):
         if sample.ts < oldest:
-            reason = f"ts: older than the {services.settings.telemetry_backlog_days}-day backlog"
+            reason = f"ts: older than the {days}-day backlog (+{BACKLOG_MARGIN} margin)"
             rejected.append(SampleRejection(index=index, reason=reason))
             continue
         positions.append(index)

@@ -109,6 +109,11 @@ def site_highlights(
     """The site's highlights per local ``period`` over local days ``[start, end)``, cut to the
     span that has telemetry (periods it covers only in part come out ``complete: false``)."""
     tz = ctx.site.timezone
+    # pandas timestamps span 1677..2262 only; a date outside the service's years is the
+    # caller's mistake, answered before it reaches pandas.
+    for name, day in (("query.start", start), ("query.end", end)):
+        if day is not None and not EARLIEST <= day <= LATEST:
+            raise field_error(name, f"must lie between {EARLIEST} and {LATEST}")
     end = end or services.now().astimezone(ZoneInfo(tz)).date()
     start = start or end - timedelta(days=7)
     if start >= end:
