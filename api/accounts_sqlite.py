@@ -884,7 +884,7 @@ class AccountStore:
         setpoints: dict[str, float],
         now: datetime,
     ) -> SetpointAck:
-        """Record an acknowledgement once per (box, etag, applied_at); a repeat returns the first."""
+        """Record an ack once per (box, etag, applied_at); a repeat returns the first record."""
         with self._tx() as conn:
             conn.execute(
                 "INSERT INTO setpoint_acks (site_id, box_id, etag, applied_at, received_at, "
