@@ -170,6 +170,11 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE UNIQUE INDEX setpoint_acks_once ON setpoint_acks(box_id, etag, applied_at);
     """,
+    # 5: the token epoch in every access token; raising it (logout, password reset) voids
+    # the account's access tokens at once.
+    """
+    ALTER TABLE users ADD COLUMN token_epoch INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 
@@ -181,6 +186,7 @@ class User:
     role: AccountRole
     created_at: datetime
     confirmed_at: datetime | None
+    token_epoch: int = 0
 
 
 @dataclass(frozen=True)
@@ -301,7 +307,7 @@ def new_id(prefix: str) -> str:
 class AccountStore:
     """The API's relational state in one SQLite file (see module docstring)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, busy_timeout_ms: int = 5000) -> None:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -311,7 +317,11 @@ class AccountStore:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA foreign_keys=ON")
-        self._conn.execute("PRAGMA busy_timeout=5000")
+        # Waiting long for a lock held by another process would stall every request behind
+        # this connection's lock; the API sets a short wait and answers 503 (api.errors).
+        self._conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        # Deleted rows are overwritten with zeros, not left in free pages (erasure requests).
+        self._conn.execute("PRAGMA secure_delete=ON")
         self.migrate()
 
     # -- plumbing -------------------------------------------------------------------------------
@@ -368,6 +378,7 @@ class AccountStore:
             role=row["role"],
             created_at=_dt_req(row["created_at"]),
             confirmed_at=_dt(row["confirmed_at"]),
+            token_epoch=row["token_epoch"],
         )
 
     def create_user(
@@ -383,7 +394,8 @@ class AccountStore:
         try:
             with self._tx() as conn:
                 conn.execute(
-                    "INSERT INTO users VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO users (id, email, password_hash, role, created_at, confirmed_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
                     (
                         user_id,
                         email,
@@ -420,6 +432,21 @@ class AccountStore:
                 "UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id)
             )
 
+    def bump_token_epoch(self, user_id: str) -> None:
+        """Void every access token of the account signed so far."""
+        with self._tx() as conn:
+            conn.execute("UPDATE users SET token_epoch = token_epoch + 1 WHERE id = ?", (user_id,))
+
+    def user_of_refresh_token(self, token_hash: str) -> str | None:
+        row = self._one("SELECT user_id FROM refresh_tokens WHERE token_hash = ?", (token_hash,))
+        return None if row is None else str(row[0])
+
+    def erase_residue(self) -> None:
+        """Move the WAL into the main file and truncate it, so deleted rows (overwritten there
+        by ``secure_delete``) leave no copy in the ``-wal`` file."""
+        with self._lock:
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def delete_user(self, user_id: str) -> list[str]:
         """Delete a user with everything that hangs off it; return the ids of deleted sites.
 
@@ -439,6 +466,7 @@ class AccountStore:
                     "DELETE FROM request_log WHERE principal = ?", [(b,) for b in box_ids]
                 )
             conn.execute("DELETE FROM users WHERE id = ?", (user_id,))
+        self.erase_residue()
         return site_ids
 
     def unconfirmed_before(self, cutoff: datetime) -> list[str]:
@@ -452,6 +480,11 @@ class AccountStore:
         self, token_hash: str, user_id: str, purpose: TokenPurpose, expires_at: datetime
     ) -> None:
         with self._tx() as conn:
+            # One live token per account and purpose: a new mail voids the links before it.
+            conn.execute(
+                "DELETE FROM email_tokens WHERE user_id = ? AND purpose = ? AND used_at IS NULL",
+                (user_id, purpose),
+            )
             conn.execute(
                 "INSERT INTO email_tokens VALUES (?, ?, ?, ?, NULL)",
                 (token_hash, user_id, purpose, _ts(expires_at)),
@@ -470,7 +503,9 @@ class AccountStore:
             if row is None:
                 return None
             conn.execute(
-                "UPDATE email_tokens SET used_at = ? WHERE token_hash = ?", (_ts(now), token_hash)
+                "UPDATE email_tokens SET used_at = ? WHERE user_id = ? AND purpose = ? "
+                "AND used_at IS NULL",
+                (_ts(now), row[0], purpose),
             )
             return str(row[0])
 
@@ -581,6 +616,7 @@ class AccountStore:
             ]
             conn.executemany("DELETE FROM request_log WHERE principal = ?", [(b,) for b in box_ids])
             conn.execute("DELETE FROM sites WHERE id = ?", (site_id,))
+        self.erase_residue()
 
     def sites_owned(self, user_id: str) -> list[Site]:
         rows = self._all("SELECT * FROM sites WHERE owner_id = ? ORDER BY created_at", (user_id,))

@@ -22,6 +22,7 @@ from typing import Any
 import uvicorn
 
 from api.accounts_sqlite import AccountStore, DuplicateError
+from api.connections import uvicorn_config
 from api.main import create_app
 from api.routers.dashboard import DASHBOARD_PATH
 from api.schemas import BoxPairRequest, RegisterRequest
@@ -53,8 +54,10 @@ def run_serve(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         raise CliError(f"--port: {args.port} is not a TCP port")
     host = f"[{args.host}]" if ":" in args.host else args.host
+    settings = get_settings()
+    app = create_app(settings)  # refuses a weak signing key before anything is bound
     print(f"hbopt: dashboard at http://{host}:{args.port}{DASHBOARD_PATH}", flush=True)
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level=args.log_level)
+    uvicorn.Server(uvicorn_config(app, settings, args.host, args.port, args.log_level)).run()
     return 0
 
 

@@ -216,14 +216,18 @@ def list_boxes(ctx: SiteViewer, services: ServicesDep) -> list[BoxPublic]:
 
 
 @router.post("/sites/{site_id}/boxes", status_code=201, response_model=BoxPaired)
-def pair_box(body: BoxPairRequest, ctx: SiteOwner, services: ServicesDep) -> BoxPaired:
+async def pair_box(body: BoxPairRequest, ctx: SiteOwner, services: ServicesDep) -> BoxPaired:
     """Pair a box with the starter code printed on it (single use); returns the box token once.
 
     The app hands the token to the box over its local set-up link; the service keeps only its
     hash. A wrong serial or code is answered like a used one, so codes cannot be probed.
     """
     code_hash = services.accounts.unused_starter_code_hash(body.serial)
-    if code_hash is None or not services.hasher.verify(body.starter_code, code_hash):
+    # An unknown or used serial is checked against a dummy hash, so its answer takes as long
+    # as a wrong code for a valid one and does not tell which serials are unused.
+    stored = code_hash if code_hash is not None else services.throttles.dummy_hash
+    valid = await services.throttles.hash_work(services.hasher.verify, body.starter_code, stored)
+    if code_hash is None or not valid:
         raise ApiError(409, "pairing_failed", "unknown serial, wrong or used starter code")
     token = new_token("hbb_")
     box = services.accounts.pair_box(body.serial, ctx.site.id, token_digest(token), services.now())

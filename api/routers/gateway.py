@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from adapters.store import Setpoint, StoreError
 from adapters.store.telemetry import Sample
+from api.connections import TELEMETRY_BODY_BYTES
 from api.deps import CurrentBox, ServicesDep
 from api.errors import ERROR_RESPONSES, ApiError, ErrorBody
 from api.routers.app import ack_public
@@ -50,7 +51,7 @@ def _store_failed() -> ApiError:
     )
 
 
-@router.post("/telemetry", response_model=TelemetryResult)
+@router.post("/telemetry", response_model=TelemetryResult, max_body_size=TELEMETRY_BODY_BYTES)
 def post_telemetry(body: TelemetryBatch, box: CurrentBox, services: ServicesDep) -> TelemetryResult:
     """Store a batch of samples; re-sending a batch (after an outage) stores nothing twice.
 
