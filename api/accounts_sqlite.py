@@ -441,6 +441,25 @@ class AccountStore:
         row = self._one("SELECT user_id FROM refresh_tokens WHERE token_hash = ?", (token_hash,))
         return None if row is None else str(row[0])
 
+    def personal_data(self, user_id: str) -> dict[str, list[dict[str, Any]]]:
+        """Every row held about the account outside its sites, secrets (hashes) left out."""
+        queries = {
+            "account": "SELECT id, email, role, created_at, confirmed_at FROM users WHERE id = ?",
+            "sessions": "SELECT family_id, created_at, expires_at, used_at, revoked_at "
+            "FROM refresh_tokens WHERE user_id = ? ORDER BY created_at",
+            "email_links": "SELECT purpose, expires_at, used_at FROM email_tokens "
+            "WHERE user_id = ? ORDER BY expires_at",
+            "sites_supported": "SELECT s.id AS site_id, s.name, g.created_at AS granted_at "
+            "FROM grants g JOIN sites s ON s.id = g.site_id WHERE g.supporter_id = ?",
+            "parameter_changes": "SELECT at, scope, scope_key, field, old_value, new_value "
+            "FROM parameter_audit WHERE actor_id = ? ORDER BY id",
+            "request_log": "SELECT at, ip, method, path, status, duration_ms "
+            "FROM request_log WHERE principal = ? ORDER BY id",
+        }
+        return {
+            name: [dict(row) for row in self._all(sql, (user_id,))] for name, sql in queries.items()
+        }
+
     def erase_residue(self) -> None:
         """Move the WAL into the main file and truncate it, so deleted rows (overwritten there
         by ``secure_delete``) leave no copy in the ``-wal`` file."""

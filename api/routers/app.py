@@ -99,6 +99,34 @@ def delete_me(request: Request, user: CurrentUser, services: ServicesDep) -> Res
     return Response(status_code=204)
 
 
+@router.get(
+    "/me/export",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Everything held about the account as one JSON document",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
+def export_me(user: CurrentUser, services: ServicesDep) -> Response:
+    """Everything the service holds about the signed-in person (GDPR Art. 15/20): the account,
+    sessions, mailed links, supporter grants, parameter changes, the request log with IP
+    addresses, and each owned site's full export (telemetry included). Hashes are left out."""
+    services.request_log.flush()  # the log rows of the last second belong in it too
+    document = {
+        "format": "hbopt-account-export/1",
+        "exported_at": services.now().isoformat(),
+        **services.accounts.personal_data(user.id),
+        "sites_owned": [site_export(services, s) for s in services.accounts.sites_owned(user.id)],
+    }
+    return Response(
+        json.dumps(document, indent=1, default=str),
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{user.id}-export.json"'},
+    )
+
+
 # -- sites ----------------------------------------------------------------------------------------
 @router.get("/sites", response_model=list[SitePublic])
 def list_sites(user: SiteLister, services: ServicesDep) -> list[SitePublic]:

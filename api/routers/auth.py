@@ -101,7 +101,7 @@ def issue_tokens(services: Services, user: User, family_id: str | None = None) -
 
 
 @router.post("/register", status_code=202, response_model=Accepted)
-async def register(body: RegisterRequest, services: ServicesDep) -> Accepted:
+async def register(body: RegisterRequest, request: Request, services: ServicesDep) -> Accepted:
     """Create a customer account and mail a confirmation link (valid 24 h).
 
     Accounts not confirmed within 24 hours are deleted. The answer is the same when the email
@@ -112,6 +112,7 @@ async def register(body: RegisterRequest, services: ServicesDep) -> Accepted:
         user = services.accounts.create_user(body.email, password_hash, "customer", services.now())
     except DuplicateError:
         return Accepted(detail="check your mailbox to confirm the address")
+    request.state.principal = user.id  # the log row (with the address) goes with the account
     _mail_token(services, user, "confirm", "confirm-email")
     return Accepted(detail="check your mailbox to confirm the address")
 
