@@ -17,9 +17,11 @@ from typing import Any
 
 import uvicorn
 from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from api.errors import ErrorBody, ErrorDetail, FieldError
 from api.settings import Settings
 
 #: Sign-in, registration, refresh, reset: a few short strings.
@@ -30,8 +32,18 @@ TELEMETRY_BODY_BYTES = 4 * 1024 * 1024
 DEFAULT_BODY_BYTES = 256 * 1024
 
 
+def body_limit(path: str, default: int) -> int:
+    """The body limit [bytes] of the route at ``path`` (as the routers declare it)."""
+    if path.startswith("/v1/auth/"):
+        return AUTH_BODY_BYTES
+    if path == "/v1/gateway/telemetry":
+        return TELEMETRY_BODY_BYTES
+    return default
+
+
 class BodyDeadline:
-    """Answer 408 when a request body is not complete ``timeout_s`` after its first read.
+    """Answer 408 when a request body is not complete ``timeout_s`` after its first read, and
+    give Starlette's plain-text 413 the API's error body with the route's limit in it.
 
     Only the body is timed: once it is complete, ``receive`` passes through untouched (a
     streaming response waits on it for the client's disconnect).
@@ -65,7 +77,47 @@ class BodyDeadline:
             complete = message["type"] != "http.request" or not message.get("more_body", False)
             return message
 
-        await self.app(scope, timed_receive, send)
+        started = False
+        limit = body_limit(scope["path"], services.settings.max_body_bytes)
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                if message["status"] == 413:
+                    # Starlette's limiter answers in plain text; the API's body names the limit.
+                    await _too_large(limit)(scope, _no_body, send)
+                    raise _AnsweredError
+            await send(message)
+
+        try:
+            await self.app(scope, timed_receive, tracked_send)
+        except _AnsweredError:
+            pass
+        except HTTPException as exc:
+            if exc.status_code != 413 or started:
+                raise
+            await _too_large(limit)(scope, _no_body, send)
+
+
+class _AnsweredError(Exception):
+    """The 413 went out already; the rest of the inner answer is dropped."""
+
+
+def _too_large(limit: int) -> JSONResponse:
+    reason = f"larger than this route's limit of {limit} bytes"
+    body = ErrorBody(
+        error=ErrorDetail(
+            code="body_too_large",
+            message=f"request body {reason}",
+            fields=[FieldError(field="body", reason=reason)],
+        )
+    )
+    return JSONResponse(body.model_dump(), status_code=413)
+
+
+async def _no_body() -> Message:
+    return {"type": "http.disconnect"}
 
 
 class HeadTimeoutHttpTools(HttpToolsProtocol):

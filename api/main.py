@@ -148,7 +148,6 @@ def create_app(
         version=core.__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        max_body_size=settings.max_body_bytes,
     )
     # Handlers read settings from the services this app opened (not through a dependency
     # override: any override makes FastAPI re-analyse every dependency on every request).
@@ -161,7 +160,9 @@ def create_app(
     )  # fmt: skip
     for module in routers:
         _declare_roles(module.router)
-        app.include_router(module.router)
+        # The default body limit per router, not per app: Starlette's limiter then runs inside
+        # the middleware that gives its 413 the API's error body (api.connections).
+        app.include_router(module.router, max_body_size=settings.max_body_bytes)
     dashboard.mount_dashboard(app)
     return app
 
