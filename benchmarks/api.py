@@ -18,7 +18,7 @@ The last row restarts the server and lets ``--burst`` boxes send their first pol
 
 Usage::
 
-    .venv/bin/python benchmarks/api.py --boxes 1000 --warmup 10 --duration 30 10 5
+    .venv/bin/python -m benchmarks.api --boxes 1000 --warmup 10 --duration 30 10 5
 """
 
 from __future__ import annotations
