@@ -34,6 +34,7 @@ from api.schedule import PlanCache
 from api.security import decode_access_token, token_digest
 from api.settings import Settings
 from api.throttle import Throttles
+from notifications import NotificationStore, Notifier
 
 Clock = Callable[[], datetime]
 SiteRoleName = Literal["owner", "supporter", "factory_service"]
@@ -65,6 +66,8 @@ class Services:
     plan_cache: PlanCache
     throttles: Throttles
     telemetry: TelemetryStore | None = None
+    notifications: NotificationStore | None = None
+    notifier: Notifier | None = None
 
     def store(self) -> TelemetryStore:
         """The telemetry store, or a 503 when this deployment runs without one."""

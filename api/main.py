@@ -26,6 +26,7 @@ from api.deps import Clock, Services, route_roles
 from api.errors import install_error_handlers
 from api.mailer import LogMailer, Mailer
 from api.maintenance import run_maintenance
+from api.notify import make_notifier
 from api.observability import Metrics, ObservabilityMiddleware, RequestLog
 from api.routers import (
     analysis,
@@ -35,7 +36,9 @@ from api.routers import (
     equipment,
     gateway,
     insights,
+    notifications,
     ops,
+    reports,
     trading,
     views,
 )
@@ -45,6 +48,7 @@ from api.security import password_hasher
 from api.settings import Settings, get_settings
 from api.throttle import Throttles
 from core.errors import CliError
+from notifications import NotificationStore
 
 logger = logging.getLogger("api")
 
@@ -138,6 +142,8 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             services.request_log.flush()
+            if services.notifier is not None:
+                services.notifier.close()
             if services.telemetry is not None:
                 services.telemetry.close()
             services.accounts.close()
@@ -156,7 +162,7 @@ def create_app(
     app.add_middleware(ObservabilityMiddleware, owner=app)
     routers = (
         auth, app_routes, devices, views, insights, gateway, trading, ops, dashboard, equipment,
-        analysis,
+        analysis, notifications, reports,
     )  # fmt: skip
     for module in routers:
         _declare_roles(module.router)
@@ -177,18 +183,23 @@ def _open_services(
         settings.database_path, busy_timeout_ms=settings.accounts_busy_timeout_ms
     )
     hasher = password_hasher(settings.password_time_cost, settings.password_memory_cost_kib)
-    return Services(
+    mailer = mailer or LogMailer()
+    notification_store = NotificationStore.open(f"sqlite:///{settings.database_path}")
+    services = Services(
         settings=settings,
         accounts=accounts,
         request_log=RequestLog(accounts),
         hasher=hasher,
-        mailer=mailer or LogMailer(),
+        mailer=mailer,
         clock=clock,
         metrics=Metrics(),
         plan_cache=PlanCache(settings.schedule_cache_s),
         throttles=Throttles(settings, hasher),
         telemetry=telemetry_factory(settings, clock),
+        notifications=notification_store,
     )
+    services.notifier = make_notifier(services)
+    return services
 
 
 def _declare_roles(router: APIRouter) -> None:

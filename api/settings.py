@@ -85,6 +85,18 @@ class Settings(BaseSettings):
         description="A live stream ends after this many seconds (the page reconnects with a "
         "fresh token); 0: one event",
     )
+    vapid_private_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="EC P-256 private key (PEM) that signs Web Push messages; empty: no push. "
+        "`hbopt api-vapid-key` prints a new one",
+    )
+    vapid_subject: str = Field(
+        default="mailto:operations@heartbeat.invalid",
+        description="Contact the push services see in the VAPID claim (mailto: or https:)",
+    )
+    notification_attempts: int = Field(
+        default=5, ge=1, le=20, description="Delivery attempts per message and channel"
+    )
     log_requests: bool = Field(
         default=True, description="Keep a request log (IP addresses, 4 weeks)"
     )

@@ -92,7 +92,11 @@ def me(user: CurrentUser) -> UserPublic:
 def delete_me(request: Request, user: CurrentUser, services: ServicesDep) -> Response:
     """Delete the account and all its data: sites, telemetry, plans, grants, boxes, logs."""
     services.request_log.flush()  # buffered rows of this user are deleted with the rest
-    delete_sites_everywhere(services, [s.id for s in services.accounts.sites_owned(user.id)])
+    site_ids = [s.id for s in services.accounts.sites_owned(user.id)]
+    delete_sites_everywhere(services, site_ids)
+    if services.notifications is not None:
+        services.notifications.delete_sites(site_ids)
+        services.notifications.delete_user(user.id)
     services.accounts.delete_user(user.id)
     # The log line of this very request must not bring the user id back.
     request.state.principal = None
@@ -119,6 +123,9 @@ def export_me(user: CurrentUser, services: ServicesDep) -> Response:
         "exported_at": services.now().isoformat(),
         **services.accounts.personal_data(user.id),
         "sites_owned": [site_export(services, s) for s in services.accounts.sites_owned(user.id)],
+        "notifications": None
+        if services.notifications is None
+        else services.notifications.export_user(user.id),
     }
     return Response(
         json.dumps(document, indent=1, default=str),

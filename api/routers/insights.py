@@ -108,6 +108,15 @@ def site_highlights(
 ) -> Highlights:
     """The site's highlights per local ``period`` over local days ``[start, end)``, cut to the
     span that has telemetry (periods it covers only in part come out ``complete: false``)."""
+    frame = site_energy_frame(ctx, services, start, end)
+    return compute_highlights(frame, period, InsightSettings(tz=ctx.site.timezone))
+
+
+def site_energy_frame(
+    ctx: SiteContext, services: Services, start: date | None, end: date | None
+) -> pd.DataFrame:
+    """The site's energy frame over local days ``[start, end)`` (default: the last 7 days),
+    cut to the span that has telemetry, with its tariff's prices and the grid intensity."""
     tz = ctx.site.timezone
     # pandas timestamps span 1677..2262 only; a date outside the service's years is the
     # caller's mistake, answered before it reaches pandas.
@@ -133,7 +142,7 @@ def site_highlights(
     except PricingError as exc:
         raise ApiError(503, "prices_unavailable", str(exc)) from None
     try:
-        frame = energy_frame_from_telemetry(
+        return energy_frame_from_telemetry(
             window,
             import_eur_per_kwh=prices["import_eur_per_kwh"],
             export_eur_per_kwh=prices["export_eur_per_kwh"],
@@ -141,4 +150,3 @@ def site_highlights(
         )
     except EnergyFrameError as exc:
         raise ApiError(422, "incomplete_telemetry", str(exc)) from None
-    return compute_highlights(frame, period, InsightSettings(tz=tz))

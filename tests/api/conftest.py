@@ -18,6 +18,7 @@ from api.mailer import OutboxMailer
 from api.main import create_app
 from api.security import encode_access_token
 from api.settings import Settings
+from notifications.channels.webpush import new_vapid_key
 
 JWT_SECRET = "test-secret-not-for-production-0123456789"
 START = datetime(2026, 3, 29, 0, 30, tzinfo=UTC)  # a DST-change day in Europe/Berlin
@@ -37,6 +38,9 @@ class FakeClock:
         self.now += timedelta(**kwargs)
 
 
+VAPID_KEY = new_vapid_key()
+
+
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "database_path": tmp_path / "api.sqlite3",
@@ -48,6 +52,9 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "password_memory_cost_kib": 64,
         # One event per live stream, so a test client reading it to the end returns.
         "live_stream_max_s": 0.0,
+        # Web Push configured, so its routes answer like every other (push itself is tested
+        # against a push service on 127.0.0.1 in tests/notifications).
+        "vapid_private_key": VAPID_KEY,
     }
     values.update(overrides)
     return Settings(**values)

@@ -72,6 +72,7 @@ def _fill(path: str, world: World, *, foreign: bool, foreign_objects: bool | Non
         "supporter_id": world.user_ids["supporter_b" if foreign else "supporter"],
         "group": "default",
         "name": "ev",
+        "month": "2025-06",
     }
     if foreign and path.startswith("/v1/trading"):
         # Traders work fleet-wide: every existing site is theirs; a foreign id is a made-up one.

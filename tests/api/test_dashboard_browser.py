@@ -62,6 +62,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: 
 
 from adapters.clock import SimClock  # noqa: E402
 from adapters.heartbeat.gateway_sink import GatewaySink  # noqa: E402
+from notifications import EventKind, SiteSnapshot, SiteWatch  # noqa: E402
 from scheduler.site_model import store_column  # noqa: E402
 from simulation.box import BoxConfig, HeartbeatBox  # noqa: E402
 from simulation.twin import Twin  # noqa: E402
@@ -479,4 +480,60 @@ def test_factory_switch_export_and_account_deletion(browser: Browser, dash: Dash
     refused = httpx.post(f"{dash.base}/v1/auth/token", json={"email": email, "password": PASSWORD})
     assert refused.status_code == 401
     assert accounts.get_site(site) is None
+    page.context.close()
+
+
+def test_bell_feed_settings_and_monthly_report(browser: Browser, dash: Dash) -> None:
+    now = dash.clock()
+    watch = SiteWatch()
+    snap = SiteSnapshot(
+        dash.home, "Home", "Europe/Berlin", now, ev_connected=True, ev_energy_kwh=20.0,
+        ev_target_kwh=48.0, ev_departure=now + timedelta(hours=3), ev_shortfall_kwh=9.5,
+        ev_shortfall_reason="the wallbox delivers at most 11 kW for the 3 h left",
+    )  # fmt: skip
+    (event,) = watch.observe(snap)
+    assert event.kind == EventKind.EV_TARGET_AT_RISK
+    notifier = dash.services.notifier
+    assert notifier is not None
+    notifier.publish(event)
+    notifier.drain()
+    for width in (1440, 360):
+        page = _page(browser)
+        page.set_viewport_size({"width": width, "height": 900})
+        _sign_in(page, dash, dash.owner_email)
+        expect(page.locator("#bell .count")).to_have_text("1")
+        page.click("#bell")
+        item = page.locator("#feed .feed-item").first
+        expect(item).to_contain_text("your car will not reach its target")
+        expect(item).to_contain_text("9.5 kWh short")
+        scroll = page.evaluate("document.documentElement.scrollWidth")
+        assert scroll <= width, f"notifications page scrolls sideways at {width} px ({scroll})"
+        _shot(page, f"10-notifications-{width}")
+        page.context.close()
+    # settings: e-mail for "car charged", a ntfy webhook
+    page = _page(browser)
+    _sign_in(page, dash, dash.owner_email)
+    page.goto(f"{dash.base}/ui/#/notifications")
+    page.check("input[name='ev_charged.email']")
+    page.fill("input[name=webhook_url]", "https://ntfy.example.test/home")
+    page.select_option("select[name=webhook_format]", "ntfy")
+    page.click("#notify-settings button[type=submit]")
+    expect(page.locator("#notify-settings .saved")).to_have_text("Saved.")
+    page.click("#read-all")
+    expect(page.locator("#bell .count")).to_be_hidden()
+    store = dash.services.notifications
+    assert store is not None
+    owner = dash.services.accounts.get_user_by_email(dash.owner_email)
+    assert owner is not None
+    saved = store.settings(owner.id)
+    assert "email" in saved.channels[EventKind.EV_CHARGED]
+    assert saved.webhook_url == "https://ntfy.example.test/home" and saved.webhook_format == "ntfy"
+    # the month's report from the highlights page
+    page.goto(f"{dash.base}/ui/#/site/{dash.home}/highlights")
+    page.fill("input[name=report-month]", "2025-06")
+    with page.expect_download() as download:
+        page.click("#report-download")
+    path = download.value.path()
+    assert path is not None and Path(path).read_bytes().startswith(b"%PDF")
+    assert download.value.suggested_filename == "energy-report-2025-06.pdf"
     page.context.close()

@@ -2,6 +2,7 @@
 import { ApiError, blob, get } from "./api.js";
 import { destroyCharts, timeChart } from "./charts.js";
 import { addDays, day, el, eur, kgCo2, kwh, localDate, pct } from "./format.js";
+import { reportDownload } from "./notifications.js";
 
 const RANGE_DAYS = { day: 14, week: 84, month: 365, year: 366 };
 const LABELS = { day: "Day", week: "Week", month: "Month", year: "Year" };
@@ -31,7 +32,7 @@ export async function renderHighlights(container, site) {
   const end = addDays(today, 1); // include today so far
   const buttons = el("div", { class: "periods", role: "group", "aria-label": "Period" });
   const body = el("div", { id: "highlights-body" });
-  container.append(el("h1", {}, `${site.name}: energy highlights`), buttons, body);
+  container.append(el("h1", {}, `${site.name}: energy highlights`), buttons, body, reportDownload(site, today));
   let cardUrl = null;
 
   async function show(period) {

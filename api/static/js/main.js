@@ -3,6 +3,7 @@ import { ApiError, get, session, signIn, signOut } from "./api.js";
 import { el } from "./format.js";
 import { renderHighlights } from "./highlights.js";
 import { renderLive } from "./live.js";
+import { renderNotifications, startBell, stopBell } from "./notifications.js";
 import { renderPlan } from "./plan.js";
 import { renderSettings } from "./settings.js";
 
@@ -10,6 +11,7 @@ const view = document.getElementById("view");
 const siteSelect = document.getElementById("site-select");
 const tabs = document.getElementById("tabs");
 const signOutButton = document.getElementById("sign-out");
+const bell = document.getElementById("bell");
 const PAGES = { live: renderLive, plan: renderPlan, highlights: renderHighlights, settings: renderSettings };
 const ROLE_NAMES = { owner: "owner", supporter: "supporter", factory_service: "factory service" };
 
@@ -27,6 +29,8 @@ function show(...nodes) {
 
 function shell(signedIn, site, tab) {
   signOutButton.hidden = !signedIn;
+  if (signedIn && bell.hidden) startBell(bell);
+  else if (!signedIn) stopBell(bell);
   siteSelect.hidden = !site || sites.length < 2;
   tabs.hidden = !site;
   if (site) {
@@ -124,6 +128,12 @@ async function route() {
   }
   try {
     if (parts[0] === "site" && parts[1]) await sitePage(parts[1], parts[2] || "live");
+    else if (parts[0] === "notifications") {
+      shell(true);
+      const container = el("section", { id: "page-notifications" });
+      show(container);
+      await renderNotifications(container, bell);
+    }
     else await sitesPage();
   } catch (exc) {
     if (exc instanceof ApiError && exc.status === 401) signInPage("Your session ended; please sign in again.");
