@@ -103,7 +103,7 @@ def start_server(directory: Path, port: int) -> subprocess.Popen[bytes]:
     }
     command = [sys.executable, "-m", "hbopt", "serve", "--port", str(port), "--log-level", "error"]
     process = subprocess.Popen(command, env=env)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # imports take a while on a busy machine
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:

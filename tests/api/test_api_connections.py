@@ -41,7 +41,8 @@ def strict_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(400):
+        deadline = time.monotonic() + 120.0  # the imports alone take seconds on a busy machine
+        while time.monotonic() < deadline:
             try:
                 if httpx.get(f"{base}/healthz", timeout=1.0).status_code == 200:
                     break
