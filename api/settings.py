@@ -121,7 +121,11 @@ class Settings(BaseSettings):
         default=4, ge=1, le=100, description="Open live streams (SSE) per account"
     )
     password_hash_concurrency: int = Field(
-        default=2, ge=1, le=64, description="Argon2 hashes computed at once (each takes 64 MiB)"
+        default=1,
+        ge=1,
+        le=64,
+        description="Argon2 hashes computed at once (each takes 64 MiB and a core; one leaves "
+        "the other core of a small machine to the event loop)",
     )
     signin_ip_limit: str = Field(
         default="30/minute;300/hour", description="Sign-in attempts per client IP (limits syntax)"
