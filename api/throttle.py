@@ -89,6 +89,8 @@ class SignInThrottle:
         if failures >= self.free_failures:
             backoff = backoff_s(failures - self.free_failures, self.cap_s)
             self.storage.incr(f"signin-gate/{admission.account}/{failures}", backoff)
+        # The guess is decided: its slot is free (the count has moved on past its level).
+        self.storage.clear(f"signin-slot/{admission.account}/{admission.level}")
 
     def succeeded(self, admission: Admission) -> None:
         """The password was right: forget the failures."""

@@ -377,3 +377,12 @@ def test_deletion_leaves_nothing_readable_in_the_database_files(api: Api) -> Non
     assert len(raw) > 0
     for secret in (EMAIL, user_id, site, box_id, SITE_NAME):
         assert secret.encode() not in raw, secret
+
+
+def test_a_wrong_then_right_password_leaves_no_stale_throttle(strict: Api) -> None:
+    register_and_confirm(strict, "erin@example.org")
+    wrong = {"email": "erin@example.org", "password": "not the password"}
+    right = {"email": "erin@example.org", "password": PASSWORD}
+    assert strict.client.post("/v1/auth/token", json=wrong).status_code == 401
+    for _ in range(3):  # later sessions of the owner sign in at once, every time
+        assert strict.client.post("/v1/auth/token", json=right).status_code == 200
