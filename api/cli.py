@@ -23,6 +23,7 @@ import uvicorn
 
 from api.accounts_sqlite import AccountStore, DuplicateError
 from api.connections import uvicorn_config
+from api.logging_config import service_log_config
 from api.main import create_app
 from api.routers.dashboard import DASHBOARD_PATH
 from api.schemas import BoxPairRequest, RegisterRequest
@@ -57,7 +58,15 @@ def run_serve(args: argparse.Namespace) -> int:
     settings = get_settings()
     app = create_app(settings)  # refuses a weak signing key before anything is bound
     print(f"hbopt: dashboard at http://{host}:{args.port}{DASHBOARD_PATH}", flush=True)
-    uvicorn.Server(uvicorn_config(app, settings, args.host, args.port, args.log_level)).run()
+    config = uvicorn_config(
+        app,
+        settings,
+        args.host,
+        args.port,
+        args.log_level,
+        log_config=service_log_config(args.log_level),
+    )
+    uvicorn.Server(config).run()
     return 0
 
 

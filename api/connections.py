@@ -168,7 +168,13 @@ class HeadTimeoutHttpTools(HttpToolsProtocol):
 
 
 def uvicorn_config(
-    app: Any, settings: Settings, host: str, port: int, log_level: str
+    app: Any,
+    settings: Settings,
+    host: str,
+    port: int,
+    log_level: str,
+    *,
+    log_config: dict[str, Any] | None = None,
 ) -> uvicorn.Config:
     """The uvicorn configuration of the service: the head deadline, keep-alive and body
     settings of ``settings`` (one worker; see docs/security.md for the numbers)."""
@@ -180,6 +186,7 @@ def uvicorn_config(
         host=host,
         port=port,
         log_level=log_level,
+        log_config=log_config,
         http=protocol,
         timeout_keep_alive=math.ceil(settings.keep_alive_s),
     )

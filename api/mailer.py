@@ -1,8 +1,9 @@
 """How the service sends account mail: a one-method interface and its default.
 
-The default :class:`LogMailer` writes each message, link included, to the log, which is enough
-for the demo and for operators who relay it by hand; a deployment plugs in an SMTP or provider
-adapter with the same method. :class:`OutboxMailer` keeps messages in memory (tests, demos).
+Without an SMTP server in the settings, :class:`LogMailer` writes each message, link included,
+to the ``api.mail`` log (``hbopt serve`` prints it), which is enough for the demo and for
+operators who relay it by hand; with one, :class:`api.mailer_smtp.SmtpMailer` delivers it
+(:func:`api.main.mailer_from_settings` picks). :class:`OutboxMailer` keeps messages in memory.
 """
 
 from __future__ import annotations
@@ -24,15 +25,23 @@ class Message:
 
 class Mailer(Protocol):
     def send(self, message: Message) -> None:
-        """Deliver one message (may block; called from a worker thread)."""
+        """Deliver or queue one message (called from a worker thread; may block briefly)."""
         ...
 
 
 class LogMailer:
-    """Writes the message and its link to the ``api.mail`` logger."""
+    """Writes the message and its link to the ``api.mail`` logger.
+
+    At WARNING, so the link shows at every log level: someone has to relay it by hand.
+    """
 
     def send(self, message: Message) -> None:
-        logger.info("mail to %s: %s: %s", message.to, message.subject, message.link)
+        logger.warning(
+            "no SMTP server set (HBOPT_SMTP_HOST); relay this mail by hand: to %s: %s: %s",
+            message.to,
+            message.subject,
+            message.link,
+        )
 
 
 @dataclass

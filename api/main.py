@@ -25,6 +25,7 @@ from api.connections import BodyDeadline
 from api.deps import Clock, Services, route_roles
 from api.errors import install_error_handlers
 from api.mailer import LogMailer, Mailer
+from api.mailer_smtp import SmtpConfig, SmtpMailer
 from api.maintenance import run_maintenance
 from api.notify import make_notifier
 from api.observability import Metrics, ObservabilityMiddleware, RequestLog
@@ -109,7 +110,7 @@ def create_app(
     settings : Settings, optional
         This app's settings (default: :func:`get_settings`, read once from the environment).
     mailer : Mailer, optional
-        Delivers confirmation and reset links; default writes them to the log.
+        Delivers confirmation and reset links; default: :func:`mailer_from_settings`.
     clock : callable, optional
         Returns the current tz-aware UTC time; tests inject a movable clock.
     telemetry_factory : callable, optional
@@ -128,7 +129,8 @@ def create_app(
             # Nested start-up (a test client inside another): share the open resources.
             yield
             return
-        services = _open_services(settings, mailer, clock, telemetry_factory)
+        own_mailer = mailer or mailer_from_settings(settings)
+        services = _open_services(settings, own_mailer, clock, telemetry_factory)
         app.state.services = services
         tasks = [
             asyncio.create_task(_maintenance_loop(services)),
@@ -142,6 +144,10 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             services.request_log.flush()
+            if mailer is None and isinstance(own_mailer, SmtpMailer):
+                # Queued mail is delivered (or given up) in the background; do not hold the
+                # shutdown for a retry schedule of minutes.
+                own_mailer.close(wait=False)
             if services.notifier is not None:
                 services.notifier.close()
             if services.telemetry is not None:
@@ -173,9 +179,26 @@ def create_app(
     return app
 
 
+def mailer_from_settings(settings: Settings) -> Mailer:
+    """SMTP delivery when ``smtp_host`` is set, else the links go to the service log."""
+    if not settings.smtp_host:
+        return LogMailer()
+    return SmtpMailer(
+        SmtpConfig(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            security=settings.smtp_security,
+            user=settings.smtp_user,
+            password=settings.smtp_password.get_secret_value(),
+            sender=settings.mail_from,
+            timeout_s=settings.smtp_timeout_s,
+        )
+    )
+
+
 def _open_services(
     settings: Settings,
-    mailer: Mailer | None,
+    mailer: Mailer,
     clock: Clock,
     telemetry_factory: TelemetryFactory,
 ) -> Services:

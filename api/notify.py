@@ -9,7 +9,6 @@ from notifications.channels import Channel
 from notifications.channels.email import EmailChannel
 from notifications.channels.feed import FeedChannel
 from notifications.channels.webhook import WebhookChannel
-from notifications.channels.webpush import WebPushChannel
 
 
 def make_notifier(services: Services) -> Notifier | None:
@@ -31,6 +30,9 @@ def make_notifier(services: Services) -> Notifier | None:
     }
     vapid = settings.vapid_private_key.get_secret_value()
     if vapid:
+        # pywebpush pulls in aiohttp and requests: only a service that pushes imports them
+        from notifications.channels.webpush import WebPushChannel  # noqa: PLC0415
+
         channels[ChannelName.PUSH] = WebPushChannel.from_pem(
             vapid, settings.vapid_subject, store.remove_subscription
         )

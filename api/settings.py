@@ -67,8 +67,23 @@ class Settings(BaseSettings):
     telemetry_future_tolerance_s: int = Field(default=300, ge=0, le=3600)
     maintenance_interval_s: int = Field(default=3600, ge=1)
     public_base_url: str = Field(
-        default="http://127.0.0.1:8000", description="Base of the links put into confirmation mails"
+        default="http://127.0.0.1:8000",
+        description="Base of the links put into confirmation and reset mails (the dashboard's "
+        "origin as the owner's browser reaches it)",
     )
+    smtp_host: str = Field(
+        default="", description="SMTP server for account mail; empty: links go to the service log"
+    )
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_security: Literal["starttls", "tls", "none"] = Field(
+        default="starttls", description="starttls (port 587), tls (implicit, 465) or none"
+    )
+    smtp_user: str = Field(default="", description="SMTP AUTH user; empty: no AUTH")
+    smtp_password: SecretStr = Field(default=SecretStr(""))
+    mail_from: str = Field(
+        default="Heartbeat <noreply@localhost>", description="From header of account mail"
+    )
+    smtp_timeout_s: float = Field(default=10.0, gt=0.0, le=120.0)
     # Argon2id cost; the defaults are argon2-cffi's (RFC 9106 low-memory profile). Tests lower them.
     password_time_cost: int = Field(default=3, ge=1)
     password_memory_cost_kib: int = Field(default=65536, ge=32)

@@ -14,31 +14,49 @@ import argparse
 import asyncio
 import tempfile
 import time
-from dataclasses import dataclass, replace
-from typing import Literal
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, TypeVar
 
 import pandas as pd
 
 from core.errors import CliError
 from optimizer import ChargingMode
-from scheduler.controller import SiteConfig
+from scheduler.backtest_inputs import BacktestInputs, bundled_inputs
+from scheduler.controller import SiteConfig, SiteController
+from scheduler.fair_score import (
+    REPLACEMENT_EUR_PER_KWH,
+    RunScores,
+    Scorer,
+    plan_trace,
+    steps_trace,
+)
+from scheduler.playback import play_back
 from scheduler.simulate import (
     ClosedLoopRun,
     Outcome,
     outcome_from_plan,
     outcome_from_steps,
     perfect_foresight,
-    period_prices,
     run_closed_loop,
     run_no_control,
     valuation,
 )
 from simulation.twin import Twin
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True)
 class BacktestResult:
-    """Outcomes of the three runs over the same period, and the controller's run."""
+    """Outcomes and fair scores of the runs over the same period, and the controller's run.
+
+    ``scores`` holds the fair scores (:mod:`scheduler.fair_score`) of ``controller``,
+    ``rule-based`` (the box's own logic: no control), ``perfect foresight`` (the plan as the
+    optimizer predicts it) and the perfect-foresight plan played back on the twin
+    (``pf on twin``: exact setpoints, ``pf via box rules``: the controller's commands).
+    """
 
     start: pd.Timestamp
     end: pd.Timestamp
@@ -47,6 +65,8 @@ class BacktestResult:
     perfect: Outcome
     run: ClosedLoopRun
     wall_s: dict[str, float]
+    scores: dict[str, RunScores] = field(default_factory=dict)
+    replacement_eur_per_kwh: float = REPLACEMENT_EUR_PER_KWH
 
 
 def backtest(
@@ -54,33 +74,78 @@ def backtest(
     days: int,
     config: SiteConfig | None = None,
     *,
+    inputs: BacktestInputs | None = None,
     transport: Literal["modbus", "inprocess"] = "inprocess",
     progress: bool = True,
     store_dir: str | None = None,
+    replacement_eur_per_kwh: float = REPLACEMENT_EUR_PER_KWH,
+    watch: Callable[[SiteController], None] | None = None,
 ) -> BacktestResult:
-    """Run the controller and both baselines from ``start`` (UTC) for ``days`` days."""
+    """Run the controller and the baselines from ``start`` (UTC) for ``days`` days.
+
+    Parameters
+    ----------
+    start : pandas.Timestamp
+        First slot, tz-aware.
+    days : int
+        Length of the period [days].
+    config : SiteConfig, optional
+        The controller's configuration; its ``home`` is replaced by ``inputs.home``.
+    inputs : BacktestInputs, optional
+        The data everything runs on: the controller's prices, CO2, weather and heat demand,
+        the twin's PV, load, temperatures and EV sessions, the baselines and the score. Default:
+        :func:`~scheduler.backtest_inputs.bundled_inputs` for ``config.home``.
+    replacement_eur_per_kwh : float
+        Price of EV energy not delivered by a session's real departure [EUR/kWh].
+    watch : callable, optional
+        Called with the controller after every simulated minute.
+
+    Raises
+    ------
+    InputError
+        ``inputs`` do not cover the period (the message names the argument).
+    """
     config = config or SiteConfig("backtest", watchdog_timeout_s=180)
     end = start + pd.Timedelta(days=days)
+    if inputs is None:
+        inputs = bundled_inputs(start, days, config.home)
+    inputs = inputs.for_period(start, end)
+    config = replace(config, home=inputs.home)
+    index = pd.date_range(start, end, freq="15min", inclusive="left")
+    prices = inputs.tariff_prices(index)
+
+    def twin() -> Twin:
+        return Twin(inputs.twin_params(), inputs.profiles(start, end))
+
     walls: dict[str, float] = {}
-    twin = Twin.from_bundled_data(start, days + 1)
-    soc0 = twin.soc
+    twin0 = twin()
+    soc0, temp0 = twin0.soc, twin0.t_store_c
     t0 = time.perf_counter()
-    run = asyncio.run(
+    run = run_sync(
         run_closed_loop(
-            config, twin, start, end, transport=transport, store_dir=store_dir,
-            progress=progress, desc="backtest",
+            config, twin0, start, end, transport=transport, store_dir=store_dir,
+            progress=progress, desc="backtest", inputs=inputs, watch=watch,
         )
     )  # fmt: skip
     walls["closed loop"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    base = run_no_control(Twin.from_bundled_data(start, days + 1), start, end)
+    base = run_no_control(twin(), start, end)
     walls["no control"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    plan = perfect_foresight(config, Twin.from_bundled_data(start, days + 1), start, end, soc0)
+    config_pf = replace(config, hp_temp_init_c=temp0)
+    plan = perfect_foresight(config_pf, twin(), start, end, soc0, prices=prices)
     walls["perfect foresight"] = time.perf_counter() - t0
-    prices = period_prices(config, start, end)
+    t0 = time.perf_counter()
+    scorer = Scorer(inputs, start, end, config.tuning, replacement_eur_per_kwh)
+    scores = {
+        "controller": scorer.score(steps_trace(run.steps, temp0)),
+        "rule-based": scorer.score(steps_trace(base, temp0)),
+        "perfect foresight": scorer.score(plan_trace(plan, temp0)),
+        "pf on twin": scorer.score(steps_trace(play_back(plan, twin(), "exact"), temp0)),
+        "pf via box rules": scorer.score(steps_trace(play_back(plan, twin(), "box"), temp0)),
+    }
+    walls["score"] = time.perf_counter() - t0
     value = valuation(config, prices)
-    temp0 = twin.site.heat_pump.t_init_c
     return BacktestResult(
         start,
         end,
@@ -89,7 +154,19 @@ def backtest(
         outcome_from_plan(plan, value, temp0),
         run,
         walls,
+        scores,
+        replacement_eur_per_kwh,
     )
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run``, in a worker thread when this thread already runs a loop (Jupyter)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 ROWS: tuple[tuple[str, str, str], ...] = (
@@ -118,27 +195,66 @@ def format_outcomes(columns: dict[str, Outcome]) -> str:
 
 
 def format_result(result: BacktestResult) -> str:
-    """The comparison table, savings and run statistics."""
+    """The energy table, the fair score, the model error and run statistics."""
     ctl, base, best = result.controlled, result.no_control, result.perfect
-    table = format_outcomes({"controller": ctl, "no control": base, "perfect foresight": best})
+    table = format_outcomes({"controller": ctl, "rule-based": base, "perfect foresight": best})
     reports = result.run.controller.reports
     failed = sum(not r.ok for r in reports)
-    gap = base.net_cost_eur - best.net_cost_eur
-    saved = base.net_cost_eur - ctl.net_cost_eur
-    captured = saved / gap if gap > 1e-9 else float("nan")
     lines = [
         f"period {result.start:%Y-%m-%d %H:%M} .. {result.end:%Y-%m-%d %H:%M} UTC",
-        table,
+        "\n".join(t for i, t in enumerate(table.splitlines()) if i not in (1, 3)),
         "",
-        f"saving vs no control   {saved:8.2f} EUR net "
-        f"({captured:.0%} of the perfect-foresight saving {gap:.2f} EUR), "
-        f"CO2 {base.co2_kg - ctl.co2_kg:+.1f} kg avoided",
+        format_scores(result.scores, result.replacement_eur_per_kwh),
+        "",
         f"cycles                 {len(reports)} ({failed} failed), "
         f"median solve {pd.Series([r.solve_ms for r in reports]).median():.0f} ms",
         "wall time              " + ", ".join(f"{k} {v:.1f} s" for k, v in result.wall_s.items()),
-        "net cost = energy cost - value of the battery energy and heat gained and of the "
-        "energy charged into cars (all at the period's mean import price)",
     ]
+    return "\n".join(lines)
+
+
+SCORE_ROWS: tuple[tuple[str, str], ...] = (
+    ("cost_eur", "energy cost [EUR]"),
+    ("end_state_eur", "end state, next day [EUR]"),
+    ("ev_short_eur", "EV short x {price:.2f} [EUR]"),
+    ("net_eur", "fair net cost [EUR]"),
+)
+
+
+def format_scores(scores: dict[str, RunScores], price: float) -> str:
+    """Fair scores (full period and interior), capture against the rule-based system and the
+    perfect-foresight plan on the twin beside its prediction."""
+    head = f"{'fair score':30}" + "".join(f"{name:>19}" for name in scores)
+    lines = [head]
+    for part, label in (("full", "whole period"), ("interior", "all but the last day")):
+        lines.append(f"-- {label}")
+        for attr, name in SCORE_ROWS:
+            cells = "".join(f"{getattr(getattr(r, part), attr):19.2f}" for r in scores.values())
+            lines.append(f"{name.format(price=price):30}{cells}")
+        cells = "".join(
+            f"{f'{s.ev_short_kwh:.1f} ({s.ev_met}/{s.ev_total} met)':>19}"
+            for s in (getattr(r, part) for r in scores.values())
+        )
+        lines.append(f"{'EV short [kWh] (sessions)':30}{cells}")
+    for part, label in (("full", "whole period"), ("interior", "interior")):
+        ctl, rb, pf = (
+            getattr(scores[k], part).net_eur
+            for k in ("controller", "rule-based", "perfect foresight")
+        )
+        gap = rb - pf
+        captured = (rb - ctl) / gap if gap > 1e-9 else float("nan")
+        lines.append(
+            f"capture ({label}): controller saves {rb - ctl:.2f} EUR vs rule-based, "
+            f"{captured:.0%} of the perfect-foresight saving {gap:.2f} EUR"
+        )  # fmt: skip
+    if "pf on twin" in scores:
+        pred = scores["perfect foresight"].full.net_eur
+        twin = scores["pf on twin"].full.net_eur
+        box = scores["pf via box rules"].full.net_eur
+        lines.append(
+            f"model error: the perfect-foresight plan costs {twin - pred:+.2f} EUR on the twin "
+            f"(exact setpoints), {box - pred:+.2f} EUR through the box rules, vs its prediction"
+        )
     return "\n".join(lines)
 
 

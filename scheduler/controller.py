@@ -52,6 +52,7 @@ from scheduler.clock import LoopClock, Wakeup
 from scheduler.commands import box_setpoints, schedule_slot
 from scheduler.cycle import CycleRequest, CycleResult, plan_cycle
 from scheduler.feeds import BundledWeather, DayCache, PriceFeed, StandardLoad
+from scheduler.frame_feeds import HeatDemandFeed, WeatherFeed
 from scheduler.scenario import Home
 from scheduler.site_model import store_column
 
@@ -224,8 +225,11 @@ class SiteController:
         Cached prices and CO2; refreshed in the background.
     executor : concurrent.futures.Executor
         Where solves run (a process pool).
-    weather : BundledWeather, optional
-        Weather feed (temperatures always; PV when ``pv_forecast="weather"``).
+    weather : WeatherFeed, optional
+        Weather feed (temperatures always; PV when ``pv_forecast="weather"``); default the
+        bundled weather.
+    heat_demand : HeatDemandFeed, optional
+        Heat drawn from the store besides its loss [kW thermal]; default none.
     client : HeartbeatClient, optional
         Default: a client for ``config.host:port`` on the clock.
     """
@@ -238,15 +242,17 @@ class SiteController:
         prices: PriceFeed,
         executor: Executor,
         *,
-        weather: BundledWeather | None = None,
+        weather: WeatherFeed | None = None,
         client: HeartbeatClient | None = None,
+        heat_demand: HeatDemandFeed | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
         self.store = store
         self.prices = prices
         self.executor = executor
-        self.weather = weather or BundledWeather()
+        self.weather: WeatherFeed = weather or BundledWeather()
+        self.heat_demand = heat_demand
         self.client = client or HeartbeatClient(
             config.host,
             config.port,
@@ -268,7 +274,7 @@ class SiteController:
         self._last_poll: float | None = None
         self._last_stored: float | None = None
         self._unsaved: list[Sample] = []
-        self._t_out: tuple[pd.Timestamp | None, float] = (None, 0.0)
+        self._t_out: tuple[pd.Timestamp | None, float, float] = (None, 0.0, 0.0)
         self._limits: tuple[int, float | None] = (0, None)
         self._sched_id = 0
         self._reconnects = 0
@@ -414,13 +420,15 @@ class SiteController:
             return
         slot = self._now().floor("15min")
         if self._t_out[0] != slot:  # one weather lookup per slot, not per poll
+            index = self._slot_index(1)
             self._t_out = (
                 slot,
-                float(self.weather.weather(self._slot_index(1))["temp_air_c"].iloc[0]),
+                float(self.weather.weather(index)["temp_air_c"].iloc[0]),
+                float(self._heat_demand(index)[0]) if self.heat_demand is not None else 0.0,
             )
-        t_out = self._t_out[1]
+        t_out, demand = self._t_out[1], self._t_out[2]
         cop = max(1.0, hp.cop_at_7c + hp.cop_slope_per_k * (t_out - 7.0))
-        heat = cop * (meas.hp_kw or 0.0) - hp.loss_kw_per_k * (self._hp_temp - t_out)
+        heat = cop * (meas.hp_kw or 0.0) - hp.loss_kw_per_k * (self._hp_temp - t_out) - demand
         self._hp_temp += heat * dt_h / hp.capacity_kwh_per_k
 
     def _store_measurement(self, meas: Measurement) -> None:
@@ -521,7 +529,15 @@ class SiteController:
         temps = {hp.name: self._hp_temp for hp in site.heat_pumps}
         soc = float(np.clip(meas.battery_soc if meas.battery_soc is not None else 0.5, 0, 1))
         state = State(soc, temps, self._sessions(index))
-        return Problem(site, Inputs.from_frame(frame), state, self.config.tuning)
+        demand = {}
+        if self.heat_demand is not None and site.heat_pumps:
+            demand = {site.heat_pumps[0].name: self._heat_demand(index)}
+        inputs = Inputs.from_frame(frame, heat_demand_kw=demand)
+        return Problem(site, inputs, state, self.config.tuning)
+
+    def _heat_demand(self, index: pd.DatetimeIndex) -> np.ndarray:
+        assert self.heat_demand is not None
+        return self.heat_demand.demand(index).to_numpy(float)
 
     def _sessions(self, index: pd.DatetimeIndex) -> tuple[EVSession, ...]:
         site = self.config.home.site

@@ -42,6 +42,7 @@ from optimizer import (
     optimize,
 )
 from pricing import load_tariff, site_prices
+from scheduler.backtest_inputs import BacktestInputs
 from scheduler.clock import SteppedClock
 from scheduler.controller import SiteConfig, SiteController, store_clock
 from scheduler.feeds import PriceFeed
@@ -98,12 +99,15 @@ def steps_frame(steps: list[TwinStep]) -> pd.DataFrame:
 def measured_box(twin: Twin, start: pd.Timestamp, site_id: str) -> tuple[HeartbeatBox, SimClock]:
     """A box whose twin ran its first minute before ``start``, so it has measurements.
 
-    That minute is dropped from ``box.steps``; the box records from ``start`` on.
+    That minute is dropped from ``box.steps`` and the twin's states are restored after it,
+    so the box records from ``start`` on from the twin's state at ``start``.
     """
     sim_clock = SimClock(start - pd.Timedelta(minutes=1))
     box = HeartbeatBox(twin, sim_clock, BoxConfig(site_id, watchdog_timeout_s=60))
     sim_clock.set(start)
+    state = twin.snapshot()
     box.tick()
+    twin.restore(state)
     box.keep_steps = True
     return box, sim_clock
 
@@ -118,10 +122,13 @@ async def simulated_site(
     store: TelemetryStore | None = None,
     executor: Executor | None = None,
     store_dir: str | None = None,
+    inputs: BacktestInputs | None = None,
 ) -> AsyncIterator[tuple[SiteController, HeartbeatBox, SteppedClock]]:
     """A box (served on 127.0.0.1, or in-process), a store and a started controller.
 
-    All share one simulated clock at ``start``; advance it with :func:`drive`.
+    All share one simulated clock at ``start``; advance it with :func:`drive`. With
+    ``inputs`` the controller's prices, CO2, weather and heat demand come from them only;
+    without, from the bundled data.
     """
     box, sim_clock = measured_box(twin, start, config.site_id)
     clock = SteppedClock(sim_clock)
@@ -141,12 +148,20 @@ async def simulated_site(
     if store is None:
         settings = StoreSettings(data_dir=Path(store_dir or "."), sqlite_file="scheduler.sqlite3")
         store = make_store(settings, clock=store_clock(clock))
-    feed = PriceFeed.bundled(
-        load_tariff(config.home.tariff_path),
-        config.home.export_rules(),
-        lambda: pd.Timestamp(clock.now(), unit="s", tz="UTC"),
-    )
-    controller = SiteController(config, clock, store, feed, pool, client=client)
+
+    def now() -> pd.Timestamp:
+        return pd.Timestamp(clock.now(), unit="s", tz="UTC")
+
+    if inputs is None:
+        feed = PriceFeed.bundled(
+            load_tariff(config.home.tariff_path), config.home.export_rules(), now
+        )
+        controller = SiteController(config, clock, store, feed, pool, client=client)
+    else:
+        controller = SiteController(
+            config, clock, store, inputs.price_feed(now), pool, client=client,
+            weather=inputs.weather_feed(), heat_demand=inputs.heat_demand_feed(),
+        )  # fmt: skip
     try:
         await controller.start()
         yield controller, box, clock
@@ -189,14 +204,23 @@ async def run_closed_loop(
     store_dir: str | None = None,
     progress: bool = False,
     desc: str = "closed loop",
+    inputs: BacktestInputs | None = None,
+    watch: Callable[[SiteController], None] | None = None,
 ) -> ClosedLoopRun:
-    """Run the controller against the simulated box from ``start`` to ``end`` (UTC)."""
+    """Run the controller against the simulated box from ``start`` to ``end`` (UTC).
+
+    ``inputs``: the data the controller sees (default: the bundled feeds); ``watch`` is called
+    with the controller after every simulated minute (e.g. to record its problems).
+    """
     t0 = time.perf_counter()
     minutes = int((end - start).total_seconds() // STEP_S)
-    site = simulated_site(config, twin, start, transport=transport, store_dir=store_dir)
+    site = simulated_site(
+        config, twin, start, transport=transport, store_dir=store_dir, inputs=inputs
+    )
     async with site as (ctl, box, clock):
         with tqdm(total=minutes, desc=desc, unit="sim-min", disable=not progress) as bar:
-            await drive(clock, box, end, bar)
+            on_minute = None if watch is None else (lambda _t: watch(ctl))
+            await drive(clock, box, end, bar, on_minute)
     return ClosedLoopRun(steps_frame(box.steps), ctl, box, time.perf_counter() - t0)
 
 
@@ -210,16 +234,27 @@ def run_no_control(twin: Twin, start: pd.Timestamp, end: pd.Timestamp) -> pd.Dat
 
 
 def perfect_foresight(
-    config: SiteConfig, twin: Twin, start: pd.Timestamp, end: pd.Timestamp, soc0: float
+    config: SiteConfig,
+    twin: Twin,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    soc0: float,
+    *,
+    prices: pd.DataFrame | None = None,
 ) -> Plan:
     """One plan over the whole period on the actual data (the limit).
 
     Each EV session gets its own wallbox, available only between its real plug-in and
     plug-out (one optimizer wallbox holds one session), with its real energy as the target.
+    PV, load, temperatures and heat demand come from the twin's profiles; ``prices``
+    (import/export [EUR/kWh], CO2 [g/kWh] on the period's slots) default to the bundled ones.
     """
     index = pd.date_range(start, end, freq="15min", inclusive="left")
     home = config.home
-    frame = site_prices(index, load_tariff(home.tariff_path), home.export_rules())
+    if prices is None:
+        frame = site_prices(index, load_tariff(home.tariff_path), home.export_rules())
+    else:
+        frame = prices.reindex(index).copy()
     prof = twin.profiles
     t0 = pd.Timestamp(prof.start, unit="s", tz="UTC")
     pos = np.asarray((index - t0) // pd.Timedelta(minutes=15), dtype=int) % len(prof.pv_kw)
@@ -229,7 +264,11 @@ def perfect_foresight(
     wallboxes, sessions = _session_wallboxes(home.site, prof.ev_sessions, start, end)
     site = Site(home.site.grid, home.site.pv, home.site.battery, wallboxes, home.site.heat_pumps)
     temps = {hp.name: config.hp_temp_init_c for hp in site.heat_pumps}
-    problem = Problem(site, Inputs.from_frame(frame), State(soc0, temps, sessions), config.tuning)
+    demand = {}
+    if prof.heat_kw is not None and site.heat_pumps:
+        demand = {site.heat_pumps[0].name: prof.heat_kw[pos]}
+    inputs = Inputs.from_frame(frame, demand)
+    problem = Problem(site, inputs, State(soc0, temps, sessions), config.tuning)
     return optimize(problem, config.solver)
 
 

@@ -137,18 +137,29 @@ class TwinStep:
 
 @dataclass(frozen=True)
 class Profiles:
-    """Exogenous inputs on a 15-min UTC grid: PV [kW], load [kW], outdoor temperature [degC]."""
+    """Exogenous inputs on a 15-min UTC grid: PV [kW], load [kW], outdoor temperature [degC].
+
+    ``heat_kw`` [kW thermal], if given, is drawn from the heat store besides its loss to the
+    outdoor air (e.g. hot water, or a measured building demand).
+    """
 
     start: float
     pv_kw: np.ndarray
     load_kw: np.ndarray
     t_out_c: np.ndarray
     ev_sessions: pd.DataFrame
+    heat_kw: np.ndarray | None = None
 
     def at(self, t: float) -> tuple[float, float, float]:
         """PV, load, T_out at UNIX time ``t`` (the period repeats beyond its end)."""
         i = int((t - self.start) // PROFILE_STEP_S) % len(self.pv_kw)
         return float(self.pv_kw[i]), float(self.load_kw[i]), float(self.t_out_c[i])
+
+    def heat_at(self, t: float) -> float:
+        """Heat demand besides the store's loss at UNIX time ``t`` [kW thermal]."""
+        if self.heat_kw is None:
+            return 0.0
+        return float(self.heat_kw[int((t - self.start) // PROFILE_STEP_S) % len(self.heat_kw)])
 
 
 def bundled_profiles(
@@ -197,6 +208,15 @@ class Twin:
         self._ev_left = profiles.ev_sessions["energy_kwh"].to_numpy(float).copy()
         self.last: TwinStep | None = None
 
+    def snapshot(self) -> tuple[float, float, bool, np.ndarray]:
+        """The mutable states: battery SOC, store temperature, heat pump on, car energy left."""
+        return self.soc, self.t_store_c, self.hp_on, self._ev_left.copy()
+
+    def restore(self, state: tuple[float, float, bool, np.ndarray]) -> None:
+        """Back to a :meth:`snapshot` (keeps ``last``, the reading of the step taken since)."""
+        self.soc, self.t_store_c, self.hp_on, left = state
+        self._ev_left = left.copy()
+
     @classmethod
     def from_bundled_data(
         cls,
@@ -236,6 +256,7 @@ class Twin:
         )
         hpp = self.site.heat_pump
         heat = hp * hpp.cop(t_out) - hpp.loss_kw_per_k * (self.t_store_c - t_out)
+        heat -= self.profiles.heat_at(t)
         self.t_store_c += heat * dt_h / hpp.store_kwh_per_k
         if plugged is not None:
             self._ev_left[plugged] = max(self._ev_left[plugged] - ev * dt_h, 0.0)

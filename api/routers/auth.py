@@ -17,6 +17,7 @@ from api.connections import AUTH_BODY_BYTES
 from api.deps import Services, ServicesDep, public
 from api.errors import ERROR_RESPONSES, ApiError, ErrorBody, unauthorized
 from api.mailer import Message
+from api.routers.dashboard import DASHBOARD_PATH
 from api.schemas import (
     Accepted,
     ConfirmRequest,
@@ -65,7 +66,9 @@ def _mail_token(services: Services, user: User, purpose: str, link_path: str) ->
         expires = now + timedelta(minutes=settings.reset_token_ttl_min)
         services.accounts.add_email_token(token_digest(token), user.id, "reset", expires)
         subject = "Reset your Heartbeat password"
-    link = f"{settings.public_base_url.rstrip('/')}/{link_path}?token={token}"
+    # The token rides in the fragment, which browsers never send: it cannot reach an access log.
+    base = settings.public_base_url.rstrip("/")
+    link = f"{base}{DASHBOARD_PATH}{link_path}#token={token}"
     body = f"{subject}: open {link} (valid until {expires.isoformat()})."
     services.mailer.send(Message(to=user.email, subject=subject, body=body, link=link))
 

@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, FastAPI
-from fastapi.responses import RedirectResponse
+from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.deps import public
@@ -30,6 +30,25 @@ def static_dir() -> Path:
 def root() -> RedirectResponse:
     """The service's front page is the dashboard."""
     return RedirectResponse(DASHBOARD_PATH)
+
+
+# Pages the account mails link to; the token follows in the URL fragment (``#token=...``),
+# which the browser keeps to itself, so only the page's POST carries it to the API.
+MAILED_PAGES = ("confirm-email", "reset-password")
+
+
+def _index() -> FileResponse:
+    return FileResponse(static_dir() / "index.html", headers={"Cache-Control": "no-store"})
+
+
+for _page in MAILED_PAGES:
+    router.add_api_route(
+        f"{DASHBOARD_PATH}{_page}",
+        _index,
+        methods=["GET"],
+        include_in_schema=False,
+        dependencies=[Depends(public)],
+    )
 
 
 def mount_dashboard(app: FastAPI) -> None:

@@ -13,7 +13,7 @@ from api.deps import Customer, Services, ServicesDep
 from api.errors import ERROR_RESPONSES, ApiError, field_error, not_found
 from api.schemas import In
 from notifications import ChannelName, EventKind, NotificationStore, PushSubscription, UserSettings
-from notifications.channels.webpush import application_server_key
+from notifications.vapid import application_server_key
 
 router = APIRouter(prefix="/v1/app", tags=["notifications"], responses=ERROR_RESPONSES)
 

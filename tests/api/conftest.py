@@ -18,7 +18,7 @@ from api.mailer import OutboxMailer
 from api.main import create_app
 from api.security import encode_access_token
 from api.settings import Settings
-from notifications.channels.webpush import new_vapid_key
+from notifications.vapid import new_vapid_key
 
 JWT_SECRET = "test-secret-not-for-production-0123456789"
 START = datetime(2026, 3, 29, 0, 30, tzinfo=UTC)  # a DST-change day in Europe/Berlin

@@ -52,9 +52,29 @@ def check_parameter_study(result: dict[str, Any]) -> None:
     assert all(v > 0 for row in result["savings_eur"].values() for v in row.values())
 
 
+def check_own_data(result: dict[str, Any]) -> None:
+    """The backtest ran on the files' data, and the fair score adds up."""
+    assert result["cycles_failed"] == 0
+    # the twin's outdoor temperature is the measured DWD 2024 series, slot for slot
+    twin, dwd = result["twin_t_out_c"], result["dwd_t_out_c"]
+    assert len(twin) == len(dwd) == result["days"] * 96
+    assert max(abs(a - b) for a, b in zip(twin, dwd, strict=True)) < 1e-9
+    # the measured household is far from the standard profile of the same annual energy
+    assert result["load_profile_error"] > 0.2
+    for part in ("net_eur", "interior_net_eur"):
+        net = result[part]
+        assert net["perfect foresight"] <= net["rule-based"] + 1e-6, (part, net)
+        # played back exactly, the plan costs what it predicted
+        assert abs(net["pf on twin"] - net["perfect foresight"]) < 0.1 * result["days"], net
+    for name, kwh in result["ev_short_kwh"].items():
+        assert result["ev_short_eur"][name] == pytest.approx(0.55 * kwh), name
+    assert result["ev_short_kwh"]["perfect foresight"] < 0.1
+
+
 CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     "02_backtest_year.ipynb": check_backtest,
     "03_parameter_study.ipynb": check_parameter_study,
+    "04_own_data_backtest.ipynb": check_own_data,
 }
 
 

@@ -3,13 +3,11 @@ service (plain HTTP servers), plus a notification store on a real SQLite file.""
 
 from __future__ import annotations
 
-import smtplib
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -40,14 +38,6 @@ class SmtpServer:
     host: str
     port: int
     inbox: _Inbox
-
-    def send(self, to: str, subject: str, body: str) -> None:
-        """A plain smtplib sender to this server (what the service's SMTP mailer does)."""
-        msg = EmailMessage()
-        msg["From"], msg["To"], msg["Subject"] = "heartbeat@example.test", to, subject
-        msg.set_content(body)
-        with smtplib.SMTP(self.host, self.port, timeout=5) as smtp:
-            smtp.send_message(msg)
 
 
 @pytest.fixture

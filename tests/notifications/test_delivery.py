@@ -12,6 +12,8 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
+from api.mailer import Message
+from api.mailer_smtp import SmtpConfig, SmtpMailer
 from notifications import (
     ChannelName,
     DispatchPolicy,
@@ -96,8 +98,14 @@ def event_of(kind: EventKind) -> Event:
 
 
 def notifier(store: NotificationStore, smtp: SmtpServer, policy: DispatchPolicy = FAST) -> Notifier:
+    """The service's notifier with the service's own SMTP mailer to ``smtp``."""
+    mailer = SmtpMailer(SmtpConfig(smtp.host, smtp.port, security="none", retry_min_s=0.05))
+
+    def send(to: str, subject: str, body: str) -> None:
+        mailer.send(Message(to=to, subject=subject, body=body, link=""))
+
     channels = {
-        ChannelName.EMAIL: EmailChannel(smtp.send),
+        ChannelName.EMAIL: EmailChannel(send),
         ChannelName.WEBHOOK: WebhookChannel(timeout_s=5),
         ChannelName.FEED: FeedChannel(store),
     }

@@ -3,10 +3,11 @@
 const KEY = "hbopt.session";
 
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, fields = []) {
     super(message);
     this.status = status;
     this.code = code;
+    this.fields = fields; // [{field: "body.battery.capacity_kwh", reason}] on a 422
   }
 }
 
@@ -21,14 +22,16 @@ function keep(tokens) {
 async function toError(response) {
   let code = `http_${response.status}`;
   let message = response.statusText || "request failed";
+  let fields = [];
   try {
     const body = await response.json();
     code = body.error.code;
     message = body.error.message;
+    fields = body.error.fields || [];
   } catch {
     // not the API's error body (e.g. a proxy); keep the status line
   }
-  return new ApiError(response.status, code, message);
+  return new ApiError(response.status, code, message, fields);
 }
 
 async function postJson(path, body) {
@@ -37,6 +40,13 @@ async function postJson(path, body) {
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify(body),
   });
+}
+
+/** A POST to a public route (registration, confirmation, password reset): JSON or null. */
+export async function publicPost(path, body) {
+  const response = await postJson(path, body);
+  if (!response.ok) throw await toError(response);
+  return response.status === 204 ? null : response.json();
 }
 
 export async function signIn(email, password) {
@@ -97,6 +107,7 @@ export async function request(method, path, body) {
 
 export const get = (path) => request("GET", path);
 export const put = (path, body) => request("PUT", path, body);
+export const post = (path, body) => request("POST", path, body);
 export const del = (path) => request("DELETE", path);
 
 /** The response as a Blob (PNG card, export document). */

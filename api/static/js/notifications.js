@@ -89,7 +89,7 @@ function settingsForm(settings) {
           checked: (settings.channels[kind] || []).includes(channel),
         })))),
   );
-  const url = el("input", { name: "webhook_url", type: "url", placeholder: "https://ntfy.sh/my-topic", value: settings.webhook?.url || "" });
+  const url = el("input", { name: "webhook_url", type: "url", placeholder: "your ntfy topic, Gotify or Home Assistant URL", value: settings.webhook?.url || "" });
   const format = el("select", { name: "webhook_format" },
     el("option", { value: "json", selected: settings.webhook?.format !== "ntfy" }, "JSON (Gotify, Home Assistant)"),
     el("option", { value: "ntfy", selected: settings.webhook?.format === "ntfy" }, "ntfy (plain text)"));
