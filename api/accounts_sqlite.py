@@ -241,6 +241,18 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TRIGGER site_tariffs_update_changes AFTER UPDATE ON site_tariffs BEGIN
         INSERT INTO control_changes (site_id, what) VALUES (NEW.site_id, 'site_tariffs'); END;
     """,
+    # 6: a box re-sending an acknowledgement (lost reply) records it once.
+    """
+    DELETE FROM setpoint_acks WHERE id NOT IN (
+        SELECT MIN(id) FROM setpoint_acks GROUP BY box_id, etag, applied_at
+    );
+    CREATE UNIQUE INDEX setpoint_acks_once ON setpoint_acks(box_id, etag, applied_at);
+    """,
+    # 7: the token epoch in every access token; raising it (logout, password reset) voids
+    # the account's access tokens at once.
+    """
+    ALTER TABLE users ADD COLUMN token_epoch INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 
@@ -252,6 +264,7 @@ class User:
     role: AccountRole
     created_at: datetime
     confirmed_at: datetime | None
+    token_epoch: int = 0
 
 
 @dataclass(frozen=True)
@@ -406,7 +419,7 @@ def new_id(prefix: str) -> str:
 class AccountStore:
     """The API's relational state in one SQLite file (see module docstring)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, busy_timeout_ms: int = 5000) -> None:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -416,7 +429,11 @@ class AccountStore:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA foreign_keys=ON")
-        self._conn.execute("PRAGMA busy_timeout=5000")
+        # Waiting long for a lock held by another process would stall every request behind
+        # this connection's lock; the API sets a short wait and answers 503 (api.errors).
+        self._conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        # Deleted rows are overwritten with zeros, not left in free pages (erasure requests).
+        self._conn.execute("PRAGMA secure_delete=ON")
         self.migrate()
 
     # -- plumbing -------------------------------------------------------------------------------
@@ -472,6 +489,7 @@ class AccountStore:
             role=row["role"],
             created_at=_dt_req(row["created_at"]),
             confirmed_at=_dt(row["confirmed_at"]),
+            token_epoch=row["token_epoch"],
         )
 
     def create_user(
@@ -487,7 +505,8 @@ class AccountStore:
         try:
             with self._tx() as conn:
                 conn.execute(
-                    "INSERT INTO users VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO users (id, email, password_hash, role, created_at, confirmed_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
                     (
                         user_id,
                         email,
@@ -524,6 +543,40 @@ class AccountStore:
                 "UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id)
             )
 
+    def bump_token_epoch(self, user_id: str) -> None:
+        """Void every access token of the account signed so far."""
+        with self._tx() as conn:
+            conn.execute("UPDATE users SET token_epoch = token_epoch + 1 WHERE id = ?", (user_id,))
+
+    def user_of_refresh_token(self, token_hash: str) -> str | None:
+        row = self._one("SELECT user_id FROM refresh_tokens WHERE token_hash = ?", (token_hash,))
+        return None if row is None else str(row[0])
+
+    def personal_data(self, user_id: str) -> dict[str, list[dict[str, Any]]]:
+        """Every row held about the account outside its sites, secrets (hashes) left out."""
+        queries = {
+            "account": "SELECT id, email, role, created_at, confirmed_at FROM users WHERE id = ?",
+            "sessions": "SELECT family_id, created_at, expires_at, used_at, revoked_at "
+            "FROM refresh_tokens WHERE user_id = ? ORDER BY created_at",
+            "email_links": "SELECT purpose, expires_at, used_at FROM email_tokens "
+            "WHERE user_id = ? ORDER BY expires_at",
+            "sites_supported": "SELECT s.id AS site_id, s.name, g.created_at AS granted_at "
+            "FROM grants g JOIN sites s ON s.id = g.site_id WHERE g.supporter_id = ?",
+            "parameter_changes": "SELECT at, scope, scope_key, field, old_value, new_value "
+            "FROM parameter_audit WHERE actor_id = ? ORDER BY id",
+            "request_log": "SELECT at, ip, method, path, status, duration_ms "
+            "FROM request_log WHERE principal = ? ORDER BY id",
+        }
+        return {
+            name: [dict(row) for row in self._all(sql, (user_id,))] for name, sql in queries.items()
+        }
+
+    def erase_residue(self) -> None:
+        """Move the WAL into the main file and truncate it, so deleted rows (overwritten there
+        by ``secure_delete``) leave no copy in the ``-wal`` file."""
+        with self._lock:
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def delete_user(self, user_id: str) -> list[str]:
         """Delete a user with everything that hangs off it; return the ids of deleted sites.
 
@@ -543,6 +596,7 @@ class AccountStore:
                     "DELETE FROM request_log WHERE principal = ?", [(b,) for b in box_ids]
                 )
             conn.execute("DELETE FROM users WHERE id = ?", (user_id,))
+        self.erase_residue()
         return site_ids
 
     def unconfirmed_before(self, cutoff: datetime) -> list[str]:
@@ -556,6 +610,11 @@ class AccountStore:
         self, token_hash: str, user_id: str, purpose: TokenPurpose, expires_at: datetime
     ) -> None:
         with self._tx() as conn:
+            # One live token per account and purpose: a new mail voids the links before it.
+            conn.execute(
+                "DELETE FROM email_tokens WHERE user_id = ? AND purpose = ? AND used_at IS NULL",
+                (user_id, purpose),
+            )
             conn.execute(
                 "INSERT INTO email_tokens VALUES (?, ?, ?, ?, NULL)",
                 (token_hash, user_id, purpose, _ts(expires_at)),
@@ -574,7 +633,9 @@ class AccountStore:
             if row is None:
                 return None
             conn.execute(
-                "UPDATE email_tokens SET used_at = ? WHERE token_hash = ?", (_ts(now), token_hash)
+                "UPDATE email_tokens SET used_at = ? WHERE user_id = ? AND purpose = ? "
+                "AND used_at IS NULL",
+                (_ts(now), row[0], purpose),
             )
             return str(row[0])
 
@@ -685,6 +746,7 @@ class AccountStore:
             ]
             conn.executemany("DELETE FROM request_log WHERE principal = ?", [(b,) for b in box_ids])
             conn.execute("DELETE FROM sites WHERE id = ?", (site_id,))
+        self.erase_residue()
 
     def sites_owned(self, user_id: str) -> list[Site]:
         rows = self._all("SELECT * FROM sites WHERE owner_id = ? ORDER BY created_at", (user_id,))
@@ -988,14 +1050,18 @@ class AccountStore:
         setpoints: dict[str, float],
         now: datetime,
     ) -> SetpointAck:
+        """Record an ack once per (box, etag, applied_at); a repeat returns the first record."""
         with self._tx() as conn:
-            cur = conn.execute(
+            conn.execute(
                 "INSERT INTO setpoint_acks (site_id, box_id, etag, applied_at, received_at, "
-                "setpoints_json) VALUES (?, ?, ?, ?, ?, ?)",
+                "setpoints_json) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (box_id, etag, applied_at) DO NOTHING",
                 (site_id, box_id, etag, _ts(applied_at), _ts(now), json.dumps(setpoints)),
             )
-            ack_id = int(cur.lastrowid or 0)
-        row = self._one("SELECT * FROM setpoint_acks WHERE id = ?", (ack_id,))
+            row = conn.execute(
+                "SELECT * FROM setpoint_acks WHERE box_id = ? AND etag = ? AND applied_at = ?",
+                (box_id, etag, _ts(applied_at)),
+            ).fetchone()
         assert row is not None
         return self._ack(row)
 

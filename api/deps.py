@@ -33,6 +33,7 @@ from api.observability import Metrics, RequestLog
 from api.schedule import PlanCache
 from api.security import decode_access_token, token_digest
 from api.settings import Settings
+from api.throttle import Throttles
 from notifications import NotificationStore, Notifier
 from scheduler.inputs import LiveInputs
 
@@ -64,6 +65,7 @@ class Services:
     metrics: Metrics
     request_log: RequestLog
     plan_cache: PlanCache
+    throttles: Throttles
     telemetry: TelemetryStore | None = None
     #: Price store, price jobs and weather feed (None: bundled data and estimates only).
     inputs: LiveInputs | None = None
@@ -120,6 +122,8 @@ def _authenticated_user(request: Request, credentials: BearerDep, services: Serv
     user = services.accounts.get_user(claims.user_id)
     if user is None:
         raise unauthorized("account no longer exists")
+    if claims.epoch != user.token_epoch:
+        raise unauthorized("signed out; sign in again")
     request.state.principal = user.id
     return user
 

@@ -8,6 +8,7 @@ not about one input.
 
 from __future__ import annotations
 
+import sqlite3
 from http import HTTPStatus
 from typing import Any
 
@@ -16,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 
 
 class FieldError(BaseModel):
@@ -119,7 +121,21 @@ async def _api_error(request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     headers = dict(exc.headers) if exc.headers else None
+    limit = request.scope.get(MAX_BODY_SIZE_SCOPE_KEY)
+    if exc.status_code == 413 and limit is not None:
+        reason = f"larger than this route's limit of {limit} bytes"
+        fields = [FieldError(field="body", reason=reason)]
+        return _response(413, "body_too_large", f"request body {reason}", fields, headers)
     return _response(exc.status_code, _code_for(exc.status_code), str(exc.detail), headers=headers)
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, sqlite3.OperationalError)
+    if "locked" in str(exc) or "busy" in str(exc):
+        # Another process holds the database: a short wait, then this answer, never a hang.
+        message = "the account database is busy; try again shortly"
+        return _response(503, "database_busy", message, headers={"Retry-After": "1"})
+    return await _unhandled(request, exc)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -140,6 +156,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(sqlite3.OperationalError, _database_error)
     app.add_exception_handler(Exception, _unhandled)
 
 
@@ -150,6 +167,9 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (401, "Missing, expired or revoked credentials"),
         (403, "Signed in, but the role may not do this"),
         (404, "Not found, or not yours (ids of other tenants are answered the same way)"),
+        (413, "Request body over the route's size limit (the limit is in the message)"),
         (422, "Invalid input; `fields` names each offending field and why"),
+        (429, "Too many requests; wait the seconds in Retry-After"),
+        (503, "Busy or unavailable; nothing was changed, retry after Retry-After"),
     )
 }

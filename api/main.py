@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 import core
 from adapters.store import StoreSettings, TelemetryStore, make_store
 from api.accounts_sqlite import AccountStore
+from api.connections import BodyDeadline
 from api.deps import Clock, Services, route_roles
 from api.errors import install_error_handlers
 from api.mailer import LogMailer, Mailer
@@ -50,6 +51,8 @@ from api.routers import app as app_routes
 from api.schedule import PlanCache
 from api.security import password_hasher
 from api.settings import Settings, get_settings
+from api.throttle import Throttles
+from core.errors import CliError
 from notifications import NotificationStore
 from scheduler.inputs import LiveInputs
 
@@ -120,6 +123,9 @@ def create_app(
         backend ``settings.telemetry_backend`` names); may return None for no store.
     """
     settings = settings or get_settings()
+    problem = settings.signing_key_problem()
+    if problem is not None:
+        raise CliError(problem)
     clock = clock or utc_now
 
     @contextlib.asynccontextmanager
@@ -169,6 +175,7 @@ def create_app(
     # Handlers read settings from the services this app opened (not through a dependency
     # override: any override makes FastAPI re-analyse every dependency on every request).
     install_error_handlers(app)
+    app.add_middleware(BodyDeadline, owner=app)
     app.add_middleware(ObservabilityMiddleware, owner=app)
     routers = (
         auth, app_routes, devices, views, insights, gateway, trading, ops, dashboard, equipment,
@@ -176,7 +183,9 @@ def create_app(
     )  # fmt: skip
     for module in routers:
         _declare_roles(module.router)
-        app.include_router(module.router)
+        # The default body limit per router, not per app: Starlette's limiter then runs inside
+        # the middleware that gives its 413 the API's error body (api.connections).
+        app.include_router(module.router, max_body_size=settings.max_body_bytes)
     dashboard.mount_dashboard(app)
     return app
 
@@ -204,18 +213,22 @@ def _open_services(
     clock: Clock,
     telemetry_factory: TelemetryFactory,
 ) -> Services:
-    accounts = AccountStore(settings.database_path)
+    accounts = AccountStore(
+        settings.database_path, busy_timeout_ms=settings.accounts_busy_timeout_ms
+    )
+    hasher = password_hasher(settings.password_time_cost, settings.password_memory_cost_kib)
     mailer = mailer or LogMailer()
     notification_store = NotificationStore.open(f"sqlite:///{settings.database_path}")
     services = Services(
         settings=settings,
         accounts=accounts,
         request_log=RequestLog(accounts),
-        hasher=password_hasher(settings.password_time_cost, settings.password_memory_cost_kib),
+        hasher=hasher,
         mailer=mailer,
         clock=clock,
         metrics=Metrics(),
         plan_cache=PlanCache(settings.schedule_cache_s),
+        throttles=Throttles(settings, hasher),
         telemetry=telemetry_factory(settings, clock),
         inputs=LiveInputs(settings.input_settings(), clock=lambda: pd.Timestamp(clock())),
         notifications=notification_store,

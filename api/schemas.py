@@ -20,6 +20,7 @@ from pydantic import (
     field_validator,
 )
 
+from adapters.store.telemetry import INT32_KW
 from optimizer import ChargingMode, Tuning
 
 SiteRole = Literal["owner", "supporter", "factory_service"]
@@ -431,10 +432,14 @@ SetpointName = Annotated[
 ]
 
 
+#: An applied setpoint: finite and within what the box's int32 W / uint16 registers can carry.
+SetpointValue = Annotated[float, Field(allow_inf_nan=False, ge=-INT32_KW, le=INT32_KW)]
+
+
 class AckIn(In):
     etag: Annotated[str, Field(min_length=1, max_length=128)]
     applied_at: UtcDatetime
-    setpoints: dict[SetpointName, float] = Field(
+    setpoints: dict[SetpointName, SetpointValue] = Field(
         max_length=64, description="device-quantity -> applied value, e.g. battery-power_kw"
     )
 

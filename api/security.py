@@ -39,12 +39,16 @@ class AccessClaims:
     user_id: str
     role: str
     expires_at: datetime
+    #: The account's token epoch at signing; logout and password reset raise the account's,
+    #: which voids every access token signed before at once.
+    epoch: int = 0
 
 
 def encode_access_token(
-    user_id: str, role: str, now: datetime, ttl: timedelta, secret: str
+    user_id: str, role: str, now: datetime, ttl: timedelta, secret: str, *, epoch: int = 0
 ) -> tuple[str, datetime]:
-    """A signed HS256 access token for ``user_id``; returns it with its expiry."""
+    """A signed HS256 access token for ``user_id`` at token ``epoch``; returns it with its
+    expiry."""
     expires_at = now + ttl
     claims = {
         "sub": user_id,
@@ -53,6 +57,7 @@ def encode_access_token(
         "iat": int(now.timestamp()),
         "exp": int(expires_at.timestamp()),
         "jti": secrets.token_hex(8),
+        "ep": epoch,
     }
     return jwt.encode(claims, secret, algorithm=JWT_ALGORITHM), expires_at
 
@@ -78,4 +83,5 @@ def decode_access_token(token: str, now: datetime, secret: str) -> AccessClaims 
         user_id=str(claims["sub"]),
         role=str(claims.get("role", "")),
         expires_at=datetime.fromtimestamp(int(claims["exp"]), tz=now.tzinfo),
+        epoch=int(claims.get("ep", 0)),
     )

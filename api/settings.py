@@ -13,10 +13,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from scheduler.inputs import InputSettings
+
+#: A signing key shorter than this is refused in production (token_urlsafe(32) gives 43).
+MIN_KEY_CHARS = 32
 
 
 class Settings(BaseSettings):
@@ -46,9 +49,15 @@ class Settings(BaseSettings):
         description="How long a site's latest plan is reused for polling boxes [s]; a new plan "
         "reaches the boxes at most this late (plans change every 15 min)",
     )
+    mode: Literal["production", "demo", "test"] = Field(
+        default="production",
+        description="production refuses to start without a strong jwt_secret; demo and test "
+        "make a random one per process when it is unset",
+    )
     jwt_secret: SecretStr = Field(
-        default_factory=lambda: SecretStr(secrets.token_urlsafe(32)),
-        description="HS256 key for access tokens; random per process when unset",
+        default=SecretStr(""),
+        description="HS256 key for access tokens, at least 32 characters; shared by every "
+        "worker so tokens survive restarts",
     )
     access_token_ttl_s: int = Field(default=900, ge=60, le=3600)
     refresh_token_ttl_days: int = Field(default=30, ge=1, le=365)
@@ -150,6 +159,76 @@ class Settings(BaseSettings):
             http_timeout_s=self.input_http_timeout_s,
             weather_refresh_min=self.weather_refresh_min,
             weather_max_age_h=self.weather_max_age_h,
+        )
+
+    # -- limits against abuse (docs/security.md) ---------------------------------------------
+    max_body_bytes: int = Field(
+        default=256 * 1024, ge=1024, description="Request body limit of routes without their own"
+    )
+    body_timeout_s: float = Field(
+        default=30.0, gt=0.0, le=600.0, description="A request body must be complete this soon"
+    )
+    head_timeout_s: float = Field(
+        default=10.0, gt=0.0, le=120.0, description="Request line and headers must arrive this soon"
+    )
+    keep_alive_s: float = Field(
+        default=30.0,
+        gt=0.0,
+        le=600.0,
+        description="Idle keep-alive connections close after this; longer than the boxes' poll "
+        "interval (10 s, 5 s at the fastest) so a polling box keeps its connection",
+    )
+    live_streams_per_user: int = Field(
+        default=4, ge=1, le=100, description="Open live streams (SSE) per account"
+    )
+    password_hash_concurrency: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Argon2 hashes computed at once (each takes 64 MiB and a core; one leaves "
+        "the other core of a small machine to the event loop)",
+    )
+    signin_ip_limit: str = Field(
+        default="30/minute;300/hour", description="Sign-in attempts per client IP (limits syntax)"
+    )
+    signin_free_failures: int = Field(
+        default=5, ge=1, le=100, description="Wrong passwords per account before back-off starts"
+    )
+    signin_backoff_cap_s: float = Field(
+        default=300.0,
+        gt=0.0,
+        le=3600.0,
+        description="Longest wait between guesses on one account; the back-off doubles from 1 s",
+    )
+    reset_mail_limit: str = Field(
+        default="3/hour", description="Password-reset mails per account (limits syntax)"
+    )
+    rate_limit_storage: str = Field(
+        default="memory://",
+        description="limits storage URI for the counters (redis://... to share between workers)",
+    )
+    accounts_busy_timeout_ms: int = Field(
+        default=250,
+        ge=0,
+        le=5000,
+        description="Wait this long for a lock on the account database, then answer 503",
+    )
+
+    @model_validator(mode="after")
+    def _random_key_outside_production(self) -> Settings:
+        if self.mode != "production" and not self.jwt_secret.get_secret_value():
+            self.jwt_secret = SecretStr(secrets.token_urlsafe(32))
+        return self
+
+    def signing_key_problem(self) -> str | None:
+        """Why the service must not start with this ``jwt_secret`` (None: it may)."""
+        key = self.jwt_secret.get_secret_value()
+        if self.mode != "production" or len(key) >= MIN_KEY_CHARS:
+            return None
+        what = "unset" if not key else f"only {len(key)} characters"
+        return (
+            f"HBOPT_JWT_SECRET is {what} (at least {MIN_KEY_CHARS} needed); make one with: "
+            "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
         )
 
 

@@ -9,9 +9,16 @@ process (uvicorn, one worker, production settings: argon2 defaults, request log 
 loopback port; each box is one httpx ``AsyncClient`` with its own keep-alive connection, all in
 one asyncio loop in this process, so client and server compete for the same cores.
 
+A poll that fails in transport (a keep-alive connection closed under it, a timeout) or answers
+other than 200/304 is *lost*. Each scenario runs once quietly and once next to ``--guessers``
+parallel sign-in guessers (each from its own loopback address, each guess a new unknown email:
+the case that costs the server an argon2 hash per guess unless the throttles stop it); the
+server's memory high-water mark (``VmHWM``) is read after each row, on a fresh server per row.
+The last row restarts the server and lets ``--burst`` boxes send their first poll at once.
+
 Usage::
 
-    .venv/bin/python benchmarks/api.py --boxes 1000 --warmup 10 --duration 30 10 2
+    .venv/bin/python -m benchmarks.api --boxes 1000 --warmup 10 --duration 30 10 5
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ import pandas as pd
 
 from adapters.store import Plan, PlanSummary, StoreSettings, make_store
 from api.accounts_sqlite import AccountStore
-from api.security import new_token, token_digest
+from api.security import new_token, password_hasher, token_digest
 
 DEVICES = {
     "grid": {"power_kw": 0.4},
@@ -59,7 +66,8 @@ def populate(directory: Path, boxes: int) -> list[str]:
     """N sites with one paired box and a 96-slot plan each; returns the box tokens."""
     now = datetime.now(UTC)
     accounts = AccountStore(directory / "api.sqlite3")
-    owner = accounts.create_user("bench@example.org", "not-a-hash", "customer", now, confirmed=True)
+    owner_hash = password_hasher().hash(new_token())
+    owner = accounts.create_user("bench@example.org", owner_hash, "customer", now, confirmed=True)
     store = make_store(StoreSettings(data_dir=directory, sqlite_file="telemetry.sqlite3"))
     index = pd.date_range(pd.Timestamp(now).floor("15min"), periods=96, freq="15min")
     rng = np.random.default_rng(0)
@@ -95,7 +103,7 @@ def start_server(directory: Path, port: int) -> subprocess.Popen[bytes]:
     }
     command = [sys.executable, "-m", "hbopt", "serve", "--port", str(port), "--log-level", "error"]
     process = subprocess.Popen(command, env=env)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # imports take a while on a busy machine
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
@@ -125,27 +133,59 @@ async def box(
     while time.monotonic() < stop_at:
         started = time.monotonic()
         poll_headers = headers if etag is None else {**headers, "If-None-Match": etag}
-        response = await client.get("/v1/gateway/schedule", headers=poll_headers)
         # The first poll of a box (no ETag yet, plan not yet cached) is reported on its own.
         kind = "schedule" if etag is not None else "schedule, first"
-        records.append((kind, response.status_code, time.monotonic() - started, started))
-        etag = response.headers.get("etag", etag)
+        try:
+            response = await client.get("/v1/gateway/schedule", headers=poll_headers)
+        except httpx.TransportError:
+            records.append((kind, 0, time.monotonic() - started, started))  # a lost poll
+        else:
+            records.append((kind, response.status_code, time.monotonic() - started, started))
+            etag = response.headers.get("etag", etag)
         polls += 1
         if polls % telemetry_every == 0:
             ts = datetime.now(UTC).isoformat()
             batch = {"samples": [{"ts": ts, "device": d, "fields": f} for d, f in DEVICES.items()]}
             sent = time.monotonic()
-            response = await client.post("/v1/gateway/telemetry", json=batch, headers=headers)
-            records.append(("telemetry", response.status_code, time.monotonic() - sent, sent))
+            try:
+                response = await client.post("/v1/gateway/telemetry", json=batch, headers=headers)
+                status = response.status_code
+            except httpx.TransportError:
+                status = 0
+            records.append(("telemetry", status, time.monotonic() - sent, sent))
         elapsed = time.monotonic() - started
         await asyncio.sleep(max(0.0, interval * random.uniform(0.9, 1.1) - elapsed))
 
 
+async def guesser(number: int, port: int, stop_at: float, statuses: list[int]) -> None:
+    """Wrong passwords for new unknown emails, back to back, from 127.0.0.<10 + number>."""
+    transport = httpx.AsyncHTTPTransport(local_address=f"127.0.0.{10 + number}")
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}", timeout=30.0, transport=transport
+    ) as client:
+        while time.monotonic() < stop_at:
+            body = {"email": f"{new_token()[:12]}@example.org", "password": "guess-123"}
+            try:
+                response = await client.post("/v1/auth/token", json=body)
+                statuses.append(response.status_code)
+                if response.status_code == 429:
+                    await asyncio.sleep(min(5.0, float(response.headers["Retry-After"])))
+            except httpx.TransportError:
+                statuses.append(0)
+
+
 async def run_scenario(
-    port: int, tokens: list[str], interval: float, duration: float, telemetry_every: int
-) -> tuple[list[Record], float]:
-    """Run the boxes for ``duration`` seconds; returns the records and the start time."""
+    port: int,
+    tokens: list[str],
+    interval: float,
+    duration: float,
+    telemetry_every: int,
+    *,
+    guessers: int = 0,
+) -> tuple[list[Record], float, list[int]]:
+    """Run the boxes (and guessers) for ``duration`` seconds: records, start, guess statuses."""
     records: list[Record] = []
+    guesses: list[int] = []
     # One client (one keep-alive connection) per box, as real boxes have: a single httpx
     # pool shared by a thousand connections spends its time scanning the pool, and would
     # measure the client instead of the server. One TLS context for all (plain HTTP here).
@@ -168,9 +208,10 @@ async def run_scenario(
                     records=records,
                 )
                 for client, token in zip(clients, tokens, strict=True)
-            )
+            ),
+            *(guesser(i, port, stop_at, guesses) for i in range(guessers)),
         )
-        return records, started
+        return records, started, guesses
     finally:
         await asyncio.gather(*(client.aclose() for client in clients))
 
@@ -203,13 +244,50 @@ def report(label: str, records: list[Record], started: float, warmup: float) -> 
     return rows
 
 
+def high_water_mb(pid: int) -> float:
+    """The process's peak resident memory [MB] (Linux ``VmHWM``)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def burst(port: int, tokens: list[str]) -> list[float]:
+    """Every box sends its first poll at the same instant; returns the waits [s] (nan: lost)."""
+    clients = [httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60.0) for _ in tokens]
+    go = asyncio.Event()
+
+    async def first_poll(client: httpx.AsyncClient, token: str) -> float:
+        await go.wait()
+        started = time.monotonic()
+        try:
+            response = await client.get(
+                "/v1/gateway/schedule", headers={"Authorization": f"Bearer {token}"}
+            )
+        except httpx.TransportError:
+            return float("nan")
+        return time.monotonic() - started if response.status_code == 200 else float("nan")
+
+    try:
+        tasks = [
+            asyncio.create_task(first_poll(c, t)) for c, t in zip(clients, tokens, strict=True)
+        ]
+        await asyncio.sleep(0.1)
+        go.set()
+        return list(await asyncio.gather(*tasks))
+    finally:
+        await asyncio.gather(*(client.aclose() for client in clients))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--boxes", type=int, default=1000)
     parser.add_argument("--duration", type=float, default=30.0, help="seconds per scenario")
     parser.add_argument(
-        "intervals", type=float, nargs="*", default=[10.0, 2.0], help="poll intervals [s]"
+        "intervals", type=float, nargs="*", default=[10.0, 5.0], help="poll intervals [s]"
     )
+    parser.add_argument("--guessers", type=int, default=40, help="parallel sign-in guessers")
+    parser.add_argument("--burst", type=int, default=500, help="boxes polling at once at start")
     parser.add_argument("--telemetry-every", type=int, default=6, help="polls per telemetry post")
     parser.add_argument(
         "--warmup", type=float, default=10.0, help="seconds before steady-state counting starts"
@@ -220,28 +298,59 @@ def main() -> int:
         t0 = time.monotonic()
         tokens = populate(directory, args.boxes)
         print(f"populated {args.boxes} sites/boxes/plans in {time.monotonic() - t0:.1f} s")
-        port = _free_port()
-        server = start_server(directory, port)
         lines = [
             f"{args.boxes} boxes, {args.warmup:.0f} s warm-up + {args.duration:.0f} s counted per "
             f"scenario, telemetry every "
             f"{args.telemetry_every} polls (6 samples), 1 uvicorn worker, loopback, "
-            f"{os.cpu_count()} cores shared by client and server",
+            f"{os.cpu_count()} cores shared by client and server; lost = transport errors and "
+            "answers other than 200/304; a fresh server per row",
             "",
-            "| poll interval | request | count | req/s | p50 ms | p99 ms | max ms | 304 | errors |",
+            "| poll interval | request | count | req/s | p50 ms | p99 ms | max ms | 304 | lost |",
             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
-        try:
-            for interval in args.intervals:
-                records, started = asyncio.run(
-                    run_scenario(
-                        port, tokens, interval, args.warmup + args.duration, args.telemetry_every
+        memory = ["", "| row | server VmHWM MB | guesses | 401 | 429 | other |",
+                  "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+        for interval in args.intervals:
+            for guessers in (0, args.guessers):
+                label = f"{interval:g} s" + (f" + {guessers} guessers" if guessers else "")
+                port = _free_port()
+                server = start_server(directory, port)
+                try:
+                    records, started, guesses = asyncio.run(
+                        run_scenario(
+                            port,
+                            tokens,
+                            interval,
+                            args.warmup + args.duration,
+                            args.telemetry_every,
+                            guessers=guessers,
+                        )
                     )
+                    peak = high_water_mb(server.pid)
+                finally:
+                    server.terminate()
+                    server.wait(timeout=10)
+                lines += report(label, records, started, args.warmup)
+                codes = [guesses.count(401), guesses.count(429)]
+                memory.append(
+                    f"| {label} | {peak:.0f} | {len(guesses)} | {codes[0]} | {codes[1]} | "
+                    f"{len(guesses) - sum(codes)} |"
                 )
-                lines += report(f"{interval:g} s", records, started, args.warmup)
+        port = _free_port()
+        server = start_server(directory, port)
+        try:
+            waits = np.array(asyncio.run(burst(port, tokens[: args.burst])))
         finally:
             server.terminate()
             server.wait(timeout=10)
+        done = waits[~np.isnan(waits)] * 1000.0
+        lines += memory
+        lines += [
+            "",
+            f"After a restart, {args.burst} boxes polling at once: median wait "
+            f"{np.median(done):.0f} ms, p90 {np.percentile(done, 90):.0f} ms, max "
+            f"{done.max():.0f} ms, lost {int(np.isnan(waits).sum())}",
+        ]
         print("\n".join(lines))
     return 0
 

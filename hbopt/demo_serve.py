@@ -55,6 +55,7 @@ def serve_demo(
 ) -> None:
     """Run the API and dashboard on the demo data until interrupted; the clock reads ``at``."""
     settings = Settings(
+        mode="demo",
         database_path=account.accounts_path,
         telemetry_path=store_dir / SCHEDULER_DB,
         public_base_url=f"http://{host}:{port}",

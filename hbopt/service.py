@@ -40,6 +40,7 @@ from adapters.heartbeat.client import HeartbeatClient
 from adapters.store import TelemetryStore
 from api.accounts_sqlite import AccountStore
 from api.cli import check_data_dirs
+from api.connections import uvicorn_config
 from api.logging_config import service_log_config
 from api.main import create_app, store_from_settings
 from api.routers.dashboard import DASHBOARD_PATH
@@ -486,14 +487,16 @@ def run_serve(args: argparse.Namespace) -> int:
         thread.start()
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"hbopt: dashboard at http://{host}:{args.port}{DASHBOARD_PATH}", flush=True)
+    config = uvicorn_config(
+        app,
+        settings,
+        args.host,
+        args.port,
+        args.log_level,
+        log_config=service_log_config(args.log_level),
+    )
     try:
-        uvicorn.run(
-            app,
-            host=args.host,
-            port=args.port,
-            log_level=args.log_level,
-            log_config=service_log_config(args.log_level),
-        )
+        uvicorn.Server(config).run()
     finally:
         if thread is not None:
             thread.stop()

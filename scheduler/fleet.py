@@ -28,8 +28,13 @@ Failure model
 
 from __future__ import annotations
 
+import ctypes
 import math
 import multiprocessing
+import os
+import signal
+import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -55,6 +60,8 @@ from scheduler.cycle import CycleRequest, plan_cycle
 Backend = Literal["process", "dask"]
 T = TypeVar("T")
 
+#: prctl option: the signal this process gets when its parent dies (linux/prctl.h).
+PR_SET_PDEATHSIG = 1
 #: Columns of the shared frame that become optimizer inputs directly (when present).
 SHARED_INPUTS = (
     "import_eur_per_kwh",
@@ -261,6 +268,30 @@ class _Cycle:
         return max(self.deadline - time.perf_counter(), 0.0)
 
 
+def die_with(parent_pid: int, poll_s: float = 1.0) -> None:
+    """Pool initializer: end this worker when the process that made the pool is gone.
+
+    A killed scheduler runs no clean-up, so its workers would solve on for nobody. On Linux
+    the kernel sends SIGKILL when the worker's parent (the forkserver, which exits with the
+    scheduler) dies; a daemon thread checking ``parent_pid`` covers other systems.
+    """
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll_s)
+            try:
+                os.kill(parent_pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:  # alive, owned by someone else
+                pass
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+
+
 def _shutdown(executor: Executor, wait: bool) -> None:
     """Shut down; queued chunks of a local pool are dropped (Dask's executor has no option)."""
     if isinstance(executor, ProcessPoolExecutor):
@@ -354,7 +385,9 @@ class FleetRunner:
         # forkserver: no fork of a threaded parent; the preloaded server forks cheap workers
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(["scheduler.fleet"])
-        return ProcessPoolExecutor(self.config.workers, mp_context=ctx)
+        return ProcessPoolExecutor(
+            self.config.workers, mp_context=ctx, initializer=die_with, initargs=(os.getpid(),)
+        )
 
     def renew(self) -> None:
         """Replace a broken pool (a worker process died) with a fresh one."""

@@ -17,6 +17,7 @@ write from its holder.
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, replace
 
 from adapters.clock import Clock
@@ -41,6 +42,8 @@ DEVICE_BUSY = 6
 REG_BASE = 1000
 REG_END = m.SLOT_BASE + m.MAX_SLOTS * m.SLOT_REGS
 MAX_FUTURE_S = 48 * 3600
+#: How many applied command sequence numbers the box remembers to recognise retried frames.
+RECENT_SEQS = 16
 _Raw = dict[str, int | None]
 ALL_CAPABILITIES = Capability(0xFF)
 
@@ -141,6 +144,8 @@ class HeartbeatBox:
         self.hb_changed_at: float | None = None
         self.live: dict[str, int | None] | None = None
         self.applied_seq = 0
+        #: The last sequence numbers applied since boot; a frame carrying one is a duplicate.
+        self.recent_seqs: deque[int] = deque(maxlen=RECENT_SEQS)
         self.commit_rejected = False
         self.latched = False
         self.latch_seq = 0
@@ -495,6 +500,10 @@ class HeartbeatBox:
         if not end > 1041 >= address:
             return  # staged only; applied when command_seq is written
         seq = live["command_seq"] or 0
+        if seq and seq in self.recent_seqs:
+            # A frame retried after a lost reply (or overtaken by a newer one) carries a
+            # sequence number already applied: applying it again would move applied_seq back.
+            return
         if self.latched:
             if seq != self.latch_seq:
                 self.pending = live
@@ -504,11 +513,13 @@ class HeartbeatBox:
             self.commit_rejected = True
             return
         self.live, self.applied_seq, self.commit_rejected = live, seq, False
+        self.recent_seqs.append(seq)
         self.persistent.sched_expired = False
 
     def _leave_fallback(self) -> None:
         if self.pending is not None and self.pending_hb:
             self.live, self.applied_seq = self.pending, self.pending["command_seq"] or 0
+            self.recent_seqs.append(self.applied_seq)
             self.latched, self.pending, self.pending_hb = False, None, False
             self.commit_rejected = False
             self.persistent.sched_expired = False

@@ -23,7 +23,9 @@ def test_demo_account_sees_the_demo_data(tmp_path: Path) -> None:
     sample = Sample(account.site_id, "battery", at.to_pydatetime(), {"power_kw": 1.5, "soc": 0.8})
     assert store.write([sample]).accepted == 1
     store.close()
-    settings = Settings(database_path=account.accounts_path, telemetry_path=tmp_path / SCHEDULER_DB)
+    settings = Settings(
+        mode="demo", database_path=account.accounts_path, telemetry_path=tmp_path / SCHEDULER_DB
+    )
     app = create_app(settings, clock=at.to_pydatetime)
     with TestClient(app) as client:
         token = client.post(

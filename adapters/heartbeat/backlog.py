@@ -10,13 +10,16 @@ the receiver stores it once.
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from typing import Protocol
 
 RETENTION_S = 5 * 24 * 3600
+#: Bad records kept aside for inspection (a day of minutes); older ones are counted only.
+QUARANTINE_MAX = 1440
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,9 @@ class MeasurementBuffer:
         self._records: deque[MinuteRecord] = deque()
         self._lock = threading.Lock()
         self.dropped = 0
+        #: Records that can never be uploaded (a NaN or infinite value), newest last.
+        self.quarantine: deque[MinuteRecord] = deque(maxlen=QUARANTINE_MAX)
+        self.quarantined = 0
 
     def __len__(self) -> int:
         return len(self._records)
@@ -86,6 +92,7 @@ class MeasurementBuffer:
         sent = 0
         while True:
             with self._lock:
+                self._quarantine_bad_head(batch_size)
                 batch = [self._records[i] for i in range(min(batch_size, len(self._records)))]
             if not batch:
                 return sent
@@ -98,6 +105,21 @@ class MeasurementBuffer:
                 while self._records and self._records[0].t <= batch[-1].t:
                     self._records.popleft()
             sent += len(batch)
+
+    def _quarantine_bad_head(self, batch_size: int) -> None:
+        """Move unsendable records of the next batch aside, so they cannot block the rest
+        (JSON has no NaN: the whole batch would fail on every retry)."""
+        head = [self._records.popleft() for _ in range(min(batch_size, len(self._records)))]
+        good = [r for r in head if record_is_finite(r)]
+        bad = [r for r in head if not record_is_finite(r)]
+        self.quarantine.extend(bad)
+        self.quarantined += len(bad)
+        self._records.extendleft(reversed(good))
+
+
+def record_is_finite(record: MinuteRecord) -> bool:
+    """True if every value of ``record`` is a finite number."""
+    return all(math.isfinite(value) for value in astuple(record))
 
 
 class InMemorySink:

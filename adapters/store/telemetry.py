@@ -27,8 +27,11 @@ class FieldSpec:
     integral: bool = False
 
 
-POWER = FieldSpec("kW")
-POWER_NONNEG = FieldSpec("kW", low=0.0)
+#: The box reports power in int32 W registers, so no real reading lies outside +-2^31 W; a
+#: larger value is corrupt and would turn a 15-minute aggregate into infinity.
+INT32_KW = (2**31 - 1) / 1000.0
+POWER = FieldSpec("kW", low=-INT32_KW, high=INT32_KW)
+POWER_NONNEG = FieldSpec("kW", low=0.0, high=INT32_KW)
 SOC = FieldSpec("fraction", low=0.0, high=1.0)
 TEMPERATURE = FieldSpec("degC", low=-50.0, high=120.0)
 

@@ -103,6 +103,37 @@ def delete_me(request: Request, user: CurrentUser, services: ServicesDep) -> Res
     return Response(status_code=204)
 
 
+@router.get(
+    "/me/export",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Everything held about the account as one JSON document",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
+def export_me(user: CurrentUser, services: ServicesDep) -> Response:
+    """Everything the service holds about the signed-in person (GDPR Art. 15/20): the account,
+    sessions, mailed links, supporter grants, parameter changes, the request log with IP
+    addresses, and each owned site's full export (telemetry included). Hashes are left out."""
+    services.request_log.flush()  # the log rows of the last second belong in it too
+    document = {
+        "format": "hbopt-account-export/1",
+        "exported_at": services.now().isoformat(),
+        **services.accounts.personal_data(user.id),
+        "sites_owned": [site_export(services, s) for s in services.accounts.sites_owned(user.id)],
+        "notifications": None
+        if services.notifications is None
+        else services.notifications.export_user(user.id),
+    }
+    return Response(
+        json.dumps(document, indent=1, default=str),
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{user.id}-export.json"'},
+    )
+
+
 # -- sites ----------------------------------------------------------------------------------------
 @router.get("/sites", response_model=list[SitePublic])
 def list_sites(user: SiteLister, services: ServicesDep) -> list[SitePublic]:
@@ -220,14 +251,18 @@ def list_boxes(ctx: SiteViewer, services: ServicesDep) -> list[BoxPublic]:
 
 
 @router.post("/sites/{site_id}/boxes", status_code=201, response_model=BoxPaired)
-def pair_box(body: BoxPairRequest, ctx: SiteOwner, services: ServicesDep) -> BoxPaired:
+async def pair_box(body: BoxPairRequest, ctx: SiteOwner, services: ServicesDep) -> BoxPaired:
     """Pair a box with the starter code printed on it (single use); returns the box token once.
 
     The app hands the token to the box over its local set-up link; the service keeps only its
     hash. A wrong serial or code is answered like a used one, so codes cannot be probed.
     """
     code_hash = services.accounts.unused_starter_code_hash(body.serial)
-    if code_hash is None or not services.hasher.verify(body.starter_code, code_hash):
+    # An unknown or used serial is checked against a dummy hash, so its answer takes as long
+    # as a wrong code for a valid one and does not tell which serials are unused.
+    stored = code_hash if code_hash is not None else services.throttles.dummy_hash
+    valid = await services.throttles.hash_work(services.hasher.verify, body.starter_code, stored)
+    if code_hash is None or not valid:
         raise ApiError(409, "pairing_failed", "unknown serial, wrong or used starter code")
     token = new_token("hbb_")
     box = services.accounts.pair_box(body.serial, ctx.site.id, token_digest(token), services.now())

@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from adapters.store import Setpoint, StoreError
 from adapters.store.telemetry import Sample
+from api.connections import TELEMETRY_BODY_BYTES
 from api.deps import CurrentBox, ServicesDep
 from api.errors import ERROR_RESPONSES, ApiError, ErrorBody
 from api.routers.app import ack_public
@@ -37,6 +38,11 @@ router = APIRouter(
 )
 
 
+#: The service accepts samples this much older than the box's buffer holds, so the oldest
+#: minute of a full 5-day backlog is still taken after a slow upload or a clock offset.
+BACKLOG_MARGIN = timedelta(days=1)
+
+
 def _store_failed() -> ApiError:
     return ApiError(
         503,
@@ -46,7 +52,7 @@ def _store_failed() -> ApiError:
     )
 
 
-@router.post("/telemetry", response_model=TelemetryResult)
+@router.post("/telemetry", response_model=TelemetryResult, max_body_size=TELEMETRY_BODY_BYTES)
 def post_telemetry(body: TelemetryBatch, box: CurrentBox, services: ServicesDep) -> TelemetryResult:
     """Store a batch of samples; re-sending a batch (after an outage) stores nothing twice.
 
@@ -56,13 +62,14 @@ def post_telemetry(body: TelemetryBatch, box: CurrentBox, services: ServicesDep)
     """
     store = services.store()
     now = services.now()
-    oldest = now - timedelta(days=services.settings.telemetry_backlog_days)
+    days = services.settings.telemetry_backlog_days
+    oldest = now - timedelta(days=days) - BACKLOG_MARGIN
     rejected: list[SampleRejection] = []
     positions: list[int] = []
     samples: list[Sample] = []
     for index, sample in enumerate(body.samples):
         if sample.ts < oldest:
-            reason = f"ts: older than the {services.settings.telemetry_backlog_days}-day backlog"
+            reason = f"ts: older than the {days}-day backlog (+{BACKLOG_MARGIN} margin)"
             rejected.append(SampleRejection(index=index, reason=reason))
             continue
         positions.append(index)

@@ -136,6 +136,11 @@ def site_energy_frame(
     ``attrs["price_estimate_share"]`` is the share of estimated slots [0-1].
     """
     tz = ctx.site.timezone
+    # pandas timestamps span 1677..2262 only; a date outside the service's years is the
+    # caller's mistake, answered before it reaches pandas.
+    for name, day in (("query.start", start), ("query.end", end)):
+        if day is not None and not EARLIEST <= day <= LATEST:
+            raise field_error(name, f"must lie between {EARLIEST} and {LATEST}")
     end = end or services.now().astimezone(ZoneInfo(tz)).date()
     start = start or end - timedelta(days=7)
     if start >= end:

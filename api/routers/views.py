@@ -73,7 +73,9 @@ async def live_stream(
     """
     services.store()  # 503 now rather than a broken stream
     token = request.headers.get("authorization", "").partition(" ")[2]
-    events = _live_events(ctx, services, token, request)
+    events = services.throttles.streams.guard(
+        ctx.user.id, _live_events(ctx, services, token, request)
+    )
     return StreamingResponse(
         events,
         media_type="text/event-stream",
@@ -88,9 +90,12 @@ def _sse(event: str, data: str) -> str:
 def _still_admitted(services: Services, ctx: SiteContext, token: str) -> str | None:
     """Why the caller may no longer see the site (None: they still may)."""
     secret = services.settings.jwt_secret.get_secret_value()
-    if decode_access_token(token, services.now(), secret) is None:
+    claims = decode_access_token(token, services.now(), secret)
+    if claims is None:
         return "token_expired"
     user = services.accounts.get_user(ctx.user.id)
+    if user is not None and user.token_epoch != claims.epoch:
+        return "token_expired"
     site = services.accounts.get_site(ctx.site.id)
     if user is None or site is None or site_role(services.accounts, user, site) is None:
         return "access_lost"

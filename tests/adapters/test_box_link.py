@@ -409,3 +409,22 @@ async def test_running_box_helper_for_other_packages():
         await c.close()
     assert meas.time == pd.Timestamp("2024-01-09T07:00:00Z")
     assert meas.hp_kw is not None and meas.house_load_kw > 0
+
+
+async def test_retried_setpoint_frame_is_applied_once(rig):
+    """A frame sent again after a lost reply, even after a newer one, changes nothing."""
+    first = Setpoints(battery_kw=1.0, battery_mode=BatteryMode.SETPOINT)
+    newer = Setpoints(battery_kw=-3.0, battery_mode=BatteryMode.SETPOINT)
+    async with rig.client() as c:
+        await c.write_setpoints(first)
+        raw = await c.read_raw(m.LIVE.base, m.LIVE.length)
+        _, seq = await c.read_setpoints()
+        await c.write_raw(m.LIVE.base, raw)  # the same frame again
+        assert (await c.read_status()).applied_seq == seq
+        await c.write_setpoints(newer)
+        applied = (await c.read_status()).applied_seq
+        assert applied != seq
+        await c.write_raw(m.LIVE.base, raw)  # the old frame arrives late
+        assert (await c.read_status()).applied_seq == applied
+        rig.clock.advance(30)
+        assert (await c.read_measurements()).battery_applied_kw == -3.0

@@ -45,6 +45,7 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "database_path": tmp_path / "api.sqlite3",
         "telemetry_path": tmp_path / "telemetry.sqlite3",
+        "mode": "test",
         "jwt_secret": JWT_SECRET,
         # Cheap argon2 so tests do not spend seconds hashing; production keeps the defaults.
         "password_time_cost": 1,

@@ -45,7 +45,7 @@ def test_telemetry_batch_is_idempotent_and_rejects_per_sample(world: World) -> N
             _sample(now - pd.Timedelta(minutes=2), power_kw=2.5, soc=0.61),
             _sample(now - pd.Timedelta(minutes=1), "pv", power_kw=4.2),
             _sample(now - pd.Timedelta(minutes=1), power_kw=2.0, soc=1.3),  # SOC out of range
-            _sample(now - pd.Timedelta(days=5, minutes=1), "grid", power_kw=0.3),  # too old
+            _sample(now - pd.Timedelta(days=6, minutes=1), "grid", power_kw=0.3),  # too old
             _sample(now + pd.Timedelta(hours=1), "grid", power_kw=0.3),  # in the future
             _sample(now - pd.Timedelta(minutes=1), "toaster", power_kw=0.3),  # unknown device
         ]

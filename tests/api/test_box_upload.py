@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 
 from adapters.clock import SimClock
+from adapters.heartbeat.backlog import MeasurementBuffer, MinuteRecord
 from adapters.heartbeat.gateway_sink import GatewaySink
 from api.accounts_sqlite import AccountStore
 from api.security import password_hasher
@@ -81,3 +83,20 @@ def test_box_backlog_arrives_once_after_an_outage(server: tuple[str, Path]) -> N
         after = client.get(export).json()["telemetry"]
         assert after == before
         assert sum(len(rows) for rows in after.values()) >= kept * 6
+
+
+def test_a_nan_record_is_quarantined_and_the_rest_uploads(server: tuple[str, Path]) -> None:  # noqa: F811
+    base, database = server
+    headers, site, box_token = pair_a_box(base, database)
+    start = int(pd.Timestamp(datetime.now(UTC) - timedelta(hours=1)).floor("min").timestamp())
+    buffer = MeasurementBuffer(site)
+    for minute in range(30):
+        soc = math.nan if minute == 3 else 0.5
+        buffer.append(MinuteRecord(start + 60 * minute, 1.0, 0.5, 0.2, soc, 1.3, 0.0, 0.4))
+    sink = GatewaySink(base, box_token)
+    assert buffer.flush(sink, batch_size=10) == 29
+    assert len(buffer) == 0
+    assert [r.t for r in buffer.quarantine] == [start + 180]
+    with httpx.Client(base_url=base, timeout=5.0, headers=headers) as client:
+        raw = client.get(f"/v1/app/sites/{site}/export").json()["telemetry"]["raw"]
+    assert len({r["ts"] for r in raw}) == 29
