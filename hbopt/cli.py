@@ -65,10 +65,14 @@ COMMANDS: tuple[Command, ...] = (
         "run a simulated Heartbeat box (Modbus TCP server with a physical twin)",
     ),
     Command(
-        "serve", "hbopt.service", "run the service: HTTP API and the control loop of every site"
+        "serve",
+        "hbopt.service_cli",
+        "run the service: HTTP API and the control loop of every paired site",
     ),
     Command(
-        "control", "hbopt.service", "run only the control loop, sharing the service's database"
+        "control",
+        "hbopt.service_cli",
+        "run only the control loop, sharing the database with an API process",
     ),
     Command("api-account", "api.cli", "create a staff account for the API"),
     Command("api-box", "api.cli", "register a box serial; prints its starter code"),

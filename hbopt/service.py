@@ -441,25 +441,6 @@ class ControlThread:
 
 
 # ---------------------------------------------------------------------- the commands
-def register(subparsers: Any) -> None:
-    serve = subparsers.add_parser(
-        "serve", help="run the service: HTTP API and the control loop of every paired site"
-    )
-    serve.add_argument("--host", default="127.0.0.1", help="bind address [127.0.0.1]")
-    serve.add_argument("--port", type=int, default=8000, help="TCP port [8000]")
-    serve.add_argument("--log-level", default="info")
-    serve.add_argument(
-        "--no-api", action="store_true", help="run only the control loop (same as `control`)"
-    )
-    serve.add_argument(
-        "--no-control", action="store_true", help="run only the API (a control process elsewhere)"
-    )
-    serve.set_defaults(func=run_serve)
-    control = subparsers.add_parser(
-        "control", help="run only the control loop, sharing the database with an API process"
-    )
-    control.add_argument("--log-level", default="info")
-    control.set_defaults(func=run_control)
 
 
 def run_serve(args: argparse.Namespace) -> int:
