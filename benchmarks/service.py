@@ -89,6 +89,7 @@ async def run_backend(args: argparse.Namespace, backend: str, tmp: Path) -> dict
         database_path=tmp / "accounts.sqlite3",
         telemetry_path=tmp / "telemetry.sqlite3",
         log_requests=False,
+        input_jobs=False,  # bundled inputs: loopback only
     )
     control = ControlSettings(
         solver_backend=backend,  # type: ignore[arg-type]

@@ -139,6 +139,7 @@ async def run_service_day(
         database_path=account.accounts_path,
         telemetry_path=data_dir / SCHEDULER_DB,
         log_requests=False,
+        input_jobs=False,  # the demo plans on the bundled data, offline
     )
     control = ControlSettings(solver_workers=1, watchdog_timeout_s=60, poll_s=60.0)
     loop = ControlLoop(settings, control, clock, keep_history=None)

@@ -25,10 +25,9 @@ import sqlite3
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
@@ -46,14 +45,15 @@ from api.main import create_app, store_from_settings
 from api.routers.dashboard import DASHBOARD_PATH
 from api.schemas import TradingParameters
 from api.settings import Settings
-from api.site_problem import stored_preferences
+from api.site_problem import stored_preferences, stored_tariff
 from core.errors import CliError
-from pricing import SiteExportRules, load_tariff
+from pricing import SiteExportRules, Tariff
 from scheduler.clock import LoopClock, RealClock, ScaledRealClock
 from scheduler.controller import DepartureTarget, SiteConfig
 from scheduler.feeds import BundledWeather, PriceFeed
 from scheduler.fleet import FleetConfig, FleetRunner, RenewingExecutor
 from scheduler.frame_feeds import WeatherFeed
+from scheduler.inputs import LiveInputs
 from scheduler.links import BoxLink, PullLink
 from scheduler.runtime import (
     Feeds,
@@ -149,32 +149,35 @@ class FeedBook:
 
     The one place the control loop's inputs are built: :meth:`factory` is the
     :data:`~scheduler.runtime.FeedFactory` the supervisor calls per site; :meth:`refresh`
-    is the price job (it returns the sites whose known prices grew, to replan). Live sources
-    replace :meth:`price_feed` / :meth:`weather_for`, or the whole book via
-    :func:`build_feeds`.
+    is the price job (it returns the sites whose known prices grew, to replan). This book plans
+    on the bundled prices and measured weather (demo, tests, backtests);
+    :class:`LiveFeedBook` on live prices and forecasts.
     """
 
     clock: LoopClock
-    _prices: dict[tuple[Path, SiteExportRules], PriceFeed] = field(default_factory=dict)
-    _sites: dict[tuple[Path, SiteExportRules], set[str]] = field(default_factory=dict)
+    _prices: dict[Hashable, PriceFeed] = field(default_factory=dict)
+    _sites: dict[Hashable, set[str]] = field(default_factory=dict)
     _weather: BundledWeather = field(default_factory=BundledWeather)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def factory(self, spec: SiteSpec, clock: LoopClock) -> Feeds:
         home = spec.config.home
-        key = (home.tariff_path, home.export_rules())
+        tariff, rules = home.retail_tariff(), home.export_rules()
+        # sites on the same tariff, rules and zone share one feed (repr: tariffs are frozen
+        # dataclasses, equal by value)
+        key = (tariff.bidding_zone, repr(tariff), rules)
         with self._lock:
             feed = self._prices.get(key)
             if feed is None:
-                feed = self._prices[key] = self.price_feed(home.tariff_path, key[1])
+                feed = self._prices[key] = self.price_feed(tariff, rules)
             self._sites.setdefault(key, set()).add(spec.site_id)
         return Feeds(feed, self.weather_for(spec))
 
-    def price_feed(self, tariff_path: Path, rules: SiteExportRules) -> PriceFeed:
+    def price_feed(self, tariff: Tariff, rules: SiteExportRules) -> PriceFeed:
         """Prices of one tariff (bundled day-ahead prices as published by the clock's time)."""
         clock = self.clock
         feed = PriceFeed.bundled(
-            load_tariff(tariff_path), rules, lambda: pd.Timestamp(clock.now(), unit="s", tz="UTC")
+            tariff, rules, lambda: pd.Timestamp(clock.now(), unit="s", tz="UTC")
         )
         return SharedPriceFeed(feed.spot, feed.carbon, feed.tariff, feed.rules)
 
@@ -193,13 +196,40 @@ class FeedBook:
                 if feed.refresh(now, now + pd.Timedelta(days=2)):
                     grown += sorted(self._sites.get(key, ()))
             except Exception:  # the cached prices stay in use
-                log.warning("price refresh failed for %s", key[0].name, exc_info=True)
+                log.warning("price refresh failed for %s", key, exc_info=True)
         return grown
 
 
-def build_feeds(clock: LoopClock) -> FeedBook:
-    """The service's feeds (swap this for live price and weather sources)."""
-    return FeedBook(clock)
+@dataclass
+class LiveFeedBook(FeedBook):
+    """Live inputs: the zone's stored day-ahead prices (ENTSO-E, SMARD, bundled history; flagged
+    estimates where none is known) and the Open-Meteo forecast at each site's location
+    (clear sky and climatology, flagged, without one). :meth:`ControlLoop.run` runs the
+    price jobs and the weather refresh of :attr:`inputs`."""
+
+    inputs: LiveInputs | None = None
+
+    def price_feed(self, tariff: Tariff, rules: SiteExportRules) -> PriceFeed:
+        assert self.inputs is not None
+        return self.inputs.price_feed(tariff.bidding_zone, tariff, rules)
+
+    def weather_for(self, spec: SiteSpec) -> WeatherFeed:
+        assert self.inputs is not None
+        system = spec.config.home.pv_system
+        return self.inputs.site_weather(system.latitude, system.longitude)
+
+
+def build_feeds(clock: LoopClock, settings: Settings | None = None) -> FeedBook:
+    """The service's feeds: live prices and weather when ``settings.input_jobs`` is on (the
+    default), else the bundled data only."""
+    if settings is None or not settings.input_jobs:
+        return FeedBook(clock)
+    inputs = LiveInputs(
+        settings.input_settings(),
+        clock=lambda: pd.Timestamp(clock.now(), unit="s", tz="UTC"),
+        sleep=lambda seconds: clock.sleep_until(clock.now() + seconds),
+    )
+    return LiveFeedBook(clock, inputs=inputs)
 
 
 # ---------------------------------------------------------------------- the site source
@@ -209,6 +239,8 @@ class AccountsSource:
 
     accounts: AccountStore
     settings: ControlSettings
+    #: PV from the weather feed (live forecasts); else clear sky scaled by recent production
+    live_weather: bool = False
 
     def site_ids(self) -> list[str]:
         return [s.id for s in self.accounts.all_sites()]
@@ -253,7 +285,7 @@ class AccountsSource:
         self, site_id: str, tz: str, group: str, equipment: SiteEquipment, preferences: Any
     ) -> SiteConfig:
         s = self.settings
-        home = site_home(equipment, preferences)
+        home = site_home(equipment, preferences, stored_tariff(self.accounts, site_id).tariff)
         doc = self.accounts.get_site_parameters(site_id) or self.accounts.get_group_parameters(
             group
         )
@@ -290,6 +322,7 @@ class AccountsSource:
             lead_s=s.cycle_lead_s * (zlib.crc32(site_id.encode()) / 2**32),
             # the service's price job refreshes the shared feeds and replans; not each site
             price_refresh_s=365 * 86400.0,
+            pv_forecast="weather" if self.live_weather else "clearsky",
         )
 
 
@@ -362,10 +395,11 @@ class ControlLoop:
             FleetConfig(c.solver_backend, c.solver_workers, scheduler_address=c.dask_scheduler)
         )
         await asyncio.to_thread(runner.open)
-        feeds = self.feeds or build_feeds(self.clock)
+        feeds = self.feeds or build_feeds(self.clock, self.settings)
+        inputs = feeds.inputs if isinstance(feeds, LiveFeedBook) else None
         runtime = self.runtime or RuntimeConfig(change_poll_s=c.change_poll_s)
         self.supervisor = Supervisor(
-            AccountsSource(accounts, c),
+            AccountsSource(accounts, c, live_weather=inputs is not None),
             self.clock,
             store,
             RenewingExecutor(runner),
@@ -375,10 +409,15 @@ class ControlLoop:
             self.on_plan,
             self.keep_history,
         )
+        new_prices = asyncio.Event()
         jobs = [
-            asyncio.create_task(self._price_job(feeds)),
+            asyncio.create_task(self._price_job(feeds, new_prices)),
             asyncio.create_task(self._retention_job(store, accounts)),
         ]
+        if inputs is not None:
+            # the zone's new prices are in the store: refresh the feeds and replan at once
+            inputs.add_price_listener(lambda zone: new_prices.set())
+            jobs.append(asyncio.create_task(inputs.run()))
         try:
             await self.supervisor.run()
         finally:
@@ -387,6 +426,8 @@ class ControlLoop:
                 with contextlib.suppress(asyncio.CancelledError):
                     await job
             await asyncio.to_thread(runner.close)
+            if inputs is not None:
+                inputs.close()
             store.close()
             accounts.close()
 
@@ -395,9 +436,16 @@ class ControlLoop:
         if self.supervisor is not None:
             self.supervisor.prices_changed(site_ids)
 
-    async def _price_job(self, feeds: FeedBook) -> None:
+    async def _price_job(self, feeds: FeedBook, new_prices: asyncio.Event) -> None:
         while True:
-            await self.clock.sleep_until(self.clock.now() + self.control.price_refresh_s)
+            timer = asyncio.ensure_future(
+                self.clock.sleep_until(self.clock.now() + self.control.price_refresh_s)
+            )
+            event = asyncio.ensure_future(new_prices.wait())
+            await asyncio.wait({timer, event}, return_when=asyncio.FIRST_COMPLETED)
+            for waiting in (timer, event):
+                waiting.cancel()
+            new_prices.clear()
             grown = await asyncio.to_thread(feeds.refresh)
             if grown:
                 self.prices_changed(grown)
@@ -455,7 +503,12 @@ def run_serve(args: argparse.Namespace) -> int:
     if not args.no_control:
         for opened in open_stores(settings, clock):  # migrate once, before two parts open them
             opened.close()
-    app = create_app(settings, clock=utc_clock(clock))
+    # With the control loop in this process it runs the price and weather jobs; the API only
+    # reads what they store.
+    api_settings = (
+        settings if args.no_control else settings.model_copy(update={"input_jobs": False})
+    )
+    app = create_app(api_settings, clock=utc_clock(clock))
 
     def forget_plan(site_id: str) -> None:
         services = getattr(app.state, "services", None)

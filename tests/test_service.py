@@ -168,6 +168,9 @@ def service_env(tmp: Path, anchor: float) -> dict[str, str]:
         "HBOPT_PASSWORD_TIME_COST": "1",
         "HBOPT_PASSWORD_MEMORY_COST_KIB": "64",
         "HBOPT_SCHEDULE_CACHE_S": "0",
+        # live inputs with no network: SMARD and Open-Meteo at a closed port on 127.0.0.1
+        "HBOPT_SMARD_URL": "http://127.0.0.1:9/app/chart_data",
+        "HBOPT_WEATHER_URL": "http://127.0.0.1:9",
         "HBOPT_CLOCK_SPEED": str(SPEED),
         "HBOPT_CLOCK_START": START.isoformat(),
         "HBOPT_CLOCK_ANCHOR": repr(anchor),

@@ -35,6 +35,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         "HBOPT_JWT_SECRET": "uvicorn-test-secret-0123456789abcdef",
         "HBOPT_PASSWORD_TIME_COST": "1",
         "HBOPT_PASSWORD_MEMORY_COST_KIB": "64",
+        "HBOPT_INPUT_JOBS": "false",  # bundled inputs: no fetches beyond 127.0.0.1
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "hbopt", "serve", "--port", str(port), "--log-level", "warning"],

@@ -119,6 +119,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
             "HBOPT_JWT_SECRET": "onboarding-test-secret-0123456789abcdef",
             "HBOPT_PASSWORD_TIME_COST": "1",
             "HBOPT_PASSWORD_MEMORY_COST_KIB": "64",
+            "HBOPT_INPUT_JOBS": "false",  # bundled inputs: no fetches beyond 127.0.0.1
             "HBOPT_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
             "HBOPT_SMTP_HOST": smtp.host,
             "HBOPT_SMTP_PORT": str(smtp.port),
