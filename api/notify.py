@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+
+from api.accounts_sqlite import AccountStore
 from api.deps import Services
-from api.mailer import Message
-from notifications import ChannelName, DispatchPolicy, Notifier
+from api.mailer import Mailer, Message
+from api.settings import Settings
+from notifications import ChannelName, DispatchPolicy, NotificationStore, Notifier
 from notifications.channels import Channel
 from notifications.channels.email import EmailChannel
 from notifications.channels.feed import FeedChannel
@@ -12,16 +17,27 @@ from notifications.channels.webhook import WebhookChannel
 
 
 def make_notifier(services: Services) -> Notifier | None:
-    """The notifier of ``services``: feed, e-mail and webhook always, Web Push when a VAPID
-    key is set. None without a notification store."""
-    store = services.notifications
-    if store is None:
+    """The notifier of ``services``; None without a notification store."""
+    if services.notifications is None:
         return None
-    settings = services.settings
+    return notifier_for(
+        services.notifications, services.settings, services.mailer, services.accounts, services.now
+    )
+
+
+def notifier_for(
+    store: NotificationStore,
+    settings: Settings,
+    mailer: Mailer,
+    accounts: AccountStore,
+    clock: Callable[[], datetime],
+) -> Notifier:
+    """Feed, e-mail (through ``mailer``) and webhook always, Web Push when a VAPID key is set;
+    the recipients of a site are its owner."""
     dashboard = f"{settings.public_base_url.rstrip('/')}/ui/"
 
     def send(to: str, subject: str, body: str) -> None:
-        services.mailer.send(Message(to=to, subject=subject, body=body, link=dashboard))
+        mailer.send(Message(to=to, subject=subject, body=body, link=dashboard))
 
     channels: dict[ChannelName, Channel] = {
         ChannelName.FEED: FeedChannel(store),
@@ -38,9 +54,9 @@ def make_notifier(services: Services) -> Notifier | None:
         )
 
     def recipients(site_id: str) -> list[tuple[str, str | None]]:
-        site = services.accounts.get_site(site_id)
-        owner = None if site is None else services.accounts.get_user(site.owner_id)
+        site = accounts.get_site(site_id)
+        owner = None if site is None else accounts.get_user(site.owner_id)
         return [] if owner is None else [(owner.id, owner.email)]
 
     policy = DispatchPolicy(attempts=settings.notification_attempts)
-    return Notifier(store, channels, recipients, policy, clock=services.now)
+    return Notifier(store, channels, recipients, policy, clock=clock)

@@ -27,7 +27,7 @@ import time
 import zlib
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import pandas as pd
@@ -41,15 +41,17 @@ from api.accounts_sqlite import AccountStore
 from api.cli import check_data_dirs
 from api.connections import uvicorn_config
 from api.logging_config import service_log_config
-from api.main import create_app, store_from_settings
+from api.main import create_app, mailer_from_settings, store_from_settings
+from api.notify import notifier_for
 from api.routers.dashboard import DASHBOARD_PATH
 from api.schemas import TradingParameters
 from api.settings import Settings
 from api.site_problem import stored_preferences, stored_tariff
 from core.errors import CliError
+from notifications import NotificationStore, Notifier, SiteSnapshot, SiteWatch
 from pricing import SiteExportRules, Tariff
 from scheduler.clock import LoopClock, RealClock, ScaledRealClock
-from scheduler.controller import DepartureTarget, SiteConfig
+from scheduler.controller import DepartureTarget, SiteConfig, SiteController
 from scheduler.feeds import BundledWeather, PriceFeed
 from scheduler.fleet import FleetConfig, FleetRunner, RenewingExecutor
 from scheduler.frame_feeds import WeatherFeed
@@ -371,6 +373,70 @@ def box_links(
 
 # ---------------------------------------------------------------------- the control loop
 @dataclass
+class SiteNotices:
+    """Owner notifications from the control loop: each published status (and the site's
+    controller) becomes a :class:`~notifications.SiteSnapshot`; a :class:`SiteWatch` per site
+    finds the events, the notifier sends them once, ended car sessions are recorded."""
+
+    accounts: AccountStore
+    store: NotificationStore
+    notifier: Notifier
+    clock: LoopClock
+    _watches: dict[str, tuple[SiteWatch, str, str]] = field(default_factory=dict)
+
+    def __call__(self, status: SiteStatus, controller: SiteController | None) -> None:
+        if status.state in ("not_configured", "off"):
+            self._watches.pop(status.site_id, None)
+            return
+        entry = self._watches.get(status.site_id)
+        if entry is None:
+            site = self.accounts.get_site(status.site_id)
+            if site is None:
+                return
+            minutes = self.store.settings(site.owner_id).offline_minutes
+            entry = (SiteWatch(timedelta(minutes=minutes)), site.name, site.timezone)
+            self._watches[status.site_id] = entry
+        watch, name, tz = entry
+        now = datetime.fromtimestamp(self.clock.now(), UTC)
+        for event in watch.observe(site_snapshot(status, controller, name, tz, now)):
+            self.notifier.publish(event)
+        for outcome in watch.ended_sessions:
+            self.store.record_session(outcome)
+        watch.ended_sessions.clear()
+
+
+def site_snapshot(
+    status: SiteStatus, controller: SiteController | None, name: str, tz: str, now: datetime
+) -> SiteSnapshot:
+    """What the notifications need to know of a site right now."""
+    ok = status.state in ("remote", "schedule_only")
+    problem = {"unreachable": "unreachable", "fallback": "in fallback"}.get(status.state, "")
+    snap = SiteSnapshot(status.site_id, name, tz, now, ok, problem)
+    if controller is None:
+        return snap
+    planned = controller.last_problem
+    sessions = () if planned is None else planned.state.ev_sessions
+    summary = controller.last_summary
+    short = [
+        v for v in (summary.violations if summary else ()) if v.name.endswith("-target_energy")
+    ]
+    if sessions:
+        s = sessions[0]
+        snap = replace(
+            snap,
+            ev_connected=True,
+            ev_energy_kwh=s.energy_kwh,
+            ev_target_kwh=s.target_kwh,
+            ev_departure=None
+            if s.departure is None
+            else pd.Timestamp(str(s.departure)).to_pydatetime(),
+            ev_shortfall_kwh=sum(v.amount for v in short),
+            ev_shortfall_reason="the charging power and the time until departure are not enough",
+        )
+    return replace(snap, grid_limit_kw=controller.last_cap_kw)
+
+
+@dataclass
 class ControlLoop:
     """The supervisor with its pool, feeds, price job and telemetry retention.
 
@@ -409,6 +475,15 @@ class ControlLoop:
             self.on_plan,
             self.keep_history,
         )
+        store_n = NotificationStore.open(f"sqlite:///{self.settings.database_path}")
+        notifier = notifier_for(
+            store_n,
+            self.settings,
+            mailer_from_settings(self.settings),
+            accounts,
+            lambda: datetime.fromtimestamp(self.clock.now(), UTC),
+        )
+        self.supervisor.on_status = SiteNotices(accounts, store_n, notifier, self.clock)
         new_prices = asyncio.Event()
         jobs = [
             asyncio.create_task(self._price_job(feeds, new_prices)),
@@ -426,6 +501,7 @@ class ControlLoop:
                 with contextlib.suppress(asyncio.CancelledError):
                     await job
             await asyncio.to_thread(runner.close)
+            await asyncio.to_thread(notifier.close)
             if inputs is not None:
                 inputs.close()
             store.close()

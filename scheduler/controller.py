@@ -50,7 +50,16 @@ from adapters.heartbeat.esi_types import (
     ScheduleSlot,
 )
 from adapters.store.telemetry import Sample
-from optimizer import ChargingMode, EVSession, HeatPump, Inputs, Problem, State, Tuning
+from optimizer import (
+    ChargingMode,
+    EVSession,
+    HeatPump,
+    Inputs,
+    PlanSummary,
+    Problem,
+    State,
+    Tuning,
+)
 from optimizer import forecast as fc
 from scheduler.clock import LoopClock, Wakeup
 from scheduler.commands import box_setpoints, schedule_slot
@@ -303,6 +312,9 @@ class SiteController:
         self._reasons: list[str] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._ev: _EvTrack | None = None
+        #: The last plan's summary and the grid operator's import limit it kept to [kW].
+        self.last_summary: PlanSummary | None = None
+        self.last_cap_kw: float | None = None
         self._hp_temp = config.hp_temp_init_c
         self._last_poll: float | None = None
         self._last_stored: float | None = None
@@ -591,6 +603,7 @@ class SiteController:
         if not result.ok or result.slots is None:
             return CycleReport(now, reasons, False, result.error, result.cycle_ms)
         self.plans.append((now, result.slots))
+        self.last_summary, self.last_cap_kw = result.summary, cap
         waited = 0.0
         if ahead and slot_start is not None:
             w0 = time.perf_counter()

@@ -221,6 +221,8 @@ class Supervisor:
     on_plan: Callable[[str], None] | None = None
     #: Cycle reports and plans each controller keeps in memory (None: all; the demo).
     keep_history: int | None = 8
+    #: Called with every published status and the site's controller (owner notifications).
+    on_status: Callable[[SiteStatus, SiteController | None], None] | None = None
     _sites: dict[str, _Managed] = field(default_factory=dict)
     _idle: dict[str, Idle] = field(default_factory=dict)
     _dirty: set[str] = field(default_factory=set)
@@ -443,6 +445,13 @@ class Supervisor:
 
     async def _publish(self, ids: set[str]) -> None:
         statuses = [self.status(i) for i in sorted(ids)]  # in the loop: it owns the state
+        if self.on_status is not None:
+            for status in statuses:
+                managed = self._sites.get(status.site_id)
+                try:
+                    self.on_status(status, None if managed is None else managed.controller)
+                except Exception:  # owner messages must never stop the control loop
+                    log.exception("supervisor: status hook failed for %s", status.site_id)
         await asyncio.to_thread(self.source.publish_status, statuses)
 
 
