@@ -283,8 +283,32 @@ def _trim_to_room(
         total -= need[k]
 
 
-def _add_target(ctx: Context, wb: Wallbox, energy: Block, need_kwh: float, slot: int) -> None:
+def target_penalty_eur_per_kwh(ctx: Context, wb: Wallbox, need_kwh: float) -> float:
+    """Cost of each kWh the car ends short of ``need_kwh`` [EUR/kWh].
+
+    The wallbox cannot deliver less than its minimum power for a slot: a car that lacks less
+    than one slot at the minimum gets either nothing or at least that slot's energy. A penalty
+    per kWh of the small remainder alone then costs less than the slot that meets it (e.g.
+    0.12 kWh x 2 EUR against 1 kWh at the minimum of 4.1 kW), and the optimum leaves a
+    reachable target short. So the remainder is charged as short by the whole minimum slot:
+    meeting the target is traded at the penalty per kWh the wallbox must deliver for it, as
+    for larger remainders (any energy above one minimum slot can be spread over slots).
+    """
     penalty = ctx.problem.tuning.ev_target_penalty_eur_per_kwh
+    session = ctx.problem.session(wb.name)
+    if session is None:
+        return penalty
+    low = min(wb.power_range_kw(k)[0] for k in wb.phase_options)
+    min_slot_kwh = low * wb.efficiency * ctx.dt_h
+    missing = need_kwh - session.energy_kwh
+    room = session.capacity_kwh - session.energy_kwh
+    if 1e-9 < missing < min_slot_kwh <= room + 1e-9:
+        return penalty * min_slot_kwh / missing
+    return penalty
+
+
+def _add_target(ctx: Context, wb: Wallbox, energy: Block, need_kwh: float, slot: int) -> None:
+    penalty = target_penalty_eur_per_kwh(ctx, wb, need_kwh)
     short = ctx.m.var(f"{wb.name}-target_shortfall", 0.0, need_kwh, penalty, size=1)
     one = np.zeros(1, dtype=np.int64)
     ctx.m.rows(
