@@ -68,11 +68,10 @@ def test_time_limit_without_a_solution_raises_instead_of_a_zero_plan() -> None:
     """HiGHS stopped before any feasible point returns all-zero values: a plan that serves no
     load and empties the battery at once. That must be an error, never a schedule."""
     from optimizer import SolverTimeLimitError, Tuning
-    from scheduler.scenario import Home, scenario_problem
-
     from optimizer.formulate import formulate
     from optimizer.solvers.base import SolveOptions
     from optimizer.solvers.highs import HighsSolver
+    from scheduler.scenario import Home, scenario_problem
 
     problem, _ = scenario_problem(Home(), "2024-06-12T22:00Z", 96, tuning=Tuning())
     canonical = formulate(problem).problem
