@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 import uvicorn
 from pydantic import Field
@@ -48,7 +49,15 @@ from api.schemas import TradingParameters
 from api.settings import Settings
 from api.site_problem import stored_preferences, stored_tariff
 from core.errors import CliError
-from notifications import NotificationStore, Notifier, SiteSnapshot, SiteWatch
+from notifications import (
+    Event,
+    NotificationStore,
+    Notifier,
+    SiteRef,
+    SiteSnapshot,
+    SiteWatch,
+    negative_prices_event,
+)
 from pricing import SiteExportRules, Tariff
 from scheduler.clock import LoopClock, RealClock, ScaledRealClock
 from scheduler.controller import DepartureTarget, SiteConfig, SiteController
@@ -403,6 +412,33 @@ class SiteNotices:
         for outcome in watch.ended_sessions:
             self.store.record_session(outcome)
         watch.ended_sessions.clear()
+        if controller is not None:
+            negative = tomorrow_negative_prices(controller, SiteRef(status.site_id, name, tz), now)
+            if negative is not None:  # its key is the day: told once
+                self.notifier.publish(negative)
+
+
+def tomorrow_negative_prices(
+    controller: SiteController, site: SiteRef, now: datetime
+) -> Event | None:
+    """The event for negative published (not estimated) spot prices tomorrow in the site's
+    last plan, with what that plan does in those slots."""
+    problem = controller.last_problem
+    if problem is None or problem.inputs.spot_eur_per_kwh is None:
+        return None
+    index = problem.inputs.index
+    spot = pd.Series(np.asarray(problem.inputs.spot_eur_per_kwh, dtype=float), index=index)
+    flags = controller.input_flags
+    if flags is not None and "price-is_estimate" in flags:
+        estimated = flags["price-is_estimate"].reindex(index, fill_value=True).to_numpy(bool)
+        spot = spot[~estimated]
+    local_days = pd.DatetimeIndex(spot.index).tz_convert(site.tz).date
+    tomorrow = (pd.Timestamp(now).tz_convert(site.tz).normalize() + pd.Timedelta(days=1)).date()
+    day = spot[local_days == tomorrow]
+    if len(day) < 4:  # tomorrow's prices are not published yet
+        return None
+    plan = controller.plans[-1][1] if controller.plans else None
+    return negative_prices_event(site, now, day, plan)
 
 
 def site_snapshot(

@@ -457,6 +457,11 @@ class SiteController:
                 await self.poll()
             await self.clock.sleep_until(self.clock.now() + self.config.poll_s)
 
+    @property
+    def input_flags(self) -> pd.DataFrame | None:
+        """The last plan's per-slot ``price-is_estimate`` / ``weather-is_estimate`` flags."""
+        return self._input_flags
+
     async def _price_loop(self) -> None:
         while True:
             await self.clock.sleep_until(self.clock.now() + self.config.price_refresh_s)

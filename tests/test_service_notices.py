@@ -51,3 +51,32 @@ def test_a_box_offline_past_the_grace_period_reaches_the_owner_once(tmp_path: Pa
         "Home: your Heartbeat box is unreachable",
         "Home: your Heartbeat box is back",
     ]
+
+
+def test_negative_prices_tomorrow_come_from_the_plan_published_prices() -> None:
+    from dataclasses import dataclass
+
+    import pandas as pd
+
+    from hbopt.service import tomorrow_negative_prices
+    from notifications import SiteRef
+    from optimizer import Problem
+    from scheduler.scenario import Home, scenario_problem
+
+    @dataclass
+    class Planned:  # what the function reads of a SiteController
+        last_problem: Problem
+        input_flags: pd.DataFrame | None
+        plans: list[tuple[pd.Timestamp, pd.DataFrame]]
+
+    # Saturday 11 May 2024, 16:00 Berlin: Sunday's day-ahead prices are known, several negative
+    problem, _ = scenario_problem(Home(), "2024-05-11T14:00Z", 192)
+    now = datetime(2024, 5, 11, 14, 0, tzinfo=UTC)
+    site = SiteRef("s", "Home", "Europe/Berlin")
+    event = tomorrow_negative_prices(Planned(problem, None, []), site, now)  # type: ignore[arg-type]
+    assert event is not None and event.kind == EventKind.NEGATIVE_PRICES_TOMORROW
+    assert event.key == "negative-prices:2024-05-12" and "Sun 12 May" in event.body
+    # the same prices flagged as estimates are not news
+    flags = pd.DataFrame({"price-is_estimate": True}, index=problem.inputs.index)
+    estimated = Planned(problem, flags, [])
+    assert tomorrow_negative_prices(estimated, site, now) is None  # type: ignore[arg-type]
