@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from adapters.sql import sql_engine
 from notifications.events import DEFAULT_CHANNELS, ChannelName, Event, EventKind, SessionOutcome
 
 
@@ -157,16 +158,7 @@ class FeedItem:
 
 def make_engine(url: str) -> Engine:
     """An engine for ``url`` with the notification tables created if missing."""
-    engine = sa.create_engine(url, pool_pre_ping=True)
-    if engine.dialect.name == "sqlite":
-
-        @sa.event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA busy_timeout=2000")
-            cur.execute("PRAGMA secure_delete=ON")
-            cur.close()
-
+    engine = sql_engine(url, ("busy_timeout=2000", "secure_delete=ON"))
     _create_tables(engine)
     return engine
 

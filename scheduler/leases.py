@@ -37,10 +37,11 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+
+from adapters.sql import sql_engine
 
 metadata = sa.MetaData()
 
@@ -92,17 +93,7 @@ class Renewal:
 
 def make_engine(url: str) -> Engine:
     """An engine for the lease tables (SQLite: WAL and a busy timeout for several processes)."""
-    engine = sa.create_engine(url, pool_pre_ping=True)
-    if engine.dialect.name == "sqlite":
-
-        @sa.event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA busy_timeout=5000")
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.close()
-
-    return engine
+    return sql_engine(url, ("busy_timeout=5000", "journal_mode=WAL"))
 
 
 class LeaseManager:
