@@ -13,7 +13,9 @@ from typing import Any
 from uvicorn.config import LOGGING_CONFIG
 
 # Top-level packages whose loggers the service shows (third-party ones stay at WARNING).
-PROJECT_LOGGERS = ("api", "hbopt", "scheduler", "adapters", "pricing", "simulation", "insights")
+PROJECT_LOGGERS = (
+    "api", "hbopt", "scheduler", "adapters", "pricing", "simulation", "insights", "notifications",
+)  # fmt: skip
 
 
 def service_log_config(level: str = "info") -> dict[str, Any]:

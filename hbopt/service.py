@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import logging.config
 import signal
 import sqlite3
 import threading
@@ -650,11 +651,9 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def _log_to_stderr(level: str) -> None:
-    """The service's own log lines (control loop, mail links without SMTP) on stderr."""
-    logging.basicConfig(
-        level=getattr(logging, str(level).upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    """The service's own log lines (control loop, mail links without SMTP) on stderr: the same
+    configuration uvicorn applies in ``serve``, so ``control`` logs exactly alike."""
+    logging.config.dictConfig(service_log_config(level))
 
 
 def run_control(args: argparse.Namespace) -> int:
