@@ -46,9 +46,14 @@ from scheduler.clock import LoopClock
 from scheduler.controller import CycleReport, SiteConfig, SiteController
 from scheduler.feeds import PriceFeed
 from scheduler.frame_feeds import WeatherFeed
+from scheduler.leases import Lease, LeaseManager
 from scheduler.links import BoxLink
 
 log = logging.getLogger(__name__)
+
+#: A controller writes only while its lease has more than ttl / this left (clock skew between
+#: hosts and a write batch in flight must fit in it).
+LEASE_MARGIN_DIVISOR = 6
 
 StateName = Literal["remote", "schedule_only", "fallback", "unreachable", "not_configured", "off"]
 LinkKind = Literal["modbus", "pull"]
@@ -177,6 +182,8 @@ class RuntimeConfig:
     retry_s: float = 10.0
     status_refresh_s: float = 15.0
     status_flush_s: float = 0.5
+    #: Lease renew period, on the controllers' clock (the boxes' watchdog runs on it too).
+    lease_renew_s: float = 5.0
 
 
 @dataclass
@@ -223,7 +230,10 @@ class Supervisor:
     keep_history: int | None = 8
     #: Called with every published status and the site's controller (owner notifications).
     on_status: Callable[[SiteStatus, SiteController | None], None] | None = None
+    #: Site leases shared with other control processes; None: this process runs every site.
+    leases: LeaseManager | None = None
     _sites: dict[str, _Managed] = field(default_factory=dict)
+    _held: dict[str, Lease] = field(default_factory=dict)
     _idle: dict[str, Idle] = field(default_factory=dict)
     _dirty: set[str] = field(default_factory=set)
     _loop: asyncio.AbstractEventLoop | None = None
@@ -235,11 +245,15 @@ class Supervisor:
         without release, as a crash would: the boxes execute the schedule, then fall back)."""
         self._loop = asyncio.get_running_loop()
         self._change_id = await asyncio.to_thread(self.source.last_change_id)
+        if self.leases is not None:
+            await self._lease_tick(reconcile=False)
         await self.reconcile_all()
         tasks = [
             asyncio.create_task(self._follow_changes(), name="supervisor-changes"),
             asyncio.create_task(self._publish_loop(), name="supervisor-status"),
         ]
+        if self.leases is not None:
+            tasks.append(asyncio.create_task(self._lease_loop(), name="supervisor-leases"))
         try:
             await asyncio.gather(*tasks)
         finally:
@@ -251,6 +265,9 @@ class Supervisor:
             await self.stop_all(release=False)
             with contextlib.suppress(Exception):
                 await self._publish(set(self._dirty))
+            if self.leases is not None:  # the controllers are stopped: hand the sites on now
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(self.leases.close)
 
     async def stop_all(self, release: bool) -> None:
         """Stop every controller (``release``: hand every box back to its own logic)."""
@@ -265,8 +282,17 @@ class Supervisor:
         for site_id in set(self._idle) - ids:
             del self._idle[site_id]
 
+    def holds(self, site_id: str) -> bool:
+        """Does this process run ``site_id`` (always, without leases)?"""
+        return self.leases is None or site_id in self._held
+
     async def reconcile(self, site_id: str, reason: str) -> None:
         """Make what runs for ``site_id`` equal to what the source says should run."""
+        if not self.holds(site_id):  # another control process runs it
+            self._idle.pop(site_id, None)
+            if site_id in self._sites:
+                await self._stop(site_id, release=False)
+            return
         desired = await asyncio.to_thread(self.source.desired, site_id)
         running = self._sites.get(site_id)
         if isinstance(desired, Idle):
@@ -357,6 +383,10 @@ class Supervisor:
             client=self.links(spec, self.clock),
         )
         controller.keep_history = self.keep_history
+        if self.leases is not None:
+            site_id = spec.site_id
+            controller.may_write = lambda: self._may_write(site_id)
+            controller.fence = lambda: self._fence(site_id)
         managed = _Managed(spec, controller)
         controller.on_report = lambda report: self._reported(managed, report)
         managed.task = asyncio.create_task(
@@ -403,6 +433,66 @@ class Supervisor:
                 await managed.controller.client.close()
         self._dirty.add(site_id)
 
+    # ------------------------------------------------------------------ leases
+    async def _lease_loop(self) -> None:
+        """Renew and acquire every ``lease_renew_s``, beside the cycles (solves run elsewhere,
+        so a busy fleet does not delay a renewal)."""
+        while True:
+            await self.clock.sleep_until(self.clock.now() + self.config.lease_renew_s)
+            try:
+                await self._lease_tick()
+            except Exception:  # the database may be away: the leases then lapse, writes stop
+                log.exception("supervisor: lease renewal failed")
+
+    async def _lease_tick(self, reconcile: bool = True) -> None:
+        """Renew; stop the sites lost, then give up the surplus; take a fair share and start."""
+        leases = self.leases
+        assert leases is not None
+        now = datetime.fromtimestamp(self.clock.now(), UTC)
+        renewal = await asyncio.to_thread(leases.renew, now, False)
+        self._held = leases.held()
+        for site_id in sorted(renewal.lost):
+            log.warning("%s: lease lost to another control process; stopping", site_id)
+            await self._drop(site_id)
+        if renewal.released:
+            for site_id in sorted(renewal.released):
+                self._held.pop(site_id, None)  # no more writes from here on
+                await self._drop(site_id)
+            await asyncio.to_thread(leases.release, renewal.released)
+            log.info("handed %d sites to other control processes", len(renewal.released))
+        ids = await asyncio.to_thread(self.source.site_ids)
+        taken = await asyncio.to_thread(leases.acquire, ids, now)
+        self._held = leases.held()
+        if taken:
+            log.info("took the leases of %d sites", len(taken))
+        if reconcile:
+            for site_id in sorted(taken):
+                await self.reconcile(site_id, "taken over")
+
+    async def _drop(self, site_id: str) -> None:
+        """Stop running a site another process runs now: no release, the box is theirs."""
+        self._idle.pop(site_id, None)
+        self._dirty.discard(site_id)
+        if site_id in self._sites:
+            await self._stop(site_id, release=False)
+            self._dirty.discard(site_id)
+
+    def _may_write(self, site_id: str) -> bool:
+        """The lease is ours with a margin left (clock skew, a write batch in flight)."""
+        lease = self._held.get(site_id)
+        if lease is None or self.leases is None:
+            return False
+        margin_s = self.leases.ttl_ms / 1000 / LEASE_MARGIN_DIVISOR
+        return lease.expires_at - self.clock.now() > margin_s
+
+    async def _fence(self, site_id: str) -> bool:
+        """:meth:`_may_write`, then the fencing token checked in the database."""
+        lease = self._held.get(site_id)
+        if lease is None or self.leases is None or not self._may_write(site_id):
+            return False
+        now = datetime.fromtimestamp(self.clock.now(), UTC)
+        return await asyncio.to_thread(self.leases.check, lease, now)
+
     async def _follow_changes(self) -> None:
         last_full = time.monotonic()
         while True:
@@ -435,6 +525,7 @@ class Supervisor:
                 ids |= set(self._sites)
                 last_all = time.monotonic()
             self._dirty.clear()
+            ids = {i for i in ids if self.holds(i)}  # the owner's process publishes the rest
             if not ids:
                 continue
             try:
