@@ -159,6 +159,8 @@ class HeartbeatBox:
         self.busy_rejections = 0
         #: Times the watchdog expired with live setpoints in force (the box went to FALLBACK).
         self.fallback_entries = 0
+        #: Box times [s] of the schedules committed (one per control cycle that reached it).
+        self.schedule_commits: list[float] = []
         self.reboot()
 
     # ------------------------------------------------------------------ lifecycle
@@ -575,6 +577,7 @@ class HeartbeatBox:
         )
         self.persistent.schedule = ActiveSchedule(h["sched_id"] or 0, start, slot_len, slots)
         self.persistent.sched_expired = False
+        self.schedule_commits.append(now)
 
     # ------------------------------------------------------------------ register image
     def render(self, regs: list[int], now: float) -> None:
