@@ -75,7 +75,9 @@ class FailoverResult:
     start_up_s: float
     lease_takeover_s: float
     box_takeover_s: list[float]
+    #: Boxes that went to FALLBACK after the kill, and before it (start-up, rebalancing).
     fallback_boxes: int
+    fallback_boxes_before: int
     busy_rejections: int
     interleaved_boxes: int
     #: Schedule commits per box per 15-min window before the kill (None: not measured).
@@ -84,6 +86,8 @@ class FailoverResult:
     #: CPU seconds of each surviving process (and its solver pool) from the kill to the end.
     cpu_after_kill_s: dict[str, float] = field(default_factory=dict)
     after_kill_s: float = 0.0
+    #: Real seconds of the start-up phases.
+    phases: dict[str, float] = field(default_factory=dict)
     logs: dict[str, str] = field(default_factory=dict)
 
 
@@ -237,86 +241,107 @@ async def run_failover(
     """
     clock = ScaledRealClock((START - pd.Timedelta(minutes=2)).timestamp(), timing.speed)
     engine = make_engine(db_url)
-    metadata.create_all(engine)  # what the first process creates; read before it is up
-    procs: list[ControlProcess] = []
-    try:
-        async with served_boxes(clock, n_sites, timing.watchdog_s) as sims:
-            ids = fleet_accounts(tmp / "accounts.sqlite3", [s.port for s in sims])
-            box_of = dict(zip(ids, (s.box for s in sims), strict=True))
+    metadata.create_all(engine)  # what the processes create; read before they are up
+    async with served_boxes(clock, n_sites, timing.watchdog_s) as sims:
+        ids = fleet_accounts(tmp / "accounts.sqlite3", [s.port for s in sims])
+        fleet = _Fleet(engine, clock, timing, dict(zip(ids, (s.box for s in sims), strict=True)))
+        try:
             env = control_env(tmp, db_url, clock, timing)
-            t0 = time.monotonic()
-            names = [f"control-{i}" for i in range(n_processes)]
-            # the first process creates the tables and takes every site; the others join
-            procs.append(ControlProcess.start(names[0], env, tmp))
-            await until(
-                lambda: len(lease_holders(engine, clock.now())) == n_sites, 120, "first process"
-            )
-            procs += [ControlProcess.start(n, env, tmp) for n in names[1:]]
-            share = -(-n_sites // n_processes)
+            # all at once: the first to tick takes every site and hands the others their share
+            fleet.procs = [
+                ControlProcess.start(f"control-{i}", env, tmp) for i in range(n_processes)
+            ]
+            phases = await fleet.start_up()
+            cycles = await _cycles_per_window(fleet.box_of, clock, measure_windows)
+            result = await fleet.kill_one()
+            result.start_up_s, result.phases = sum(phases.values()), phases
+            result.cycles_per_window, result.windows = cycles, measure_windows
+            return result
+        finally:  # the processes first: without their boxes they would stop slowly
+            for p in fleet.procs:
+                p.stop()
+            engine.dispose()
 
-            def balanced() -> bool:
-                counts = Counter(lease_holders(engine, clock.now()).values())
-                return len(counts) == n_processes and max(counts.values()) <= share
 
-            def all_remote() -> bool:
-                now = clock.now()
-                return all(
-                    b.control_state(now) == ControlState.REMOTE_LIVE for b in box_of.values()
-                )
+@dataclass
+class _Fleet:
+    """The running fleet as :func:`run_failover` watches it."""
 
-            await until(lambda: balanced() and all_remote(), 240, "sites shared and under control")
-            start_up_s = time.monotonic() - t0
-            await asyncio.sleep(timing.real(3 * timing.lease_renew_s))
-            cycles = await _cycles_per_window(box_of, clock, measure_windows)
-            holders = lease_holders(engine, clock.now())
-            before = Counter(holders.values())
-            cpu0 = {p.name: p.cpu_s() for p in procs}
-            victim = procs[n_processes // 2]
-            victim_boxes = [box_of[s] for s, h in holders.items() if h == victim.name]
-            killed_at, killed_box = time.monotonic(), clock.now()
-            victim.kill()
+    engine: sa.Engine
+    clock: ScaledRealClock
+    timing: FleetTiming
+    box_of: dict[str, HeartbeatBox]
+    procs: list[ControlProcess] = field(default_factory=list)
 
-            def taken() -> bool:
-                held = lease_holders(engine, clock.now())
-                return len(held) == n_sites and victim.name not in held.values()
+    def holders(self) -> dict[str, str]:
+        return lease_holders(self.engine, self.clock.now())
 
-            await until(taken, timing.real(3 * timing.lease_ttl_s) + 30, "leases taken over")
-            lease_s = time.monotonic() - killed_at
+    async def start_up(self) -> dict[str, float]:
+        """Until the sites are shared fairly and every box is under remote control."""
+        n, share = len(self.procs), -(-len(self.box_of) // len(self.procs))
 
-            def rewritten() -> bool:
-                return all(_written_since(b, killed_box) is not None for b in victim_boxes)
+        def balanced() -> bool:
+            counts = Counter(self.holders().values())
+            return len(counts) == n and max(counts.values()) <= share
 
-            await until(rewritten, timing.real(3 * timing.lease_ttl_s) + 60, "boxes taken over")
-            box_s = [timing.real(_written_since(b, killed_box) or 0.0) for b in victim_boxes]
-            # a watchdog period more: a box missed by the take-over would fall back by then
-            await asyncio.sleep(timing.real(timing.watchdog_s))
-            for box in box_of.values():
-                box.tick()
-            after = Counter(lease_holders(engine, clock.now()).values())
-            cpu = {p.name: p.cpu_s() - cpu0[p.name] for p in procs if p is not victim}
-            steady_s = time.monotonic() - killed_at
-            boxes = list(box_of.values())
-            return FailoverResult(
-                dict(sorted(before.items())),
-                dict(sorted(after.items())),
-                victim.name,
-                len(victim_boxes),
-                start_up_s,
-                lease_s,
-                box_s,
-                sum(b.fallback_entries > 0 for b in boxes),
-                sum(b.busy_rejections for b in boxes),
-                sum(bool(interleaved_writers(b.writer_runs)) for b in boxes),
-                cycles,
-                measure_windows,
-                cpu,
-                steady_s,
-                {p.name: p.log.read_text(errors="replace")[-3000:] for p in procs},
-            )
-    finally:
-        for p in procs:
-            p.stop()
-        engine.dispose()
+        def all_remote() -> bool:
+            now = self.clock.now()
+            states = (b.control_state(now) for b in self.box_of.values())
+            return all(s == ControlState.REMOTE_LIVE for s in states)
+
+        try:
+            shared = await until(balanced, 240, "sites shared")
+            remote = await until(all_remote, 240, "every box under remote control")
+        except TimeoutError as exc:
+            logs = "\n".join(f"--- {p.name}\n{p.log.read_text()[-3000:]}" for p in self.procs)
+            raise TimeoutError(f"{exc}; leases {Counter(self.holders().values())}\n{logs}") from exc
+        await asyncio.sleep(self.timing.real(3 * self.timing.lease_renew_s))
+        return {"sites shared": shared, "then every box remote": remote}
+
+    async def kill_one(self) -> FailoverResult:
+        """SIGKILL the middle process; until its sites are re-taken and its boxes written."""
+        timing, boxes = self.timing, list(self.box_of.values())
+        holders = self.holders()
+        cpu0 = {p.name: p.cpu_s() for p in self.procs}
+        fell_back = {id(b): b.fallback_entries for b in boxes}
+        victim = self.procs[len(self.procs) // 2]
+        victim_boxes = [self.box_of[s] for s, h in holders.items() if h == victim.name]
+        killed_at, killed_box = time.monotonic(), self.clock.now()
+        victim.kill()
+
+        def taken() -> bool:
+            held = self.holders()
+            return len(held) == len(boxes) and victim.name not in held.values()
+
+        def rewritten() -> bool:
+            return all(_written_since(b, killed_box) is not None for b in victim_boxes)
+
+        await until(taken, timing.real(3 * timing.lease_ttl_s) + 30, "leases taken over")
+        lease_s = time.monotonic() - killed_at
+        await until(rewritten, timing.real(3 * timing.lease_ttl_s) + 60, "boxes taken over")
+        box_s = [timing.real(_written_since(b, killed_box) or 0.0) for b in victim_boxes]
+        # a watchdog period more: a box missed by the take-over would fall back by then
+        await asyncio.sleep(timing.real(timing.watchdog_s))
+        for box in boxes:
+            box.tick()
+        return FailoverResult(
+            dict(sorted(Counter(holders.values()).items())),
+            dict(sorted(Counter(self.holders().values()).items())),
+            victim.name,
+            len(victim_boxes),
+            0.0,
+            lease_s,
+            box_s,
+            sum(b.fallback_entries > fell_back[id(b)] for b in boxes),
+            sum(fell_back[id(b)] > 0 for b in boxes),
+            sum(b.busy_rejections for b in boxes),
+            sum(bool(interleaved_writers(b.writer_runs)) for b in boxes),
+            cpu_after_kill_s={
+                p.name: p.cpu_s() - cpu0[p.name] for p in self.procs if p is not victim
+            },
+            after_kill_s=time.monotonic() - killed_at,
+            logs={p.name: p.log.read_text(errors="replace")[-3000:] for p in self.procs},
+        )
 
 
 def _written_since(box: HeartbeatBox, t: float) -> float | None:

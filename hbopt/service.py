@@ -124,6 +124,11 @@ class ControlSettings(BaseSettings):
     clock_anchor: float | None = Field(
         default=None, description="Wall-clock UNIX time at which the clock reads clock_start"
     )
+    leases: bool = Field(
+        default=True,
+        description="Share the sites with other control processes through leases in the "
+        "database; off: this process runs every site (the demo on its stepped clock)",
+    )
     database_url: str | None = Field(
         default=None,
         description="SQLAlchemy URL of the database the control processes share for the site "
@@ -549,7 +554,7 @@ class ControlLoop:
         """Run until cancelled; stops the controllers without release (see the supervisor)."""
         accounts, store = await asyncio.to_thread(open_stores, self.settings, self.clock)
         c = self.control
-        leases = await asyncio.to_thread(open_leases, self.settings, c)
+        leases = await asyncio.to_thread(open_leases, self.settings, c) if c.leases else None
         runner = FleetRunner(
             FleetConfig(c.solver_backend, c.solver_workers, scheduler_address=c.dask_scheduler)
         )
@@ -602,7 +607,8 @@ class ControlLoop:
                 inputs.close()
             store.close()
             accounts.close()
-            leases.engine.dispose()
+            if leases is not None:
+                leases.engine.dispose()
 
     def prices_changed(self, site_ids: Iterable[str] | None = None) -> None:
         """Hook for a price job elsewhere: replan these sites (default: all); any thread."""

@@ -34,10 +34,10 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Literal, NamedTuple, Protocol
+from typing import Literal, NamedTuple, Protocol, TypeVar
 
 from adapters import store as st
 from adapters.heartbeat.client import BoxError
@@ -50,6 +50,7 @@ from scheduler.leases import Lease, LeaseManager
 from scheduler.links import BoxLink
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: A controller writes only while its lease has more than ttl / this left (clock skew between
 #: hosts and a write batch in flight must fit in it).
@@ -234,6 +235,10 @@ class Supervisor:
     leases: LeaseManager | None = None
     _sites: dict[str, _Managed] = field(default_factory=dict)
     _held: dict[str, Lease] = field(default_factory=dict)
+    _moves: set[asyncio.Task[None]] = field(default_factory=set)
+    _lease_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _reconcile_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _lease_pool: ThreadPoolExecutor | None = None
     _idle: dict[str, Idle] = field(default_factory=dict)
     _dirty: set[str] = field(default_factory=set)
     _loop: asyncio.AbstractEventLoop | None = None
@@ -245,18 +250,20 @@ class Supervisor:
         without release, as a crash would: the boxes execute the schedule, then fall back)."""
         self._loop = asyncio.get_running_loop()
         self._change_id = await asyncio.to_thread(self.source.last_change_id)
+        tasks = []
         if self.leases is not None:
             await self._lease_tick(reconcile=False)
-        await self.reconcile_all()
-        tasks = [
-            asyncio.create_task(self._follow_changes(), name="supervisor-changes"),
-            asyncio.create_task(self._publish_loop(), name="supervisor-status"),
-        ]
-        if self.leases is not None:
+            # renewing from now on: starting many sites below must not let their leases lapse
             tasks.append(asyncio.create_task(self._lease_loop(), name="supervisor-leases"))
         try:
+            await self.reconcile_all()
+            tasks += [
+                asyncio.create_task(self._follow_changes(), name="supervisor-changes"),
+                asyncio.create_task(self._publish_loop(), name="supervisor-status"),
+            ]
             await asyncio.gather(*tasks)
         finally:
+            tasks += list(self._moves)
             for task in tasks:
                 task.cancel()
             for task in tasks:
@@ -267,7 +274,9 @@ class Supervisor:
                 await self._publish(set(self._dirty))
             if self.leases is not None:  # the controllers are stopped: hand the sites on now
                 with contextlib.suppress(Exception):
-                    await asyncio.to_thread(self.leases.close)
+                    await self._in_lease_thread(self.leases.close)
+            if self._lease_pool is not None:
+                self._lease_pool.shutdown(wait=False)
 
     async def stop_all(self, release: bool) -> None:
         """Stop every controller (``release``: hand every box back to its own logic)."""
@@ -278,7 +287,8 @@ class Supervisor:
         """Compare every site with what runs; start, reconfigure or release."""
         ids = set(await asyncio.to_thread(self.source.site_ids))
         for site_id in sorted(ids | set(self._sites)):
-            await self.reconcile(site_id, "started")
+            if self.holds(site_id) or site_id in self._sites or site_id in self._idle:
+                await self.reconcile(site_id, "started")
         for site_id in set(self._idle) - ids:
             del self._idle[site_id]
 
@@ -288,6 +298,10 @@ class Supervisor:
 
     async def reconcile(self, site_id: str, reason: str) -> None:
         """Make what runs for ``site_id`` equal to what the source says should run."""
+        async with self._reconcile_lock:  # the change follower and the lease task both call
+            await self._reconcile(site_id, reason)
+
+    async def _reconcile(self, site_id: str, reason: str) -> None:
         if not self.holds(site_id):  # another control process runs it
             self._idle.pop(site_id, None)
             if site_id in self._sites:
@@ -445,37 +459,62 @@ class Supervisor:
                 log.exception("supervisor: lease renewal failed")
 
     async def _lease_tick(self, reconcile: bool = True) -> None:
-        """Renew; stop the sites lost, then give up the surplus; take a fair share and start."""
+        """Renew; stop the sites lost; hand the surplus on; take a fair share and start it.
+
+        Only the database calls are awaited here: stopping and starting controllers runs in
+        :meth:`_move_sites`, so a slow start of many sites never delays the next renewal.
+        """
         leases = self.leases
         assert leases is not None
         now = datetime.fromtimestamp(self.clock.now(), UTC)
-        renewal = await asyncio.to_thread(leases.renew, now, False)
-        self._held = leases.held()
+        async with self._lease_lock:
+            renewal = await self._in_lease_thread(leases.renew, now, False)
+            ids = await asyncio.to_thread(self.source.site_ids)
+            # the surplus is not ours to write from now on, but released only once stopped
+            self._held = {k: v for k, v in leases.held().items() if k not in renewal.released}
+            taken = await self._in_lease_thread(leases.acquire, ids, now)
+            self._held = {k: v for k, v in leases.held().items() if k not in renewal.released}
         for site_id in sorted(renewal.lost):
             log.warning("%s: lease lost to another control process; stopping", site_id)
-            await self._drop(site_id)
-        if renewal.released:
-            for site_id in sorted(renewal.released):
-                self._held.pop(site_id, None)  # no more writes from here on
-                await self._drop(site_id)
-            await asyncio.to_thread(leases.release, renewal.released)
-            log.info("handed %d sites to other control processes", len(renewal.released))
-        ids = await asyncio.to_thread(self.source.site_ids)
-        taken = await asyncio.to_thread(leases.acquire, ids, now)
-        self._held = leases.held()
         if taken:
             log.info("took the leases of %d sites", len(taken))
-        if reconcile:
+        lost, surplus = set(renewal.lost), set(renewal.released)
+        start = taken if reconcile else set()
+        if lost or surplus or start:
+            task = asyncio.create_task(
+                self._move_sites(lost, surplus, start), name="supervisor-moves"
+            )
+            self._moves.add(task)
+            task.add_done_callback(self._moves.discard)
+
+    async def _move_sites(self, lost: set[str], surplus: set[str], taken: set[str]) -> None:
+        """Stop the sites lost and the surplus, release the surplus, start the sites taken."""
+        try:
+            for site_id in sorted({*lost, *surplus}):
+                await self._drop(site_id)
+            if surplus and self.leases is not None:
+                async with self._lease_lock:
+                    await self._in_lease_thread(self.leases.release, surplus)
+                log.info("handed %d sites to other control processes", len(surplus))
             for site_id in sorted(taken):
                 await self.reconcile(site_id, "taken over")
+        except Exception:
+            log.exception("supervisor: moving sites between processes failed")
 
     async def _drop(self, site_id: str) -> None:
         """Stop running a site another process runs now: no release, the box is theirs."""
-        self._idle.pop(site_id, None)
-        self._dirty.discard(site_id)
-        if site_id in self._sites:
-            await self._stop(site_id, release=False)
+        async with self._reconcile_lock:
+            self._idle.pop(site_id, None)
+            if site_id in self._sites:
+                await self._stop(site_id, release=False)
             self._dirty.discard(site_id)
+
+    async def _in_lease_thread(self, fn: Callable[..., T], *args: object) -> T:
+        """Run a lease call on the supervisor's own thread: never queued behind the other
+        blocking calls (account reads, status writes) in the default pool."""
+        if self._lease_pool is None:
+            self._lease_pool = ThreadPoolExecutor(1, thread_name_prefix="leases")
+        return await asyncio.get_running_loop().run_in_executor(self._lease_pool, fn, *args)
 
     def _may_write(self, site_id: str) -> bool:
         """The lease is ours with a margin left (clock skew, a write batch in flight)."""
@@ -491,7 +530,7 @@ class Supervisor:
         if lease is None or self.leases is None or not self._may_write(site_id):
             return False
         now = datetime.fromtimestamp(self.clock.now(), UTC)
-        return await asyncio.to_thread(self.leases.check, lease, now)
+        return bool(await self._in_lease_thread(self.leases.check, lease, now))
 
     async def _follow_changes(self) -> None:
         last_full = time.monotonic()

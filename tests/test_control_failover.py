@@ -2,7 +2,7 @@
 
 Real parts: three ``python -m hbopt control`` processes sharing the account database, the
 telemetry store and the site leases on a real PostgreSQL; six box simulators (pymodbus servers
-on 127.0.0.1) in this process. The clock runs x15 (lease 30 s = 2 s real). The watchdog is
+on 127.0.0.1) in this process. The clock runs x10 (lease 30 s = 3 s real). The watchdog is
 120 s here so that a slow, shared test machine still takes over before it expires;
 ``benchmarks/scale_out.py`` measures the 60 s watchdog with a 30 s lease.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 from hbopt.failover import FleetTiming, run_failover
 from tests.pg_server import PgServer
 
-TIMING = FleetTiming(speed=15.0, watchdog_s=120, lease_ttl_s=30.0, lease_renew_s=5.0,
+TIMING = FleetTiming(speed=10.0, watchdog_s=120, lease_ttl_s=30.0, lease_renew_s=5.0,
                      horizon_slots=48)  # fmt: skip
 
 
