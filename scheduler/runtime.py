@@ -14,6 +14,16 @@ it on the account database) and keeps the running controllers equal to it:
 The change log is what lets the control loop run in its own process (``hbopt control``):
 everything it needs to know arrives through the database, polled once a second.
 
+Several control processes (``leases``, a :class:`~scheduler.leases.LeaseManager` on a database
+they share) divide the sites: the supervisor then runs only the sites it holds a lease on. Its
+lease task renews every ``lease_renew_s`` on the controllers' clock, beside the cycles, with the
+database calls on a thread of their own; starting and stopping the sites that moved runs apart
+from it, so a slow start never delays a renewal. A site lost (taken over after this process
+stalled) is stopped at once without a release, a surplus site (a process joined) is stopped
+before its lease is released, a site taken is reconciled like any other. Controllers write their
+box only while the lease has more than a sixth of its period left, and check the fencing token
+in the database before each cycle's write batch. Without ``leases`` it runs every site.
+
 Every controller solves on the executor the supervisor was given (a local process pool or a
 Dask executor from :class:`~scheduler.fleet.FleetRunner`), so the event loop only does I/O.
 Prices and weather come from the :data:`FeedFactory` the service passes in; the link to each
@@ -32,6 +42,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -52,6 +63,8 @@ from scheduler.links import BoxLink
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+#: An event loop that has not run for this long [s, real] is hung: its leases are not renewed.
+LOOP_STALL_S = 60.0
 #: A controller writes only while its lease has more than ttl / this left (clock skew between
 #: hosts and a write batch in flight must fit in it).
 LEASE_MARGIN_DIVISOR = 6
@@ -236,7 +249,10 @@ class Supervisor:
     _sites: dict[str, _Managed] = field(default_factory=dict)
     _held: dict[str, Lease] = field(default_factory=dict)
     _moves: set[asyncio.Task[None]] = field(default_factory=set)
-    _lease_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _lease_mutex: threading.Lock = field(default_factory=threading.Lock)
+    _leaving: set[str] = field(default_factory=set)
+    _pulse: float = 0.0
+    _stopping: bool = False
     _reconcile_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _lease_pool: ThreadPoolExecutor | None = None
     _idle: dict[str, Idle] = field(default_factory=dict)
@@ -251,10 +267,16 @@ class Supervisor:
         self._loop = asyncio.get_running_loop()
         self._change_id = await asyncio.to_thread(self.source.last_change_id)
         tasks = []
+        stop_renewing, renewer = threading.Event(), None
         if self.leases is not None:
-            await self._lease_tick(reconcile=False)
+            self._pulse = time.monotonic()
+            await self._in_lease_thread(self._lease_tick)  # the sites reconciled below
+            tasks.append(asyncio.create_task(self._pulse_loop(), name="supervisor-pulse"))
             # renewing from now on: starting many sites below must not let their leases lapse
-            tasks.append(asyncio.create_task(self._lease_loop(), name="supervisor-leases"))
+            renewer = threading.Thread(
+                target=self._renewer, args=(stop_renewing,), name="leases", daemon=True
+            )
+            renewer.start()
         try:
             await self.reconcile_all()
             tasks += [
@@ -263,6 +285,10 @@ class Supervisor:
             ]
             await asyncio.gather(*tasks)
         finally:
+            self._stopping = True
+            stop_renewing.set()
+            if renewer is not None:
+                await asyncio.to_thread(renewer.join, 10.0)
             tasks += list(self._moves)
             for task in tasks:
                 task.cancel()
@@ -274,7 +300,7 @@ class Supervisor:
                 await self._publish(set(self._dirty))
             if self.leases is not None:  # the controllers are stopped: hand the sites on now
                 with contextlib.suppress(Exception):
-                    await self._in_lease_thread(self.leases.close)
+                    await self._in_lease_thread(self._close_leases)
             if self._lease_pool is not None:
                 self._lease_pool.shutdown(wait=False)
 
@@ -448,53 +474,70 @@ class Supervisor:
         self._dirty.add(site_id)
 
     # ------------------------------------------------------------------ leases
-    async def _lease_loop(self) -> None:
-        """Renew and acquire every ``lease_renew_s``, beside the cycles (solves run elsewhere,
-        so a busy fleet does not delay a renewal)."""
-        while True:
-            await self.clock.sleep_until(self.clock.now() + self.config.lease_renew_s)
+    def _renewer(self, stop: threading.Event) -> None:
+        """The lease thread: a tick every ``lease_renew_s`` on the controllers' clock.
+
+        A thread, not a task: a fleet's cycles can keep the event loop busy for seconds (the
+        problems are built there), and a late renewal would hand healthy sites around. It stops
+        renewing when the event loop has not run for :data:`LOOP_STALL_S`, so a hung process
+        loses its sites like a dead one.
+        """
+        due = self.clock.now() + self.config.lease_renew_s
+        while not stop.wait(0.05):
+            if self.clock.now() < due:
+                continue
+            due = self.clock.now() + self.config.lease_renew_s
+            stalled = time.monotonic() - self._pulse
+            if stalled > LOOP_STALL_S:
+                log.error("event loop stalled for %.0f s: not renewing the leases", stalled)
+                continue
             try:
-                await self._lease_tick()
+                moves = self._lease_tick()
             except Exception:  # the database may be away: the leases then lapse, writes stop
                 log.exception("supervisor: lease renewal failed")
+                continue
+            if self._loop is not None and any(moves):
+                self._loop.call_soon_threadsafe(self._spawn_moves, *moves)
 
-    async def _lease_tick(self, reconcile: bool = True) -> None:
-        """Renew; stop the sites lost; hand the surplus on; take a fair share and start it.
-
-        Only the database calls are awaited here: stopping and starting controllers runs in
-        :meth:`_move_sites`, so a slow start of many sites never delays the next renewal.
-        """
+    def _lease_tick(self) -> tuple[set[str], set[str], set[str]]:
+        """Renew, then take a fair share (blocking). Returns the sites lost, the surplus to
+        hand on (not written from now on, released once stopped) and the sites taken."""
         leases = self.leases
         assert leases is not None
         now = datetime.fromtimestamp(self.clock.now(), UTC)
-        async with self._lease_lock:
-            renewal = await self._in_lease_thread(leases.renew, now, False)
-            ids = await asyncio.to_thread(self.source.site_ids)
-            # the surplus is not ours to write from now on, but released only once stopped
-            self._held = {k: v for k, v in leases.held().items() if k not in renewal.released}
-            taken = await self._in_lease_thread(leases.acquire, ids, now)
-            self._held = {k: v for k, v in leases.held().items() if k not in renewal.released}
-        for site_id in sorted(renewal.lost):
+        with self._lease_mutex:
+            renewal = leases.renew(now, give_up=False)
+            self._leaving |= renewal.released
+            self._held = {k: v for k, v in leases.held().items() if k not in self._leaving}
+        ids = self.source.site_ids()
+        with self._lease_mutex:
+            taken = leases.acquire(ids, now)
+            self._held = {k: v for k, v in leases.held().items() if k not in self._leaving}
+        return set(renewal.lost), set(renewal.released), taken
+
+    def _spawn_moves(self, lost: set[str], surplus: set[str], taken: set[str]) -> None:
+        if self._stopping:
+            return
+        for site_id in sorted(lost):
             log.warning("%s: lease lost to another control process; stopping", site_id)
         if taken:
             log.info("took the leases of %d sites", len(taken))
-        lost, surplus = set(renewal.lost), set(renewal.released)
-        start = taken if reconcile else set()
-        if lost or surplus or start:
-            task = asyncio.create_task(
-                self._move_sites(lost, surplus, start), name="supervisor-moves"
-            )
-            self._moves.add(task)
-            task.add_done_callback(self._moves.discard)
+        task = asyncio.create_task(self._move_sites(lost, surplus, taken), name="supervisor-moves")
+        self._moves.add(task)
+        task.add_done_callback(self._moves.discard)
+
+    async def _pulse_loop(self) -> None:
+        while True:
+            self._pulse = time.monotonic()
+            await asyncio.sleep(1.0)
 
     async def _move_sites(self, lost: set[str], surplus: set[str], taken: set[str]) -> None:
         """Stop the sites lost and the surplus, release the surplus, start the sites taken."""
         try:
             for site_id in sorted({*lost, *surplus}):
                 await self._drop(site_id)
-            if surplus and self.leases is not None:
-                async with self._lease_lock:
-                    await self._in_lease_thread(self.leases.release, surplus)
+            if surplus:
+                await self._in_lease_thread(self._release, surplus)
                 log.info("handed %d sites to other control processes", len(surplus))
             for site_id in sorted(taken):
                 await self.reconcile(site_id, "taken over")
@@ -508,6 +551,17 @@ class Supervisor:
             if site_id in self._sites:
                 await self._stop(site_id, release=False)
             self._dirty.discard(site_id)
+
+    def _close_leases(self) -> None:
+        assert self.leases is not None
+        with self._lease_mutex:
+            self.leases.close()
+
+    def _release(self, site_ids: set[str]) -> None:
+        assert self.leases is not None
+        with self._lease_mutex:
+            self.leases.release(site_ids)
+            self._leaving -= site_ids
 
     async def _in_lease_thread(self, fn: Callable[..., T], *args: object) -> T:
         """Run a lease call on the supervisor's own thread: never queued behind the other
@@ -530,7 +584,12 @@ class Supervisor:
         if lease is None or self.leases is None or not self._may_write(site_id):
             return False
         now = datetime.fromtimestamp(self.clock.now(), UTC)
-        return bool(await self._in_lease_thread(self.leases.check, lease, now))
+        return bool(await self._in_lease_thread(self._check, lease, now))
+
+    def _check(self, lease: Lease, now: datetime) -> bool:
+        assert self.leases is not None
+        with self._lease_mutex:
+            return self.leases.check(lease, now)
 
     async def _follow_changes(self) -> None:
         last_full = time.monotonic()
