@@ -63,6 +63,9 @@ from scheduler.links import BoxLink
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+#: Sites a process above its share hands on per renew tick (stopped, then released), so the
+#: others take them up steadily while the rest keep running.
+HANDOVER_BATCH = 25
 #: An event loop that has not run for this long [s, real] is hung: its leases are not renewed.
 LOOP_STALL_S = 60.0
 #: A controller writes only while its lease has more than ttl / this left (clock skew between
@@ -507,13 +510,17 @@ class Supervisor:
         now = datetime.fromtimestamp(self.clock.now(), UTC)
         with self._lease_mutex:
             renewal = leases.renew(now, give_up=False)
-            self._leaving |= renewal.released
+            # a batch at a time, the next once it is handed on: the rest keep running
+            hand_on = set()
+            if not self._leaving:
+                hand_on = set(sorted(renewal.released)[:HANDOVER_BATCH])
+            self._leaving |= hand_on
             self._held = {k: v for k, v in leases.held().items() if k not in self._leaving}
         ids = self.source.site_ids()
         with self._lease_mutex:
             taken = leases.acquire(ids, now)
             self._held = {k: v for k, v in leases.held().items() if k not in self._leaving}
-        return set(renewal.lost), set(renewal.released), taken
+        return set(renewal.lost), hand_on, taken
 
     def _spawn_moves(self, lost: set[str], surplus: set[str], taken: set[str]) -> None:
         if self._stopping:
@@ -533,16 +540,25 @@ class Supervisor:
 
     async def _move_sites(self, lost: set[str], surplus: set[str], taken: set[str]) -> None:
         """Stop the sites lost and the surplus, release the surplus, start the sites taken."""
+        released = False
         try:
             for site_id in sorted({*lost, *surplus}):
                 await self._drop(site_id)
             if surplus:
                 await self._in_lease_thread(self._release, surplus)
+                released = True
                 log.info("handed %d sites to other control processes", len(surplus))
-            for site_id in sorted(taken):
-                await self.reconcile(site_id, "taken over")
         except Exception:
-            log.exception("supervisor: moving sites between processes failed")
+            log.exception("supervisor: handing sites on failed")
+        if surplus and not released:  # still ours: run them again
+            await self._in_lease_thread(self._keep, surplus)
+            for site_id in sorted(surplus):
+                await self.reconcile(site_id, "kept")
+        for site_id in sorted(taken):
+            try:
+                await self.reconcile(site_id, "taken over")
+            except Exception:
+                log.exception("%s: starting a site taken over failed", site_id)
 
     async def _drop(self, site_id: str) -> None:
         """Stop running a site another process runs now: no release, the box is theirs."""
@@ -562,6 +578,12 @@ class Supervisor:
         with self._lease_mutex:
             self.leases.release(site_ids)
             self._leaving -= site_ids
+
+    def _keep(self, site_ids: set[str]) -> None:
+        assert self.leases is not None
+        with self._lease_mutex:
+            self._leaving -= site_ids
+            self._held = {k: v for k, v in self.leases.held().items() if k not in self._leaving}
 
     async def _in_lease_thread(self, fn: Callable[..., T], *args: object) -> T:
         """Run a lease call on the supervisor's own thread: never queued behind the other
