@@ -256,6 +256,8 @@ class Supervisor:
     _leaving: set[str] = field(default_factory=set)
     _pulse: float = 0.0
     _stopping: bool = False
+    #: Every site id, as the loop last read them (the lease thread leases among these).
+    _site_ids: list[str] = field(default_factory=list)
     _reconcile_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _lease_pool: ThreadPoolExecutor | None = None
     _idle: dict[str, Idle] = field(default_factory=dict)
@@ -273,6 +275,7 @@ class Supervisor:
         stop_renewing, renewer = threading.Event(), None
         if self.leases is not None:
             self._pulse = time.monotonic()
+            self._site_ids = await asyncio.to_thread(self.source.site_ids)
             await self._in_lease_thread(self._lease_tick)  # the sites reconciled below
             tasks.append(asyncio.create_task(self._pulse_loop(), name="supervisor-pulse"))
             # renewing from now on: starting many sites below must not let their leases lapse
@@ -315,6 +318,7 @@ class Supervisor:
     async def reconcile_all(self) -> None:
         """Compare every site with what runs; start, reconfigure or release."""
         ids = set(await asyncio.to_thread(self.source.site_ids))
+        self._site_ids = sorted(ids)
         for site_id in sorted(ids | set(self._sites)):
             if self.holds(site_id) or site_id in self._sites or site_id in self._idle:
                 await self.reconcile(site_id, "started")
@@ -516,9 +520,8 @@ class Supervisor:
                 hand_on = set(sorted(renewal.released)[:HANDOVER_BATCH])
             self._leaving |= hand_on
             self._held = {k: v for k, v in leases.held().items() if k not in self._leaving}
-        ids = self.source.site_ids()
-        with self._lease_mutex:
-            taken = leases.acquire(ids, now)
+        with self._lease_mutex:  # the ids the loop last read: no account-database wait here
+            taken = leases.acquire(self._site_ids, now)
             self._held = {k: v for k, v in leases.held().items() if k not in self._leaving}
         return set(renewal.lost), hand_on, taken
 
@@ -631,6 +634,8 @@ class Supervisor:
                 for _, site_id, what in rows:
                     assert site_id is not None
                     reasons.setdefault(site_id, CHANGE_REASONS.get(what, "settings changed"))
+                    if site_id not in self._site_ids:  # a new site: leased from the next tick
+                        self._site_ids = sorted({*self._site_ids, site_id})
                 for site_id, reason in reasons.items():
                     await self.reconcile(site_id, reason)
             except Exception:  # the supervisor must outlive a database hiccup
