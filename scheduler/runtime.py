@@ -329,18 +329,22 @@ class Supervisor:
         """Does this process run ``site_id`` (always, without leases)?"""
         return self.leases is None or site_id in self._held
 
-    async def reconcile(self, site_id: str, reason: str) -> None:
-        """Make what runs for ``site_id`` equal to what the source says should run."""
+    async def reconcile(
+        self, site_id: str, reason: str, desired: SiteSpec | Idle | None = None
+    ) -> None:
+        """Make what runs for ``site_id`` equal to what the source says should run
+        (``desired``, if the caller read it already)."""
         async with self._reconcile_lock:  # the change follower and the lease task both call
-            await self._reconcile(site_id, reason)
+            await self._reconcile(site_id, reason, desired)
 
-    async def _reconcile(self, site_id: str, reason: str) -> None:
+    async def _reconcile(self, site_id: str, reason: str, desired: SiteSpec | Idle | None) -> None:
         if not self.holds(site_id):  # another control process runs it
             self._idle.pop(site_id, None)
             if site_id in self._sites:
                 await self._stop(site_id, release=False)
             return
-        desired = await asyncio.to_thread(self.source.desired, site_id)
+        if desired is None:
+            desired = await asyncio.to_thread(self.source.desired, site_id)
         running = self._sites.get(site_id)
         if isinstance(desired, Idle):
             if running is not None:
@@ -557,9 +561,16 @@ class Supervisor:
             await self._in_lease_thread(self._keep, surplus)
             for site_id in sorted(surplus):
                 await self.reconcile(site_id, "kept")
-        for site_id in sorted(taken):
+        # read them all first, then start them back to back: every new box is connected and
+        # beaten before the first cycles (their problems are built on this loop) begin
+        ids = sorted(taken)
+        specs = await asyncio.gather(
+            *(asyncio.to_thread(self.source.desired, s) for s in ids), return_exceptions=True
+        )
+        for site_id, spec in zip(ids, specs, strict=True):
             try:
-                await self.reconcile(site_id, "taken over")
+                known = None if isinstance(spec, BaseException) else spec
+                await self.reconcile(site_id, "taken over", known)
             except Exception:
                 log.exception("%s: starting a site taken over failed", site_id)
 
