@@ -166,7 +166,7 @@ class ControlProcess:
     def start(cls, name: str, env: dict[str, str], tmp: Path) -> ControlProcess:
         log = tmp / f"{name}.log"
         with log.open("ab") as out:
-            cmd = [sys.executable, "-m", "hbopt", "control", "--log-level", "warning"]
+            cmd = [sys.executable, "-m", "hbopt", "control", "--log-level", "info"]
             proc = subprocess.Popen(
                 cmd,
                 env=env | {"HBOPT_PROCESS_NAME": name},

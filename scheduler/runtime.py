@@ -66,6 +66,8 @@ T = TypeVar("T")
 #: Sites a process above its share hands on per renew tick (stopped, then released), so the
 #: others take them up steadily while the rest keep running.
 HANDOVER_BATCH = 25
+#: Renew ticks after which a hand-on that never finished is given up (the sites run again).
+STUCK_TICKS = 24
 #: An event loop that has not run for this long [s, real] is hung: its leases are not renewed.
 LOOP_STALL_S = 60.0
 #: A controller writes only while its lease has more than ttl / this left (clock skew between
@@ -256,6 +258,7 @@ class Supervisor:
     _leaving: set[str] = field(default_factory=set)
     _pulse: float = 0.0
     _stopping: bool = False
+    _leaving_ticks: int = 0
     #: Every site id, as the loop last read them (the lease thread leases among these).
     _site_ids: list[str] = field(default_factory=list)
     _reconcile_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -519,15 +522,21 @@ class Supervisor:
         with self._lease_mutex:
             renewal = leases.renew(now, give_up=False)
             # a batch at a time, the next once it is handed on: the rest keep running
-            hand_on = set()
+            hand_on, stuck = set(), set()
             if not self._leaving:
                 hand_on = set(sorted(renewal.released)[:HANDOVER_BATCH])
+                self._leaving_ticks = 0
+            else:
+                self._leaving_ticks += 1
+                if self._leaving_ticks > STUCK_TICKS:  # never finished: run them again
+                    log.error("handing on %s did not finish; keeping them", sorted(self._leaving))
+                    stuck, self._leaving = set(self._leaving), set()
             self._leaving |= hand_on
             self._held = {k: v for k, v in leases.held().items() if k not in self._leaving}
         with self._lease_mutex:  # the ids the loop last read: no account-database wait here
             taken = leases.acquire(self._site_ids, now)
             self._held = {k: v for k, v in leases.held().items() if k not in self._leaving}
-        return set(renewal.lost), hand_on, taken
+        return set(renewal.lost), hand_on, taken | (stuck & set(self._held))
 
     def _spawn_moves(self, lost: set[str], surplus: set[str], taken: set[str]) -> None:
         if self._stopping:
@@ -592,6 +601,7 @@ class Supervisor:
         with self._lease_mutex:
             self.leases.release(site_ids)
             self._leaving -= site_ids
+            self._held = {k: v for k, v in self._held.items() if k not in site_ids}
 
     def _keep(self, site_ids: set[str]) -> None:
         assert self.leases is not None
