@@ -214,6 +214,11 @@ class Settings(BaseSettings):
         default="memory://",
         description="limits storage URI for the counters (redis://... to share between workers)",
     )
+    worker_header: bool = Field(
+        default=False,
+        description="Name the answering worker process (X-Worker-Pid) in every response: tests, "
+        "benchmarks, and checking that a proxy spreads the load",
+    )
     accounts_busy_timeout_ms: int = Field(
         default=250,
         ge=0,
