@@ -29,7 +29,7 @@ from api.mailer import LogMailer, Mailer
 from api.mailer_smtp import SmtpConfig, SmtpMailer
 from api.maintenance import run_maintenance
 from api.notify import make_notifier
-from api.observability import Metrics, ObservabilityMiddleware, RequestLog
+from api.observability import Metrics, ObservabilityMiddleware, RequestLog, WorkerPid
 from api.routers import (
     analysis,
     auth,
@@ -180,6 +180,8 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(BodyDeadline, owner=app)
     app.add_middleware(ObservabilityMiddleware, owner=app)
+    if settings.worker_header:
+        app.add_middleware(WorkerPid)
     routers = (
         auth, app_routes, devices, views, insights, gateway, trading, ops, dashboard, equipment,
         analysis, docs, notifications, reports, control, tariffs,

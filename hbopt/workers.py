@@ -36,7 +36,6 @@ import pandas as pd
 from fastapi import FastAPI
 from limits.errors import ConfigurationError
 from limits.storage import storage_from_string
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.supervisors import Multiprocess
 
 from api.accounts_sqlite import AccountStore
@@ -58,32 +57,9 @@ def worker_app() -> FastAPI:
     """The app of one worker: settings and clock from the environment the parent prepared;
     the price and weather jobs run in the parent, not here."""
     settings, control = Settings(), ControlSettings()
-    app = create_app(
+    return create_app(
         settings.model_copy(update={"input_jobs": False}), clock=utc_clock(loop_clock(control))
     )
-    if settings.worker_header:
-        app.add_middleware(WorkerPid)
-    return app
-
-
-class WorkerPid:
-    """Adds ``X-Worker-Pid`` (the answering process) to every HTTP response."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self.pid = str(os.getpid()).encode()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_pid(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), (b"x-worker-pid", self.pid)]
-            await send(message)
-
-        await self.app(scope, receive, send_with_pid)
 
 
 def check_shared_storage(settings: Settings, workers: int) -> None:

@@ -231,6 +231,22 @@ def test_a_new_plan_reaches_a_pull_box_on_every_worker(fleet: Fleet) -> None:
         assert response.json()["setpoints"] == {"battery-power_kw": -2.0}
 
 
+def test_the_control_loop_runs_once_in_the_parent(fleet: Fleet) -> None:
+    token = _sign_in(fleet)
+    path = f"/v1/app/sites/{fleet.site_id}/status"
+    headers = {"Authorization": f"Bearer {token}"}
+    deadline = time.monotonic() + 60
+    while True:  # published into the account database by the control loop, read by any worker
+        status = fleet.request("GET", path, source="127.0.0.2", headers=headers).json()
+        if status["state"] == "not_configured" or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert status["state"] == "not_configured", status
+    assert "equipment" in status["state_text"] + str(status["last_error"])
+    # its retention job logs once at start: one control loop, not one per worker
+    assert (fleet.tmp / "serve.log").read_text().count("telemetry maintenance:") == 1
+
+
 def test_several_workers_refuse_per_process_counters(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
