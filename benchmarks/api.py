@@ -301,6 +301,17 @@ def high_water_mb(pid: int) -> float:
     return total
 
 
+def tree_cpu_s(pid: int) -> float:
+    """CPU time [s] (user + system) the process and its live children have used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    with contextlib.suppress(OSError):
+        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+            with contextlib.suppress(OSError):
+                total += tree_cpu_s(int(child))
+    return total
+
+
 def spread(records: list[Record]) -> str:
     """Share of the answered requests per worker, largest first ("52/48 %")."""
     counts = Counter(r[4] for r in records if r[4])
@@ -383,9 +394,9 @@ def run_rows(
     ]
     memory = [
         "",
-        "| workers | row | server VmHWM MB (all processes) | polls per worker | guesses | 401 "
-        "| 429 | other |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| workers | row | server VmHWM MB (all processes) | server CPU ms/request | polls per "
+        "worker | guesses | 401 | 429 | other |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for workers in args.workers:
         for interval in args.intervals:
@@ -394,6 +405,7 @@ def run_rows(
                 port = _free_port()
                 server = start_server(directory, port, workers, storage)
                 try:
+                    cpu_before = tree_cpu_s(server.pid)
                     records, started, guesses = asyncio.run(
                         run_scenario(
                             port,
@@ -405,6 +417,7 @@ def run_rows(
                         )
                     )
                     peak = high_water_mb(server.pid)
+                    cpu_ms = 1000 * (tree_cpu_s(server.pid) - cpu_before) / len(records)
                 finally:
                     server.terminate()
                     server.wait(timeout=60)
@@ -413,7 +426,8 @@ def run_rows(
                 ]
                 codes = [guesses.count(401), guesses.count(429)]
                 memory.append(
-                    f"| {workers} | {label} | {peak:.0f} | {spread(records)} | {len(guesses)} | "
+                    f"| {workers} | {label} | {peak:.0f} | {cpu_ms:.2f} | {spread(records)} | "
+                    f"{len(guesses)} | "
                     f"{codes[0]} | {codes[1]} | {len(guesses) - sum(codes)} |"
                 )
     lines += memory

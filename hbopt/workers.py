@@ -145,6 +145,9 @@ def input_jobs(settings: Settings, clock: LoopClock) -> Callable[[], Awaitable[N
 
 def serve_workers(args: argparse.Namespace, settings: Settings) -> int:
     """Run ``args.workers`` API workers and, once, the control loop (or the input jobs)."""
+    problem = settings.signing_key_problem()  # else every worker would fail to start
+    if problem is not None:
+        raise CliError(problem)
     check_shared_storage(settings, args.workers)
     os.environ.update(shared_environment(settings, ControlSettings()))
     control = ControlSettings()  # with the shared clock anchor
