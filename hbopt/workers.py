@@ -46,6 +46,7 @@ from api.settings import Settings
 from core.errors import CliError
 from hbopt.service import ControlLoop, ControlSettings, loop_clock, utc_clock
 from notifications import NotificationStore
+from pricing.store import PriceStore
 from scheduler.clock import LoopClock
 from scheduler.inputs import LiveInputs
 
@@ -99,6 +100,7 @@ def migrate_once(settings: Settings, clock: LoopClock) -> None:
     if store is not None:
         store.close()
     NotificationStore.open(f"sqlite:///{settings.database_path}").engine.dispose()
+    PriceStore(settings.input_settings().price_store_path).close()
 
 
 class LoopThread:
