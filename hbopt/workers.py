@@ -120,6 +120,11 @@ class LoopThread:
         self._task = asyncio.ensure_future(self._run(), loop=self._loop)
         with contextlib.suppress(asyncio.CancelledError):
             self._loop.run_until_complete(self._task)
+        # what the coroutine left behind (timers it cancelled) finishes before the loop closes
+        left = [task for task in asyncio.all_tasks(self._loop) if not task.done()]
+        for task in left:
+            task.cancel()
+        self._loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
         self._loop.close()
 
     def stop(self, timeout_s: float = 30.0) -> None:

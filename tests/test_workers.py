@@ -28,7 +28,11 @@ import pytest
 from adapters.store import Plan, PlanSummary, StoreSettings, TelemetryStore, make_store
 from api.accounts_sqlite import AccountStore
 from api.security import new_token, password_hasher, token_digest
+from api.settings import Settings
 from hbopt.cli import main as hbopt_main
+from hbopt.service import ControlSettings, loop_clock
+from hbopt.workers import shared_environment
+from scheduler.clock import LoopClock
 from tests.redis_server import RedisServer, redis_server
 
 __all__ = ["redis_server"]
@@ -262,3 +266,22 @@ def test_several_workers_refuse_per_process_counters(
     assert "does not answer" in capsys.readouterr().err
     assert hbopt_main(["serve", "--workers", "0"]) == 2
     assert "--workers: 0" in capsys.readouterr().err
+
+
+def test_workers_share_the_parents_token_key_and_clock() -> None:
+    settings = Settings(mode="test")  # a random key, made in this process
+    env = shared_environment(settings, ControlSettings(clock_speed=30.0))
+    assert env["HBOPT_JWT_SECRET"] == settings.jwt_secret.get_secret_value()
+    start = datetime.fromisoformat(env["HBOPT_CLOCK_START"])
+
+    def clock(anchor: float | None) -> LoopClock:
+        return loop_clock(ControlSettings(clock_speed=30.0, clock_start=start, clock_anchor=anchor))
+
+    anchor = float(env["HBOPT_CLOCK_ANCHOR"])
+    parent, parent_unanchored = clock(anchor), clock(None)
+    time.sleep(0.3)  # a worker starts later
+    worker, worker_unanchored = clock(anchor), clock(None)
+    assert abs(worker.now() - parent.now()) < 0.5  # one simulated time
+    # what the anchor prevents: clocks 0.3 s apart at x30 are 9 simulated seconds apart
+    assert parent_unanchored.now() - worker_unanchored.now() > 5.0
+    assert "HBOPT_CLOCK_START" not in shared_environment(settings, ControlSettings())
