@@ -18,7 +18,9 @@ What the workers share lives outside them:
 * live data: each stream re-reads the shared telemetry store, so a reading posted through any
   worker (or read from a Modbus box by the control loop) reaches every stream;
 * plans: each worker's plan cache forgets the plans the store got since it last asked
-  (``HBOPT_PLAN_WATCH_S``).
+  (``HBOPT_PLAN_WATCH_S``);
+* ``/metrics``: prometheus_client's multi-process mode, in a directory made here (or the
+  operator's ``PROMETHEUS_MULTIPROC_DIR``), so any worker answers with every worker's counts.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ import argparse
 import asyncio
 import contextlib
 import os
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -42,6 +46,7 @@ from api.accounts_sqlite import AccountStore
 from api.connections import uvicorn_config
 from api.logging_config import service_log_config
 from api.main import create_app, store_from_settings
+from api.routers.ops import MULTIPROCESS_DIR
 from api.settings import Settings
 from core.errors import CliError
 from hbopt.service import ControlLoop, ControlSettings, loop_clock, utc_clock
@@ -165,6 +170,10 @@ def serve_workers(args: argparse.Namespace, settings: Settings) -> int:
         background = LoopThread("hbopt-control", ControlLoop(settings, control, clock).run)
     elif settings.input_jobs:
         background = LoopThread("hbopt-inputs", input_jobs(settings, clock))
+    metrics_dir = None
+    if not os.environ.get(MULTIPROCESS_DIR):  # an operator's own directory is kept
+        metrics_dir = tempfile.mkdtemp(prefix="hbopt-metrics-")
+        os.environ[MULTIPROCESS_DIR] = metrics_dir
     config = uvicorn_config(
         WORKER_APP,
         settings,
@@ -186,4 +195,6 @@ def serve_workers(args: argparse.Namespace, settings: Settings) -> int:
         if background is not None:
             background.stop()
         sock.close()
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0

@@ -251,6 +251,34 @@ def test_the_control_loop_runs_once_in_the_parent(fleet: Fleet) -> None:
     assert (fleet.tmp / "serve.log").read_text().count("telemetry maintenance:") == 1
 
 
+def _healthz_count(metrics_text: str) -> float:
+    for line in metrics_text.splitlines():
+        if (
+            line.startswith("hbopt_http_requests_total{")
+            and 'route="/healthz",status="200"' in line
+        ):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_count_every_workers_requests(fleet: Fleet) -> None:
+    before = _healthz_count(fleet.request("GET", "/metrics").text)
+    sent = 0
+
+    def healthz() -> httpx.Response:
+        nonlocal sent
+        sent += 1
+        return fleet.request("GET", "/healthz")  # type: ignore[no-any-return]
+
+    fleet.on_each_worker(healthz)  # both workers answered some of them
+    for _ in range(4):
+        healthz()
+    # each worker answers /metrics with the sum over both
+    answers = fleet.on_each_worker(lambda: fleet.request("GET", "/metrics"))
+    for response in answers.values():
+        assert _healthz_count(response.text) == before + sent
+
+
 def test_several_workers_refuse_per_process_counters(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
