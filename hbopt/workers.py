@@ -46,6 +46,7 @@ from api.accounts_sqlite import AccountStore
 from api.connections import uvicorn_config
 from api.logging_config import service_log_config
 from api.main import create_app, store_from_settings
+from api.routers.dashboard import DASHBOARD_PATH
 from api.routers.ops import MULTIPROCESS_DIR
 from api.settings import Settings
 from core.errors import CliError
@@ -189,6 +190,8 @@ def serve_workers(args: argparse.Namespace, settings: Settings) -> int:
         raise CliError(f"--port: cannot listen on {args.host}:{args.port}", exit_code=1) from None
     if background is not None:
         background.start()
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"hbopt: dashboard at http://{host}:{args.port}{DASHBOARD_PATH}", flush=True)
     try:
         Multiprocess(config, sockets=[sock]).run()
     finally:
