@@ -182,8 +182,15 @@ def _solve(
 ) -> tuple[SolveResult, int]:
     """Solve within the gap; report objective, bound and gap without the tie-break."""
     slack = formulation.tiebreak_max_eur
+    search = formulation.search if formulation.searches else None
     result, imposed = solve_lazily(
-        backend, formulation.problem, options, formulation.round, slack=slack, start=start
+        backend,
+        formulation.problem,
+        options,
+        formulation.round,
+        slack=slack,
+        start=start,
+        search=search,
     )
     if not len(formulation.tiebreak):
         return result, imposed

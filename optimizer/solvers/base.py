@@ -49,6 +49,8 @@ class SolveResult:
     stage: str = ""
     #: The plan's gross value, the denominator of the relative gap [EUR]
     gross: float = 0.0
+    #: Row duals of an LP solve where the backend gives them (d objective / d row bound)
+    row_dual: np.ndarray | None = None
 
 
 class SolverError(RuntimeError):

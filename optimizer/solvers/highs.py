@@ -112,7 +112,11 @@ def _result(h: highspy.Highs, num_cols: int, integer: bool, solve_ms: float) -> 
     bound = float(info.mip_dual_bound) if integer else objective
     if not np.isfinite(bound):
         bound = float("-inf")
-    return SolveResult(status, x, objective, gap, solve_ms, "highs", bound=bound)
+    solution = h.getSolution()
+    duals = None
+    if not integer and solution.dual_valid:
+        duals = np.asarray(solution.row_dual, dtype=float)
+    return SolveResult(status, x, objective, gap, solve_ms, "highs", bound=bound, row_dual=duals)
 
 
 class HighsSession:
