@@ -16,7 +16,10 @@ relaxation's bound is already (nearly) tight. So:
    power first), never more than the car has room for; a heat pump run is stretched to its
    minimum run time; direction binaries are rounded up (allowing the flow the relaxation
    used). Three rules are tried (energy-conserving, off below half the minimum, on
-   whenever it runs), the best point is kept. Within the gap of the bound: done.
+   whenever it runs), the best point is kept. After the first, the devices' searches:
+   a heat pump's runs by a DP against the relaxation's marginal prices, the LP re-solved
+   with them fixed, the other columns rounded by the rules around that. Within the gap of
+   the bound: done.
 4. ``partial``: a MIP over the binaries in the rows the rounding of step 2 broke, the others
    fixed as rounded, from the best point of step 3; within the gap of the LP bound: done.
 5. ``mip``: otherwise HiGHS's branch and bound, with the plan's remaining time and the same
@@ -228,7 +231,7 @@ def _fixed_patterns(
     tried: list[np.ndarray] = []
     searched: Iterator[np.ndarray] = iter(())
     if search is not None:
-        searched = _searched(session, problem, clock, rounder, relaxed, search)
+        searched = _searched(session, problem, clock, relaxed, rounder=rounder, search=search)
     patterns = _patterns(problem, relaxation, rounder, searched, start)
     for cand in patterns:
         pattern = np.round(cand[integer])
@@ -273,8 +276,9 @@ def _searched(
     session: SolverSession,
     problem: CanonicalProblem,
     clock: _Clock,
-    rounder: Rounder,
     relaxed: tuple[SolveResult, float],
+    *,
+    rounder: Rounder,
     search: Search,
 ) -> Iterator[np.ndarray]:
     """Points with the devices' searches' columns (heat-pump runs against the relaxation's

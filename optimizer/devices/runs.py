@@ -156,7 +156,7 @@ def _backward_step(grid: _Grid, t: int, after: np.ndarray) -> np.ndarray:
     values[0] = np.minimum(values[0], off)
     values[-1] = np.minimum(values[-1], off)
     if t == 0:  # one start point: keep the shape
-        values = np.broadcast_to(values[:, :1], values.shape[:1] + (f.shape[1],)).copy()
+        values = np.broadcast_to(values[:, :1], (*values.shape[:1], f.shape[1])).copy()
     return values
 
 
@@ -164,7 +164,7 @@ def _pad(f: np.ndarray) -> np.ndarray:
     """``f`` with a last column of :data:`TOO_HOT_EUR`: indices clipped into it beyond the
     grid's top count as too hot, below its bottom as the bottom (a colder store only costs
     more, so this is optimistic)."""
-    return np.concatenate((f, np.full(f.shape[:-1] + (1,), TOO_HOT_EUR)), axis=-1)
+    return np.concatenate((f, np.full((*f.shape[:-1], 1), TOO_HOT_EUR)), axis=-1)
 
 
 def _forward(grid: _Grid, values: np.ndarray) -> np.ndarray:

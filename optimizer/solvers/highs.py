@@ -100,7 +100,8 @@ def _run(h: highspy.Highs, threads: int) -> None:
 
 def _result(h: highspy.Highs, num_cols: int, integer: bool, solve_ms: float) -> SolveResult:
     status = _STATUS.get(h.getModelStatus(), SolveStatus.ERROR)
-    x = np.asarray(h.getSolution().col_value, dtype=float)
+    solution = h.getSolution()
+    x = np.asarray(solution.col_value, dtype=float)
     if status in (SolveStatus.INFEASIBLE, SolveStatus.ERROR) or len(x) != num_cols:
         raise SolverError(f"HiGHS: {h.modelStatusToString(h.getModelStatus())}")
     info = h.getInfo()
@@ -112,7 +113,6 @@ def _result(h: highspy.Highs, num_cols: int, integer: bool, solve_ms: float) -> 
     bound = float(info.mip_dual_bound) if integer else objective
     if not np.isfinite(bound):
         bound = float("-inf")
-    solution = h.getSolution()
     duals = None
     if not integer and solution.dual_valid:
         duals = np.asarray(solution.row_dual, dtype=float)
