@@ -298,10 +298,23 @@ def _searched(
         return
     if around.objective > relaxation.objective + tol:
         return
+    first = None
     for repair in REPAIRS:
         cand = round_relaxed(problem, around.x, integer, rounder, repair)[0]
         cand[owned] = point[owned]
+        first = cand if first is None else first
         yield cand
+    # once more, the searches priced with the other integer columns fixed as rounded
+    assert first is not None
+    lower, upper = _fixed_bounds(problem, first, integer & ~owned)
+    try:
+        rest = session.solve(lower, upper, np.zeros_like(integer), clock.left())
+    except SolverError:
+        return
+    if rest.row_dual is not None:
+        again = first.copy()
+        search(again, rest.row_dual)
+        yield again
 
 
 def _fixed_bounds(
