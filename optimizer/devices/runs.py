@@ -28,6 +28,9 @@ from scipy.ndimage import minimum_filter1d
 GRID_STEP_K = 0.02
 #: The grid of each slot covers the comfort band and this much beyond [K].
 GRID_MARGIN_K = 1.0
+#: Most grid points per slot: over a long horizon ``a^t`` shrinks and the grid of the last
+#: slots would grow (a week of 15-minute slots: ``a^672 ~ 0.08``), so the step is coarsened.
+MAX_CELLS = 800
 #: Value of a state outside the grid's top (hotter than the band plus the margin) [EUR].
 TOO_HOT_EUR = 1e6
 
@@ -114,7 +117,9 @@ class _Grid:
         for t in range(n):  # a recurrence: D_t depends on D_{t-1}
             temp = store.a * temp + store.c[t]
             drift[t] = temp
-        kelvin = store.a ** np.arange(n) * GRID_STEP_K  # per grid step after slot t
+        span = store.band_c[1] - store.band_c[0] + 2 * GRID_MARGIN_K
+        step = max(GRID_STEP_K, span / (MAX_CELLS * store.a ** (n - 1)))
+        kelvin = store.a ** np.arange(n) * step  # per grid step after slot t
         lo = np.ceil(store.b * store.power_kw[0] / kelvin - 1e-9).astype(np.int64)
         hi = np.maximum(np.floor(store.b * store.power_kw[1] / kelvin + 1e-9), lo)
         reach = np.cumsum(hi).astype(np.int64)
