@@ -155,12 +155,30 @@ def solve_lazily(
     them only bounds and integer columns change, which HiGHS re-solves from its previous
     basis. ``options.time_limit_s`` is the plan's.
     """
+    session = open_session(backend, problem)
+    result, imposed = _solve_steps(
+        session, problem, options, rounder, slack=slack, start=start, search=search
+    )
+    return replace(result, basis=getattr(session, "relaxation_basis", None)), imposed
+
+
+def _solve_steps(
+    session: SolverSession,
+    problem: CanonicalProblem,
+    options: SolveOptions,
+    rounder: Rounder,
+    *,
+    slack: float,
+    start: np.ndarray | None,
+    search: Search | None,
+) -> tuple[SolveResult, int]:
+    """The steps of :func:`solve_lazily` through one ``session``."""
     clock = _Clock(options)
     integer = problem.integrality
-    session = open_session(backend, problem)
     relaxation = session.solve(
         problem.col_lower, problem.col_upper, np.zeros_like(integer), clock.left()
     )
+    clock.options = replace(options, basis=None)  # the relaxation's start only
     if not integer.any():
         gross = gross_value(problem, relaxation.x)
         return replace(relaxation, bound=relaxation.objective, stage="lp", gross=gross), 0

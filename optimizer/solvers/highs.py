@@ -128,6 +128,8 @@ class HighsSession:
         self._h: highspy.Highs | None = None
         self._integer = np.zeros(problem.num_cols, dtype=bool)
         self._cols = np.arange(problem.num_cols, dtype=np.int32)
+        #: the basis of the session's first LP solve (the relaxation), for the next cycle
+        self.relaxation_basis: highspy.HighsBasis | None = None
 
     def solve(
         self,
@@ -152,19 +154,45 @@ class HighsSession:
         if (integrality != self._integer).any():
             h.changeColsIntegrality(n, self._cols, integrality.astype(np.uint8))
             self._integer = integrality.copy()
+        if isinstance(options.basis, highspy.HighsBasis) and not integrality.any():
+            h.setBasis(options.basis)  # an inconsistent one is refused: a cold start
         if options.start is not None and integrality.any():
             start = highspy.HighsSolution()
             start.col_value = np.clip(options.start, lower, upper)
             start.value_valid = True
             h.setSolution(start)
         _run(h, options.threads)
-        return _result(h, n, bool(integrality.any()), (time.perf_counter() - t0) * 1e3)
+        result = _result(h, n, bool(integrality.any()), (time.perf_counter() - t0) * 1e3)
+        if self.relaxation_basis is None and not integrality.any():
+            self.relaxation_basis = h.getBasis()
+        return result
+
+
+def shift_basis(
+    basis: highspy.HighsBasis, problem: CanonicalProblem, n: int, shift: int
+) -> highspy.HighsBasis:
+    """``basis`` of the same model ``shift`` slots earlier, moved to this one's start: every
+    per-slot block (``n`` entries) loses its first ``shift`` statuses and repeats its last.
+
+    The previous cycle solved almost the same LP; its basis, shifted, is nearly optimal
+    (measured: 0-1 simplex iterations instead of ~600 at 96 slots, docs/optimizer.md)."""
+    status = [list(basis.col_status), list(basis.row_status)]
+    for blocks, part in zip((problem.variables, problem.constraints), status, strict=True):
+        for b in blocks:
+            if b.size == n:
+                seg = part[b.start + shift : b.start + n]
+                part[b.start : b.start + n] = seg + seg[-1:] * shift
+    moved = highspy.HighsBasis()
+    moved.col_status, moved.row_status = status
+    moved.valid = True
+    return moved
 
 
 class HighsSolver:
     """The default backend."""
 
     name = "highs"
+    shift_basis = staticmethod(shift_basis)
 
     def session(self, problem: CanonicalProblem) -> HighsSession:
         return HighsSession(problem)
