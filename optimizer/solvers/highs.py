@@ -129,7 +129,7 @@ class HighsSession:
         self._integer = np.zeros(problem.num_cols, dtype=bool)
         self._cols = np.arange(problem.num_cols, dtype=np.int32)
         #: the basis of the session's first LP solve (the relaxation), for the next cycle
-        self.relaxation_basis: highspy.HighsBasis | None = None
+        self.relaxation_basis: LpBasis | None = None
 
     def solve(
         self,
@@ -154,8 +154,8 @@ class HighsSession:
         if (integrality != self._integer).any():
             h.changeColsIntegrality(n, self._cols, integrality.astype(np.uint8))
             self._integer = integrality.copy()
-        if isinstance(options.basis, highspy.HighsBasis) and not integrality.any():
-            h.setBasis(options.basis)  # an inconsistent one is refused: a cold start
+        if isinstance(options.basis, LpBasis) and not integrality.any():
+            h.setBasis(options.basis.basis)  # an inconsistent one is refused: a cold start
         if options.start is not None and integrality.any():
             start = highspy.HighsSolution()
             start.col_value = np.clip(options.start, lower, upper)
@@ -164,19 +164,36 @@ class HighsSession:
         _run(h, options.threads)
         result = _result(h, n, bool(integrality.any()), (time.perf_counter() - t0) * 1e3)
         if self.relaxation_basis is None and not integrality.any():
-            self.relaxation_basis = h.getBasis()
+            self.relaxation_basis = LpBasis(h.getBasis())
         return result
 
 
-def shift_basis(
-    basis: highspy.HighsBasis, problem: CanonicalProblem, n: int, shift: int
-) -> highspy.HighsBasis:
+class LpBasis:
+    """A HiGHS basis that pickles (a plan crosses process boundaries in the fleet): the
+    statuses become plain ints only when pickled, not on every solve."""
+
+    def __init__(self, basis: highspy.HighsBasis) -> None:
+        self.basis = basis
+
+    def __getstate__(self) -> tuple[list[int], list[int]]:
+        b = self.basis
+        return [int(v) for v in b.col_status], [int(v) for v in b.row_status]
+
+    def __setstate__(self, state: tuple[list[int], list[int]]) -> None:
+        basis = highspy.HighsBasis()
+        basis.col_status = [highspy.HighsBasisStatus(v) for v in state[0]]
+        basis.row_status = [highspy.HighsBasisStatus(v) for v in state[1]]
+        basis.valid = True
+        self.basis = basis
+
+
+def shift_basis(basis: LpBasis, problem: CanonicalProblem, n: int, shift: int) -> LpBasis:
     """``basis`` of the same model ``shift`` slots earlier, moved to this one's start: every
     per-slot block (``n`` entries) loses its first ``shift`` statuses and repeats its last.
 
     The previous cycle solved almost the same LP; its basis, shifted, is nearly optimal
     (measured: 0-1 simplex iterations instead of ~600 at 96 slots, docs/optimizer.md)."""
-    status = [list(basis.col_status), list(basis.row_status)]
+    status = [list(basis.basis.col_status), list(basis.basis.row_status)]
     for blocks, part in zip((problem.variables, problem.constraints), status, strict=True):
         for b in blocks:
             if b.size == n:
@@ -185,7 +202,7 @@ def shift_basis(
     moved = highspy.HighsBasis()
     moved.col_status, moved.row_status = status
     moved.valid = True
-    return moved
+    return LpBasis(moved)
 
 
 class HighsSolver:

@@ -1,6 +1,7 @@
 """The relax / round / fix / branch sequence: repair rules that keep a fixed pattern feasible,
 the early tie-break, one gap definition, the plan-wide time limit, HiGHS's thread pool."""
 
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -280,6 +281,7 @@ def test_previous_cycles_basis_shifted_a_slot_starts_the_relaxation_near_its_opt
     full = inputs(prices, step_min=30, load=0.4)
     plan = optimize(Problem(site, replace(full, **_cut(full, 0)), State(0.5, {}, (session,))))
     assert plan.basis is not None
+    plan = pickle.loads(pickle.dumps(plan))  # plans cross process boundaries in the fleet
     later = Problem(site, replace(full, **_cut(full, 1)), State(0.5, {}, (session,)))
     canonical = formulate(later).problem
     basis = shifted_basis(HighsSolver(), plan, later, canonical)
