@@ -347,19 +347,13 @@ class SiteController:
         if not self.may_write():
             raise NotOwner(f"{self.config.site_id}: another control process runs the site")
         await self.client.set_watchdog_timeout(self.config.watchdog_timeout_s)
-        spawn = self.clock.spawn
-        # beat at once: a box taken over from another process keeps its live setpoints
-        keep_alive = spawn(self._keep_alive(), f"{self.config.site_id}-heartbeat")
-        try:
-            await self._refresh_prices()
-            status = await self.client.read_status()
-        except BaseException:
-            keep_alive.cancel()
-            raise
+        await self._refresh_prices()
+        status = await self.client.read_status()
         self._sched_id = int(self.clock.now()) % 0xFFFF  # differs from a predecessor's ids
         self.trigger("start" if status.control_state != ControlState.FALLBACK else "fallback")
+        spawn = self.clock.spawn
         self._tasks = [
-            keep_alive,
+            spawn(self._keep_alive(), f"{self.config.site_id}-heartbeat"),
             spawn(self._watch(), f"{self.config.site_id}-watch"),
             spawn(self._price_loop(), f"{self.config.site_id}-prices"),
             spawn(self._cycle_loop(), f"{self.config.site_id}-cycles"),

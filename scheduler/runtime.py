@@ -332,22 +332,18 @@ class Supervisor:
         """Does this process run ``site_id`` (always, without leases)?"""
         return self.leases is None or site_id in self._held
 
-    async def reconcile(
-        self, site_id: str, reason: str, desired: SiteSpec | Idle | None = None
-    ) -> None:
-        """Make what runs for ``site_id`` equal to what the source says should run
-        (``desired``, if the caller read it already)."""
+    async def reconcile(self, site_id: str, reason: str) -> None:
+        """Make what runs for ``site_id`` equal to what the source says should run."""
         async with self._reconcile_lock:  # the change follower and the lease task both call
-            await self._reconcile(site_id, reason, desired)
+            await self._reconcile(site_id, reason)
 
-    async def _reconcile(self, site_id: str, reason: str, desired: SiteSpec | Idle | None) -> None:
+    async def _reconcile(self, site_id: str, reason: str) -> None:
         if not self.holds(site_id):  # another control process runs it
             self._idle.pop(site_id, None)
             if site_id in self._sites:
                 await self._stop(site_id, release=False)
             return
-        if desired is None:
-            desired = await asyncio.to_thread(self.source.desired, site_id)
+        desired = await asyncio.to_thread(self.source.desired, site_id)
         running = self._sites.get(site_id)
         if isinstance(desired, Idle):
             if running is not None:
@@ -570,16 +566,9 @@ class Supervisor:
             await self._in_lease_thread(self._keep, surplus)
             for site_id in sorted(surplus):
                 await self.reconcile(site_id, "kept")
-        # read them all first, then start them back to back: every new box is connected and
-        # beaten before the first cycles (their problems are built on this loop) begin
-        ids = sorted(taken)
-        specs = await asyncio.gather(
-            *(asyncio.to_thread(self.source.desired, s) for s in ids), return_exceptions=True
-        )
-        for site_id, spec in zip(ids, specs, strict=True):
+        for site_id in sorted(taken):
             try:
-                known = None if isinstance(spec, BaseException) else spec
-                await self.reconcile(site_id, "taken over", known)
+                await self.reconcile(site_id, "taken over")
             except Exception:
                 log.exception("%s: starting a site taken over failed", site_id)
 
