@@ -54,7 +54,7 @@ from adapters import store as st
 from adapters.heartbeat.client import BoxError
 from adapters.heartbeat.esi_types import ControlState
 from scheduler.clock import LoopClock
-from scheduler.controller import CycleReport, SiteConfig, SiteController
+from scheduler.controller import CycleReport, NotOwner, SiteConfig, SiteController
 from scheduler.feeds import PriceFeed
 from scheduler.frame_feeds import WeatherFeed
 from scheduler.leases import Lease, LeaseManager
@@ -452,6 +452,8 @@ class Supervisor:
                 await managed.controller.start()
                 managed.started = True
                 return
+            except NotOwner:
+                return  # the lease went while starting: the site is being handed on
             except BoxError as exc:
                 managed.controller.link_health.failed(exc)
                 managed.controller.link_health.unreachable = True
@@ -474,8 +476,8 @@ class Supervisor:
             return
         if managed.task is not None and not managed.task.done():
             managed.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await managed.task
+            # bounded: a start that swallows its cancellation must not hold up a hand-on
+            await asyncio.wait({managed.task}, timeout=10.0)
         if managed.started:
             await managed.controller.stop(release=release, discard=discard)
         else:
