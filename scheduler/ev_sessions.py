@@ -5,8 +5,9 @@ power [kW]. :func:`sessions_from_telemetry` turns the per-slot means of both int
 sessions (plug-in, plug-out, AC energy delivered); :class:`SessionModel` keeps them and answers,
 for a car plugged in now, when it will *reliably* still be there and how much it will want:
 
-* **departure**: an early quantile (:data:`DEPARTURE_QUANTILE`) of the time the similar past
-  sessions stayed, among those that stayed at least as long as this car has already;
+* **departure**: an early quantile (:data:`DEPARTURE_QUANTILE`) of when the similar past
+  sessions would have this car leave (:func:`departures_like`: the earlier of the same stay
+  and the same local time of day), among those still ahead;
 * **energy**: a high quantile (:data:`ENERGY_QUANTILE`) of the AC energy the similar past
   sessions took, among those that took more than this car has already had.
 
@@ -28,14 +29,19 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from adapters.store.telemetry import Sample
+
 #: Completed sessions needed before learned estimates replace the configured departure.
 MIN_SESSIONS = 10
 #: Similar sessions needed at one level of the neighbourhood before it is used.
-MIN_NEIGHBOURS = 4
+MIN_NEIGHBOURS = 5
 #: Quantile of the stay of similar sessions used as the departure (early: reliable) [-].
 DEPARTURE_QUANTILE = 0.1
 #: Quantile of the energy of similar sessions used as the need (high: enough) [-].
 ENERGY_QUANTILE = 0.9
+#: History the controller learns from [days]: within the stores' raw retention (35 days),
+#: where the plug state is kept per poll.
+LEARN_DAYS = 34
 #: Half-width of the time-of-day neighbourhood of a plug-in [h].
 WINDOW_H = 2.0
 SESSION_COLUMNS = ("plugin_utc", "plugout_utc", "energy_kwh")
@@ -102,18 +108,38 @@ class SessionModel:
         if not self.usable:
             return None
         s = self.sessions
-        stay_h = ((s["plugout_utc"] - s["plugin_utc"]) / _HOUR).to_numpy(float)
+        leaves = departures_like(s, plugged_at, self.tz)
         energy = s["energy_kwh"].to_numpy(float)
-        elapsed_h = max((now - plugged_at) / _HOUR, 0.0)
         levels = neighbourhoods(pd.DatetimeIndex(s["plugin_utc"]), plugged_at, self.tz)
-        stays = _first_enough(levels, stay_h > elapsed_h)
+        stays = _first_enough(levels, leaves > now.value)
         departure = None
         if stays is not None:
-            hours = float(np.quantile(stay_h[stays], DEPARTURE_QUANTILE))
-            departure = plugged_at + pd.Timedelta(hours=hours)
+            ns = float(np.quantile(leaves[stays], DEPARTURE_QUANTILE))
+            departure = pd.Timestamp(int(ns), tz="UTC")
         needs = _first_enough(levels, energy > delivered_kwh + 1e-6)
         need = None if needs is None else float(np.quantile(energy[needs], ENERGY_QUANTILE))
         return Expectation(departure, need, 0 if stays is None else int(stays.sum()))
+
+
+def departures_like(sessions: pd.DataFrame, plugged_at: pd.Timestamp, tz: str) -> np.ndarray:
+    """Per past session, when a car plugged in at ``plugged_at`` would leave if it behaved the
+    same [UNIX ns]: the earlier of "after the same stay" and "at the same local time of day,
+    the same number of days after plug-in" (cars leave for work at a time, not after a
+    duration; the earlier of the two is the reliable one)."""
+    plugin = pd.DatetimeIndex(sessions["plugin_utc"])
+    plugout = pd.DatetimeIndex(sessions["plugout_utc"])
+    by_stay = plugged_at.value + (plugout - plugin).to_numpy("timedelta64[ns]").astype(np.int64)
+    pin, pout = plugin.tz_convert(tz), plugout.tz_convert(tz)
+    days = pout.normalize().tz_localize(None) - pin.normalize().tz_localize(None)
+    time_of_day = pout.tz_localize(None) - pout.normalize().tz_localize(None)
+    day0 = plugged_at.tz_convert(tz).normalize().tz_localize(None)
+    wall = pd.DatetimeIndex(day0 + days + time_of_day)
+    anchored = wall.tz_localize(
+        tz, ambiguous=np.ones(len(wall), dtype=bool), nonexistent="shift_forward"
+    )
+    by_clock = anchored.tz_convert("UTC").to_numpy("datetime64[ns]").astype(np.int64)
+    usable = by_clock > plugged_at.value
+    return np.where(usable, np.minimum(by_stay, by_clock), by_stay)
 
 
 def neighbourhoods(plugins: pd.DatetimeIndex, at: pd.Timestamp, tz: str) -> list[np.ndarray]:
@@ -170,7 +196,7 @@ def sessions_from_telemetry(connected: pd.Series, power_kw: pd.Series) -> pd.Dat
     edges = np.diff(np.concatenate([[0], plugged.astype(int), [0]]))
     starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
     rows = []
-    for a, b in zip(starts, ends, strict=True):
+    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
         cut = a == 0 or b == len(index) or not known[a - 1] or not known[b]
         if cut:
             continue
@@ -193,7 +219,8 @@ def session_slots(sessions: pd.DataFrame, index: pd.DatetimeIndex, power_kw: flo
     step_h = step / _HOUR
     connected = np.zeros(len(index))
     power = np.zeros(len(index))
-    t0, t1 = index.asi8, (index + step).asi8
+    t0 = index.to_numpy("datetime64[ns]").astype(np.int64)
+    t1 = t0 + step.value
     for a, b, kwh in sessions[list(SESSION_COLUMNS)].itertuples(index=False):
         on = np.clip((np.minimum(t1, b.value) - np.maximum(t0, a.value)) / step.value, 0, 1)
         connected += on
@@ -201,3 +228,110 @@ def session_slots(sessions: pd.DataFrame, index: pd.DatetimeIndex, power_kw: flo
         delivered = np.minimum(full_kwh, kwh)
         power += np.diff(delivered, prepend=0.0) / step_h
     return pd.DataFrame({"connected": np.clip(connected, 0, 1), "power_kw": power}, index=index)
+
+
+@dataclass(frozen=True)
+class ChargeGoal:
+    """What the controller charges a plugged-in car toward.
+
+    Parameters
+    ----------
+    departure : pandas.Timestamp
+        The reliable departure (UTC).
+    target_kwh : float
+        Energy wanted in the car then [kWh] (soft, with the target penalty).
+    min_kwh : float or None
+        The owner's minimum then [kWh]: hard where reachable.
+    source : str
+        ``configured``, ``learned``, ``owner`` or ``owner+learned``.
+    """
+
+    departure: pd.Timestamp
+    target_kwh: float
+    min_kwh: float | None
+    source: str
+
+
+@dataclass(frozen=True)
+class CarState:
+    """The car now: plug-in time, AC energy delivered since [kWh], energy assumed at plug-in
+    [kWh], battery capacity [kWh] and the wallbox's efficiency (AC to battery) [-]."""
+
+    plugged_at: pd.Timestamp
+    delivered_kwh: float
+    arrival_kwh: float
+    capacity_kwh: float
+    efficiency: float
+
+
+def charge_goal(
+    car: CarState,
+    now: pd.Timestamp,
+    configured: tuple[pd.Timestamp, float],
+    owner: tuple[pd.Timestamp | None, float | None] | None,
+    expected: Expectation | None,
+) -> ChargeGoal:
+    """Departure, target and minimum of the car at ``now``.
+
+    Parameters
+    ----------
+    car : CarState
+    configured : (pandas.Timestamp, float)
+        The configured daily departure after ``now`` and its target [kWh in the car].
+    owner : (pandas.Timestamp or None, float or None) or None
+        The owner's next departure and target [kWh in the car] (weekly plan or one-off), if set.
+    expected : Expectation or None
+        The learned session (:meth:`SessionModel.expect`); ``None``: too little history.
+
+    Returns
+    -------
+    ChargeGoal
+        Without an owner plan, the learned departure and need (each falling back to the
+        configured one where the history says nothing); with one, the sooner of the owner's
+        and the learned departure, the larger of the two targets, and the owner's target as
+        the hard minimum.
+    """
+    departure, target = configured
+    source = "configured"
+    if expected is not None and (expected.departure or expected.energy_kwh) is not None:
+        source = "learned"
+        if expected.departure is not None:
+            departure = expected.departure
+        if expected.energy_kwh is not None:
+            need = car.arrival_kwh + expected.energy_kwh * car.efficiency
+            target = min(need, car.capacity_kwh)
+    if owner is None or (owner[0] is None and owner[1] is None):
+        return ChargeGoal(departure, target, None, source)
+    owner_departure, owner_target = owner
+    if owner_departure is not None:
+        learned = source == "learned" and expected is not None and expected.departure is not None
+        departure = min(owner_departure, departure) if learned else owner_departure
+    if owner_target is not None:
+        target = max(target, owner_target) if source == "learned" else owner_target
+    both = "owner+learned" if source == "learned" else "owner"
+    return ChargeGoal(departure, target, owner_target, both)
+
+
+def history_samples(
+    site_id: str, sessions: pd.DataFrame, index: pd.DatetimeIndex, power_kw: float
+) -> list[Sample]:
+    """Wallbox telemetry of ``sessions`` on the slots ``index`` as the box would have stored it
+    (:func:`session_slots` at ``power_kw`` [kW]): one sample per slot where the plug state does
+    not change within it, one per minute where it does (so the slot's mean plug state is its
+    plugged share, as from a box polled every minute)."""
+    slots = session_slots(sessions, index, power_kw)
+    samples = []
+    for ts, share, kw in slots[["connected", "power_kw"]].itertuples():
+        if 0 < share < 1:
+            plugged = round(share * 15)
+            samples += [
+                Sample(site_id, "wallbox", (ts + pd.Timedelta(minutes=k)).to_pydatetime(),
+                       {"power_kw": float(kw), "connected": float(k < plugged)})
+                for k in range(15)
+            ]  # fmt: skip
+        else:
+            samples.append(
+                Sample(site_id, "wallbox", ts.to_pydatetime(),
+                       {"power_kw": float(kw), "connected": float(share >= 1)})
+            )  # fmt: skip
+    return samples

@@ -203,8 +203,11 @@ class Twin:
         self.soc = site.battery.soc_init
         self.t_store_c = site.heat_pump.t_init_c
         self.hp_on = False
-        self._plugin = profiles.ev_sessions["plugin_utc"].map(pd.Timestamp.timestamp).to_numpy()
+        plugin = profiles.ev_sessions["plugin_utc"].map(pd.Timestamp.timestamp).to_numpy()
         self._plugout = profiles.ev_sessions["plugout_utc"].map(pd.Timestamp.timestamp).to_numpy()
+        # a car unplugged and plugged in again within the same minute (the session data has
+        # such pairs) is unplugged for a minute: the box, and a controller, see two sessions
+        self._plugin = np.where(np.isin(plugin, self._plugout), plugin + 60.0, plugin)
         self._ev_left = profiles.ev_sessions["energy_kwh"].to_numpy(float).copy()
         self.last: TwinStep | None = None
 
