@@ -335,3 +335,73 @@ def history_samples(
                        {"power_kw": float(kw), "connected": float(share >= 1)})
             )  # fmt: skip
     return samples
+
+
+#: A car drawing less than this while offered at least the minimum current is full [kW].
+FULL_BELOW_KW = 0.05
+#: A session is met when it is short by less than this [kWh] (as in the backtest's score).
+MET_TOLERANCE_KWH = 0.05
+
+
+@dataclass(frozen=True)
+class SlotSeries:
+    """Per-slot series on one fixed-step UTC index for :func:`session_report`.
+
+    Parameters
+    ----------
+    ev_kw, grid_kw : pandas.Series
+        Mean wallbox and grid (+ import) power [kW].
+    import_eur, export_eur : pandas.Series
+        Import and feed-in price [EUR/kWh].
+    offered_a : pandas.Series
+        Charging current the service offered the car [A] (NaN: none sent).
+    """
+
+    ev_kw: pd.Series
+    grid_kw: pd.Series
+    import_eur: pd.Series
+    export_eur: pd.Series
+    offered_a: pd.Series
+
+
+def session_report(sessions: pd.DataFrame, targets_kwh: np.ndarray, s: SlotSeries) -> pd.DataFrame:
+    """Per session: target, delivered, average price paid, full, met.
+
+    Parameters
+    ----------
+    sessions : pandas.DataFrame
+        ``plugin_utc``, ``plugout_utc`` (from :func:`sessions_from_telemetry`).
+    targets_kwh : numpy.ndarray
+        AC energy each session was to get [kWh].
+    s : SlotSeries
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``plugin_utc``, ``plugout_utc``, ``target_kwh``, ``delivered_kwh`` [kWh AC],
+        ``cost_eur``, ``avg_price_eur_per_kwh`` (energy from the grid at the import price, in
+        slots that export at the feed-in price it forgoes; NaN without energy), ``full`` (the
+        car stopped drawing while offered at least 6 A) and ``met`` (full, or short by less
+        than :data:`MET_TOLERANCE_KWH`).
+    """
+    index = pd.DatetimeIndex(s.ev_kw.index)
+    step_h = (index[1] - index[0]) / _HOUR if len(index) > 1 else 0.25
+    energy = np.nan_to_num(s.ev_kw.to_numpy(float)) * step_h
+    exporting = np.nan_to_num(s.grid_kw.to_numpy(float)) < 0
+    price = np.where(exporting, s.export_eur.to_numpy(float), s.import_eur.to_numpy(float))
+    offered = s.offered_a.reindex(index).ffill().to_numpy(float) >= 6.0
+    idle = np.nan_to_num(s.ev_kw.to_numpy(float)) < FULL_BELOW_KW
+    rows = []
+    for k, (a, b) in enumerate(zip(sessions["plugin_utc"], sessions["plugout_utc"], strict=True)):
+        inside = (index >= pd.Timestamp(a).floor("15min")) & (index < b)
+        delivered = float(energy[inside].sum())
+        cost = float((energy * price)[inside].sum())
+        seen = np.cumsum(energy * inside) > 0.1
+        full = bool((inside & seen & offered & idle).any())
+        target = float(targets_kwh[k])
+        average = cost / delivered if delivered > 1e-9 else float("nan")
+        met = full or delivered >= target - MET_TOLERANCE_KWH
+        rows.append((a, b, target, delivered, cost, average, full, met))
+    columns = ["plugin_utc", "plugout_utc", "target_kwh", "delivered_kwh", "cost_eur",
+               "avg_price_eur_per_kwh", "full", "met"]  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)
