@@ -389,7 +389,8 @@ def session_report(sessions: pd.DataFrame, targets_kwh: np.ndarray, s: SlotSerie
     energy = np.nan_to_num(s.ev_kw.to_numpy(float)) * step_h
     exporting = np.nan_to_num(s.grid_kw.to_numpy(float)) < 0
     price = np.where(exporting, s.export_eur.to_numpy(float), s.import_eur.to_numpy(float))
-    offered = s.offered_a.reindex(index).ffill().to_numpy(float) >= 6.0
+    # the controller sends a current every cycle: one older than an hour says nothing
+    offered = s.offered_a.reindex(index).ffill(limit=4).to_numpy(float) >= 6.0
     idle = np.nan_to_num(s.ev_kw.to_numpy(float)) < FULL_BELOW_KW
     rows = []
     for k, (a, b) in enumerate(zip(sessions["plugin_utc"], sessions["plugout_utc"], strict=True)):
