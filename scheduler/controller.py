@@ -742,9 +742,12 @@ class SiteController:
             connected = self.store.field_window(
                 sid, "wallbox", "connected", start=window[0], end=window[1]
             )
-            power = self.store.window(sid, *window)["wallbox-power_kw"]
-            sessions = sessions_from_telemetry(connected, power)
-            self._model = (plugged_at, SessionModel(sessions, self.config.departure.tz))
+            charged = self.store.window(sid, *window)["wallbox-power_kw"]
+            sessions = sessions_from_telemetry(connected, charged)
+            wb = self.config.home.site.wallboxes[0]
+            power = wb.power_range_kw(max(wb.phase_options))[1]
+            model = SessionModel(sessions, self.config.departure.tz, power)
+            self._model = (plugged_at, model)
         return self._model[1]
 
     def _pv_forecast(

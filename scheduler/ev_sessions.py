@@ -5,9 +5,11 @@ power [kW]. :func:`sessions_from_telemetry` turns the per-slot means of both int
 sessions (plug-in, plug-out, AC energy delivered); :class:`SessionModel` keeps them and answers,
 for a car plugged in now, when it will *reliably* still be there and how much it will want:
 
-* **departure**: an early quantile (:data:`DEPARTURE_QUANTILE`) of when the similar past
-  sessions would have this car leave (:func:`departures_like`: the earlier of the same stay
-  and the same local time of day), among those still ahead;
+* **departure**: an early quantile (:data:`DEPARTURE_QUANTILE`) over the similar past sessions
+  still ahead of the latest time by which the whole need must be in the car so that, charged
+  at full power as late as possible, each of them would still have had its own energy when it
+  left (its departure, :func:`departures_like`, plus its spare energy / the power): a short
+  stay that needed little guards the departure as much as it has to, not more;
 * **energy**: a high quantile (:data:`ENERGY_QUANTILE`) of the AC energy the similar past
   sessions took, among those that took more than this car has already had.
 
@@ -36,7 +38,7 @@ MIN_SESSIONS = 10
 #: Similar sessions needed at one level of the neighbourhood before it is used.
 MIN_NEIGHBOURS = 5
 #: Quantile of the stay of similar sessions used as the departure (early: reliable) [-].
-DEPARTURE_QUANTILE = 0.1
+DEPARTURE_QUANTILE = 0.05
 #: Quantile of the energy of similar sessions used as the need (high: enough) [-].
 ENERGY_QUANTILE = 0.9
 #: History the controller learns from [days]: within the stores' raw retention (35 days),
@@ -78,10 +80,14 @@ class SessionModel:
         Columns ``plugin_utc``, ``plugout_utc`` (tz-aware UTC), ``energy_kwh`` [kWh AC].
     tz : str
         The site's time zone: weekdays and times of day are local.
+    power_kw : float
+        The wallbox's charging power [kW AC], for the departure that keeps every similar
+        session's energy (see :meth:`expect`).
     """
 
     sessions: pd.DataFrame
     tz: str = "Europe/Berlin"
+    power_kw: float = 11.0
 
     @property
     def usable(self) -> bool:
@@ -111,13 +117,18 @@ class SessionModel:
         leaves = departures_like(s, plugged_at, self.tz)
         energy = s["energy_kwh"].to_numpy(float)
         levels = neighbourhoods(pd.DatetimeIndex(s["plugin_utc"]), plugged_at, self.tz)
+        needs = _first_enough(levels, energy > delivered_kwh + 1e-6)
+        need = None if needs is None else float(np.quantile(energy[needs], ENERGY_QUANTILE))
         stays = _first_enough(levels, leaves > now.value)
         departure = None
         if stays is not None:
-            ns = float(np.quantile(leaves[stays], DEPARTURE_QUANTILE))
+            # "need by d" met at full power as late as possible still gives session k its
+            # e_k by its d_k when d <= d_k + (need - e_k) / power: the departure that keeps
+            # the similar sessions whole, not only the one that sees them leave
+            spare_h = np.clip((need or 0.0) - energy, 0.0, None) / self.power_kw
+            deadline = leaves + spare_h * _HOUR.value
+            ns = float(np.quantile(deadline[stays], DEPARTURE_QUANTILE))
             departure = pd.Timestamp(int(ns), tz="UTC")
-        needs = _first_enough(levels, energy > delivered_kwh + 1e-6)
-        need = None if needs is None else float(np.quantile(energy[needs], ENERGY_QUANTILE))
         return Expectation(departure, need, 0 if stays is None else int(stays.sum()))
 
 

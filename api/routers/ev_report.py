@@ -170,7 +170,8 @@ def _targets(
     plan as set now (past plans are not kept), the sessions learned before, else the default."""
     equipment, _ = stored_equipment(services.accounts, ctx.site.id)
     w = equipment.wallboxes[0]
-    eff = site_home(equipment).site.wallboxes[0].efficiency
+    wb = site_home(equipment).site.wallboxes[0]
+    eff, power = wb.efficiency, wb.power_range_kw(max(wb.phase_options))[1]
     pref = stored_preferences(services.accounts, ctx.site.id).wallboxes.get(w.name)
     tz = ctx.site.timezone
     default = pref.target_kwh if pref is not None and pref.target_kwh is not None else None
@@ -184,7 +185,7 @@ def _targets(
             when, kwh = next_departure(pref, plugin, tz, w.car_capacity_kwh)
             owner = (when, w.car_capacity_kwh if when is not None and kwh is None else kwh)
         before = history[history["plugout_utc"] <= plugin].reset_index(drop=True)
-        expected = SessionModel(before, tz).expect(plugin, plugin, 0.0)
+        expected = SessionModel(before, tz, power).expect(plugin, plugin, 0.0)
         goal = charge_goal(car, plugin, (plugin, default), owner, expected)
         targets.append(max(goal.target_kwh - arrival, 0.0) / eff)
         sources.append(goal.source)
