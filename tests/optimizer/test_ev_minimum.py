@@ -58,7 +58,7 @@ def test_minimum_above_capacity_is_refused() -> None:
         EVSession(capacity_kwh=40, energy_kwh=10, min_kwh=41)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.fixed_dictionaries(
         {
@@ -94,5 +94,7 @@ def test_reachable_minimum_is_always_met(case: dict) -> None:
     reachable = min(energy + departure * per_slot * 0.9 * 0.25, capacity)
     held = plan.slots["ev_energy_kwh"].to_numpy(float)[departure - 1]
     assert held >= min(need, reachable) - 1e-4
-    assert np.all(plan.slots["grid_unserved_kw"].to_numpy(float) < 1e-6)
+    # the promise never takes power from the household (only a limit below the load does)
+    unserved = plan.slots["grid_unserved_kw"].to_numpy(float)
+    assert np.all(unserved <= max(load - import_limit, 0.0) + 1e-6)
     assert np.all(plan.slots["grid_kw"].to_numpy(float) <= import_limit + 1e-6)
