@@ -29,6 +29,7 @@ __all__ = [
     "PvSystem",
     "ev_sessions_for_period",
     "household_load_for_period",
+    "measured_weather_2024",
     "pv_power",
     "read_bdew_load",
     "read_dwd_15min",
@@ -37,9 +38,8 @@ __all__ = [
     "read_try",
     "read_uci_load",
     "read_uci_year",
-    "measured_weather_2024",
-    "uci_year_load_for_period",
     "uci_load_for_period",
+    "uci_year_load_for_period",
     "weather_for_period",
 ]
 

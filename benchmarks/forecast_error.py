@@ -78,8 +78,7 @@ def _rows_pv() -> list[Row]:
             _score(f"PV {label}: persistence (yesterday)", "kW/kWp", p, p, a),
             _score(f"PV {label}: clear sky x yesterday's scale", "kW/kWp", got["clear"], p, a),
             _score(f"PV {label}: weather forecast (error model)", "kW/kWp", got["raw"], p, a),
-            _score(f"PV {label}: weather forecast + learned bias", "kW/kWp", got["corrected"],
-                   p, a),  # fmt: skip
+            _score(f"PV {label}: weather + learned bias", "kW/kWp", got["corrected"], p, a),
         ]
     return rows
 
@@ -110,9 +109,8 @@ def _rows_load() -> list[Row]:
 
 
 def _rows_heat() -> list[Row]:
-    raw = pd.read_csv(
-        datasets.DATA_DIR / "weather" / "bdew_heat_EFH_15000kWh_duesseldorf_2024-01-08_week_hourly.csv"
-    )
+    name = "bdew_heat_EFH_15000kWh_duesseldorf_2024-01-08_week_hourly.csv"
+    raw = pd.read_csv(datasets.DATA_DIR / "weather" / name)
     index = pd.DatetimeIndex(pd.to_datetime(raw["start_local_naive"]))
     t_out = pd.Series(raw["temp_air_c"].to_numpy(float), index=index)
     heat = pd.Series(raw["heat_demand_kw"].to_numpy(float), index=index)
@@ -122,7 +120,8 @@ def _rows_heat() -> list[Row]:
     test = heat[~fit_days]
     persist = [heat.shift(24)[~fit_days]]
     rows = []
-    for label, h in (("typical-year fit (TRY)", h_try), ("fitted on the site's 3 winter days", h_fit)):
+    fits = (("typical-year fit (TRY)", h_try), ("fitted on the site's 3 winter days", h_fit))
+    for label, h in fits:
         f = pd.Series(fc.heat_demand(t_out[~fit_days].to_numpy(), h), index=test.index)
         rows.append(_score(f"heat: H = {h:.3f} kW/K, {label}", "kW", [f], persist, [test]))
     return rows

@@ -26,7 +26,6 @@ import pandas as pd
 
 from optimizer.forecast import household_load_forecast
 
-
 #: Weight of the time-of-day median in the load blend: more lowers the MAE (a median is what
 #: minimises it) but biases the energy low (household load is right-skewed); 0.25 measured
 #: on the UCI year: MAE -5 %, RMSE -3 %, energy -3.5 % against the weekday/time mean.
@@ -92,7 +91,9 @@ def pv_bias_factors(
     return factors.clip(prior.low, prior.high).rename("pv_bias")
 
 
-def apply_pv_bias(forecast_kw: pd.Series, factors: pd.Series, tz: str = "Europe/Berlin") -> pd.Series:
+def apply_pv_bias(
+    forecast_kw: pd.Series, factors: pd.Series, tz: str = "Europe/Berlin"
+) -> pd.Series:
     """``forecast_kw`` [kW] times the factor of each slot's local hour (:func:`pv_bias_factors`)."""
     hour = pd.DatetimeIndex(forecast_kw.index).tz_convert(tz).hour
     scale = factors.reindex(hour).fillna(1.0).to_numpy(float)
