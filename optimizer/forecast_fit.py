@@ -42,7 +42,7 @@ class BiasPrior:
     largest forecast (dawn, dusk, night) are left out [-].
     """
 
-    hour_slots: float = 16.0
+    hour_slots: float = 8.0
     day_slots: float = 32.0
     low: float = 0.3
     high: float = 1.6
