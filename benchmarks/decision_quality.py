@@ -13,7 +13,12 @@ forecast modes (``--modes``):
   falls back to the standard profile), the configured EV departure;
 * ``perfect``: the measured weather and load as the forecast (EV sessions still the
   configured departure: the controller has no session forecast to replace);
-* ``clearsky``: PV as clear sky x yesterday's scale (the controller without a weather feed).
+* ``clearsky``: PV as clear sky x yesterday's scale (the controller without a weather feed);
+* ``perfect-nocar``: ``perfect`` with no car sessions, so that what is lost is the control's
+  alone (battery and heat store), not the missing session forecast.
+
+``box rules EUR`` is what the perfect-foresight plan loses when played back on the twin
+through the controller's box command rules instead of as exact setpoints.
 
 Runs compared, all on the fair score of ``docs/scheduler.md``:
 
@@ -73,10 +78,12 @@ def measured_inputs(
     load = uci * annual_kwh / (float(datasets.read_uci_year().mean()) * 8760)
     weather = datasets.measured_weather_2024(index)[list(datasets.WEATHER_COLUMNS)].astype(float)
     out = replace(base, load_kw=load, weather=weather)
+    if mode == "perfect-nocar":
+        out = replace(out, ev_sessions=out.ev_sessions.iloc[:0])
     if mode == "realistic":
         errors = DayAheadErrors(seed=int(start.dayofyear))
         return replace(out, forecast_weather=perturb_weather(weather, errors))
-    return replace(out, perfect_load=mode == "perfect")
+    return replace(out, perfect_load=mode.startswith("perfect"))
 
 
 def comfort_kh(steps: pd.DataFrame, comfort_min_c: float) -> float:
@@ -118,6 +125,8 @@ def period(start: pd.Timestamp, days: int, annual_kwh: float, mode: str) -> dict
         "EV short kWh": ctl.ev_short_kwh,
         "comfort K h": comfort_kh(result.run.steps, comfort_min),
         "self-cons.": result.controlled.self_consumption,
+        "box rules EUR": result.scores["pf via box rules"].full.net_eur
+        - result.scores["perfect foresight"].full.net_eur,
         "wall s": time.perf_counter() - t0,
     }
 
@@ -134,7 +143,7 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", type=float, default=list(SIZES),
                         help="household sizes [kWh/a]")  # fmt: skip
     parser.add_argument("--modes", nargs="+", default=list(MODES),
-                        choices=["realistic", "perfect", "clearsky"],
+                        choices=["realistic", "perfect", "clearsky", "perfect-nocar"],
                         help="what the controller forecasts with")  # fmt: skip
     parser.add_argument("--quick", action="store_true",
                         help="smoke test: 2 days from 2024-06-10, 3500 kWh/a")  # fmt: skip
