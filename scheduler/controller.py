@@ -61,6 +61,7 @@ from optimizer import (
     Tuning,
 )
 from optimizer import forecast as fc
+from optimizer.forecast_fit import apply_pv_bias, load_forecast_blend, pv_bias_factors
 from scheduler.clock import LoopClock, Wakeup
 from scheduler.commands import box_setpoints, schedule_slot
 from scheduler.cycle import CycleRequest, CycleResult, plan_cycle
@@ -73,7 +74,7 @@ from scheduler.ev_sessions import (
     sessions_from_telemetry,
 )
 from scheduler.feeds import BundledWeather, DayCache, PriceFeed, StandardLoad
-from scheduler.frame_feeds import HeatDemandFeed, WeatherFeed
+from scheduler.frame_feeds import HeatDemandFeed, LoadFeed, WeatherFeed
 from scheduler.links import BoxLink
 from scheduler.scenario import Home
 from scheduler.site_model import WallboxPreference, next_departure, store_column
@@ -223,6 +224,10 @@ class SiteConfig:
             raise ValueError("SiteConfig.poll_s/price_refresh_s: must be > 0")
 
 
+#: How long the PV forecasts are remembered for the bias correction.
+PV_BIAS_HISTORY = pd.Timedelta(days=14)
+
+
 @dataclass(frozen=True)
 class CycleReport:
     """What one cycle did: when, why, whether it reached the box, and how long it took [ms]."""
@@ -287,6 +292,9 @@ class SiteController:
         service's :meth:`scheduler.weather.WeatherFeed.at`; default the bundled weather.
     heat_demand : HeatDemandFeed, optional
         Heat drawn from the store besides its loss [kW thermal]; default none.
+    load_forecast : LoadFeed, optional
+        The household-load forecast [kW] (backtests with perfect information); default learned
+        from the site's history (:func:`optimizer.forecast_fit.load_forecast_blend`).
     client : BoxLink, optional
         How the box is reached (:mod:`scheduler.links`). Default: a Modbus TCP client for
         ``config.host:port`` on the clock.
@@ -303,6 +311,7 @@ class SiteController:
         weather: WeatherFeed | None = None,
         client: BoxLink | None = None,
         heat_demand: HeatDemandFeed | None = None,
+        load_forecast: LoadFeed | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -311,6 +320,8 @@ class SiteController:
         self.executor = executor
         self.weather: WeatherFeed = weather or BundledWeather()
         self.heat_demand = heat_demand
+        self.load_forecast = load_forecast
+        self._pv_said: dict[pd.Timestamp, float] = {}
         self.client: BoxLink = client or HeartbeatClient(
             config.host,
             config.port,
@@ -757,12 +768,30 @@ class SiteController:
         if self.config.pv_forecast == "weather":
             pv = fc.pv_power(weather, system)
             forecast = _forecast_slots(weather)
-            if forecast.all():
-                return pv
-            # where the feed had no forecast (source "clearsky"): clear sky x measured scale
-            clear = self._clear_sky_scaled(index, history).to_numpy(float)
-            return pd.Series(np.where(forecast, pv.to_numpy(float), clear), index=index)
+            if not forecast.all():
+                # where the feed had no forecast (source "clearsky"): clear sky x measured scale
+                clear = self._clear_sky_scaled(index, history).to_numpy(float)
+                pv = pd.Series(np.where(forecast, pv.to_numpy(float), clear), index=index)
+            return self._pv_corrected(pv, history)
         return self._clear_sky_scaled(index, history)
+
+    def _pv_corrected(self, raw: pd.Series, history: pd.DataFrame) -> pd.Series:
+        """The weather-based forecast times the bias learned from what it said before.
+
+        Remembers the raw forecast of the plan's first slot (the freshest), 14 days of them;
+        the site's measured production over the same slots gives the per-hour factors.
+        """
+        said = self._pv_said
+        said[raw.index[0]] = float(raw.iloc[0])
+        cutoff = raw.index[0] - PV_BIAS_HISTORY
+        for old in [t for t in said if t < cutoff]:
+            del said[old]
+        if len(said) < 2:
+            return raw
+        forecast = pd.Series(said).sort_index()
+        measured = history["pv-power_kw"].astype(float).reindex(forecast.index)
+        factors = pv_bias_factors(forecast, measured)
+        return apply_pv_bias(raw, factors)
 
     def _clear_sky_scaled(self, index: pd.DatetimeIndex, history: pd.DataFrame) -> pd.Series:
         system = self.config.home.pv_system
@@ -772,8 +801,10 @@ class SiteController:
         return self._clear_sky.get(index)["pv_kw"] * scale
 
     def _load_forecast(self, index: pd.DatetimeIndex, history: pd.DataFrame) -> pd.Series:
+        if self.load_forecast is not None:
+            return self.load_forecast.load(index)
         past = history["house-power_kw"].astype(float)
-        return fc.household_load_forecast(past, index, self.standard_load.load(index))
+        return load_forecast_blend(past, index, self.standard_load.load(index))
 
     # ------------------------------------------------------------------ storing
     def _save(self, now: pd.Timestamp, result: CycleResult) -> None:

@@ -164,6 +164,7 @@ async def simulated_site(
         controller = SiteController(
             config, clock, store, inputs.price_feed(now), pool, client=client,
             weather=inputs.weather_feed(), heat_demand=inputs.heat_demand_feed(),
+            load_forecast=inputs.load_feed(),
         )  # fmt: skip
     try:
         await controller.start()
