@@ -29,6 +29,7 @@ __all__ = [
     "PvSystem",
     "ev_sessions_for_period",
     "household_load_for_period",
+    "measured_weather_2024",
     "pv_power",
     "read_bdew_load",
     "read_dwd_15min",
@@ -36,7 +37,9 @@ __all__ = [
     "read_pv_per_kwp",
     "read_try",
     "read_uci_load",
+    "read_uci_year",
     "uci_load_for_period",
+    "uci_year_load_for_period",
     "weather_for_period",
 ]
 
@@ -49,6 +52,10 @@ TRY_FILE = DATA_DIR / "weather" / "dwd_TRY2010_04_Potsdam_Jahr.dat"
 PV_PER_KWP_FILE = DATA_DIR / "weather" / "pv_sim_duesseldorf_2024-06-10_week_hourly_1kWp_S35.csv"
 BDEW_FILE = DATA_DIR / "load" / "bdew_slp_2024_15min_3000kWh_demandlib.csv"
 UCI_FILE = DATA_DIR / "load" / "uci_household_sceaux_2008-01-07_week_1min.csv"
+UCI_YEAR_FILE = DATA_DIR / "load" / "uci_household_sceaux_2008_15min.csv"
+DWD_YEAR_FILE = DATA_DIR / "weather" / "dwd_15min_2024_Duesseldorf.csv"
+#: 2008-01-07 + 5845 days = 2024-01-08, both Mondays: the UCI year maps onto 2024 by weekday.
+UCI_TO_2024 = pd.Timedelta(days=5845)
 EV_NORWAY_FILE = DATA_DIR / "ev" / "norway12_dataset1_charging_reports_2018-2021.csv"
 WEATHER_COLUMNS = ["temp_air_c", "ghi_wm2", "dhi_wm2", "wind_speed_ms"]
 _DAYS_364 = pd.Timedelta(days=364)
@@ -206,6 +213,57 @@ def uci_load_for_period(index: pd.DatetimeIndex) -> pd.Series:
     mapped = t0 + (index - t0) % pd.Timedelta(days=7)
     vals = base.reindex(mapped, method="ffill").bfill().to_numpy()
     return pd.Series(vals, index=index, name="load_kw")
+
+
+def read_uci_year(path: str | Path = UCI_YEAR_FILE) -> pd.Series:
+    """UCI Sceaux household, calendar year 2008 as 15-min means [kW], UTC index.
+
+    The file's stamps are local Paris time (interval start); the DST change's missing and
+    repeated hours are dropped.
+    """
+    return _read_uci_year(Path(path)).copy()
+
+
+@lru_cache(maxsize=2)
+def _read_uci_year(path: Path) -> pd.Series:
+    raw = pd.read_csv(path)
+    local = pd.DatetimeIndex(pd.to_datetime(raw["start_local_paris"]))
+    index = local.tz_localize("Europe/Paris", ambiguous="NaT", nonexistent="NaT").tz_convert("UTC")
+    s = pd.Series(raw["load_kw"].to_numpy(float), index=index, name="load_kw")
+    s = s[s.index.notna()]
+    return s[~s.index.duplicated()]
+
+
+def uci_year_load_for_period(index: pd.DatetimeIndex) -> pd.Series:
+    """The measured UCI 2008 load on ``index`` [kW]: a 2024 (or any) date is moved by whole
+    weeks into 2008 (2024-01-08 -> 2008-01-07, weekdays kept); 15-min values held within a slot.
+    """
+    _require_utc(index)
+    base = read_uci_year()
+    t0, t1 = base.index[0], base.index[-1]
+    span = pd.Timedelta(weeks=52)
+    mapped = index - UCI_TO_2024
+    mapped = mapped.where(mapped >= t0, mapped + span).where(mapped <= t1, mapped - span)
+    vals = base.reindex(mapped.floor("15min"), method="nearest").to_numpy()
+    return pd.Series(vals, index=index, name="load_kw")
+
+
+def measured_weather_2024(index: pd.DatetimeIndex) -> pd.DataFrame:
+    """Measured DWD Duesseldorf 2024 weather (15-min) on ``index`` inside 2024, else
+    :func:`weather_for_period`; columns as :data:`WEATHER_COLUMNS` plus ``source``."""
+    out = weather_for_period(index)
+    year = _read_dwd_year(DWD_YEAR_FILE)
+    inside = (index >= year.index[0]) & (index < year.index[-1] + pd.Timedelta(minutes=15))
+    if inside.any():
+        sel = year[WEATHER_COLUMNS].reindex(index[inside], method="ffill")
+        out.loc[inside, WEATHER_COLUMNS] = sel.to_numpy()
+        out.loc[inside, "source"] = "dwd"
+    return out
+
+
+@lru_cache(maxsize=2)
+def _read_dwd_year(path: Path) -> pd.DataFrame:
+    return read_dwd_15min(path)
 
 
 def read_ev_sessions(path: str | Path = EV_NORWAY_FILE) -> pd.DataFrame:

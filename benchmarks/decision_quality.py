@@ -2,10 +2,25 @@
 
 Each period runs :func:`scheduler.backtest.backtest` (the production controller against the
 box's twin, in-process) on :class:`~scheduler.backtest_inputs.BacktestInputs` built from the
-bundled data with a **measured** household load (the UCI Sceaux household, its minute data
-scaled to the household's annual energy) instead of the standard profile, and the weather
-the bundled data have (DWD measured for 2024-01-08 and 2024-06-10 weeks, else the Potsdam
-TRY). Runs compared, all on the fair score of ``docs/scheduler.md``:
+bundled data with a **measured** household load (the UCI Sceaux household's 2008, the same
+weekday and week of the year, scaled to the household's annual energy) instead of the standard
+profile, and the measured DWD Duesseldorf 2024 weather. The controller runs in one or more
+forecast modes (``--modes``):
+
+* ``realistic``: PV from a day-ahead weather forecast (the measured weather with the error
+  model of :mod:`optimizer.weather_errors`, Perez et al. 2013 skill) with the learned bias
+  correction, load forecast from the site's own history (none at the start: the first day
+  falls back to the standard profile), the configured EV departure;
+* ``perfect``: the measured weather and load as the forecast (EV sessions still the
+  configured departure: the controller has no session forecast to replace);
+* ``clearsky``: PV as clear sky x yesterday's scale (the controller without a weather feed);
+* ``perfect-nocar``: ``perfect`` with no car sessions, so that what is lost is the control's
+  alone (battery and heat store), not the missing session forecast.
+
+``box rules EUR`` is what the perfect-foresight plan loses when played back on the twin
+through the controller's box command rules instead of as exact setpoints.
+
+Runs compared, all on the fair score of ``docs/scheduler.md``:
 
 * **no control**: the box's logic with the battery idle (the car at full power from
   plug-in, the heat pump's thermostat);
@@ -20,8 +35,8 @@ and wall time; then the median and worst capture.
 
 Usage::
 
-    nice .venv/bin/python benchmarks/decision_quality.py --days 7   # 4 weeks x 3 sizes
-    .venv/bin/python benchmarks/decision_quality.py --days 2 --sizes 3500 --starts 2024-06-10
+    nice .venv/bin/python benchmarks/decision_quality.py --days 7   # 4 weeks x 3 sizes x 2 modes
+    .venv/bin/python benchmarks/decision_quality.py --quick   # smoke test: 2 days, 1 size
 """
 
 from __future__ import annotations
@@ -35,6 +50,7 @@ import numpy as np
 import pandas as pd
 
 from adapters import datasets
+from optimizer.weather_errors import DayAheadErrors, perturb_weather
 from scheduler.backtest import backtest
 from scheduler.backtest_inputs import BacktestInputs, bundled_inputs
 from scheduler.controller import SiteConfig
@@ -47,16 +63,27 @@ STARTS = ("2024-01-08", "2024-03-04", "2024-06-10", "2024-09-02")
 SIZES = (2000.0, 3500.0, 6000.0)
 
 
-def measured_inputs(start: pd.Timestamp, days: int, annual_kwh: float) -> BacktestInputs:
-    """The bundled inputs with the UCI household's load scaled to ``annual_kwh`` [kWh/a]."""
+MODES = ("realistic", "perfect")
+
+
+def measured_inputs(
+    start: pd.Timestamp, days: int, annual_kwh: float, mode: str = "perfect"
+) -> BacktestInputs:
+    """The bundled inputs with the UCI household's load scaled to ``annual_kwh`` [kWh/a], the
+    measured 2024 weather, and what the controller sees in forecast ``mode``."""
     home = Home(annual_load_kwh=annual_kwh)
     base = bundled_inputs(start, days, home)
     index = pd.DatetimeIndex(base.load_kw.index)
-    minutes = pd.date_range(index[0], index[-1] + pd.Timedelta(minutes=15), freq="1min",
-                            inclusive="left")  # fmt: skip
-    uci = datasets.uci_load_for_period(minutes)
-    load = uci * annual_kwh / (float(uci.mean()) * 8760)
-    return replace(base, load_kw=load)
+    uci = datasets.uci_year_load_for_period(index)
+    load = uci * annual_kwh / (float(datasets.read_uci_year().mean()) * 8760)
+    weather = datasets.measured_weather_2024(index)[list(datasets.WEATHER_COLUMNS)].astype(float)
+    out = replace(base, load_kw=load, weather=weather)
+    if mode == "perfect-nocar":
+        out = replace(out, ev_sessions=out.ev_sessions.iloc[:0])
+    if mode == "realistic":
+        errors = DayAheadErrors(seed=int(start.dayofyear))
+        return replace(out, forecast_weather=perturb_weather(weather, errors))
+    return replace(out, perfect_load=mode.startswith("perfect"))
 
 
 def comfort_kh(steps: pd.DataFrame, comfort_min_c: float) -> float:
@@ -65,12 +92,13 @@ def comfort_kh(steps: pd.DataFrame, comfort_min_c: float) -> float:
     return float((below * steps["dt_s"].to_numpy(float) / 3600).sum())
 
 
-def period(start: pd.Timestamp, days: int, annual_kwh: float) -> dict[str, float | str]:
-    """One period and household: the printed row."""
+def period(start: pd.Timestamp, days: int, annual_kwh: float, mode: str) -> dict[str, float | str]:
+    """One period, household and forecast mode: the printed row."""
     t0 = time.perf_counter()
     end = start + pd.Timedelta(days=days)
-    inputs = measured_inputs(start, days, annual_kwh).for_period(start, end)
-    config = SiteConfig("decision-quality", watchdog_timeout_s=180)
+    inputs = measured_inputs(start, days, annual_kwh, mode).for_period(start, end)
+    pv = "clearsky" if mode == "clearsky" else "weather"
+    config = SiteConfig("decision-quality", watchdog_timeout_s=180, pv_forecast=pv)
     with tempfile.TemporaryDirectory(prefix="hbopt-dq-") as tmp:
         result = backtest(start, days, config, inputs=inputs, progress=False, store_dir=tmp)
     params = inputs.twin_params()
@@ -89,6 +117,7 @@ def period(start: pd.Timestamp, days: int, annual_kwh: float) -> dict[str, float
     return {
         "period": f"{start:%Y-%m-%d}+{days}d",
         "kWh/a": f"{annual_kwh:.0f}",
+        "mode": mode,
         **{f"net {k}": v for k, v in net.items()},
         "capture": _capture(net),
         "capture w/o EV": _capture(dry),
@@ -96,6 +125,8 @@ def period(start: pd.Timestamp, days: int, annual_kwh: float) -> dict[str, float
         "EV short kWh": ctl.ev_short_kwh,
         "comfort K h": comfort_kh(result.run.steps, comfort_min),
         "self-cons.": result.controlled.self_consumption,
+        "box rules EUR": result.scores["pf via box rules"].full.net_eur
+        - result.scores["perfect foresight"].full.net_eur,
         "wall s": time.perf_counter() - t0,
     }
 
@@ -111,22 +142,33 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--sizes", nargs="+", type=float, default=list(SIZES),
                         help="household sizes [kWh/a]")  # fmt: skip
+    parser.add_argument("--modes", nargs="+", default=list(MODES),
+                        choices=["realistic", "perfect", "clearsky", "perfect-nocar"],
+                        help="what the controller forecasts with")  # fmt: skip
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke test: 2 days from 2024-06-10, 3500 kWh/a")  # fmt: skip
     args = parser.parse_args()
+    if args.quick:
+        args.starts, args.days, args.sizes = ["2024-06-10"], 2, [3500.0]
     rows = []
     for s in args.starts:
         for size in args.sizes:
-            rows.append(period(pd.Timestamp(s, tz="UTC"), args.days, size))
-            print(pd.DataFrame(rows[-1:]).to_string(index=False, float_format="%.2f"), flush=True)
+            for mode in args.modes:
+                rows.append(period(pd.Timestamp(s, tz="UTC"), args.days, size, mode))
+                print(pd.DataFrame(rows[-1:]).to_string(index=False, float_format="%.2f"),
+                      flush=True)  # fmt: skip
     table = pd.DataFrame(rows)
     print()
     print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
-    cap = table["capture"]
+    for mode, part in table.groupby("mode", sort=False):
+        cap, dry = part["capture"], part["capture w/o EV"]
+        worse = int((part["net controller"] > part["net rule-based"] + 1e-9).sum())
+        print(
+            f"{mode}: capture with the EV shortfall at 0.55 EUR/kWh median {cap.median():.0%}, "
+            f"worst {cap.min():.0%}; without it median {dry.median():.0%}, worst {dry.min():.0%}; "
+            f"controller worse than rule-based on {worse} of {len(part)}"
+        )
     walls = table["wall s"]
-    print(
-        f"capture (fair net, EV shortfall at 0.55 EUR/kWh): median {cap.median():.0%}, "
-        f"worst {cap.min():.0%}; controller worse than rule-based on "
-        f"{int((table['net controller'] > table['net rule-based'] + 1e-9).sum())} of {len(table)}"
-    )
     print(f"wall per run: median {walls.median():.0f} s, p90 {walls.quantile(0.9):.0f} s")
 
 

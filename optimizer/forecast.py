@@ -275,6 +275,25 @@ def forecast_error(forecast: pd.Series, actual: pd.Series) -> tuple[float, float
     return float(diff.abs().mean()), float(diff.mean())
 
 
+def skill(forecast: pd.Series, persistence: pd.Series, actual: pd.Series) -> dict[str, float]:
+    """Errors of ``forecast`` and its skill against ``persistence`` on the slots all three have.
+
+    Returns ``mae``, ``rmse`` (the series' unit), ``mae_skill`` = 1 - MAE / MAE_persistence and
+    ``rmse_skill`` = 1 - RMSE / RMSE_persistence [-] (1 perfect, 0 no better than persistence,
+    negative worse).
+    """
+    both = pd.concat([forecast, persistence, actual], axis=1).dropna().to_numpy(float)
+    err, ref = both[:, 0] - both[:, 2], both[:, 1] - both[:, 2]
+    mae, rmse = float(np.abs(err).mean()), float(np.sqrt(np.mean(err**2)))
+    mae_p, rmse_p = float(np.abs(ref).mean()), float(np.sqrt(np.mean(ref**2)))
+    return {
+        "mae": mae,
+        "rmse": rmse,
+        "mae_skill": 1 - mae / mae_p if mae_p > 0 else float("nan"),
+        "rmse_skill": 1 - rmse / rmse_p if rmse_p > 0 else float("nan"),
+    }
+
+
 def _require_utc(index: pd.Index) -> None:
     if not isinstance(index, pd.DatetimeIndex) or index.tz is None or str(index.tz) != "UTC":
         raise ValueError("index: need a tz-aware UTC DatetimeIndex")

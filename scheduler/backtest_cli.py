@@ -26,8 +26,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument(
         "--pv-forecast",
         default="clearsky",
-        choices=("clearsky", "weather"),
-        help="clear-sky x recent production (default) or the measured weather as a forecast",
+        choices=("clearsky", "weather", "day-ahead"),
+        help="clear-sky x recent production (default), the measured weather as a (perfect) "
+        "forecast, or the measured weather with day-ahead forecast errors "
+        "(optimizer.weather_errors, published skill)",
     )
     p.add_argument(
         "--transport",
@@ -47,19 +49,26 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from optimizer import ChargingMode
+    from optimizer.weather_errors import DayAheadErrors, perturb_weather
     from scheduler.backtest import backtest, format_result
+    from scheduler.backtest_inputs import bundled_inputs
     from scheduler.controller import SiteConfig
 
     config = replace(
         SiteConfig("backtest", watchdog_timeout_s=180),
         charging_mode=ChargingMode(args.mode),
-        pv_forecast=args.pv_forecast,
+        pv_forecast="clearsky" if args.pv_forecast == "clearsky" else "weather",
     )
+    inputs = bundled_inputs(start, args.days, config.home)
+    if args.pv_forecast == "day-ahead":
+        errors = DayAheadErrors(seed=int(start.dayofyear))
+        inputs = replace(inputs, forecast_weather=perturb_weather(inputs.weather, errors))
     with tempfile.TemporaryDirectory(prefix="hbopt-backtest-") as tmp:
         result = backtest(
             start,
             args.days,
             config,
+            inputs=inputs,
             transport=args.transport,
             store_dir=tmp,
             progress=not args.quiet,

@@ -13,6 +13,11 @@
 ``co2_g_per_kwh``  series: grid carbon intensity [gCO2eq/kWh]
 ``heat_demand_kw`` series or None: heat drawn from the store besides its loss [kW thermal]
 ``home``           :class:`~scheduler.scenario.Home`: equipment and tariff
+``forecast_        frame or None: the weather the controller sees as its forecast (e.g.
+weather``          :func:`optimizer.weather_errors.perturb_weather`); None: the measured
+                   weather (a perfect forecast)
+``perfect_load``   the controller's load forecast is the measured load (perfect information)
+                   instead of its own forecast from the site's history
 =================  ==========================================================================
 
 Series may have any fixed step up to 1 h: finer steps are averaged onto 15-minute slots,
@@ -35,8 +40,15 @@ from adapters import datasets
 from adapters.backtest_csv import read_backtest_csvs
 from pricing import load_tariff, retail_prices
 from pricing.sources import BundledCarbonSource, BundledPriceSource
+from scheduler.ev_sessions import LEARN_DAYS
 from scheduler.feeds import PriceFeed
-from scheduler.frame_feeds import FrameWeather, RetailPriceFeed, SeriesHeatDemand, spot_price_feed
+from scheduler.frame_feeds import (
+    FrameWeather,
+    RetailPriceFeed,
+    SeriesHeatDemand,
+    SeriesLoad,
+    spot_price_feed,
+)
 from scheduler.scenario import Home
 from simulation.twin import BatteryParams, HeatPumpParams, Profiles, SiteParams, WallboxParams
 
@@ -47,6 +59,8 @@ EV_COLUMNS = ("plugin_utc", "plugout_utc", "energy_kwh")
 PRICE_HISTORY = pd.Timedelta(days=35)
 #: Data after the period the bundled inputs include (the controller's horizon reaches there).
 LOOKAHEAD = pd.Timedelta(days=2)
+#: EV sessions before the period given as the site's history (what the controller learns from).
+EV_HISTORY = pd.Timedelta(days=LEARN_DAYS)
 
 
 class InputError(ValueError):
@@ -69,6 +83,11 @@ class BacktestInputs:
     co2_g_per_kwh: pd.Series
     heat_demand_kw: pd.Series | None = None
     home: Home = field(default_factory=Home)
+    #: Sessions before the period, the site's history the controller learns from (same
+    #: columns as ``ev_sessions``); ``None``: the controller starts without history.
+    ev_history: pd.DataFrame | None = None
+    forecast_weather: pd.DataFrame | None = None
+    perfect_load: bool = False
 
     def __post_init__(self) -> None:
         price_cols: tuple[str, ...] = ("spot_eur_per_kwh",)
@@ -85,6 +104,9 @@ class BacktestInputs:
                 self, "heat_demand_kw", _power("heat_demand_kw", self.heat_demand_kw)
             )
         object.__setattr__(self, "ev_sessions", _sessions(self.ev_sessions))
+        if self.forecast_weather is not None:
+            fw = _frame("forecast_weather", self.forecast_weather, WEATHER_COLUMNS)
+            object.__setattr__(self, "forecast_weather", _quarters("forecast_weather", fw))
 
     @classmethod
     def from_csv(cls, directory: str | Path, home: Home | None = None) -> BacktestInputs:
@@ -118,6 +140,7 @@ class BacktestInputs:
             "load_kw": self.load_kw,
             "co2_g_per_kwh": self.co2_g_per_kwh,
             "heat_demand_kw": self.heat_demand_kw,
+            "forecast_weather": self.forecast_weather,
         }
         for name, data in series.items():
             if data is not None:
@@ -155,8 +178,14 @@ class BacktestInputs:
         )
 
     def weather_feed(self) -> FrameWeather:
-        """The controller's weather feed (measured weather as a perfect forecast)."""
-        return FrameWeather(self.weather)
+        """The controller's weather feed: ``forecast_weather``, else the measured weather."""
+        forecast = self.forecast_weather
+        return FrameWeather(self.weather if forecast is None else forecast)
+
+    def load_feed(self) -> SeriesLoad | None:
+        """The controller's load forecast: the measured load with ``perfect_load``, else None
+        (the controller forecasts from the site's history)."""
+        return SeriesLoad(self.load_kw) if self.perfect_load else None
 
     def heat_demand_feed(self) -> SeriesHeatDemand | None:
         """The controller's heat-demand feed, or None (no demand besides the store's loss)."""
@@ -206,6 +235,10 @@ def bundled_inputs(start: pd.Timestamp, days: int, home: Home | None = None) -> 
     sessions = datasets.ev_sessions_for_period(
         datasets.read_ev_sessions(), start, end + pd.Timedelta(minutes=15)
     )
+    history = datasets.ev_sessions_for_period(
+        datasets.read_ev_sessions(), start - EV_HISTORY, start
+    )
+    history = history[history["plugout_utc"] <= start]
     return BacktestInputs(
         prices=spot.rename("spot_eur_per_kwh").to_frame(),
         weather=weather,
@@ -213,6 +246,7 @@ def bundled_inputs(start: pd.Timestamp, days: int, home: Home | None = None) -> 
         ev_sessions=sessions[list(EV_COLUMNS)],
         co2_g_per_kwh=co2,
         home=home,
+        ev_history=history[list(EV_COLUMNS)].reset_index(drop=True),
     )
 
 

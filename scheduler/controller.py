@@ -61,14 +61,23 @@ from optimizer import (
     Tuning,
 )
 from optimizer import forecast as fc
+from optimizer.forecast_fit import apply_pv_bias, load_forecast_blend, pv_bias_factors
 from scheduler.clock import LoopClock, Wakeup
 from scheduler.commands import box_setpoints, schedule_slot
 from scheduler.cycle import CycleRequest, CycleResult, plan_cycle
+from scheduler.ev_sessions import (
+    LEARN_DAYS,
+    CarState,
+    ChargeGoal,
+    SessionModel,
+    charge_goal,
+    sessions_from_telemetry,
+)
 from scheduler.feeds import BundledWeather, DayCache, PriceFeed, StandardLoad
-from scheduler.frame_feeds import HeatDemandFeed, WeatherFeed
+from scheduler.frame_feeds import HeatDemandFeed, LoadFeed, WeatherFeed
 from scheduler.links import BoxLink
 from scheduler.scenario import Home
-from scheduler.site_model import store_column
+from scheduler.site_model import WallboxPreference, next_departure, store_column
 
 log = logging.getLogger(__name__)
 SLOT_S = 900
@@ -175,6 +184,11 @@ class SiteConfig:
     lead_s : float
         A timer cycle starts this long before its slot and applies the plan when the slot
         begins [s] (0..600): a fleet spreads its solves instead of starting all at once.
+    owner_plan : WallboxPreference or None
+        The owner's weekly departures and one-off override for the first wallbox; its target
+        is the hard minimum (:mod:`scheduler.ev_sessions`).
+    learn_ev_sessions : bool
+        Learn departures and needs from the site's telemetry (:mod:`scheduler.ev_sessions`).
     """
 
     site_id: str
@@ -195,6 +209,8 @@ class SiteConfig:
     solver: str = "highs"
     hp_temp_init_c: float = 21.0
     lead_s: float = 0.0
+    owner_plan: WallboxPreference | None = None
+    learn_ev_sessions: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "charging_mode", ChargingMode(self.charging_mode))
@@ -210,6 +226,10 @@ class SiteConfig:
             raise ValueError("SiteConfig.lead_s: must be in 0..600")
         if self.poll_s <= 0 or self.price_refresh_s <= 0:
             raise ValueError("SiteConfig.poll_s/price_refresh_s: must be > 0")
+
+
+#: How long the PV forecasts are remembered for the bias correction.
+PV_BIAS_HISTORY = pd.Timedelta(days=14)
 
 
 @dataclass(frozen=True)
@@ -276,6 +296,9 @@ class SiteController:
         service's :meth:`scheduler.weather.WeatherFeed.at`; default the bundled weather.
     heat_demand : HeatDemandFeed, optional
         Heat drawn from the store besides its loss [kW thermal]; default none.
+    load_forecast : LoadFeed, optional
+        The household-load forecast [kW] (backtests with perfect information); default learned
+        from the site's history (:func:`optimizer.forecast_fit.load_forecast_blend`).
     client : BoxLink, optional
         How the box is reached (:mod:`scheduler.links`). Default: a Modbus TCP client for
         ``config.host:port`` on the clock.
@@ -292,6 +315,7 @@ class SiteController:
         weather: WeatherFeed | None = None,
         client: BoxLink | None = None,
         heat_demand: HeatDemandFeed | None = None,
+        load_forecast: LoadFeed | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -300,6 +324,8 @@ class SiteController:
         self.executor = executor
         self.weather: WeatherFeed = weather or BundledWeather()
         self.heat_demand = heat_demand
+        self.load_forecast = load_forecast
+        self._pv_said: dict[pd.Timestamp, float] = {}
         self.client: BoxLink = client or HeartbeatClient(
             config.host,
             config.port,
@@ -316,6 +342,7 @@ class SiteController:
         self._reasons: list[str] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._ev: _EvTrack | None = None
+        self._model: tuple[pd.Timestamp, SessionModel] | None = None
         #: The last plan's summary and the grid operator's import limit it kept to [kW].
         self.last_summary: PlanSummary | None = None
         self.last_cap_kw: float | None = None
@@ -699,7 +726,8 @@ class SiteController:
         dep = self.config.departure
         eff = site.wallboxes[0].efficiency
         energy = min(dep.arrival_kwh + self._ev.delivered_kwh * eff, dep.capacity_kwh)
-        target = energy if self._ev.full else max(dep.target_kwh, energy)
+        goal = self.charge_goal(index[0])
+        target = energy if self._ev.full else min(max(goal.target_kwh, energy), dep.capacity_kwh)
         mode = ChargingMode.OFF if self._ev.full else self.config.charging_mode
         return (
             EVSession(
@@ -708,9 +736,50 @@ class SiteController:
                 capacity_kwh=dep.capacity_kwh,
                 energy_kwh=energy,
                 target_kwh=target,
-                departure=dep.next_departure(index[0]),
+                departure=goal.departure,
+                min_kwh=None if goal.min_kwh is None else min(goal.min_kwh, dep.capacity_kwh),
             ),
         )
+
+    def charge_goal(self, now: pd.Timestamp) -> ChargeGoal:
+        """Departure, target and minimum of the car plugged in now (see
+        :func:`scheduler.ev_sessions.charge_goal`)."""
+        assert self._ev is not None
+        dep = self.config.departure
+        site = self.config.home.site
+        plugged_at = pd.Timestamp(self._ev.plugged_at, unit="s", tz="UTC")
+        car = CarState(plugged_at, self._ev.delivered_kwh, dep.arrival_kwh, dep.capacity_kwh,
+                       site.wallboxes[0].efficiency)  # fmt: skip
+        owner = None
+        plan = self.config.owner_plan
+        if plan is not None:
+            when, kwh = next_departure(plan, now, dep.tz, dep.capacity_kwh)
+            if when is not None and kwh is None:
+                kwh = dep.capacity_kwh  # a departure without a target: full
+            owner = (when, kwh)
+        expected = None
+        if self.config.learn_ev_sessions:
+            expected = self._session_model(plugged_at).expect(
+                plugged_at, now, self._ev.delivered_kwh
+            )
+        configured = (dep.next_departure(now), dep.target_kwh)
+        return charge_goal(car, now, configured, owner, expected)
+
+    def _session_model(self, plugged_at: pd.Timestamp) -> SessionModel:
+        """The sessions completed before this plug-in, learned once per plug-in."""
+        if self._model is None or self._model[0] != plugged_at:
+            start = plugged_at - pd.Timedelta(days=LEARN_DAYS)
+            sid, window = self.config.site_id, (start.to_pydatetime(), plugged_at.to_pydatetime())
+            connected = self.store.field_window(
+                sid, "wallbox", "connected", start=window[0], end=window[1]
+            )
+            charged = self.store.window(sid, *window)["wallbox-power_kw"]
+            sessions = sessions_from_telemetry(connected, charged)
+            wb = self.config.home.site.wallboxes[0]
+            power = wb.power_range_kw(max(wb.phase_options))[1]
+            model = SessionModel(sessions, self.config.departure.tz, power)
+            self._model = (plugged_at, model)
+        return self._model[1]
 
     def _pv_forecast(
         self, index: pd.DatetimeIndex, weather: pd.DataFrame, history: pd.DataFrame
@@ -719,12 +788,30 @@ class SiteController:
         if self.config.pv_forecast == "weather":
             pv = fc.pv_power(weather, system)
             forecast = _forecast_slots(weather)
-            if forecast.all():
-                return pv
-            # where the feed had no forecast (source "clearsky"): clear sky x measured scale
-            clear = self._clear_sky_scaled(index, history).to_numpy(float)
-            return pd.Series(np.where(forecast, pv.to_numpy(float), clear), index=index)
+            if not forecast.all():
+                # where the feed had no forecast (source "clearsky"): clear sky x measured scale
+                clear = self._clear_sky_scaled(index, history).to_numpy(float)
+                pv = pd.Series(np.where(forecast, pv.to_numpy(float), clear), index=index)
+            return self._pv_corrected(pv, history)
         return self._clear_sky_scaled(index, history)
+
+    def _pv_corrected(self, raw: pd.Series, history: pd.DataFrame) -> pd.Series:
+        """The weather-based forecast times the bias learned from what it said before.
+
+        Remembers the raw forecast of the plan's first slot (the freshest), 14 days of them;
+        the site's measured production over the same slots gives the per-hour factors.
+        """
+        said = self._pv_said
+        said[raw.index[0]] = float(raw.iloc[0])
+        cutoff = raw.index[0] - PV_BIAS_HISTORY
+        for old in [t for t in said if t < cutoff]:
+            del said[old]
+        if len(said) < 2:
+            return raw
+        forecast = pd.Series(said).sort_index()
+        measured = history["pv-power_kw"].astype(float).reindex(forecast.index)
+        factors = pv_bias_factors(forecast, measured)
+        return apply_pv_bias(raw, factors)
 
     def _clear_sky_scaled(self, index: pd.DatetimeIndex, history: pd.DataFrame) -> pd.Series:
         system = self.config.home.pv_system
@@ -734,8 +821,10 @@ class SiteController:
         return self._clear_sky.get(index)["pv_kw"] * scale
 
     def _load_forecast(self, index: pd.DatetimeIndex, history: pd.DataFrame) -> pd.Series:
+        if self.load_forecast is not None:
+            return self.load_forecast.load(index)
         past = history["house-power_kw"].astype(float)
-        return fc.household_load_forecast(past, index, self.standard_load.load(index))
+        return load_forecast_blend(past, index, self.standard_load.load(index))
 
     # ------------------------------------------------------------------ storing
     def _save(self, now: pd.Timestamp, result: CycleResult) -> None:

@@ -39,6 +39,12 @@ class HeatDemandFeed(Protocol):
     def demand(self, index: pd.DatetimeIndex) -> pd.Series: ...
 
 
+class LoadFeed(Protocol):
+    """A household-load forecast [kW] (backtests: the measured load, a perfect forecast)."""
+
+    def load(self, index: pd.DatetimeIndex) -> pd.Series: ...
+
+
 @dataclass(frozen=True)
 class SeriesPriceSource:
     """A spot (or retail) price series [EUR/kWh] on a UTC 15-minute grid as a price source."""
@@ -159,6 +165,17 @@ class SeriesHeatDemand:
         return self.series.reindex(persist_days(index, self.series.index)).set_axis(index)
 
 
+class SeriesLoad:
+    """Household load [kW] from a UTC 15-minute series, repeated like :class:`FrameWeather`."""
+
+    def __init__(self, series: pd.Series) -> None:
+        self.series = series
+
+    def load(self, index: pd.DatetimeIndex) -> pd.Series:
+        """Load [kW] on ``index``."""
+        return self.series.reindex(persist_days(index, self.series.index)).set_axis(index)
+
+
 def persist_days(index: pd.DatetimeIndex, known: pd.Index) -> pd.DatetimeIndex:
     """``index`` with stamps outside ``known`` (a 15-min grid) moved by whole days into it.
 
@@ -176,9 +193,11 @@ def persist_days(index: pd.DatetimeIndex, known: pd.Index) -> pd.DatetimeIndex:
 __all__ = [
     "FrameWeather",
     "HeatDemandFeed",
+    "LoadFeed",
     "RetailPriceFeed",
     "SeriesCarbonSource",
     "SeriesHeatDemand",
+    "SeriesLoad",
     "SeriesPriceSource",
     "WeatherFeed",
     "persist_days",

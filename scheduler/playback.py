@@ -21,7 +21,7 @@ import pandas as pd
 
 from adapters.heartbeat.esi_types import BatteryMode
 from optimizer import Plan
-from scheduler.commands import battery_command
+from scheduler.commands import battery_command, sgready_command
 from scheduler.simulate import STEP_S, steps_frame
 from simulation.twin import DeviceCommand, Twin, TwinStep
 
@@ -70,8 +70,7 @@ def slot_commands(plan: Plan, twin: Twin, rules: frozenset[str]) -> list[DeviceC
         if "ev" in rules:
             amps = max(amps, 6.0) if amps > 0 else 0.0
         if "hp" in rules:
-            hp_sg = int(sgready)
-            budget = round(float(hp) + 0.05, 2) if hp_sg >= 2 and hp > 0.05 else None
+            hp_sg, budget = sgready_command(int(sgready), float(hp))
         out.append(
             DeviceCommand(
                 battery_kw=battery_kw,

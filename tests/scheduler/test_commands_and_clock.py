@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -10,10 +11,15 @@ import pytest
 from adapters.clock import SimClock
 from adapters.heartbeat.esi_types import BatteryMode
 from optimizer import HeatPumpSetpoint, Setpoints, WallboxSetpoint
+from scheduler.backtest_inputs import bundled_inputs
 from scheduler.clock import SteppedClock, Wakeup
 from scheduler.commands import battery_command, box_setpoints, schedule_slot
-from scheduler.controller import DepartureTarget
+from scheduler.controller import DepartureTarget, SiteConfig
+from scheduler.fair_score import Scorer, plan_trace, steps_trace
+from scheduler.playback import play_back
 from scheduler.scenario import Home
+from scheduler.simulate import perfect_foresight
+from simulation.twin import Twin
 
 T0 = pd.Timestamp("2024-06-13T10:00Z")
 
@@ -52,12 +58,49 @@ def test_box_setpoints_carry_current_phases_and_sgready() -> None:
     assert live.battery_mode == BatteryMode.SETPOINT and live.battery_kw == -2.0
     assert live.wallbox_current_a == pytest.approx(10.0, abs=0.01)
     assert live.wallbox_phases == 3
-    assert live.hp_sgready_state == 3 and live.hp_power_budget_kw == pytest.approx(1.25)
+    assert live.hp_sgready_state == 3 and live.hp_power_budget_kw == pytest.approx(1.2)
     paused = box_setpoints(setpoints(0.0, 0, 0.0, 1), 0.0, site)
     assert paused.wallbox_current_a == 0.0 and paused.hp_sgready_state == 1
     assert paused.battery_mode == BatteryMode.AUTO
     # a schedule slot has no AUTO: it leaves the battery to the box ("no command")
     assert schedule_slot(setpoints(0.0, 0, 0.0, 1), 0.0, site).battery_kw is None
+
+
+@pytest.mark.parametrize(
+    ("hp_kw", "sg", "expected"),
+    [
+        (1.2, 2, (3, 1.2)),  # heating under "normal": recommend on at the planned power
+        (0.4, 3, (3, 0.4)),
+        (3.0, 4, (4, 3.0)),  # the plan's "force on" stays
+        (0.0, 1, (1, None)),  # blocked
+        (0.005, 2, (2, None)),  # idle: the pump's own thermostat
+    ],
+)
+def test_the_heat_pump_runs_at_the_planned_power_where_the_plan_heats(
+    hp_kw: float, sg: int, expected: tuple[int, float | None]
+) -> None:
+    live = box_setpoints(setpoints(0.0, 0, hp_kw, sg), 0.0, Home().site)
+    assert (live.hp_sgready_state, live.hp_power_budget_kw) == expected
+
+
+def test_the_perfect_foresight_plan_loses_nothing_through_the_heat_pump_commands() -> None:
+    """Played back minute by minute on the twin through the controller's heat-pump commands,
+    a day's perfect-foresight plan costs what it predicted (within 3 cents)."""
+    start = pd.Timestamp("2024-01-08", tz="UTC")
+    end = start + pd.Timedelta(days=1)
+    config = SiteConfig("hp-rule")
+    inputs = bundled_inputs(start, 1, config.home).for_period(start, end)
+    twin = Twin(inputs.twin_params(), inputs.profiles(start, end))
+    temp0 = twin.t_store_c
+    index = pd.date_range(start, end, freq="15min", inclusive="left")
+    plan = perfect_foresight(replace(config, hp_temp_init_c=temp0), twin, start, end, twin.soc,
+                             prices=inputs.tariff_prices(index))  # fmt: skip
+    scorer = Scorer(inputs, start, end, config.tuning)
+    predicted = scorer.score(plan_trace(plan, temp0)).full.net_eur
+    fresh = Twin(inputs.twin_params(), inputs.profiles(start, end))
+    played = scorer.score(steps_trace(play_back(plan, fresh, ("hp",)), temp0)).full.net_eur
+    assert plan.slots["hp_kw"].sum() > 4 * 5  # a January day: the pump does run
+    assert abs(played - predicted) < 0.03
 
 
 def test_next_departure_is_local_time_and_still_today_inside_the_last_slot() -> None:
