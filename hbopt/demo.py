@@ -141,7 +141,8 @@ async def run_service_day(
         log_requests=False,
         input_jobs=False,  # the demo plans on the bundled data, offline
     )
-    control = ControlSettings(solver_workers=1, watchdog_timeout_s=60, poll_s=60.0)
+    # one process on a stepped clock that jumps minutes: no leases to share or renew
+    control = ControlSettings(solver_workers=1, watchdog_timeout_s=60, poll_s=60.0, leases=False)
     loop = ControlLoop(settings, control, clock, keep_history=None)
     task = asyncio.create_task(loop.run())
     t0 = time.perf_counter()

@@ -21,7 +21,9 @@ import asyncio
 import contextlib
 import logging
 import logging.config
+import os
 import signal
+import socket
 import sqlite3
 import threading
 import time
@@ -34,7 +36,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import uvicorn
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adapters.heartbeat.client import HeartbeatClient
@@ -66,6 +68,8 @@ from scheduler.feeds import BundledWeather, PriceFeed
 from scheduler.fleet import FleetConfig, FleetRunner, RenewingExecutor
 from scheduler.frame_feeds import WeatherFeed
 from scheduler.inputs import LiveInputs
+from scheduler.leases import LeaseManager
+from scheduler.leases import make_engine as make_lease_engine
 from scheduler.links import BoxLink, PullLink
 from scheduler.runtime import (
     Feeds,
@@ -120,6 +124,41 @@ class ControlSettings(BaseSettings):
     clock_anchor: float | None = Field(
         default=None, description="Wall-clock UNIX time at which the clock reads clock_start"
     )
+    leases: bool = Field(
+        default=True,
+        description="Share the sites with other control processes through leases in the "
+        "database; off: this process runs every site (the demo on its stepped clock)",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the database the control processes share for the site "
+        "leases (postgresql+psycopg://... for several hosts); unset: the account database file",
+    )
+    lease_ttl_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Lease period: the sites of a control process that stopped renewing are "
+        "taken over after at most this plus one renew period (keep it under 2/3 of the watchdog)",
+    )
+    lease_renew_s: float = Field(
+        default=5.0, gt=0, description="Lease renew (and take-over) period, at most a third of it"
+    )
+    process_name: str | None = Field(
+        default=None, description="This control process's name in the lease table; unset: host:pid"
+    )
+
+    @model_validator(mode="after")
+    def _lease_timing(self) -> ControlSettings:
+        if self.lease_renew_s > self.lease_ttl_s / 3:
+            raise ValueError(
+                f"HBOPT_LEASE_RENEW_S: {self.lease_renew_s} s is more than a third of "
+                f"HBOPT_LEASE_TTL_S ({self.lease_ttl_s} s): a lease could lapse between renewals"
+            )
+        return self
+
+    def lease_url(self, settings: Settings) -> str:
+        """The lease database: ``database_url``, else the account database's SQLite file."""
+        return self.database_url or f"sqlite:///{settings.database_path}"
 
 
 def loop_clock(settings: ControlSettings) -> LoopClock:
@@ -365,6 +404,27 @@ def open_stores(
     return accounts, store
 
 
+def open_leases(settings: Settings, control: ControlSettings) -> LeaseManager:
+    """This process's side of the site leases (tables created if missing).
+
+    Every control process of a fleet writes the same ``controller_id``: the lease decides which
+    process runs a box, and the box binds its single-writer lock to the connection that
+    claimed it last, so a taken-over process that still writes on its old connection is
+    refused (exception 06) -- the last line of defence behind the fencing token.
+    """
+    name = control.process_name or f"{socket.gethostname()}:{os.getpid()}"
+    ttl = control.lease_ttl_s
+    if ttl + control.lease_renew_s >= control.watchdog_timeout_s * 2 / 3:
+        log.warning(
+            "lease %.0f s + renew %.0f s is not under 2/3 of the %d s watchdog: boxes may fall "
+            "back while their sites are taken over",
+            ttl,
+            control.lease_renew_s,
+            control.watchdog_timeout_s,
+        )
+    return LeaseManager(make_lease_engine(control.lease_url(settings)), name, ttl)
+
+
 def box_links(
     store: TelemetryStore, settings: ControlSettings
 ) -> Callable[[SiteSpec, LoopClock], BoxLink]:
@@ -498,13 +558,16 @@ class ControlLoop:
         """Run until cancelled; stops the controllers without release (see the supervisor)."""
         accounts, store = await asyncio.to_thread(open_stores, self.settings, self.clock)
         c = self.control
+        leases = await asyncio.to_thread(open_leases, self.settings, c) if c.leases else None
         runner = FleetRunner(
             FleetConfig(c.solver_backend, c.solver_workers, scheduler_address=c.dask_scheduler)
         )
         await asyncio.to_thread(runner.open)
         feeds = self.feeds or build_feeds(self.clock, self.settings)
         inputs = feeds.inputs if isinstance(feeds, LiveFeedBook) else None
-        runtime = self.runtime or RuntimeConfig(change_poll_s=c.change_poll_s)
+        runtime = self.runtime or RuntimeConfig(
+            change_poll_s=c.change_poll_s, lease_renew_s=c.lease_renew_s
+        )
         self.supervisor = Supervisor(
             AccountsSource(accounts, c, live_weather=inputs is not None),
             self.clock,
@@ -515,6 +578,7 @@ class ControlLoop:
             runtime,
             self.on_plan,
             self.keep_history,
+            leases=leases,
         )
         store_n = NotificationStore.open(f"sqlite:///{self.settings.database_path}")
         notifier = notifier_for(
@@ -547,6 +611,8 @@ class ControlLoop:
                 inputs.close()
             store.close()
             accounts.close()
+            if leases is not None:
+                leases.engine.dispose()
 
     def prices_changed(self, site_ids: Iterable[str] | None = None) -> None:
         """Hook for a price job elsewhere: replan these sites (default: all); any thread."""

@@ -30,7 +30,7 @@ import functools
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -81,6 +81,10 @@ from scheduler.site_model import WallboxPreference, next_departure, store_column
 
 log = logging.getLogger(__name__)
 SLOT_S = 900
+
+
+class NotOwner(BoxError):  # noqa: N818 - reads as what happened
+    """This control process does not hold the site's lease: it must not write the box."""
 
 
 @dataclass(frozen=True)
@@ -356,11 +360,19 @@ class SiteController:
         #: Called after every cycle with its report (the supervisor publishes the status).
         self.on_report: Callable[[CycleReport], None] | None = None
         self._input_flags: pd.DataFrame | None = None
+        #: Whether this process may write the box now; a supervisor sharing the fleet with
+        #: other control processes sets it to "the site's lease is current" (cheap, local).
+        self.may_write: Callable[[], bool] = _always
+        #: Checked before each cycle's write batch; the supervisor's checks the lease's
+        #: fencing token in the database. False: the cycle writes nothing.
+        self.fence: Callable[[], Awaitable[bool]] | None = None
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         """Connect, check the box, set its watchdog, fetch prices once, start the tasks."""
         await self.client.discover()
+        if not self.may_write():
+            raise NotOwner(f"{self.config.site_id}: another control process runs the site")
         await self.client.set_watchdog_timeout(self.config.watchdog_timeout_s)
         await self._refresh_prices()
         status = await self.client.read_status()
@@ -400,6 +412,8 @@ class SiteController:
         The no-command schedule replaces the uploaded plan (which the box would otherwise keep
         executing); heartbeat 0 drops the live setpoints and the single-writer lock.
         """
+        if not self.may_write():
+            return  # another process runs the box now; it is not ours to release
         index = self._slot_index(self.config.schedule_slots)
         self._sched_id = self._sched_id % 0xFFFF + 1
         empty = [ScheduleSlot()] * len(index)
@@ -472,11 +486,15 @@ class SiteController:
     async def _keep_alive(self) -> None:
         # client.run_heartbeat on the injected clock, so accelerated runs beat in sim time
         while True:
+            interval = self.client.heartbeat_interval_s()
             try:
-                await self.client.heartbeat(force=True)
+                if self.may_write():
+                    await self.client.heartbeat(force=True)
+                else:  # the lease is being renewed late: beat as soon as it is, not a period on
+                    interval /= 10
             except BoxError as exc:
                 self.link_health.failed(exc)
-            await self.clock.sleep_until(self.clock.now() + self.client.heartbeat_interval_s())
+            await self.clock.sleep_until(self.clock.now() + interval)
 
     async def _watch(self) -> None:
         while True:
@@ -641,6 +659,8 @@ class SiteController:
             w0 = time.perf_counter()
             await self.clock.sleep_until(slot_start)
             waited = time.perf_counter() - w0
+        if self.fence is not None and not await self.fence():
+            return CycleReport(now, reasons, False, "lease lost: the site moved", result.cycle_ms)
         try:
             applied_seq, sched_id = await self._apply(result, index)
         except BoxError as exc:
@@ -870,6 +890,10 @@ class SiteController:
     def hp_temp_c(self) -> float:
         """The observer's heat-store temperature [degC]."""
         return self._hp_temp
+
+
+def _always() -> bool:
+    return True
 
 
 def _clear_sky(system: PvSystem) -> Callable[[pd.DatetimeIndex], pd.DataFrame]:

@@ -11,9 +11,10 @@ one joined) releases the surplus at renew, so load spreads without a restart.
 Mechanism: conditional UPDATEs, the same SQL on SQLite and PostgreSQL.
 
 * take: ``UPDATE site_leases SET holder=me, expires=now+ttl, version=version+1
-  WHERE site_id=:s AND (holder IS NULL OR expires < now)``. Two racing processes: PostgreSQL
-  row-locks, and the second re-checks the WHERE on the committed row and matches nothing;
-  SQLite serialises writers on its database lock. Exactly one gets rowcount 1.
+  WHERE site_id IN (...) AND (holder IS NULL OR expires < now) RETURNING site_id, version``.
+  Two racing processes: PostgreSQL row-locks, and the second re-checks the WHERE on each
+  committed row and matches nothing there; SQLite serialises writers on its database lock.
+  Exactly one gets each row.
 * renew: ``... SET expires=now+ttl WHERE holder=me AND (site_id, version) IN (held)``. A lease
   taken over has a new holder and a new version, so a late holder cannot renew it.
 * fencing: the version rises at every take-over. :attr:`Lease.version` is the token a controller
@@ -141,17 +142,22 @@ class LeaseManager:
         if want <= 0:
             return set()
         taken: set[str] = set()
-        for site_id in self._candidates(ids, now_ms):
-            if len(taken) >= want:
-                break
-            lease = self._take(site_id, now_ms)
-            if lease is not None:
-                self._held[site_id] = lease
-                taken.add(site_id)
+        candidates = self._candidates(ids, now_ms)
+        while len(taken) < want and candidates:
+            # one UPDATE for as many as still wanted: a fleet starts in a few statements
+            batch, candidates = candidates[: want - len(taken)], candidates[want - len(taken) :]
+            for lease in self._take(batch, now_ms):
+                self._held[lease.site_id] = lease
+                taken.add(lease.site_id)
         return taken
 
-    def renew(self, now: datetime) -> Renewal:
-        """Extends every lease still ours; drops the lost ones; gives up any surplus."""
+    def renew(self, now: datetime, give_up: bool = True) -> Renewal:
+        """Extends every lease still ours; drops the lost ones; gives up any surplus.
+
+        With ``give_up=False`` the surplus is only chosen (``Renewal.released``) and still
+        held: the caller stops using those sites first, then calls :meth:`release`, so no
+        other process can take a site this one still writes to.
+        """
         now_ms = _ms(now)
         live = self._heartbeat(now_ms)
         lost: set[str] = set()
@@ -162,7 +168,8 @@ class LeaseManager:
                 del self._held[site_id]
         surplus = len(self._held) - fair_share(self._site_count(), live)
         released = set(sorted(self._held)[len(self._held) - surplus :]) if surplus > 0 else set()
-        self.release(released)
+        if give_up:
+            self.release(released)
         return Renewal(frozenset(self._held), frozenset(lost), frozenset(released))
 
     def release(self, site_ids: Iterable[str]) -> None:
@@ -188,6 +195,23 @@ class LeaseManager:
         with self.engine.begin() as conn:
             conn.execute(
                 sa.delete(control_processes).where(control_processes.c.holder == self.holder)
+            )
+
+    def check(self, lease: Lease, now: datetime) -> bool:
+        """Is ``lease`` still this process's, unexpired, with the same fencing token (one
+        SELECT: the check a controller makes before a batch of writes to the box)?"""
+        with self.engine.connect() as conn:
+            return bool(
+                conn.execute(
+                    sa.select(
+                        sa.exists().where(
+                            site_leases.c.site_id == lease.site_id,
+                            site_leases.c.holder == self.holder,
+                            site_leases.c.version == lease.version,
+                            site_leases.c.expires_at_ms > _ms(now),
+                        )
+                    )
+                ).scalar_one()
             )
 
     def guard(self, site_id: str, now: datetime) -> sa.ColumnElement[bool]:
@@ -239,14 +263,21 @@ class LeaseManager:
                     sa.select(site_leases.c.site_id).where(site_leases.c.site_id.in_(ids))
                 ).scalars()
             )
-        for site_id in (s for s in ids if s not in known):
+        new = [{"site_id": s, "expires_at_ms": 0, "version": 0} for s in ids if s not in known]
+        if not new:
+            return
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(sa.insert(site_leases), new)
+            return
+        except sa.exc.IntegrityError:
+            pass  # another process added some first: one by one
+        for row in new:
             try:
                 with self.engine.begin() as conn:
-                    conn.execute(
-                        sa.insert(site_leases).values(site_id=site_id, expires_at_ms=0, version=0)
-                    )
+                    conn.execute(sa.insert(site_leases).values(**row))
             except sa.exc.IntegrityError:
-                pass  # another process added it first
+                pass
 
     def _site_count(self) -> int:
         with self.engine.connect() as conn:
@@ -266,18 +297,20 @@ class LeaseManager:
         self._rng.shuffle(free)  # racing processes mostly try different sites first
         return free
 
-    def _take(self, site_id: str, now_ms: int) -> Lease | None:
+    def _take(self, site_ids: list[str], now_ms: int) -> list[Lease]:
+        """Takes whichever of ``site_ids`` are still free or expired (the WHERE is re-checked
+        on every row, so of two racing processes only one gets a site)."""
         expires = now_ms + self.ttl_ms
         with self.engine.begin() as conn:
-            version = conn.execute(
+            rows = conn.execute(
                 sa.update(site_leases)
-                .where(site_leases.c.site_id == site_id, _takeable(now_ms))
+                .where(site_leases.c.site_id.in_(site_ids), _takeable(now_ms))
                 .values(
                     holder=self.holder, expires_at_ms=expires, version=site_leases.c.version + 1
                 )
-                .returning(site_leases.c.version)
-            ).scalar_one_or_none()
-        return None if version is None else Lease(site_id, int(version), expires / 1000)
+                .returning(site_leases.c.site_id, site_leases.c.version)
+            ).all()
+        return [Lease(r.site_id, int(r.version), expires / 1000) for r in rows]
 
     def _extend(self, now_ms: int) -> set[str]:
         """Renews the held leases whose version is unchanged; returns their site ids."""

@@ -14,6 +14,16 @@ it on the account database) and keeps the running controllers equal to it:
 The change log is what lets the control loop run in its own process (``hbopt control``):
 everything it needs to know arrives through the database, polled once a second.
 
+Several control processes (``leases``, a :class:`~scheduler.leases.LeaseManager` on a database
+they share) divide the sites: the supervisor then runs only the sites it holds a lease on. Its
+lease task renews every ``lease_renew_s`` on the controllers' clock, beside the cycles, with the
+database calls on a thread of their own; starting and stopping the sites that moved runs apart
+from it, so a slow start never delays a renewal. A site lost (taken over after this process
+stalled) is stopped at once without a release, a surplus site (a process joined) is stopped
+before its lease is released, a site taken is reconciled like any other. Controllers write their
+box only while the lease has more than a sixth of its period left, and check the fencing token
+in the database before each cycle's write batch. Without ``leases`` it runs every site.
+
 Every controller solves on the executor the supervisor was given (a local process pool or a
 Dask executor from :class:`~scheduler.fleet.FleetRunner`), so the event loop only does I/O.
 Prices and weather come from the :data:`FeedFactory` the service passes in; the link to each
@@ -32,23 +42,37 @@ import asyncio
 import contextlib
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Literal, NamedTuple, Protocol
+from typing import Literal, NamedTuple, Protocol, TypeVar
 
 from adapters import store as st
 from adapters.heartbeat.client import BoxError
 from adapters.heartbeat.esi_types import ControlState
 from scheduler.clock import LoopClock
-from scheduler.controller import CycleReport, SiteConfig, SiteController
+from scheduler.controller import CycleReport, NotOwner, SiteConfig, SiteController
 from scheduler.feeds import PriceFeed
 from scheduler.frame_feeds import WeatherFeed
+from scheduler.leases import Lease, LeaseManager
 from scheduler.links import BoxLink
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: Sites a process above its share hands on per renew tick (stopped, then released), so the
+#: others take them up steadily while the rest keep running.
+HANDOVER_BATCH = 25
+#: Renew ticks after which a hand-on that never finished is given up (the sites run again).
+STUCK_TICKS = 24
+#: An event loop that has not run for this long [s, real] is hung: its leases are not renewed.
+LOOP_STALL_S = 60.0
+#: A controller writes only while its lease has more than ttl / this left (clock skew between
+#: hosts and a write batch in flight must fit in it).
+LEASE_MARGIN_DIVISOR = 6
 
 StateName = Literal["remote", "schedule_only", "fallback", "unreachable", "not_configured", "off"]
 LinkKind = Literal["modbus", "pull"]
@@ -177,6 +201,8 @@ class RuntimeConfig:
     retry_s: float = 10.0
     status_refresh_s: float = 15.0
     status_flush_s: float = 0.5
+    #: Lease renew period, on the controllers' clock (the boxes' watchdog runs on it too).
+    lease_renew_s: float = 5.0
 
 
 @dataclass
@@ -223,7 +249,20 @@ class Supervisor:
     keep_history: int | None = 8
     #: Called with every published status and the site's controller (owner notifications).
     on_status: Callable[[SiteStatus, SiteController | None], None] | None = None
+    #: Site leases shared with other control processes; None: this process runs every site.
+    leases: LeaseManager | None = None
     _sites: dict[str, _Managed] = field(default_factory=dict)
+    _held: dict[str, Lease] = field(default_factory=dict)
+    _moves: set[asyncio.Task[None]] = field(default_factory=set)
+    _lease_mutex: threading.Lock = field(default_factory=threading.Lock)
+    _leaving: set[str] = field(default_factory=set)
+    _pulse: float = 0.0
+    _stopping: bool = False
+    _leaving_ticks: int = 0
+    #: Every site id, as the loop last read them (the lease thread leases among these).
+    _site_ids: list[str] = field(default_factory=list)
+    _reconcile_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _lease_pool: ThreadPoolExecutor | None = None
     _idle: dict[str, Idle] = field(default_factory=dict)
     _dirty: set[str] = field(default_factory=set)
     _loop: asyncio.AbstractEventLoop | None = None
@@ -235,14 +274,31 @@ class Supervisor:
         without release, as a crash would: the boxes execute the schedule, then fall back)."""
         self._loop = asyncio.get_running_loop()
         self._change_id = await asyncio.to_thread(self.source.last_change_id)
-        await self.reconcile_all()
-        tasks = [
-            asyncio.create_task(self._follow_changes(), name="supervisor-changes"),
-            asyncio.create_task(self._publish_loop(), name="supervisor-status"),
-        ]
+        tasks = []
+        stop_renewing, renewer = threading.Event(), None
+        if self.leases is not None:
+            self._pulse = time.monotonic()
+            self._site_ids = await asyncio.to_thread(self.source.site_ids)
+            await self._in_lease_thread(self._lease_tick)  # the sites reconciled below
+            tasks.append(asyncio.create_task(self._pulse_loop(), name="supervisor-pulse"))
+            # renewing from now on: starting many sites below must not let their leases lapse
+            renewer = threading.Thread(
+                target=self._renewer, args=(stop_renewing,), name="leases", daemon=True
+            )
+            renewer.start()
         try:
+            await self.reconcile_all()
+            tasks += [
+                asyncio.create_task(self._follow_changes(), name="supervisor-changes"),
+                asyncio.create_task(self._publish_loop(), name="supervisor-status"),
+            ]
             await asyncio.gather(*tasks)
         finally:
+            self._stopping = True
+            stop_renewing.set()
+            if renewer is not None:
+                await asyncio.to_thread(renewer.join, 10.0)
+            tasks += list(self._moves)
             for task in tasks:
                 task.cancel()
             for task in tasks:
@@ -251,6 +307,11 @@ class Supervisor:
             await self.stop_all(release=False)
             with contextlib.suppress(Exception):
                 await self._publish(set(self._dirty))
+            if self.leases is not None:  # the controllers are stopped: hand the sites on now
+                with contextlib.suppress(Exception):
+                    await self._in_lease_thread(self._close_leases)
+            if self._lease_pool is not None:
+                self._lease_pool.shutdown(wait=False)
 
     async def stop_all(self, release: bool) -> None:
         """Stop every controller (``release``: hand every box back to its own logic)."""
@@ -260,13 +321,28 @@ class Supervisor:
     async def reconcile_all(self) -> None:
         """Compare every site with what runs; start, reconfigure or release."""
         ids = set(await asyncio.to_thread(self.source.site_ids))
+        self._site_ids = sorted(ids)
         for site_id in sorted(ids | set(self._sites)):
-            await self.reconcile(site_id, "started")
+            if self.holds(site_id) or site_id in self._sites or site_id in self._idle:
+                await self.reconcile(site_id, "started")
         for site_id in set(self._idle) - ids:
             del self._idle[site_id]
 
+    def holds(self, site_id: str) -> bool:
+        """Does this process run ``site_id`` (always, without leases)?"""
+        return self.leases is None or site_id in self._held
+
     async def reconcile(self, site_id: str, reason: str) -> None:
         """Make what runs for ``site_id`` equal to what the source says should run."""
+        async with self._reconcile_lock:  # the change follower and the lease task both call
+            await self._reconcile(site_id, reason)
+
+    async def _reconcile(self, site_id: str, reason: str) -> None:
+        if not self.holds(site_id):  # another control process runs it
+            self._idle.pop(site_id, None)
+            if site_id in self._sites:
+                await self._stop(site_id, release=False)
+            return
         desired = await asyncio.to_thread(self.source.desired, site_id)
         running = self._sites.get(site_id)
         if isinstance(desired, Idle):
@@ -357,6 +433,10 @@ class Supervisor:
             client=self.links(spec, self.clock),
         )
         controller.keep_history = self.keep_history
+        if self.leases is not None:
+            site_id = spec.site_id
+            controller.may_write = lambda: self._may_write(site_id)
+            controller.fence = lambda: self._fence(site_id)
         managed = _Managed(spec, controller)
         controller.on_report = lambda report: self._reported(managed, report)
         managed.task = asyncio.create_task(
@@ -372,6 +452,8 @@ class Supervisor:
                 await managed.controller.start()
                 managed.started = True
                 return
+            except NotOwner:
+                return  # the lease went while starting: the site is being handed on
             except BoxError as exc:
                 managed.controller.link_health.failed(exc)
                 managed.controller.link_health.unreachable = True
@@ -394,14 +476,157 @@ class Supervisor:
             return
         if managed.task is not None and not managed.task.done():
             managed.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await managed.task
+            # bounded: a start that swallows its cancellation must not hold up a hand-on
+            await asyncio.wait({managed.task}, timeout=10.0)
         if managed.started:
             await managed.controller.stop(release=release, discard=discard)
         else:
             with contextlib.suppress(BoxError):
                 await managed.controller.client.close()
         self._dirty.add(site_id)
+
+    # ------------------------------------------------------------------ leases
+    def _renewer(self, stop: threading.Event) -> None:
+        """The lease thread: a tick every ``lease_renew_s`` on the controllers' clock.
+
+        A thread, not a task: a fleet's cycles can keep the event loop busy for seconds (the
+        problems are built there), and a late renewal would hand healthy sites around. It stops
+        renewing when the event loop has not run for :data:`LOOP_STALL_S`, so a hung process
+        loses its sites like a dead one.
+        """
+        due = self.clock.now() + self.config.lease_renew_s
+        while not stop.wait(0.05):
+            if self.clock.now() < due:
+                continue
+            due = self.clock.now() + self.config.lease_renew_s
+            stalled = time.monotonic() - self._pulse
+            if stalled > LOOP_STALL_S:
+                log.error("event loop stalled for %.0f s: not renewing the leases", stalled)
+                continue
+            try:
+                moves = self._lease_tick()
+            except Exception:  # the database may be away: the leases then lapse, writes stop
+                log.exception("supervisor: lease renewal failed")
+                continue
+            if self._loop is not None and any(moves):
+                self._loop.call_soon_threadsafe(self._spawn_moves, *moves)
+
+    def _lease_tick(self) -> tuple[set[str], set[str], set[str]]:
+        """Renew, then take a fair share (blocking). Returns the sites lost, the surplus to
+        hand on (not written from now on, released once stopped) and the sites taken."""
+        leases = self.leases
+        assert leases is not None
+        now = datetime.fromtimestamp(self.clock.now(), UTC)
+        with self._lease_mutex:
+            renewal = leases.renew(now, give_up=False)
+            # a batch at a time, the next once it is handed on: the rest keep running
+            hand_on, stuck = set(), set()
+            if not self._leaving:
+                hand_on = set(sorted(renewal.released)[:HANDOVER_BATCH])
+                self._leaving_ticks = 0
+            else:
+                self._leaving_ticks += 1
+                if self._leaving_ticks > STUCK_TICKS:  # never finished: run them again
+                    log.error("handing on %s did not finish; keeping them", sorted(self._leaving))
+                    stuck, self._leaving = set(self._leaving), set()
+            self._leaving |= hand_on
+            self._held = {k: v for k, v in leases.held().items() if k not in self._leaving}
+        with self._lease_mutex:  # the ids the loop last read: no account-database wait here
+            taken = leases.acquire(self._site_ids, now)
+            self._held = {k: v for k, v in leases.held().items() if k not in self._leaving}
+        return set(renewal.lost), hand_on, taken | (stuck & set(self._held))
+
+    def _spawn_moves(self, lost: set[str], surplus: set[str], taken: set[str]) -> None:
+        if self._stopping:
+            return
+        for site_id in sorted(lost):
+            log.warning("%s: lease lost to another control process; stopping", site_id)
+        if taken:
+            log.info("took the leases of %d sites", len(taken))
+        task = asyncio.create_task(self._move_sites(lost, surplus, taken), name="supervisor-moves")
+        self._moves.add(task)
+        task.add_done_callback(self._moves.discard)
+
+    async def _pulse_loop(self) -> None:
+        while True:
+            self._pulse = time.monotonic()
+            await asyncio.sleep(1.0)
+
+    async def _move_sites(self, lost: set[str], surplus: set[str], taken: set[str]) -> None:
+        """Stop the sites lost and the surplus, release the surplus, start the sites taken."""
+        released = False
+        try:
+            for site_id in sorted({*lost, *surplus}):
+                await self._drop(site_id)
+            if surplus:
+                await self._in_lease_thread(self._release, surplus)
+                released = True
+                log.info("handed %d sites to other control processes", len(surplus))
+        except Exception:
+            log.exception("supervisor: handing sites on failed")
+        if surplus and not released:  # still ours: run them again
+            await self._in_lease_thread(self._keep, surplus)
+            for site_id in sorted(surplus):
+                await self.reconcile(site_id, "kept")
+        for site_id in sorted(taken):
+            try:
+                await self.reconcile(site_id, "taken over")
+            except Exception:
+                log.exception("%s: starting a site taken over failed", site_id)
+
+    async def _drop(self, site_id: str) -> None:
+        """Stop running a site another process runs now: no release, the box is theirs."""
+        async with self._reconcile_lock:
+            self._idle.pop(site_id, None)
+            if site_id in self._sites:
+                await self._stop(site_id, release=False)
+            self._dirty.discard(site_id)
+
+    def _close_leases(self) -> None:
+        assert self.leases is not None
+        with self._lease_mutex:
+            self.leases.close()
+
+    def _release(self, site_ids: set[str]) -> None:
+        assert self.leases is not None
+        with self._lease_mutex:
+            self.leases.release(site_ids)
+            self._leaving -= site_ids
+            self._held = {k: v for k, v in self._held.items() if k not in site_ids}
+
+    def _keep(self, site_ids: set[str]) -> None:
+        assert self.leases is not None
+        with self._lease_mutex:
+            self._leaving -= site_ids
+            self._held = {k: v for k, v in self.leases.held().items() if k not in self._leaving}
+
+    async def _in_lease_thread(self, fn: Callable[..., T], *args: object) -> T:
+        """Run a lease call on the supervisor's own thread: never queued behind the other
+        blocking calls (account reads, status writes) in the default pool."""
+        if self._lease_pool is None:
+            self._lease_pool = ThreadPoolExecutor(1, thread_name_prefix="leases")
+        return await asyncio.get_running_loop().run_in_executor(self._lease_pool, fn, *args)
+
+    def _may_write(self, site_id: str) -> bool:
+        """The lease is ours with a margin left (clock skew, a write batch in flight)."""
+        lease = self._held.get(site_id)
+        if lease is None or self.leases is None:
+            return False
+        margin_s = self.leases.ttl_ms / 1000 / LEASE_MARGIN_DIVISOR
+        return lease.expires_at - self.clock.now() > margin_s
+
+    async def _fence(self, site_id: str) -> bool:
+        """:meth:`_may_write`, then the fencing token checked in the database."""
+        lease = self._held.get(site_id)
+        if lease is None or self.leases is None or not self._may_write(site_id):
+            return False
+        now = datetime.fromtimestamp(self.clock.now(), UTC)
+        return bool(await self._in_lease_thread(self._check, lease, now))
+
+    def _check(self, lease: Lease, now: datetime) -> bool:
+        assert self.leases is not None
+        with self._lease_mutex:
+            return self.leases.check(lease, now)
 
     async def _follow_changes(self) -> None:
         last_full = time.monotonic()
@@ -421,6 +646,8 @@ class Supervisor:
                 for _, site_id, what in rows:
                     assert site_id is not None
                     reasons.setdefault(site_id, CHANGE_REASONS.get(what, "settings changed"))
+                    if site_id not in self._site_ids:  # a new site: leased from the next tick
+                        self._site_ids = sorted({*self._site_ids, site_id})
                 for site_id, reason in reasons.items():
                     await self.reconcile(site_id, reason)
             except Exception:  # the supervisor must outlive a database hiccup
@@ -435,6 +662,7 @@ class Supervisor:
                 ids |= set(self._sites)
                 last_all = time.monotonic()
             self._dirty.clear()
+            ids = {i for i in ids if self.holds(i)}  # the owner's process publishes the rest
             if not ids:
                 continue
             try:

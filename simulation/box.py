@@ -101,6 +101,23 @@ class Persistent:
     sched_expired: bool = False
 
 
+@dataclass
+class WriterRun:
+    """Consecutive writes the lock let through from one TCP connection (one controller).
+
+    ``first``/``last`` number the box's accepted writes (1, 2, ...), so runs order exactly even
+    when the clock does not move between requests; ``first_s``/``last_s`` are box times [s].
+    """
+
+    peer: object
+    controller_id: int
+    first: int
+    last: int
+    first_s: float
+    last_s: float
+    writes: int = 1
+
+
 @dataclass(frozen=True)
 class Resolution:
     """Outcome of precedence for one instant."""
@@ -137,6 +154,16 @@ class HeartbeatBox:
         self.keep_steps = False
         self._t = clock.now()
         self._minute: list[TwinStep] = []
+        #: Who wrote, in order: a new run whenever another connection writes (see
+        #: :func:`interleaved_writers`); kept across reboots, like the counters below.
+        self.writer_runs: list[WriterRun] = []
+        self.accepted_writes = 0
+        #: Writes answered with exception 06 (another connection holds the lock).
+        self.busy_rejections = 0
+        #: Times the watchdog expired with live setpoints in force (the box went to FALLBACK).
+        self.fallback_entries = 0
+        #: Box times [s] of the schedules committed (one per control cycle that reached it).
+        self.schedule_commits: list[float] = []
         self.reboot()
 
     # ------------------------------------------------------------------ lifecycle
@@ -221,6 +248,7 @@ class HeartbeatBox:
 
     def _expire(self, now: float) -> None:
         if self.live is not None and not self.watchdog_alive(now):
+            self.fallback_entries += 1
             self.live = None
             self.latched = True
             self.latch_seq = self.applied_seq
@@ -430,6 +458,8 @@ class HeartbeatBox:
             if values is not None:
                 self._on_write(address, values, regs, peer, now)
         except BoxRequestError as exc:
+            if exc.code == DEVICE_BUSY:
+                self.busy_rejections += 1
             return exc.code
         finally:
             self.render(regs, now)
@@ -448,6 +478,7 @@ class HeartbeatBox:
             raise BoxRequestError(DEVICE_BUSY, f"controller {self.lock_id} holds the lock")
         if self.lock_id:
             self.lock_until = now + self.persistent.watchdog_timeout_s
+        self._log_writer(peer, now)
         image = list(regs)
         image[address - REG_BASE : end - REG_BASE] = values
         if _overlaps(address, end, m.SESSION.base, m.SESSION.base + m.SESSION.length):
@@ -458,6 +489,14 @@ class HeartbeatBox:
             self.persistent.fallback = _validated_fallback(_decode(m.FALLBACK, image))
         if _overlaps(address, end, 2006, 2007):
             self._commit_schedule(image, now)
+
+    def _log_writer(self, peer: object, now: float) -> None:
+        self.accepted_writes += 1
+        n, last = self.accepted_writes, self.writer_runs[-1] if self.writer_runs else None
+        if last is not None and last.peer is peer:
+            last.last, last.last_s, last.writes = n, now, last.writes + 1
+        else:
+            self.writer_runs.append(WriterRun(peer, self.lock_id, n, n, now, now))
 
     def _claim(self, cid: int, peer: object, now: float) -> None:
         if cid == 0 and self.lock_id and peer is self.lock_peer:
@@ -541,6 +580,7 @@ class HeartbeatBox:
         )
         self.persistent.schedule = ActiveSchedule(h["sched_id"] or 0, start, slot_len, slots)
         self.persistent.sched_expired = False
+        self.schedule_commits.append(now)
 
     # ------------------------------------------------------------------ register image
     def render(self, regs: list[int], now: float) -> None:
@@ -743,3 +783,17 @@ def _kw(w: int | None) -> float | None:
 def _permille(live: dict[str, int | None] | None, name: str, default: float) -> float:
     v = live.get(name) if live else None
     return default if v is None else v / 1000
+
+
+def interleaved_writers(runs: list[WriterRun]) -> list[tuple[WriterRun, WriterRun]]:
+    """Pairs of runs of the same connection with another connection's writes in between: a box
+    written by two controllers at once. Empty when every hand-over was clean (each connection
+    wrote in one uninterrupted run, then never again)."""
+    seen: dict[int, WriterRun] = {}
+    pairs = []
+    for run in runs:
+        earlier = seen.get(id(run.peer))
+        if earlier is not None and earlier.peer is run.peer:
+            pairs.append((earlier, run))
+        seen[id(run.peer)] = run
+    return pairs

@@ -408,9 +408,10 @@ class HeartbeatClient:
             (``kind="last_status"``, e.g. watchdog not alive, still in FALLBACK).
         """
         raw = setpoints_to_raw(setpoints)
+        await self.heartbeat()
+        # after the heartbeat: a reconnect on the way (a box rebooted) resets the sequence
         if self._seq is None:
             self._seq = (await self.read_status()).applied_seq
-        await self.heartbeat()
         seq = self._seq % 0xFFFF + 1
         self._seq = seq
         await self.write_raw(m.LIVE.base, m.encode(m.LIVE, raw | {"command_seq": seq}))

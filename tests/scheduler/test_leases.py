@@ -172,3 +172,26 @@ def test_the_sites_of_a_killed_process_are_taken_over_within_one_lease_period(
     mine = {s: lease.version for p in peers for s, lease in p.held().items()}
     assert sorted(len(p.held()) for p in peers) == [6, 6]
     assert all(mine[s] > v for s, v in held.items())  # every taken lease has a new token
+
+
+def test_the_fence_holds_only_for_the_current_holder_and_token(engine: Engine) -> None:
+    a, b = LeaseManager(engine, "a", TTL_S), LeaseManager(engine, "b", TTL_S)
+    a.acquire(SITES, at(0))
+    lease = a.held()["site-000"]
+    assert a.check(lease, at(1)) and not b.check(lease, at(1))
+    assert not a.check(lease, at(TTL_S + 1))  # expired: nobody may write on it
+    b.acquire(SITES, at(TTL_S + 1))
+    assert not a.check(lease, at(TTL_S + 2))  # taken over: a new version
+    assert b.check(b.held()["site-000"], at(TTL_S + 2))
+
+
+def test_a_surplus_kept_until_its_sites_are_stopped_is_not_taken(engine: Engine) -> None:
+    a = LeaseManager(engine, "a", TTL_S)
+    a.tick(SITES, at(0))
+    b = LeaseManager(engine, "b", TTL_S)
+    b.tick(SITES, at(1))  # b is live: a's share is 5
+    renewal = a.renew(at(2), give_up=False)
+    assert len(renewal.released) == 5 and len(a.held()) == 10  # chosen, still held
+    assert b.acquire(SITES, at(3)) == set()  # nothing free while a stops those sites
+    a.release(renewal.released)
+    assert b.acquire(SITES, at(4)) == set(renewal.released)

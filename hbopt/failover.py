@@ -1,0 +1,363 @@
+"""Several ``hbopt control`` processes on one database against simulated boxes, and one of them
+killed: the fleet behind ``benchmarks/scale_out.py`` and the fail-over test.
+
+What runs is the product: real ``python -m hbopt control`` processes sharing an account
+database (SQLite file), a telemetry store and the lease database (PostgreSQL in the test and the
+benchmark), each leasing its share of the sites. The boxes are real pymodbus servers on
+127.0.0.1 in the calling process (:mod:`simulation.box_sim`), each recording which connection
+wrote it (:attr:`~simulation.box.HeartbeatBox.writer_runs`), the lock rejections and the
+watchdog expiries. Processes and boxes share an accelerated clock by the same start, anchor and
+speed; every duration below is simulated seconds unless it says real.
+
+:func:`run_failover` starts the fleet (one process first, the others join and the leases
+rebalance), waits until every box is under remote control, kills one process with SIGKILL and
+measures how long its sites take to come back under control, and whether any box fell back or
+was written by two processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import psutil
+import sqlalchemy as sa
+
+from adapters.heartbeat.esi_types import ControlState
+from api.accounts_sqlite import AccountStore, EquipmentDoc
+from scheduler.clock import ScaledRealClock
+from scheduler.leases import make_engine, metadata, site_leases
+from scheduler.site_model import SiteEquipment
+from simulation.box import BoxConfig, HeartbeatBox, interleaved_writers
+from simulation.box_sim import BoxSimulator, start_box_simulator
+from simulation.twin import SiteParams, Twin, bundled_profiles
+
+ROOT = Path(__file__).resolve().parents[1]
+START = pd.Timestamp("2024-06-12T08:00Z")
+SLOT_S = 900.0
+
+
+@dataclass(frozen=True)
+class FleetTiming:
+    """Clock speed-up and the control timings [simulated s] the processes and boxes run with."""
+
+    speed: float
+    watchdog_s: int = 60
+    lease_ttl_s: float = 30.0
+    lease_renew_s: float = 5.0
+    poll_s: float = 60.0
+    horizon_slots: int = 96
+
+    def real(self, sim_s: float) -> float:
+        """Simulated seconds as real seconds."""
+        return sim_s / self.speed
+
+
+@dataclass
+class FailoverResult:
+    """What :func:`run_failover` saw (times in real seconds)."""
+
+    sites_before: dict[str, int]
+    sites_after: dict[str, int]
+    victim: str
+    victim_sites: int
+    start_up_s: float
+    lease_takeover_s: float
+    box_takeover_s: list[float]
+    #: Boxes that went to FALLBACK after the kill, and before it (start-up, rebalancing).
+    fallback_boxes: int
+    fallback_boxes_before: int
+    busy_rejections: int
+    interleaved_boxes: int
+    #: Schedule commits per box per 15-min window before the kill (None: not measured).
+    cycles_per_window: float | None = None
+    windows: float = 0.0
+    #: CPU seconds of each surviving process (and its solver pool) from the kill to the end.
+    cpu_after_kill_s: dict[str, float] = field(default_factory=dict)
+    after_kill_s: float = 0.0
+    #: Real seconds of the start-up phases.
+    phases: dict[str, float] = field(default_factory=dict)
+    logs: dict[str, str] = field(default_factory=dict)
+
+
+def fleet_accounts(path: Path, ports: list[int]) -> list[str]:
+    """One owner's sites, each with a paired box at ``127.0.0.1:port`` and the typical home."""
+    accounts = AccountStore(path)
+    now = datetime.now(UTC)
+    user = accounts.create_user("fleet@example.org", "x", "customer", now, confirmed=True)
+    equipment = SiteEquipment().model_dump_json()
+    ids = []
+    for i, port in enumerate(ports):
+        site = accounts.create_site(user.id, f"home {i}", "Europe/Berlin", "default", now)
+        serial = f"SN-{i:06d}"
+        accounts.register_starter_code(serial, "x", now)
+        accounts.pair_box(serial, site.id, f"token-{i}", now)
+        accounts.set_equipment(EquipmentDoc(site.id, equipment, now, user.id))
+        accounts.set_box_link(serial, "127.0.0.1", port, 1, now)
+        ids.append(site.id)
+    accounts.close()
+    return ids
+
+
+@contextlib.asynccontextmanager
+async def served_boxes(
+    clock: ScaledRealClock, n: int, watchdog_s: int
+) -> AsyncIterator[list[BoxSimulator]]:
+    """``n`` box simulators on ephemeral ports (ticked by their requests, and at the end)."""
+    profiles = bundled_profiles(START.floor("D"), 2, SiteParams())
+    sims = []
+    try:
+        for i in range(n):
+            config = BoxConfig(f"box-{i}", watchdog_timeout_s=watchdog_s)
+            box = HeartbeatBox(Twin(SiteParams(), profiles), clock, config)
+            sims.append(await start_box_simulator(box))
+        yield sims
+    finally:
+        for sim in sims:
+            await sim.stop()
+
+
+def control_env(
+    tmp: Path, db_url: str, clock: ScaledRealClock, timing: FleetTiming
+) -> dict[str, str]:
+    """The environment of every control process of the fleet (bundled inputs: no network)."""
+    return {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "HBOPT_DATABASE_PATH": str(tmp / "accounts.sqlite3"),
+        "HBOPT_TELEMETRY_PATH": str(tmp / "telemetry.sqlite3"),
+        "HBOPT_DATABASE_URL": db_url,
+        "HBOPT_INPUT_JOBS": "false",
+        "HBOPT_CLOCK_SPEED": repr(clock.speed),
+        "HBOPT_CLOCK_START": datetime.fromtimestamp(clock.start, UTC).isoformat(),
+        "HBOPT_CLOCK_ANCHOR": repr(clock.anchor),
+        "HBOPT_SOLVER_WORKERS": "1",
+        "HBOPT_WATCHDOG_TIMEOUT_S": str(timing.watchdog_s),
+        "HBOPT_POLL_S": repr(timing.poll_s),
+        "HBOPT_HORIZON_SLOTS": str(timing.horizon_slots),
+        "HBOPT_SCHEDULE_SLOTS": str(timing.horizon_slots),
+        "HBOPT_LEASE_TTL_S": repr(timing.lease_ttl_s),
+        "HBOPT_LEASE_RENEW_S": repr(timing.lease_renew_s),
+        # timer cycles spread over a minute before their slot (not the default two)
+        "HBOPT_CYCLE_LEAD_S": "60",
+    }
+
+
+@dataclass
+class ControlProcess:
+    """One ``hbopt control`` process of the fleet, logging to ``log``."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    @classmethod
+    def start(cls, name: str, env: dict[str, str], tmp: Path) -> ControlProcess:
+        log = tmp / f"{name}.log"
+        with log.open("ab") as out:
+            cmd = [sys.executable, "-m", "hbopt", "control", "--log-level", "info"]
+            proc = subprocess.Popen(
+                cmd,
+                env=env | {"HBOPT_PROCESS_NAME": name},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+            )
+        return cls(name, proc, log)
+
+    def cpu_s(self) -> float:
+        """CPU seconds [s] of the process and its children (the solver pool) so far."""
+        try:
+            proc = psutil.Process(self.proc.pid)
+            total = sum(proc.cpu_times()[:2])
+            for child in proc.children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    total += sum(child.cpu_times()[:2])
+        except psutil.Error:
+            return float("nan")
+        return total
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up at all, as a crashed host."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+def lease_holders(engine: sa.Engine, now_s: float) -> dict[str, str]:
+    """Site -> the process holding a valid lease at ``now_s`` [UNIX s, simulated]."""
+    now_ms = round(now_s * 1000)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(site_leases.c.site_id, site_leases.c.holder).where(
+                site_leases.c.holder.is_not(None), site_leases.c.expires_at_ms > now_ms
+            )
+        ).all()
+    return {r.site_id: r.holder for r in rows}
+
+
+async def until(check: Callable[[], bool], timeout_s: float, what: str) -> float:
+    """Poll ``check`` every 50 ms until true; the real seconds it took."""
+    t0 = time.monotonic()
+    while not check():
+        if time.monotonic() - t0 > timeout_s:
+            raise TimeoutError(f"not within {timeout_s:.0f} s: {what}")
+        await asyncio.sleep(0.05)
+    return time.monotonic() - t0
+
+
+async def run_failover(
+    tmp: Path,
+    db_url: str,
+    n_sites: int,
+    n_processes: int,
+    timing: FleetTiming,
+    *,
+    measure_windows: float = 0.0,
+) -> FailoverResult:
+    """Start the fleet, let it settle, SIGKILL one process and measure the take-over.
+
+    ``measure_windows`` > 0 also counts the schedules committed per box over that many
+    15-minute windows before the kill (the cycles per window).
+    """
+    clock = ScaledRealClock((START - pd.Timedelta(minutes=2)).timestamp(), timing.speed)
+    engine = make_engine(db_url)
+    metadata.create_all(engine)  # what the processes create; read before they are up
+    async with served_boxes(clock, n_sites, timing.watchdog_s) as sims:
+        ids = fleet_accounts(tmp / "accounts.sqlite3", [s.port for s in sims])
+        fleet = _Fleet(engine, clock, timing, dict(zip(ids, (s.box for s in sims), strict=True)))
+        try:
+            env = control_env(tmp, db_url, clock, timing)
+            # all at once: the first to tick takes every site and hands the others their share
+            fleet.procs = [
+                ControlProcess.start(f"control-{i}", env, tmp) for i in range(n_processes)
+            ]
+            phases = await fleet.start_up()
+            cycles = await _cycles_per_window(fleet.box_of, clock, measure_windows)
+            result = await fleet.kill_one()
+            result.start_up_s, result.phases = sum(phases.values()), phases
+            result.cycles_per_window, result.windows = cycles, measure_windows
+            return result
+        finally:  # the processes first: without their boxes they would stop slowly
+            for p in fleet.procs:
+                p.stop()
+            engine.dispose()
+
+
+@dataclass
+class _Fleet:
+    """The running fleet as :func:`run_failover` watches it."""
+
+    engine: sa.Engine
+    clock: ScaledRealClock
+    timing: FleetTiming
+    box_of: dict[str, HeartbeatBox]
+    procs: list[ControlProcess] = field(default_factory=list)
+
+    def holders(self) -> dict[str, str]:
+        return lease_holders(self.engine, self.clock.now())
+
+    async def start_up(self) -> dict[str, float]:
+        """Until the sites are shared fairly and every box is under remote control."""
+        n, share = len(self.procs), -(-len(self.box_of) // len(self.procs))
+
+        def balanced() -> bool:
+            counts = Counter(self.holders().values())
+            return len(counts) == n and max(counts.values()) <= share
+
+        def all_remote() -> bool:
+            now = self.clock.now()
+            states = (b.control_state(now) for b in self.box_of.values())
+            return all(s == ControlState.REMOTE_LIVE for s in states)
+
+        try:
+            shared = await until(balanced, 240, "sites shared")
+            remote = await until(all_remote, 240, "every box under remote control")
+        except TimeoutError as exc:
+            logs = "\n".join(f"--- {p.name}\n{p.log.read_text()[-3000:]}" for p in self.procs)
+            raise TimeoutError(f"{exc}; leases {Counter(self.holders().values())}\n{logs}") from exc
+        await asyncio.sleep(self.timing.real(3 * self.timing.lease_renew_s))
+        return {"sites shared": shared, "then every box remote": remote}
+
+    async def kill_one(self) -> FailoverResult:
+        """SIGKILL the middle process; until its sites are re-taken and its boxes written."""
+        timing, boxes = self.timing, list(self.box_of.values())
+        holders = self.holders()
+        cpu0 = {p.name: p.cpu_s() for p in self.procs}
+        fell_back = {id(b): b.fallback_entries for b in boxes}
+        victim = self.procs[len(self.procs) // 2]
+        victim_boxes = [self.box_of[s] for s, h in holders.items() if h == victim.name]
+        killed_at, killed_box = time.monotonic(), self.clock.now()
+        victim.kill()
+
+        def taken() -> bool:
+            held = self.holders()
+            return len(held) == len(boxes) and victim.name not in held.values()
+
+        def rewritten() -> bool:
+            return all(_written_since(b, killed_box) is not None for b in victim_boxes)
+
+        await until(taken, timing.real(3 * timing.lease_ttl_s) + 30, "leases taken over")
+        lease_s = time.monotonic() - killed_at
+        await until(rewritten, timing.real(3 * timing.lease_ttl_s) + 60, "boxes taken over")
+        box_s = [timing.real(_written_since(b, killed_box) or 0.0) for b in victim_boxes]
+        # a watchdog period more: a box missed by the take-over would fall back by then
+        await asyncio.sleep(timing.real(timing.watchdog_s))
+        for box in boxes:
+            box.tick()
+        return FailoverResult(
+            dict(sorted(Counter(holders.values()).items())),
+            dict(sorted(Counter(self.holders().values()).items())),
+            victim.name,
+            len(victim_boxes),
+            0.0,
+            lease_s,
+            box_s,
+            sum(b.fallback_entries > fell_back[id(b)] for b in boxes),
+            sum(fell_back[id(b)] > 0 for b in boxes),
+            sum(b.busy_rejections for b in boxes),
+            sum(bool(interleaved_writers(b.writer_runs)) for b in boxes),
+            cpu_after_kill_s={
+                p.name: p.cpu_s() - cpu0[p.name] for p in self.procs if p is not victim
+            },
+            after_kill_s=time.monotonic() - killed_at,
+            logs={p.name: p.log.read_text(errors="replace")[-3000:] for p in self.procs},
+        )
+
+
+def _written_since(box: HeartbeatBox, t: float) -> float | None:
+    """Simulated seconds from ``t`` to the first write of a connection that began after ``t``."""
+    runs = [r for r in box.writer_runs if r.first_s > t]
+    return None if not runs else runs[0].first_s - t
+
+
+async def _cycles_per_window(
+    box_of: dict[str, HeartbeatBox], clock: ScaledRealClock, windows: float
+) -> float | None:
+    """Schedules committed per box per window over the next ``windows`` 15-minute windows."""
+    if windows <= 0:
+        return None
+    t0 = clock.now()
+    end = t0 + windows * SLOT_S
+    await clock.sleep_until(end)
+    commits = sum(sum(t0 <= c < end for c in b.schedule_commits) for b in box_of.values())
+    return commits / len(box_of) / windows
