@@ -12,7 +12,8 @@ from sqlalchemy.engine import Engine
 def sql_engine(url: str, sqlite_pragmas: tuple[str, ...] = ()) -> Engine:
     """An engine for ``url``; on SQLite every new connection runs ``sqlite_pragmas`` first
     (e.g. ``busy_timeout=2000``, ``secure_delete=ON``), which are per connection there."""
-    engine = sa.create_engine(url, pool_pre_ping=True)
+    # A server connection can drop while pooled; a SQLite file cannot, so no ping per checkout.
+    engine = sa.create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
     if engine.dialect.name == "sqlite" and sqlite_pragmas:
 
         @sa.event.listens_for(engine, "connect")
