@@ -12,6 +12,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy.engine import Connection, Engine
 
 #: Any constant key; every process that migrates takes it, so only one migrates at a time.
@@ -37,6 +38,10 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+class SchemaTooNewError(ValueError):
+    """The database is at a revision this code does not know (a newer release migrated it)."""
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the database to ``revision`` in one transaction, one process at a time.
 
@@ -49,4 +54,18 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         elif conn.dialect.name == "postgresql":
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
-        command.upgrade(alembic_config(conn), revision)
+        config = alembic_config(conn)
+        _refuse_unknown(config, MigrationContext.configure(conn).get_current_revision())
+        command.upgrade(config, revision)
+
+
+def _refuse_unknown(config: Config, current: str | None) -> None:
+    if current is None:
+        return
+    try:
+        ScriptDirectory.from_config(config).get_revision(current)
+    except CommandError:
+        raise SchemaTooNewError(
+            f"the service database is at schema revision {current}, which this version of "
+            f"the code does not know (newest: {head_revision()}); run the newer release"
+        ) from None

@@ -19,6 +19,7 @@ from api.accounts_store import (
     RequestLogEntry,
     TariffDoc,
 )
+from api.migrations import SchemaTooNewError
 from tests.pg_server import database_text
 
 T0 = datetime(2026, 3, 29, 0, 30, tzinfo=UTC)
@@ -242,3 +243,13 @@ def test_change_ids_follow_commit_order_on_postgresql(store: AccountStore) -> No
     later = store.changes_since(start)
     assert len(seen) == 1 and len(later) == 2
     assert later[0] == seen[0] and later[1][0] > seen[0][0]
+
+
+def test_a_database_of_a_newer_release_is_refused_by_name(db_url: str) -> None:
+    AccountStore(db_url).close()
+    engine = sa.create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
+    engine.dispose()
+    with pytest.raises(SchemaTooNewError, match=r"revision 9999.*newest: 0001"):
+        AccountStore(db_url)
