@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from api.errors import ErrorBody, ErrorDetail, FieldError
-from api.settings import Settings
+from api.settings import Settings, get_settings
 
 #: Sign-in, registration, refresh, reset: a few short strings.
 AUTH_BODY_BYTES = 4 * 1024
@@ -167,6 +167,19 @@ class HeadTimeoutHttpTools(HttpToolsProtocol):
             self.transport.close()
 
 
+class SettingsHeadTimeoutHttpTools(HeadTimeoutHttpTools):
+    """:class:`HeadTimeoutHttpTools` with the head deadline of the environment's settings.
+
+    A worker process of ``hbopt serve --workers N`` gets its protocol class by import path (its
+    configuration crosses a process boundary), so the deadline cannot be baked into a class
+    made at run time as in one process.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.head_timeout_s = get_settings().head_timeout_s
+        super().__init__(*args, **kwargs)
+
+
 def uvicorn_config(
     app: Any,
     settings: Settings,
@@ -175,11 +188,22 @@ def uvicorn_config(
     log_level: str,
     *,
     log_config: dict[str, Any] | None = None,
+    workers: int = 1,
 ) -> uvicorn.Config:
     """The uvicorn configuration of the service: the head deadline, keep-alive and body
-    settings of ``settings`` (one worker; see docs/security.md for the numbers)."""
-    protocol = type(
-        "HeadTimeoutHttpTools", (HeadTimeoutHttpTools,), {"head_timeout_s": settings.head_timeout_s}
+    settings of ``settings`` (see docs/security.md for the numbers).
+
+    With ``workers`` > 1, ``app`` is the import path of an app factory that each worker process
+    calls, and those processes read ``settings`` from the environment they inherit.
+    """
+    protocol: Any = (
+        type(
+            "HeadTimeoutHttpTools",
+            (HeadTimeoutHttpTools,),
+            {"head_timeout_s": settings.head_timeout_s},
+        )
+        if workers == 1
+        else f"{__name__}:{SettingsHeadTimeoutHttpTools.__name__}"
     )
     return uvicorn.Config(
         app,
@@ -189,4 +213,6 @@ def uvicorn_config(
         log_config=log_config,
         http=protocol,
         timeout_keep_alive=math.ceil(settings.keep_alive_s),
+        workers=workers,
+        factory=workers > 1,
     )

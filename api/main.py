@@ -29,7 +29,7 @@ from api.mailer import LogMailer, Mailer
 from api.mailer_smtp import SmtpConfig, SmtpMailer
 from api.maintenance import run_maintenance
 from api.notify import make_notifier
-from api.observability import Metrics, ObservabilityMiddleware, RequestLog
+from api.observability import Metrics, ObservabilityMiddleware, RequestLog, WorkerPid
 from api.routers import (
     analysis,
     auth,
@@ -137,9 +137,12 @@ def create_app(
         own_mailer = mailer or mailer_from_settings(settings)
         services = _open_services(settings, own_mailer, clock, telemetry_factory)
         app.state.services = services
+        if services.telemetry is not None:  # the plan watch's starting point, before requests
+            await run_in_threadpool(services.plan_cache.watch, services.telemetry)
         tasks = [
             asyncio.create_task(_maintenance_loop(services)),
             asyncio.create_task(_flush_loop(services)),
+            asyncio.create_task(_plan_watch_loop(services)),
         ]
         if settings.input_jobs and services.inputs is not None:
             tasks.append(asyncio.create_task(services.inputs.run()))
@@ -177,6 +180,8 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(BodyDeadline, owner=app)
     app.add_middleware(ObservabilityMiddleware, owner=app)
+    if settings.worker_header:
+        app.add_middleware(WorkerPid)
     routers = (
         auth, app_routes, devices, views, insights, gateway, trading, ops, dashboard, equipment,
         analysis, docs, notifications, reports, control, tariffs,
@@ -269,6 +274,18 @@ async def _flush_loop(services: Services, interval_s: float = 1.0) -> None:
             await run_in_threadpool(services.request_log.flush)
         except Exception:  # the log must never take the service down
             logger.exception("request log flush failed")
+
+
+async def _plan_watch_loop(services: Services) -> None:
+    """Drop cached plans that another process (the control loop, a worker) replaced."""
+    if services.telemetry is None:
+        return
+    while True:
+        try:
+            await run_in_threadpool(services.plan_cache.watch, services.telemetry)
+        except Exception:  # a busy store: the cache's age limit still bounds staleness
+            logger.warning("plan watch failed", exc_info=True)
+        await asyncio.sleep(services.settings.plan_watch_s)
 
 
 async def _maintenance_loop(services: Services) -> None:

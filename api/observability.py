@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -113,3 +114,23 @@ class ObservabilityMiddleware:
             duration_ms=seconds * 1000.0,
         )
         services.request_log.add(entry)
+
+
+class WorkerPid:
+    """Adds ``X-Worker-Pid`` (the answering process) to every HTTP response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.pid = str(os.getpid()).encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_pid(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), (b"x-worker-pid", self.pid)]
+            await send(message)
+
+        await self.app(scope, receive, send_with_pid)

@@ -4,7 +4,10 @@ The ETag names (site, plan creation time, current slot), so it changes exactly w
 is stored or the current slot ends; a box that sends it back in ``If-None-Match`` gets 304 and
 no body. Plans are read through a per-process cache (``schedule_cache_s``) so a thousand polling
 boxes do not each load a plan from the store on every poll; answering a 304 then costs a
-dictionary lookup and a binary search.
+dictionary lookup and a binary search. Each API process asks the store every
+``plan_watch_s`` which sites got a new plan since it last asked (:meth:`PlanCache.watch`) and
+forgets those, so a plan stored by the control process (or another worker) reaches a polling
+box within that second, whichever worker answers it.
 """
 
 from __future__ import annotations
@@ -111,6 +114,7 @@ class PlanCache:
     ttl_s: float
     _entries: dict[str, CachedPlan] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _cursor: int | None = None
 
     def fresh(self, site_id: str) -> CachedPlan | None:
         """The cached entry if it is young enough, else None (then call :meth:`load`)."""
@@ -133,3 +137,12 @@ class PlanCache:
     def forget(self, site_id: str) -> None:
         with self._lock:
             self._entries.pop(site_id, None)
+
+    def watch(self, store: TelemetryStore) -> list[str]:
+        """Forget the plans of the sites that got a new one in the store since the last call
+        (blocking; the first call only takes the store's cursor). Returns those sites."""
+        cursor, sites = store.plans_since(self._cursor)
+        self._cursor = cursor
+        for site_id in sites:
+            self.forget(site_id)
+        return sites

@@ -54,6 +54,13 @@ class Settings(BaseSettings):
         description="How long a site's latest plan is reused for polling boxes [s]; a new plan "
         "reaches the boxes at most this late (plans change every 15 min)",
     )
+    plan_watch_s: float = Field(
+        default=1.0,
+        gt=0.0,
+        le=60.0,
+        description="How often each API process asks the store which sites got a new plan, to "
+        "drop them from its cache [s]: a plan from another process reaches the boxes this late",
+    )
     mode: Literal["production", "demo", "test"] = Field(
         default="production",
         description="production refuses to start without a strong jwt_secret; demo and test "
@@ -215,6 +222,11 @@ class Settings(BaseSettings):
     rate_limit_storage: str = Field(
         default="memory://",
         description="limits storage URI for the counters (redis://... to share between workers)",
+    )
+    worker_header: bool = Field(
+        default=False,
+        description="Name the answering worker process (X-Worker-Pid) in every response: tests, "
+        "benchmarks, and checking that a proxy spreads the load",
     )
     accounts_busy_timeout_ms: int = Field(
         default=250,

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -121,27 +120,40 @@ class MailThrottle:
 
 
 class StreamSlots:
-    """Open live streams per account, capped; the event loop is the only user (no lock)."""
+    """Open live streams per account, capped across every worker that shares the storage.
 
-    def __init__(self, per_user: int) -> None:
+    The count is a counter in the storage, taken when a stream opens and given back when it
+    ends; it expires ``max_s`` after the account's first open stream, so slots held by a
+    worker that was killed mid-stream come free by themselves.
+    """
+
+    def __init__(self, storage: Storage, per_user: int, max_s: float) -> None:
+        self.storage = storage
         self.per_user = per_user
-        self.open: Counter[str] = Counter()
+        self.expiry_s = int(max_s) + 60
 
     def guard(self, user_id: str, events: AsyncIterator[str]) -> AsyncIterator[str]:
         """Take a slot now (429 if none is free); give it back when ``events`` ends."""
-        if self.open[user_id] >= self.per_user:
+        key = f"live-streams/{user_id}"
+        if self.storage.incr(key, self.expiry_s) > self.per_user:
+            self._give_back(key)
             raise too_many(5.0, f"{self.per_user} live streams open for this account already")
-        self.open[user_id] += 1
-        return self._release_after(user_id, events)
+        return self._release_after(key, events)
 
-    async def _release_after(self, user_id: str, events: AsyncIterator[str]) -> AsyncIterator[str]:
+    def open_streams(self, user_id: str) -> int:
+        return max(0, self.storage.get(f"live-streams/{user_id}"))
+
+    def _give_back(self, key: str) -> None:
+        # incr by -1: redis storage has no decr; a count the expiry already dropped is cleared
+        if self.storage.incr(key, self.expiry_s, -1) <= 0:
+            self.storage.clear(key)
+
+    async def _release_after(self, key: str, events: AsyncIterator[str]) -> AsyncIterator[str]:
         try:
             async for event in events:
                 yield event
         finally:
-            self.open[user_id] -= 1
-            if self.open[user_id] <= 0:
-                del self.open[user_id]
+            self._give_back(key)
 
 
 class Throttles:
@@ -157,7 +169,9 @@ class Throttles:
         self.dummy_hash = hasher.hash(secrets.token_urlsafe(16))
         self.signin = SignInThrottle(self.storage, settings)
         self.reset_mail = MailThrottle(self.storage, settings)
-        self.streams = StreamSlots(settings.live_streams_per_user)
+        self.streams = StreamSlots(
+            self.storage, settings.live_streams_per_user, settings.live_stream_max_s
+        )
         # Waiting for a slot holds no worker thread (anyio queues the caller).
         self.hashing = anyio.CapacityLimiter(settings.password_hash_concurrency)
 

@@ -16,24 +16,34 @@ the case that costs the server an argon2 hash per guess unless the throttles sto
 server's memory high-water mark (``VmHWM``) is read after each row, on a fresh server per row.
 The last row restarts the server and lets ``--burst`` boxes send their first poll at once.
 
+``--workers 1 2 4`` repeats each row for ``hbopt serve --workers N`` (N > 1 with the counters in
+a Redis server this script starts on a free loopback port; ``redis-server`` must be installed,
+``scripts/install-test-servers``), reports how the polls spread over the workers (their
+``X-Worker-Pid``) and the memory of parent and workers together.
+
 Usage::
 
     .venv/bin/python -m benchmarks.api --boxes 1000 --warmup 10 --duration 30 10 5
+    nice .venv/bin/python -m benchmarks.api --workers 1 2 4 --guessers 0 --burst 0 \
+        --warmup 10 --duration 60 5
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
+import shutil
 import socket
 import ssl
 import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -94,16 +104,46 @@ def populate(directory: Path, boxes: int) -> list[str]:
     return tokens
 
 
-def start_server(directory: Path, port: int) -> subprocess.Popen[bytes]:
+@contextlib.contextmanager
+def redis_server() -> Iterator[str]:
+    """A throw-away ``redis-server`` on a free loopback port; yields its URL."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("benchmarks.api: --workers > 1 needs redis-server (install-test-servers)")
+    port = _free_port()
+    with tempfile.TemporaryDirectory(prefix="hbopt-bench-redis-") as workdir:
+        process = subprocess.Popen(
+            [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly",
+             "no", "--dir", workdir],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 30
+            while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("redis-server did not start")
+                time.sleep(0.05)
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            process.terminate()
+            process.wait(10)
+
+
+def start_server(
+    directory: Path, port: int, workers: int = 1, storage: str = "memory://"
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "HBOPT_DATABASE_PATH": str(directory / "api.sqlite3"),
         "HBOPT_TELEMETRY_PATH": str(directory / "telemetry.sqlite3"),
         "HBOPT_JWT_SECRET": new_token(),
+        "HBOPT_RATE_LIMIT_STORAGE": storage,
+        "HBOPT_WORKER_HEADER": "true",
     }
-    command = [sys.executable, "-m", "hbopt", "serve", "--port", str(port), "--log-level", "error"]
+    command = [sys.executable, "-m", "hbopt", "serve", "--port", str(port), "--log-level", "error",
+               "--workers", str(workers)]  # fmt: skip
     process = subprocess.Popen(command, env=env)
-    deadline = time.monotonic() + 120  # imports take a while on a busy machine
+    deadline = time.monotonic() + 240  # imports take a while on a busy machine
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
@@ -114,7 +154,8 @@ def start_server(directory: Path, port: int) -> subprocess.Popen[bytes]:
     raise RuntimeError("server did not start")
 
 
-Record = tuple[str, int, float, float]  # kind, status, latency [s], start (monotonic) [s]
+#: kind, status, latency [s], start (monotonic) [s], answering worker's pid ("" if lost)
+Record = tuple[str, int, float, float, str]
 
 
 async def box(
@@ -138,21 +179,23 @@ async def box(
         try:
             response = await client.get("/v1/gateway/schedule", headers=poll_headers)
         except httpx.TransportError:
-            records.append((kind, 0, time.monotonic() - started, started))  # a lost poll
+            records.append((kind, 0, time.monotonic() - started, started, ""))  # a lost poll
         else:
-            records.append((kind, response.status_code, time.monotonic() - started, started))
+            pid = response.headers.get("x-worker-pid", "")
+            records.append((kind, response.status_code, time.monotonic() - started, started, pid))
             etag = response.headers.get("etag", etag)
         polls += 1
         if polls % telemetry_every == 0:
             ts = datetime.now(UTC).isoformat()
             batch = {"samples": [{"ts": ts, "device": d, "fields": f} for d, f in DEVICES.items()]}
             sent = time.monotonic()
+            pid = ""
             try:
                 response = await client.post("/v1/gateway/telemetry", json=batch, headers=headers)
-                status = response.status_code
+                status, pid = response.status_code, response.headers.get("x-worker-pid", "")
             except httpx.TransportError:
                 status = 0
-            records.append(("telemetry", status, time.monotonic() - sent, sent))
+            records.append(("telemetry", status, time.monotonic() - sent, sent, pid))
         elapsed = time.monotonic() - started
         await asyncio.sleep(max(0.0, interval * random.uniform(0.9, 1.1) - elapsed))
 
@@ -245,11 +288,35 @@ def report(label: str, records: list[Record], started: float, warmup: float) -> 
 
 
 def high_water_mb(pid: int) -> float:
-    """The process's peak resident memory [MB] (Linux ``VmHWM``)."""
+    """Peak resident memory [MB] (Linux ``VmHWM``) of the process and its children, summed
+    (the worker processes of ``--workers N``, the control loop's solver pool)."""
+    total = 0.0
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+            total += int(line.split()[1]) / 1024
+    with contextlib.suppress(OSError):
+        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+            with contextlib.suppress(OSError):
+                total += high_water_mb(int(child))
+    return total
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU time [s] (user + system) the process and its live children have used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    with contextlib.suppress(OSError):
+        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+            with contextlib.suppress(OSError):
+                total += tree_cpu_s(int(child))
+    return total
+
+
+def spread(records: list[Record]) -> str:
+    """Share of the answered requests per worker, largest first ("52/48 %")."""
+    counts = Counter(r[4] for r in records if r[4])
+    total = sum(counts.values()) or 1
+    return "/".join(f"{100 * n / total:.0f}" for _, n in counts.most_common()) + " %"
 
 
 async def burst(port: int, tokens: list[str]) -> list[float]:
@@ -292,30 +359,53 @@ def main() -> int:
     parser.add_argument(
         "--warmup", type=float, default=10.0, help="seconds before steady-state counting starts"
     )
+    parser.add_argument(
+        "--workers", type=int, nargs="+", default=[1], help="API worker processes per row"
+    )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="hbopt-bench-") as tmp:
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="hbopt-bench-"))
+        storage = "memory://"
+        if max(args.workers) > 1:
+            storage = stack.enter_context(redis_server())
         directory = Path(tmp)
         t0 = time.monotonic()
         tokens = populate(directory, args.boxes)
         print(f"populated {args.boxes} sites/boxes/plans in {time.monotonic() - t0:.1f} s")
-        lines = [
-            f"{args.boxes} boxes, {args.warmup:.0f} s warm-up + {args.duration:.0f} s counted per "
-            f"scenario, telemetry every "
-            f"{args.telemetry_every} polls (6 samples), 1 uvicorn worker, loopback, "
-            f"{os.cpu_count()} cores shared by client and server; lost = transport errors and "
-            "answers other than 200/304; a fresh server per row",
-            "",
-            "| poll interval | request | count | req/s | p50 ms | p99 ms | max ms | 304 | lost |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-        ]
-        memory = ["", "| row | server VmHWM MB | guesses | 401 | 429 | other |",
-                  "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+        print("\n".join(run_rows(args, directory, tokens, storage)))
+    return 0
+
+
+def run_rows(
+    args: argparse.Namespace, directory: Path, tokens: list[str], storage: str
+) -> list[str]:
+    """Every (workers, interval, guessers) row on a fresh server, then the burst."""
+    lines = [
+        f"{args.boxes} boxes, {args.warmup:.0f} s warm-up + {args.duration:.0f} s counted per "
+        f"scenario, telemetry every {args.telemetry_every} polls (6 samples), loopback, "
+        f"{os.cpu_count()} cores shared by client and server (load at start "
+        f"{os.getloadavg()[0]:.1f}); counters {storage.partition(':')[0]} (several "
+        "workers: Redis); lost = transport errors and answers other than 200/304; a fresh "
+        "server per row",
+        "",
+        "| workers | poll interval | request | count | req/s | p50 ms | p99 ms | max ms | 304 "
+        "| lost |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    memory = [
+        "",
+        "| workers | row | server VmHWM MB (all processes) | server CPU ms/request | polls per "
+        "worker | guesses | 401 | 429 | other |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for workers in args.workers:
         for interval in args.intervals:
-            for guessers in (0, args.guessers):
+            for guessers in sorted({0, args.guessers}):
                 label = f"{interval:g} s" + (f" + {guessers} guessers" if guessers else "")
                 port = _free_port()
-                server = start_server(directory, port)
+                server = start_server(directory, port, workers, storage)
                 try:
+                    cpu_before = tree_cpu_s(server.pid)
                     records, started, guesses = asyncio.run(
                         run_scenario(
                             port,
@@ -327,32 +417,36 @@ def main() -> int:
                         )
                     )
                     peak = high_water_mb(server.pid)
+                    cpu_ms = 1000 * (tree_cpu_s(server.pid) - cpu_before) / len(records)
                 finally:
                     server.terminate()
-                    server.wait(timeout=10)
-                lines += report(label, records, started, args.warmup)
+                    server.wait(timeout=60)
+                lines += [
+                    f"| {workers} {row}" for row in report(label, records, started, args.warmup)
+                ]
                 codes = [guesses.count(401), guesses.count(429)]
                 memory.append(
-                    f"| {label} | {peak:.0f} | {len(guesses)} | {codes[0]} | {codes[1]} | "
-                    f"{len(guesses) - sum(codes)} |"
+                    f"| {workers} | {label} | {peak:.0f} | {cpu_ms:.2f} | {spread(records)} | "
+                    f"{len(guesses)} | "
+                    f"{codes[0]} | {codes[1]} | {len(guesses) - sum(codes)} |"
                 )
+    lines += memory
+    if args.burst > 0:
         port = _free_port()
-        server = start_server(directory, port)
+        server = start_server(directory, port, args.workers[0], storage)
         try:
             waits = np.array(asyncio.run(burst(port, tokens[: args.burst])))
         finally:
             server.terminate()
-            server.wait(timeout=10)
+            server.wait(timeout=60)
         done = waits[~np.isnan(waits)] * 1000.0
-        lines += memory
         lines += [
             "",
-            f"After a restart, {args.burst} boxes polling at once: median wait "
-            f"{np.median(done):.0f} ms, p90 {np.percentile(done, 90):.0f} ms, max "
+            f"After a restart, {args.burst} boxes polling at once ({args.workers[0]} workers): "
+            f"median wait {np.median(done):.0f} ms, p90 {np.percentile(done, 90):.0f} ms, max "
             f"{done.max():.0f} ms, lost {int(np.isnan(waits).sum())}",
         ]
-        print("\n".join(lines))
-    return 0
+    return lines
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ Each replan plans 24 h ahead from the next quarter-hour (the typical home of
 :mod:`scheduler.scenario` with battery, an EV with 1p/3p switching that needs 30-60 kWh and a
 heat pump), its state taken from the previous plan's first slot (perfect forecast). Every
 problem is solved twice: cold, and warm from the previous plan (``optimize(..., previous=)``:
-its on/off pattern shifted by one slot is tried first). Prints the first replan and the
+its LP basis shifted by one slot starts the relaxation, its on/off pattern shifted likewise is
+tried after the repair rules). Prints the first replan and the
 median and p90 of the others, wall clock and CPU time [ms].
 """
 

@@ -606,13 +606,21 @@ class ControlThread:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    if args.workers < 1:
+        raise CliError(f"--workers: {args.workers}; give 1 or more API worker processes")
     if args.no_api:
+        if args.workers != 1:
+            raise CliError("--workers: --no-api runs no API workers")
         return run_control(args)
     if not 0 < args.port < 65536:
         raise CliError(f"--port: {args.port} is not a TCP port")
     _log_to_stderr(args.log_level)
     settings, control = Settings(), ControlSettings()
     check_data_dirs(settings)
+    if args.workers != 1:
+        from hbopt.workers import serve_workers  # noqa: PLC0415 - the workers' own wiring
+
+        return serve_workers(args, settings)
     clock = loop_clock(control)
     if not args.no_control:
         for opened in open_stores(settings, clock):  # migrate once, before two parts open them

@@ -21,6 +21,14 @@ def register(subparsers: Any) -> None:
         "--no-api", action="store_true", help="run only the control loop (same as `control`)"
     )
     serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="API worker processes [1]; N > 1 needs HBOPT_RATE_LIMIT_STORAGE=redis://... "
+        "(the control loop still runs once, in the parent process)",
+    )
+    serve.add_argument(
         "--no-control", action="store_true", help="run only the API (a control process elsewhere)"
     )
     serve.set_defaults(func=_serve)

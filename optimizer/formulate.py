@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from optimizer.devices.battery import add_battery
-from optimizer.devices.context import Context, Rounder
+from optimizer.devices.context import Context, Rounder, Search
 from optimizer.devices.grid import add_balance, add_grid, effective_prices
 from optimizer.devices.heatpump import add_heat_pumps
 from optimizer.devices.pv import add_pv
@@ -28,6 +28,7 @@ class Formulation:
 
     problem: CanonicalProblem
     rounders: tuple[Rounder, ...]
+    searches: tuple[Search, ...] = ()
     #: the early-charging tie-break's part of ``problem.cost`` [EUR per unit of each column]
     tiebreak: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
@@ -42,6 +43,14 @@ class Formulation:
     def round(self, x: np.ndarray, relaxed: np.ndarray, repair: float | None = None) -> None:
         for rounder in self.rounders:
             rounder(x, relaxed, repair)
+
+    def search(self, x: np.ndarray, row_dual: np.ndarray) -> np.ndarray:
+        """Set the integer columns the devices' searches own (e.g. heat-pump runs) in ``x``
+        from the relaxation's ``row_dual``; return which columns they set (bool)."""
+        owned = np.zeros(len(x), dtype=bool)
+        for search in self.searches:
+            owned |= search(self.problem, x, row_dual)
+        return owned
 
 
 def formulate(problem: Problem, extra_burn_slots: np.ndarray | None = None) -> Formulation:
@@ -64,7 +73,7 @@ def formulate(problem: Problem, extra_burn_slots: np.ndarray | None = None) -> F
     canonical = ctx.m.build()
     tiebreak = early_tiebreak(problem, canonical)
     canonical = replace(canonical, cost=canonical.cost + tiebreak)
-    return Formulation(canonical, tuple(ctx.rounders), tiebreak)
+    return Formulation(canonical, tuple(ctx.rounders), tuple(ctx.searches), tiebreak)
 
 
 #: Tie-break cost of the last slot [EUR/kWh]: below any real price step (0.01 ct/kWh).

@@ -16,7 +16,10 @@ relaxation's bound is already (nearly) tight. So:
    power first), never more than the car has room for; a heat pump run is stretched to its
    minimum run time; direction binaries are rounded up (allowing the flow the relaxation
    used). Three rules are tried (energy-conserving, off below half the minimum, on
-   whenever it runs), the best point is kept. Within the gap of the bound: done.
+   whenever it runs), the best point is kept. After the first, the devices' searches:
+   a heat pump's runs by a DP against the relaxation's marginal prices, the LP re-solved
+   with them fixed, the other columns rounded by the rules around that. Within the gap of
+   the bound: done.
 4. ``partial``: a MIP over the binaries in the rows the rounding of step 2 broke, the others
    fixed as rounded, from the best point of step 3; within the gap of the LP bound: done.
 5. ``mip``: otherwise HiGHS's branch and bound, with the plan's remaining time and the same
@@ -32,7 +35,7 @@ optimal when ``objective - bound <= max(mip_gap x gross, mip_abs_gap)``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 import numpy as np
@@ -63,6 +66,9 @@ MIN_CALL_S = 0.05
 #: A device rounding rule: sets relaxed integer columns of a point in place (see
 #: :data:`optimizer.devices.context.Rounder`).
 Rounder = Callable[[np.ndarray, np.ndarray, float | None], None]
+#: Devices' searches: set their integer columns of a point in place from the relaxation's
+#: row duals and return which columns they set (:meth:`optimizer.formulate.Formulation.search`).
+Search = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 def _violated_rows(problem: CanonicalProblem, x: np.ndarray) -> np.ndarray:
@@ -138,6 +144,7 @@ def solve_lazily(
     *,
     slack: float = 0.0,
     start: np.ndarray | None = None,
+    search: Search | None = None,
 ) -> tuple[SolveResult, int]:
     """Solution of ``problem`` within the MIP gap; also how many integer columns were imposed.
 
@@ -148,12 +155,30 @@ def solve_lazily(
     them only bounds and integer columns change, which HiGHS re-solves from its previous
     basis. ``options.time_limit_s`` is the plan's.
     """
+    session = open_session(backend, problem)
+    result, imposed = _solve_steps(
+        session, problem, options, rounder, slack=slack, start=start, search=search
+    )
+    return replace(result, basis=getattr(session, "relaxation_basis", None)), imposed
+
+
+def _solve_steps(
+    session: SolverSession,
+    problem: CanonicalProblem,
+    options: SolveOptions,
+    rounder: Rounder,
+    *,
+    slack: float,
+    start: np.ndarray | None,
+    search: Search | None,
+) -> tuple[SolveResult, int]:
+    """The steps of :func:`solve_lazily` through one ``session``."""
     clock = _Clock(options)
     integer = problem.integrality
-    session = open_session(backend, problem)
     relaxation = session.solve(
         problem.col_lower, problem.col_upper, np.zeros_like(integer), clock.left()
     )
+    clock.options = replace(options, basis=None)  # the relaxation's start only
     if not integer.any():
         gross = gross_value(problem, relaxation.x)
         return replace(relaxation, bound=relaxation.objective, stage="lp", gross=gross), 0
@@ -164,7 +189,9 @@ def solve_lazily(
     objective = float(problem.cost @ cand + problem.offset)
     if not bad.any() and objective <= bound + tol:
         return _result(relaxation, cand, objective, bound, gross, stage="rounded"), 0
-    best, spent = _fixed_patterns(session, problem, clock, rounder, (relaxation, tol), start=start)
+    best, spent = _fixed_patterns(
+        session, problem, clock, rounder, (relaxation, tol), start=start, search=search
+    )
     if best is not None and best.objective <= bound + tol:
         return _result(best, best.x, best.objective, bound, gross, stage="fixed"), 0
     hint = best.x if best is not None and START_MIP else None
@@ -208,6 +235,7 @@ def _fixed_patterns(
     relaxed: tuple[SolveResult, float],
     *,
     start: np.ndarray | None,
+    search: Search | None = None,
 ) -> tuple[SolveResult | None, float]:
     """The best point with every integer column fixed by a repair rule (step 3); stops at
     the first within ``tol`` of the relaxation (``relaxed`` is the relaxation and ``tol``).
@@ -219,13 +247,10 @@ def _fixed_patterns(
     spent = relaxation.solve_ms
     best: SolveResult | None = None
     tried: list[np.ndarray] = []
-    patterns = [
-        round_relaxed(problem, relaxation.x, integer, rounder, repair)[0] for repair in REPAIRS
-    ]
-    if start is not None:  # tried last (measured: first costs more than it saves, see
-        # docs/optimizer.md); where it says nothing, the first rule's values
-        known = integer & np.isfinite(start)
-        patterns.append(np.where(known, start, patterns[0]))
+    searched: Iterator[np.ndarray] = iter(())
+    if search is not None:
+        searched = _searched(session, problem, clock, relaxed, rounder=rounder, search=search)
+    patterns = _patterns(problem, relaxation, rounder, searched, start)
     for cand in patterns:
         pattern = np.round(cand[integer])
         if any(np.array_equal(pattern, p) for p in tried):
@@ -242,6 +267,72 @@ def _fixed_patterns(
         if best.objective <= relaxation.objective + tol:
             break
     return (None if best is None else replace(best, solve_ms=spent)), spent
+
+
+def _patterns(
+    problem: CanonicalProblem,
+    relaxation: SolveResult,
+    rounder: Rounder,
+    searched: Iterator[np.ndarray],
+    start: np.ndarray | None,
+) -> Iterator[np.ndarray]:
+    """Candidate points of step 3, in the order tried, each made only when asked for: the
+    repair rules, the ``searched`` points after the first, then ``start``."""
+    integer = problem.integrality
+    first = round_relaxed(problem, relaxation.x, integer, rounder, REPAIRS[0])[0]
+    yield first
+    yield from searched
+    for repair in REPAIRS[1:]:
+        yield round_relaxed(problem, relaxation.x, integer, rounder, repair)[0]
+    if start is not None:  # tried last (measured: first costs more than it saves, see
+        # docs/optimizer.md); where it says nothing, the first rule's values
+        known = integer & np.isfinite(start)
+        yield np.where(known, start, first)
+
+
+def _searched(
+    session: SolverSession,
+    problem: CanonicalProblem,
+    clock: _Clock,
+    relaxed: tuple[SolveResult, float],
+    *,
+    rounder: Rounder,
+    search: Search,
+) -> Iterator[np.ndarray]:
+    """Points with the devices' searches' columns (heat-pump runs against the relaxation's
+    marginal prices) fixed, the other integer columns by the repair rules applied to the LP
+    re-solved around those: the rules then round a relaxation that already fits the runs.
+    Nothing when the re-solve alone is beyond the gap (no rounding could be within it)."""
+    relaxation, tol = relaxed
+    if relaxation.row_dual is None:
+        return
+    integer = problem.integrality
+    point = relaxation.x.copy()
+    owned = search(point, relaxation.row_dual)
+    lower, upper = _fixed_bounds(problem, point, owned)
+    try:
+        around = session.solve(lower, upper, np.zeros_like(integer), clock.left())
+    except SolverError:
+        return
+    if around.objective > relaxation.objective + tol:
+        return
+    first = None
+    for repair in REPAIRS:
+        cand = round_relaxed(problem, around.x, integer, rounder, repair)[0]
+        cand[owned] = point[owned]
+        first = cand if first is None else first
+        yield cand
+    # once more, the searches priced with the other integer columns fixed as rounded
+    assert first is not None
+    lower, upper = _fixed_bounds(problem, first, integer & ~owned)
+    try:
+        rest = session.solve(lower, upper, np.zeros_like(integer), clock.left())
+    except SolverError:
+        return
+    if rest.row_dual is not None:
+        again = first.copy()
+        search(again, rest.row_dual)
+        yield again
 
 
 def _fixed_bounds(

@@ -15,7 +15,7 @@ from optimizer.devices.grid import effective_prices
 from optimizer.devices.heatpump import cop, initial_temp_c
 from optimizer.formulate import Formulation, formulate
 from optimizer.lazy import solve_lazily
-from optimizer.model import CanonicalProblem
+from optimizer.model import Block, CanonicalProblem
 from optimizer.problem import Problem
 from optimizer.solvers import SolveOptions, Solver, SolveResult, SolveStatus, get_solver
 
@@ -114,6 +114,8 @@ class Plan:
     summary: PlanSummary
     #: the integer columns of the solution, per-slot blocks by name (a start for the next cycle)
     pattern: Mapping[str, np.ndarray] = field(default_factory=dict)
+    #: the LP relaxation's basis and the model's blocks (a start for the next cycle's LP)
+    basis: tuple[object, tuple[Block, ...], tuple[Block, ...]] | None = None
 
     def setpoints(self, slot: int = 0) -> Setpoints:
         """Setpoints of slot ``slot`` (0 = the current slot)."""
@@ -140,9 +142,9 @@ def optimize(problem: Problem, solver: str = "highs", previous: Plan | None = No
     solver : str
         A registered backend: ``highs`` (default) or ``pulp`` / ``pulp:<PuLP solver>``.
     previous : Plan, optional
-        The previous cycle's plan of the same site: its on/off pattern, shifted to this
-        plan's start, is tried first as a fixed pattern (a warm start; never changes the
-        result beyond the gap).
+        The previous cycle's plan of the same site: its LP basis, shifted to this plan's
+        start, starts the relaxation, and its on/off pattern, shifted likewise, is tried as
+        a fixed pattern (warm starts; they never change the result beyond the gap).
 
     Returns
     -------
@@ -158,6 +160,9 @@ def optimize(problem: Problem, solver: str = "highs", previous: Plan | None = No
     formulation = formulate(problem)
     build_ms = (time.perf_counter() - t0) * 1e3
     start = None if previous is None else shifted_pattern(previous, problem, formulation.problem)
+    if previous is not None:
+        basis = shifted_basis(backend, previous, problem, formulation.problem)
+        options = replace(options, basis=basis)
     result, imposed = _solve(backend, formulation, options, start)
     both = simultaneous_battery_slots(formulation.problem, result.x)
     if len(both):
@@ -166,12 +171,18 @@ def optimize(problem: Problem, solver: str = "highs", previous: Plan | None = No
         formulation = formulate(problem, extra_burn_slots=both)
         build_ms += (time.perf_counter() - t1) * 1e3
         left = max(tuning.time_limit_s - (time.perf_counter() - t0), 0.05)
-        again, imposed = _solve(backend, formulation, replace(options, time_limit_s=left))
+        again, imposed = _solve(
+            backend, formulation, replace(options, time_limit_s=left, basis=None)
+        )
         result = replace(again, solve_ms=again.solve_ms + result.solve_ms)
     canonical = formulation.problem
     slots = read_slots(problem, canonical, result.x)
     summary = summarize(problem, canonical, result, slots, (build_ms, imposed))
-    return Plan(problem, slots, summary, integer_pattern(canonical, result.x, problem.inputs.n))
+    pattern = integer_pattern(canonical, result.x, problem.inputs.n)
+    basis = None
+    if result.basis is not None:
+        basis = (result.basis, canonical.variables, canonical.constraints)
+    return Plan(problem, slots, summary, pattern, basis)
 
 
 def _solve(
@@ -182,8 +193,15 @@ def _solve(
 ) -> tuple[SolveResult, int]:
     """Solve within the gap; report objective, bound and gap without the tie-break."""
     slack = formulation.tiebreak_max_eur
+    search = formulation.search if formulation.searches else None
     result, imposed = solve_lazily(
-        backend, formulation.problem, options, formulation.round, slack=slack, start=start
+        backend,
+        formulation.problem,
+        options,
+        formulation.round,
+        slack=slack,
+        start=start,
+        search=search,
     )
     if not len(formulation.tiebreak):
         return result, imposed
@@ -221,6 +239,24 @@ def shifted_pattern(
         filled = np.concatenate((moved, np.full(block.size - len(moved), moved[-1])))
         start[block.slice] = filled
     return start
+
+
+def shifted_basis(
+    backend: Solver, previous: Plan, problem: Problem, canonical: CanonicalProblem
+) -> object | None:
+    """``previous``'s LP basis moved to ``problem``'s start, where the backend can shift one
+    and the model has the same blocks (else ``None``: a cold start)."""
+    shift_basis = getattr(backend, "shift_basis", None)
+    if previous.basis is None or shift_basis is None:
+        return None
+    basis, variables, constraints = previous.basis
+    if variables != canonical.variables or constraints != canonical.constraints:
+        return None
+    index, old = problem.inputs.index, previous.problem.inputs.index
+    shift = int((index[0] - old[0]) / check_index(index))
+    if not 0 <= shift < problem.inputs.n:
+        return None
+    return shift_basis(basis, canonical, problem.inputs.n, shift)
 
 
 def simultaneous_battery_slots(canonical: CanonicalProblem, x: np.ndarray) -> np.ndarray:

@@ -181,6 +181,15 @@ class TelemetryStore(Protocol):
         """The most recently created plan of a site, or ``None``."""
         ...
 
+    def plans_since(self, cursor: int | None) -> tuple[int, list[str]]:
+        """The sites with a plan saved after ``cursor`` and the cursor to pass next time.
+
+        ``None`` returns the current cursor and no sites. The cursor orders saves, not
+        ``created_at``: a process that caches plans (the API) asks every second and forgets
+        the plans saved by another process (the control loop).
+        """
+        ...
+
     def save_setpoints(self, site_id: str, sent: Sequence[Setpoint]) -> None:
         """Record setpoints as sent to the box."""
         ...

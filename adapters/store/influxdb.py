@@ -281,6 +281,10 @@ class InfluxStore:
         """The site's newest plan (from SQLite)."""
         return self._relational.latest_plan(site_id)
 
+    def plans_since(self, cursor: int | None) -> tuple[int, list[str]]:
+        """Sites with a plan saved after ``cursor`` (from SQLite)."""
+        return self._relational.plans_since(cursor)
+
     def save_setpoints(self, site_id: str, sent: Sequence[Setpoint]) -> None:
         """Record sent setpoints (SQLite)."""
         self._relational.save_setpoints(site_id, sent)

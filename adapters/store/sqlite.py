@@ -272,8 +272,9 @@ class SqliteStore:
         plan.slots.to_parquet(buffer)
         with self._transaction() as conn:
             conn.execute(
-                "INSERT INTO plans VALUES (?, ?, ?, ?, ?) ON CONFLICT (site, created_at) DO UPDATE "
-                "SET summary = excluded.summary, inputs = excluded.inputs, slots = excluded.slots",
+                # REPLACE, not an upsert: a saved-again plan gets a new rowid, which is the
+                # cursor of plans_since
+                "INSERT OR REPLACE INTO plans VALUES (?, ?, ?, ?, ?)",
                 (
                     plan.site_id,
                     to_ms(plan.created_at),
@@ -300,6 +301,16 @@ class SqliteStore:
             summary=PlanSummary.model_validate_json(summary),
             inputs_versions=json.loads(inputs),
         )
+
+    def plans_since(self, cursor: int | None) -> tuple[int, list[str]]:
+        """Sites with a plan saved after ``cursor`` (a rowid: SQLite has one writer at a time,
+        so rowids are committed in order) and the newest rowid."""
+        if cursor is None:
+            return int(self._read("SELECT coalesce(max(rowid), 0) FROM plans", ())[0][0]), []
+        rows = self._read("SELECT site, rowid FROM plans WHERE rowid > ? ORDER BY rowid", (cursor,))
+        if not rows:
+            return cursor, []
+        return int(rows[-1][1]), sorted({str(site) for site, _ in rows})
 
     def save_setpoints(self, site_id: str, sent: Sequence[Setpoint]) -> None:
         """Record the values sent to the box (kW, SG-Ready code, ... as in ``quantity``)."""

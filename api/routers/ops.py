@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
 from fastapi import APIRouter, Depends, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 
 import core
 from api.deps import ServicesDep, public
 from api.schemas import Health
+
+#: The environment variable that puts prometheus_client into multi-process mode.
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 router = APIRouter(tags=["ops"], dependencies=[Depends(public)])
 
@@ -34,5 +39,14 @@ def healthz(services: ServicesDep) -> Health:
     responses={200: {"description": "Prometheus text format", "content": {"text/plain": {}}}},
 )
 def metrics(services: ServicesDep) -> Response:
-    """Request counts and latency histograms per route and status, Prometheus text format."""
-    return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    """Request counts and latency histograms per route and status, Prometheus text format.
+
+    Under ``hbopt serve --workers N`` the counts are every worker's together, whichever answers.
+    """
+    registry = services.metrics.registry
+    if os.environ.get(MULTIPROCESS_DIR):
+        # prometheus_client's multi-process mode: each worker's values are in files in that
+        # directory (chosen by the parent before the workers started), summed here
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from optimizer.model import Block, Coeffs, ModelBuilder, diag
+from optimizer.model import Block, CanonicalProblem, Coeffs, ModelBuilder, diag
 from optimizer.problem import Problem
 
 #: Sets the relaxed (``relaxed[j]`` true) integer columns of a candidate point from its
@@ -18,6 +18,11 @@ Rounder = Callable[[np.ndarray, np.ndarray, float | None], None]
 #: The ``repair`` rule that keeps a device's relaxed energy: of the slots it runs below its
 #: minimum, switch on as many as that energy fills at the minimum, largest relaxed power first.
 CONSERVE = -1.0
+#: Sets a device's integer columns of a candidate point (in place) from the LP relaxation's
+#: row duals, by a search of its own (e.g. a heat pump's runs against the marginal prices),
+#: and returns which columns it set: ``search(problem, x, row_dual) -> bool per column``.
+#: See :mod:`optimizer.lazy`.
+Search = Callable[[CanonicalProblem, np.ndarray, np.ndarray], np.ndarray]
 
 
 @dataclass
@@ -47,6 +52,7 @@ class Context:
     #: battery charge and discharge could pay there, so those slots get a binary.
     burn_slots: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     rounders: list[Rounder] = field(default_factory=list)
+    searches: list[Search] = field(default_factory=list)
 
     @property
     def n(self) -> int:

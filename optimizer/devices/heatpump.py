@@ -10,8 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from optimizer.config import HeatPump
-from optimizer.devices.context import CONSERVE, Context, Rounder
-from optimizer.model import Block, diag, lag, pick
+from optimizer.devices.context import CONSERVE, Context, Rounder, Search
+from optimizer.devices.runs import StoreModel, best_runs
+from optimizer.model import Block, CanonicalProblem, diag, lag, pick
 from optimizer.problem import Problem
 
 
@@ -87,6 +88,7 @@ def _add_on_off(ctx: Context, hp: HeatPump, p: Block) -> None:
     m.rows(f"{hp.name}-power_min", [(p, diag(n)), (on, diag(n, -hp.min_kw))], lb=0.0)
     k = hp.min_run_slots
     ctx.rounders.append(_on_rounder(hp, p, on))
+    ctx.searches.append(run_search(ctx, hp))
     if k <= 1:
         return
     # start_t >= on_t - on_{t-1}; the heat pump is taken as off before the horizon.
@@ -105,6 +107,57 @@ def _add_on_off(ctx: Context, hp: HeatPump, p: Block) -> None:
         [(start, pick(rows[keep], cols[keep])), (on, diag(n, -1.0))],
         ub=0.0,
     )
+
+
+def store_model(ctx: Context, hp: HeatPump, canonical: CanonicalProblem) -> StoreModel:
+    """``hp`` and its store as :func:`optimizer.devices.runs.best_runs` takes them; the costs
+    of temperature and comfort slacks read from ``canonical`` (end value, penalties)."""
+    inputs, dt = ctx.problem.inputs, ctx.dt_h
+    assert inputs.t_out_c is not None
+    cap, loss = hp.capacity_kwh_per_k, hp.loss_kw_per_k
+    demand = inputs.heat_demand_kw.get(hp.name, np.zeros(ctx.n))
+    cost = canonical.cost
+    low = float(cost[canonical.variable(f"{hp.name}-comfort_low").slice][0])
+    high = float(cost[canonical.variable(f"{hp.name}-comfort_high").slice][0])
+    return StoreModel(
+        a=1.0 - dt * loss / cap,
+        b=dt * cop(hp, inputs.t_out_c) / cap,
+        c=dt * (loss * np.asarray(inputs.t_out_c) - demand) / cap,
+        t0_c=initial_temp_c(ctx.problem, hp),
+        band_c=(hp.comfort_min_c, hp.comfort_max_c),
+        penalty_eur_per_k=(low, high),
+        temp_cost_eur_per_k=cost[canonical.variable(f"{hp.name}-temp").slice],
+        power_kw=(hp.min_kw, hp.max_kw),
+        min_run_slots=hp.min_run_slots,
+    )
+
+
+def run_search(ctx: Context, hp: HeatPump) -> Search:
+    """Search for ``hp``'s on/off columns: the runs :func:`~optimizer.devices.runs.best_runs`
+    finds against the relaxation's marginal prices of its power.
+
+    The price of one kW in slot ``t`` is the power column's cost minus what the rows outside
+    the heat pump's own (the site's balance, a dimming cap, a solar-only wallbox) charge for
+    it at the row duals: the Lagrangian price, at which the relaxed heat pump's plan is
+    optimal for it alone.
+    """
+    own = (f"{hp.name}-heat_balance", f"{hp.name}-power_max", f"{hp.name}-power_min")
+
+    def apply(canonical: CanonicalProblem, x: np.ndarray, row_dual: np.ndarray) -> np.ndarray:
+        power = canonical.variable(f"{hp.name}-power").slice
+        mask = np.ones(canonical.num_rows)
+        for block in canonical.constraints:
+            if block.name in own:
+                mask[block.slice] = 0.0
+        price = canonical.cost[power] - canonical.A[:, power].T @ (row_dual * mask)
+        runs = best_runs(store_model(ctx, hp, canonical), price)
+        on = canonical.variable(f"{hp.name}-on").slice
+        x[on] = runs * 1.0
+        owned = np.zeros(canonical.num_cols, dtype=bool)
+        owned[on] = True
+        return owned
+
+    return apply
 
 
 def _on_rounder(hp: HeatPump, power: Block, on: Block) -> Rounder:

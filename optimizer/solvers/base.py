@@ -33,6 +33,9 @@ class SolveOptions:
     time_limit_s: float = 10.0
     threads: int = 1
     start: np.ndarray | None = None
+    #: a backend's LP basis to start an LP from (HiGHS: ``highspy.HighsBasis``), e.g. the
+    #: previous cycle's shifted by a slot; ignored by backends without one
+    basis: object | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,10 @@ class SolveResult:
     stage: str = ""
     #: The plan's gross value, the denominator of the relative gap [EUR]
     gross: float = 0.0
+    #: Row duals of an LP solve where the backend gives them (d objective / d row bound)
+    row_dual: np.ndarray | None = None
+    #: The LP relaxation's basis where the backend gives one (a start for the next cycle)
+    basis: object | None = None
 
 
 class SolverError(RuntimeError):

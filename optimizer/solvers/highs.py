@@ -100,7 +100,8 @@ def _run(h: highspy.Highs, threads: int) -> None:
 
 def _result(h: highspy.Highs, num_cols: int, integer: bool, solve_ms: float) -> SolveResult:
     status = _STATUS.get(h.getModelStatus(), SolveStatus.ERROR)
-    x = np.asarray(h.getSolution().col_value, dtype=float)
+    solution = h.getSolution()
+    x = np.asarray(solution.col_value, dtype=float)
     if status in (SolveStatus.INFEASIBLE, SolveStatus.ERROR) or len(x) != num_cols:
         raise SolverError(f"HiGHS: {h.modelStatusToString(h.getModelStatus())}")
     info = h.getInfo()
@@ -112,7 +113,10 @@ def _result(h: highspy.Highs, num_cols: int, integer: bool, solve_ms: float) -> 
     bound = float(info.mip_dual_bound) if integer else objective
     if not np.isfinite(bound):
         bound = float("-inf")
-    return SolveResult(status, x, objective, gap, solve_ms, "highs", bound=bound)
+    duals = None
+    if not integer and solution.dual_valid:
+        duals = np.asarray(solution.row_dual, dtype=float)
+    return SolveResult(status, x, objective, gap, solve_ms, "highs", bound=bound, row_dual=duals)
 
 
 class HighsSession:
@@ -124,6 +128,8 @@ class HighsSession:
         self._h: highspy.Highs | None = None
         self._integer = np.zeros(problem.num_cols, dtype=bool)
         self._cols = np.arange(problem.num_cols, dtype=np.int32)
+        #: the basis of the session's first LP solve (the relaxation), for the next cycle
+        self.relaxation_basis: LpBasis | None = None
 
     def solve(
         self,
@@ -148,19 +154,62 @@ class HighsSession:
         if (integrality != self._integer).any():
             h.changeColsIntegrality(n, self._cols, integrality.astype(np.uint8))
             self._integer = integrality.copy()
+        if isinstance(options.basis, LpBasis) and not integrality.any():
+            h.setBasis(options.basis.basis)  # an inconsistent one is refused: a cold start
         if options.start is not None and integrality.any():
             start = highspy.HighsSolution()
             start.col_value = np.clip(options.start, lower, upper)
             start.value_valid = True
             h.setSolution(start)
         _run(h, options.threads)
-        return _result(h, n, bool(integrality.any()), (time.perf_counter() - t0) * 1e3)
+        result = _result(h, n, bool(integrality.any()), (time.perf_counter() - t0) * 1e3)
+        if self.relaxation_basis is None and not integrality.any():
+            self.relaxation_basis = LpBasis(h.getBasis())
+        return result
+
+
+class LpBasis:
+    """A HiGHS basis that pickles (a plan crosses process boundaries in the fleet): the
+    statuses become plain ints only when pickled, not on every solve."""
+
+    def __init__(self, basis: highspy.HighsBasis) -> None:
+        self.basis = basis
+
+    def __getstate__(self) -> tuple[list[int], list[int]]:
+        b = self.basis
+        return [int(v) for v in b.col_status], [int(v) for v in b.row_status]
+
+    def __setstate__(self, state: tuple[list[int], list[int]]) -> None:
+        basis = highspy.HighsBasis()
+        basis.col_status = [highspy.HighsBasisStatus(v) for v in state[0]]
+        basis.row_status = [highspy.HighsBasisStatus(v) for v in state[1]]
+        basis.valid = True
+        self.basis = basis
+
+
+def shift_basis(basis: LpBasis, problem: CanonicalProblem, n: int, shift: int) -> LpBasis:
+    """``basis`` of the same model ``shift`` slots earlier, moved to this one's start: every
+    per-slot block (``n`` entries) loses its first ``shift`` statuses and repeats its last.
+
+    The previous cycle solved almost the same LP; its basis, shifted, is nearly optimal
+    (measured: 0-1 simplex iterations instead of ~600 at 96 slots, docs/optimizer.md)."""
+    status = [list(basis.basis.col_status), list(basis.basis.row_status)]
+    for blocks, part in zip((problem.variables, problem.constraints), status, strict=True):
+        for b in blocks:
+            if b.size == n:
+                seg = part[b.start + shift : b.start + n]
+                part[b.start : b.start + n] = seg + seg[-1:] * shift
+    moved = highspy.HighsBasis()
+    moved.col_status, moved.row_status = status
+    moved.valid = True
+    return LpBasis(moved)
 
 
 class HighsSolver:
     """The default backend."""
 
     name = "highs"
+    shift_basis = staticmethod(shift_basis)
 
     def session(self, problem: CanonicalProblem) -> HighsSession:
         return HighsSession(problem)

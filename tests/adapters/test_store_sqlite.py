@@ -182,6 +182,26 @@ def test_latest_plan_round_trips_exactly(sqlite_store: TelemetryStore) -> None:
     assert dict(got.inputs_versions) == {"prices": "2024-06-10T11:00Z", "config": "v3"}
 
 
+def test_plans_since_names_each_site_saved_after_the_cursor(tmp_path: Path) -> None:
+    settings = StoreSettings(data_dir=tmp_path)
+    writer, reader = make_store(settings, fixed_clock()), make_store(settings, fixed_clock())
+    writer.save_plan(make_plan("a", 3, 1.0))
+    cursor, sites = reader.plans_since(None)
+    assert sites == []
+    # another connection (the control process) saves: an older plan of b, two of a, and a
+    # plan of a again under the same created_at (replaced in place)
+    writer.save_plan(make_plan("b", 5, 1.0))
+    writer.save_plan(make_plan("a", 2, 1.0))
+    cursor, sites = reader.plans_since(cursor)
+    assert sites == ["a", "b"]
+    assert reader.plans_since(cursor) == (cursor, [])
+    writer.save_plan(make_plan("a", 2, 2.0))
+    cursor, sites = reader.plans_since(cursor)
+    assert sites == ["a"]
+    writer.close()
+    reader.close()
+
+
 def test_plan_with_naive_index_is_refused() -> None:
     plan = make_plan("s", 1, 1.0)
     with pytest.raises(ValueError, match="naive"):

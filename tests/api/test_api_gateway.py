@@ -3,13 +3,14 @@ the app's live view, plan and export built on the same store."""
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from datetime import timedelta
 from typing import Any
 
 import pandas as pd
 
-from adapters.store import Plan, PlanSummary
+from adapters.store import Plan, PlanSummary, StoreSettings, make_store
 from tests.api.conftest import World
 
 
@@ -125,6 +126,26 @@ def test_schedule_etag_gives_304_until_plan_or_slot_changes(world: World) -> Non
     )
     assert fresh.status_code == 200
     assert pd.Timestamp(fresh.json()["plan_created_at"]) == pd.Timestamp(newer.created_at)
+
+
+def test_a_plan_stored_by_another_process_reaches_the_box_after_the_watch(world: World) -> None:
+    client, box, services = world.api.client, world.headers("box"), world.api.services
+    first = _save_plan(world)
+    assert client.get("/v1/gateway/schedule", headers=box).status_code == 200  # now cached
+    # the control process stores a new plan on its own connection; this process is not told
+    control = make_store(
+        StoreSettings(data_dir=services.settings.telemetry_path.parent,
+                      sqlite_file=services.settings.telemetry_path.name),
+        world.api.clock,
+    )  # fmt: skip
+    newer = dataclasses.replace(first, created_at=first.created_at + timedelta(minutes=4))
+    control.save_plan(newer)
+    control.close()
+    stale = client.get("/v1/gateway/schedule", headers=box).json()["plan_created_at"]
+    assert pd.Timestamp(stale) == pd.Timestamp(first.created_at)  # the cache, until the watch
+    assert services.plan_cache.watch(services.store()) == [world.site_a]
+    fresh = client.get("/v1/gateway/schedule", headers=box).json()["plan_created_at"]
+    assert pd.Timestamp(fresh) == pd.Timestamp(newer.created_at)
 
 
 def test_plan_view_for_site_viewers(world: World) -> None:

@@ -1,6 +1,7 @@
 """The relax / round / fix / branch sequence: repair rules that keep a fixed pattern feasible,
 the early tie-break, one gap definition, the plan-wide time limit, HiGHS's thread pool."""
 
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -24,6 +25,7 @@ from optimizer.devices.context import CONSERVE
 from optimizer.devices.heatpump import duty_cycle, stretch_runs
 from optimizer.formulate import formulate
 from optimizer.lazy import _fixed_bounds, round_relaxed, solve_lazily
+from optimizer.plan import shifted_basis
 from optimizer.solvers.base import SolveOptions, SolverError
 from optimizer.solvers.highs import HighsSession, HighsSolver
 from tests.optimizer.helpers import assert_balance, at, inputs
@@ -266,3 +268,37 @@ def _cut(full, k):  # type: ignore[no-untyped-def]
     """Fields of ``full`` for the 48 slots from slot ``k``."""
     names = ("index", "import_eur_per_kwh", "export_eur_per_kwh", "pv_kw", "load_kw")
     return {name: getattr(full, name)[k : k + 48] for name in names}
+
+
+def test_previous_cycles_basis_shifted_a_slot_starts_the_relaxation_near_its_optimum() -> None:
+    # The cycle before solved the same LP one slot earlier: its basis, every per-slot block
+    # moved by a slot, is accepted by HiGHS and leaves few simplex iterations of the ~100s a
+    # cold start takes; the warm plan is the cold one within the gap.
+    wb = Wallbox(switch_phases=True)
+    site = Site(pv=None, battery=Battery(capacity_kwh=10), wallboxes=(wb,))
+    prices = 0.2 + 0.1 * np.sin(np.arange(49) / 4)
+    session = EVSession(capacity_kwh=80, energy_kwh=10, target_kwh=40, departure=at(48, 30))
+    full = inputs(prices, step_min=30, load=0.4)
+    plan = optimize(Problem(site, replace(full, **_cut(full, 0)), State(0.5, {}, (session,))))
+    assert plan.basis is not None
+    plan = pickle.loads(pickle.dumps(plan))  # plans cross process boundaries in the fleet
+    later = Problem(site, replace(full, **_cut(full, 1)), State(0.5, {}, (session,)))
+    canonical = formulate(later).problem
+    basis = shifted_basis(HighsSolver(), plan, later, canonical)
+    assert basis is not None
+    iterations = []
+    for start in (None, basis):
+        session_ = HighsSession(canonical)
+        relaxed = np.zeros(canonical.num_cols, dtype=bool)
+        options = SolveOptions(basis=start)
+        session_.solve(canonical.col_lower, canonical.col_upper, relaxed, options)
+        assert session_._h is not None
+        iterations.append(session_._h.getInfo().simplex_iteration_count)
+    assert iterations[0] > 50 and iterations[1] < iterations[0] / 4
+    cold, warm = optimize(later), optimize(later, previous=plan)
+    assert warm.summary.status == cold.summary.status == "optimal"
+    tolerance = 0.01 + max(
+        cold.summary.objective_eur - cold.summary.bound_eur,
+        warm.summary.objective_eur - warm.summary.bound_eur,
+    )
+    assert abs(warm.summary.objective_eur - cold.summary.objective_eur) <= tolerance

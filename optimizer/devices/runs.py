@@ -1,0 +1,194 @@
+"""On/off runs of one heat pump by dynamic programming against given electricity prices.
+
+The relaxation lets a heat pump trickle at a fraction of its minimum power for hours (holding
+the store at the bottom of its comfort band), which no integer plan can do. Rounding that
+trickle into runs by rules misses when a run's heat is more than the store can take (summer
+days, a store near the top of its band) or when the runs should wait for cheaper slots. This
+module decides the runs for the heat pump on its own, given a price per slot (the LP's
+marginal prices, see :func:`optimizer.devices.heatpump.run_search`); the LP re-solve with the
+pattern fixed then sets the powers and proves the result against the bound.
+
+The store is one thermal node, ``T_t = a T_{t-1} + b_t P_t + c_t``. Write ``T_t = D_t + h_t``
+with ``D`` the store's drift with the heat pump off and ``h`` the heat added, decaying by
+``a`` per slot. The state is ``u_t = h_t / a^t`` on a grid: off, it stays where it is (no
+interpolation error piles up over the slots); a run adds ``b_t P_t / a^t``, any grid point
+in the reach of [min, max] power. The other part of the state is how many slots the current
+run has lasted (capped at the minimum run).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.ndimage import minimum_filter1d
+
+#: Grid step of the added heat ``u`` [K]: a minimum run of 1 kW for 1 h heats a 10 kWh/K store
+#: by ~0.35 K.
+GRID_STEP_K = 0.02
+#: The grid of each slot covers the comfort band and this much beyond [K].
+GRID_MARGIN_K = 1.0
+#: Most grid points per slot: over a long horizon ``a^t`` shrinks and the grid of the last
+#: slots would grow (a week of 15-minute slots: ``a^672 ~ 0.08``), so the step is coarsened.
+MAX_CELLS = 800
+#: Value of a state outside the grid's top (hotter than the band plus the margin) [EUR].
+TOO_HOT_EUR = 1e6
+
+
+@dataclass(frozen=True)
+class StoreModel:
+    """A heat pump and its store over the horizon, in the DP's terms.
+
+    Attributes
+    ----------
+    a : float
+        Share of the store's temperature kept over one slot (``1 - dt H / C``) [-].
+    b : np.ndarray
+        Temperature rise per kW of electric power over slot ``t`` (``dt COP_t / C``) [K/kW].
+    c : np.ndarray
+        Temperature change over slot ``t`` from outdoor gains and demand [K].
+    t0_c : float
+        Store temperature now [degC].
+    band_c : tuple[float, float]
+        Comfort band [degC].
+    penalty_eur_per_k : tuple[float, float]
+        Cost per kelvin below / above the band at the end of a slot [EUR/K].
+    temp_cost_eur_per_k : np.ndarray
+        Cost per kelvin of the temperature at the end of slot ``t`` (the end value) [EUR/K].
+    power_kw : tuple[float, float]
+        Minimum and maximum electric power while running [kW].
+    min_run_slots : int
+        Minimum run length [slots]; the heat pump is off before the horizon.
+    """
+
+    a: float
+    b: np.ndarray
+    c: np.ndarray
+    t0_c: float
+    band_c: tuple[float, float]
+    penalty_eur_per_k: tuple[float, float]
+    temp_cost_eur_per_k: np.ndarray
+    power_kw: tuple[float, float]
+    min_run_slots: int
+
+
+def best_runs(store: StoreModel, price_eur_per_kw: np.ndarray) -> np.ndarray:
+    """On/off per slot of the cheapest plan of ``store`` alone at ``price_eur_per_kw``.
+
+    Parameters
+    ----------
+    store : StoreModel
+        The heat pump and its store.
+    price_eur_per_kw : np.ndarray
+        Cost of one kW of electric power over slot ``t`` (price x slot length) [EUR/kW].
+
+    Returns
+    -------
+    np.ndarray
+        bool per slot; every run at least ``min_run_slots`` long (one cut by the horizon's
+        end excepted).
+    """
+    grid = _Grid.of(store, np.asarray(price_eur_per_kw, dtype=float))
+    n, size = grid.landing.shape
+    values = np.zeros((n + 1, grid.runs + 1, size))
+    for t in range(n - 1, -1, -1):
+        values[t] = _backward_step(grid, t, values[t + 1])
+    return _forward(grid, values)
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """Per slot ``t``: the grid's first index after the slot (all have ``size`` points), the
+    cost of ending the slot at each (comfort penalties and end value) [EUR], the grid steps a
+    run can add (at least ``lo``, at most ``hi``) and the cost of one step of heat [EUR]."""
+
+    first: np.ndarray
+    landing: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    step_eur: np.ndarray
+    runs: int
+
+    @classmethod
+    def of(cls, store: StoreModel, price: np.ndarray) -> _Grid:
+        n = len(price)
+        drift = np.empty(n)
+        temp = store.t0_c
+        for t in range(n):  # a recurrence: D_t depends on D_{t-1}
+            temp = store.a * temp + store.c[t]
+            drift[t] = temp
+        span = store.band_c[1] - store.band_c[0] + 2 * GRID_MARGIN_K
+        step = max(GRID_STEP_K, span / (MAX_CELLS * store.a ** (n - 1)))
+        kelvin = store.a ** np.arange(n) * step  # per grid step after slot t
+        lo = np.ceil(store.b * store.power_kw[0] / kelvin - 1e-9).astype(np.int64)
+        hi = np.maximum(np.floor(store.b * store.power_kw[1] / kelvin + 1e-9), lo)
+        reach = np.cumsum(hi).astype(np.int64)
+        first = np.floor((store.band_c[0] - GRID_MARGIN_K - drift) / kelvin).astype(np.int64)
+        first = np.clip(first, 0, np.maximum(reach - 1, 0))
+        last = np.ceil((store.band_c[1] + GRID_MARGIN_K - drift) / kelvin).astype(np.int64)
+        size = int(np.max(np.maximum(last, first + hi + 1) - first)) + 1
+        temps = drift[:, None] + kelvin[:, None] * (first[:, None] + np.arange(size))
+        low, high = store.penalty_eur_per_k
+        landing = (
+            low * np.maximum(store.band_c[0] - temps, 0.0)
+            + high * np.maximum(temps - store.band_c[1], 0.0)
+            + store.temp_cost_eur_per_k[:, None] * temps
+        )
+        step_eur = price * kelvin / store.b
+        runs = max(store.min_run_slots, 1)
+        return cls(first, landing, lo, hi.astype(np.int64), step_eur, runs)
+
+    def start(self, t: int) -> np.ndarray:
+        """Grid indices before slot ``t`` (the start: index 0)."""
+        if t == 0:
+            return np.zeros(1, dtype=np.int64)
+        return self.first[t - 1] + np.arange(self.landing.shape[1])
+
+
+def _backward_step(grid: _Grid, t: int, after: np.ndarray) -> np.ndarray:
+    """Value to go before slot ``t`` per run state (rows: 0 off, k = ran k slots, capped at
+    the minimum run) and grid index before it; ``after`` is that of slot ``t + 1``."""
+    f = grid.landing[t] + after  # value of ending slot t at each grid index
+    start = grid.start(t)
+    g = f[1:] + grid.step_eur[t] * np.arange(f.shape[1])  # into run states 1 .. k
+    width = int(grid.hi[t] - grid.lo[t]) + 1
+    window = minimum_filter1d(g, width, axis=1, origin=-(width // 2), mode="nearest")
+    pos = start + grid.lo[t] - grid.first[t]
+    heat = grid.step_eur[t] * (start - grid.first[t])
+    runs = np.take(_pad(window), pos, axis=1, mode="clip") - heat
+    off = np.take(_pad(f[0]), start - grid.first[t], mode="clip")
+    values = runs[np.minimum(np.arange(grid.runs + 1), grid.runs - 1)]
+    values[0] = np.minimum(values[0], off)
+    values[-1] = np.minimum(values[-1], off)
+    if t == 0:  # one start point: keep the shape
+        values = np.broadcast_to(values[:, :1], (*values.shape[:1], f.shape[1])).copy()
+    return values
+
+
+def _pad(f: np.ndarray) -> np.ndarray:
+    """``f`` with a last column of :data:`TOO_HOT_EUR`: indices clipped into it beyond the
+    grid's top count as too hot, below its bottom as the bottom (a colder store only costs
+    more, so this is optimistic)."""
+    return np.concatenate((f, np.full((*f.shape[:-1], 1), TOO_HOT_EUR)), axis=-1)
+
+
+def _forward(grid: _Grid, values: np.ndarray) -> np.ndarray:
+    """Follow the cheapest decisions from the start, heat pump off; ``values[t]`` is the
+    value to go before slot ``t``."""
+    n, size = grid.landing.shape
+    on = np.zeros(n, dtype=bool)
+    state, at = 0, 0
+    for t in range(n):
+        f = _pad(grid.landing[t] + values[t + 1])
+        first = int(grid.first[t])
+        run_to = min(state + 1, grid.runs)
+        lands = np.arange(at + grid.lo[t], at + grid.hi[t] + 1)
+        pos = np.clip(lands - first, 0, size)
+        costs = f[run_to, pos] + grid.step_eur[t] * (lands - at)
+        best = int(np.argmin(costs))
+        stay = float(f[0, min(max(at - first, 0), size)])
+        if state in (0, grid.runs) and stay <= costs[best]:
+            state = 0
+        else:
+            state, at, on[t] = run_to, max(int(lands[best]), first), True
+    return on

@@ -1,0 +1,148 @@
+"""Heat-pump runs with a minimum power and run time: the DP against the LP's marginal prices
+(:mod:`optimizer.devices.runs`) and the plans it lets end in the rule stage."""
+
+import itertools
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from scipy.optimize import linprog
+
+from optimizer import EVSession, HeatPump, Problem, Tuning, Wallbox, optimize
+from optimizer.devices.runs import StoreModel, best_runs
+from scheduler.scenario import Home, scenario_problem
+from tests.optimizer.helpers import assert_balance
+
+
+def _store(n: int = 8, **changes: object) -> StoreModel:
+    """``n`` slots; a 1-3 kW heat pump adds 0.075 K per kW and slot (e.g. 15 min, COP 3,
+    10 kWh/K); no losses; runs of at least 4 slots."""
+    base = StoreModel(
+        a=1.0,
+        b=np.full(n, 0.075),
+        c=np.zeros(n),
+        t0_c=21.0,
+        band_c=(20.0, 23.0),
+        penalty_eur_per_k=(5.0, 0.5),
+        temp_cost_eur_per_k=np.zeros(n),
+        power_kw=(1.0, 3.0),
+        min_run_slots=4,
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def _pattern_cost(store: StoreModel, price: np.ndarray, on: np.ndarray) -> float:
+    """Cheapest cost of ``store`` with the on/off pattern ``on`` fixed: an LP over power,
+    temperature and comfort slacks (scipy's HiGHS), independent of the DP [EUR]."""
+    n = len(price)
+    eye, lag = sp.identity(n), sp.eye(n, k=-1)
+    zero = sp.csr_array((n, n))
+    low, high = store.penalty_eur_per_k
+    cost = np.concatenate((price, store.temp_cost_eur_per_k, np.full(n, low), np.full(n, high)))
+    # T_t - a T_{t-1} - b_t P_t = c_t  (+ a T0 in the first slot)
+    a_eq = sp.hstack((-sp.diags(store.b), eye - store.a * lag, zero, zero))
+    b_eq = store.c.copy()
+    b_eq[0] += store.a * store.t0_c
+    a_ub = sp.vstack((sp.hstack((zero, -eye, -eye, zero)), sp.hstack((zero, eye, zero, -eye))))
+    b_ub = np.concatenate((np.full(n, -store.band_c[0]), np.full(n, store.band_c[1])))
+    lo_kw, hi_kw = store.power_kw
+    bounds = [(lo_kw * o, hi_kw * o) for o in on] + [(None, None)] * n + [(0, None)] * (2 * n)
+    result = linprog(cost, a_ub, b_ub, a_eq, b_eq, bounds, method="highs")
+    assert result.status == 0
+    return float(result.fun)
+
+
+def _best_by_enumeration(store: StoreModel, price: np.ndarray) -> float:
+    """The optimum over every on/off pattern whose runs last >= the minimum (or reach the
+    horizon's end) [EUR]."""
+    n, k = len(price), store.min_run_slots
+    best = np.inf
+    for on in itertools.product((0, 1), repeat=n):
+        edges = np.flatnonzero(np.diff(np.concatenate(([0], on, [0]))))
+        if ((edges[1::2] - edges[::2] >= k) | (edges[1::2] == n)).all():
+            best = min(best, _pattern_cost(store, price, np.array(on)))
+    return best
+
+
+def test_runs_wait_for_the_cheap_slots_but_not_below_the_band() -> None:
+    # The store loses 0.05 K a slot from 20.3 degC: off, it ends slots 6-9 below the band
+    # (0.5 K-slots at 5 EUR). One run of 4 slots at the 1 kW minimum in the cheap slots
+    # 4-7 costs 4 x 0.1 = 0.4 EUR and keeps it >= 20.1 degC (-0.05 + 0.075 K per slot);
+    # any other start takes a dear slot (0.4 EUR).
+    store = _store(10, c=np.full(10, -0.05), t0_c=20.3)
+    price = np.array([0.4] * 4 + [0.1] * 4 + [0.4] * 2)
+    on = best_runs(store, price)
+    assert on.astype(int).tolist() == [0, 0, 0, 0, 1, 1, 1, 1, 0, 0]
+    assert _pattern_cost(store, price, on) == pytest.approx(0.4, abs=1e-9)
+    assert _pattern_cost(store, price, on) == pytest.approx(_best_by_enumeration(store, price))
+
+
+def test_no_run_when_its_heat_does_not_fit_in_the_store() -> None:
+    # 22.9 degC, band top 23, the last two slots dear: the relaxation heats 0.1 K in a cheap
+    # slot (0.133 EUR of power for 0.15 EUR of end value at 1.5 EUR/K), but the smallest run
+    # adds 0.3 K. Best run (slots 2-5): 0.4 EUR + 0.975 K-slots over the band at 0.5 EUR
+    # - 0.45 EUR of end value = +0.44 EUR; a run cut by the horizon (slot 7) costs 0.5 EUR
+    # for 0.11 EUR. So it stays off.
+    end_value = np.zeros(8)
+    end_value[-1] = -1.5
+    store = _store(t0_c=22.9, temp_cost_eur_per_k=end_value)
+    price = np.array([0.1] * 6 + [0.5] * 2)
+    assert not best_runs(store, price).any()
+    assert _pattern_cost(store, price, np.zeros(8)) == pytest.approx(-1.5 * 22.9)
+    # at 3 EUR/K a run pays; the DP finds the best pattern of all (checked by enumeration,
+    # up to its 0.02 K grid)
+    end_value[-1] = -3.0
+    store = replace(store, temp_cost_eur_per_k=end_value)
+    on = best_runs(store, price)
+    assert on.any()
+    assert _pattern_cost(store, price, on) <= _best_by_enumeration(store, price) + 3.0 * 0.02
+
+
+def _min_run_day(day: str, tuning: Tuning | None = None) -> Problem:
+    """A real autumn day of the typical home with a 1-3 kW heat pump that runs >= 1 h and
+    a car that needs 40 kWh by the end of the day (as in benchmarks/hard_cases.py)."""
+    problem = scenario_problem(Home(), pd.Timestamp(day, tz="Europe/Berlin").tz_convert("UTC"))[0]
+    index = problem.inputs.index
+    session = EVSession(
+        capacity_kwh=80.0,
+        energy_kwh=10.0,
+        target_kwh=50.0,
+        departure=index[-1] + (index[1] - index[0]),
+    )
+    site = replace(
+        problem.site,
+        wallboxes=(Wallbox(switch_phases=True, max_current_a=16.0),),
+        heat_pumps=(HeatPump(min_kw=1.0, min_run_slots=4),),
+    )
+    state = replace(problem.state, ev_sessions=(session,))
+    return replace(problem, site=site, state=state, tuning=tuning or problem.tuning)
+
+
+def test_min_run_day_ends_in_the_rule_stage_within_the_gap_of_the_optimum() -> None:
+    # A day whose rounded runs were 1.6 gaps above the LP bound, so HiGHS's branch and
+    # bound ran (~0.1-0.3 s): the DP's runs are within the gap.
+    problem = _min_run_day("2025-09-28")
+    plan = optimize(problem)
+    s = plan.summary
+    assert (s.status, s.stage) == ("optimal", "fixed")
+    # HiGHS's branch and bound to 0.05 %: its dual bound is below the optimum
+    tight = Tuning(mip_gap=0.0005, mip_abs_gap_eur=0.001)
+    exact = optimize(replace(problem, tuning=tight)).summary
+    assert exact.stage == "mip"
+    # the plan's bound is proven (no plan beats it), the plan no better than HiGHS's bound
+    assert s.bound_eur <= exact.objective_eur + 1e-6
+    assert exact.bound_eur <= s.objective_eur + 1e-6
+    assert s.mip_gap <= 0.005 + 1e-9 or s.objective_eur - s.bound_eur <= 0.01 + 1e-9
+    slots = plan.slots
+    assert_balance(slots)
+    power = slots["hp_kw"].to_numpy()
+    running = power > 1e-6
+    assert (power[running] >= 1.0 - 1e-6).all()
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], running.astype(int), [0]))))
+    lengths = edges[1::2] - edges[::2]
+    assert ((lengths >= 4) | (edges[1::2] == len(running))).all()
+    temp = slots["hp_temp_c"].to_numpy()
+    # the band is soft: the plan may dip a few hundredths of a kelvin where that is cheaper
+    assert temp.min() >= 20.0 - 0.05 and temp.max() <= 23.0 + 1e-4
