@@ -38,6 +38,7 @@ from api.routers import (
     devices,
     docs,
     equipment,
+    ev_report,
     gateway,
     insights,
     notifications,
@@ -184,7 +185,7 @@ def create_app(
         app.add_middleware(WorkerPid)
     routers = (
         auth, app_routes, devices, views, insights, gateway, trading, ops, dashboard, equipment,
-        analysis, docs, notifications, reports, control, tariffs,
+        analysis, docs, notifications, reports, control, tariffs, ev_report,
     )  # fmt: skip
     for module in routers:
         _declare_roles(module.router)

@@ -308,6 +308,7 @@ class AccountsSource:
             else TradingParameters.model_validate_json(doc.parameters_json)
         )
         departure, mode = DepartureTarget(tz=tz), SiteConfig(site_id).charging_mode
+        owner_plan = None
         if equipment.wallboxes:
             w = equipment.wallboxes[0]
             pref = preferences.wallboxes.get(w.name)
@@ -321,6 +322,8 @@ class AccountsSource:
                 local, target, min(w.car_arrival_kwh, w.car_capacity_kwh), w.car_capacity_kwh, tz
             )
             mode = pref.mode if pref is not None else mode
+            if pref is not None and (pref.weekly or pref.departure is not None):
+                owner_plan = pref
         return SiteConfig(
             site_id,
             controller_id=s.controller_id,
@@ -336,6 +339,7 @@ class AccountsSource:
             # the service's price job refreshes the shared feeds and replans; not each site
             price_refresh_s=365 * 86400.0,
             pv_forecast="weather" if self.live_weather else "clearsky",
+            owner_plan=owner_plan,
         )
 
 

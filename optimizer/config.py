@@ -206,6 +206,10 @@ class EVSession:
         When the car leaves (tz-aware); ``None`` = stays beyond the horizon.
     arrival : timestamp or None
         When it plugs in (tz-aware); ``None`` = plugged in now.
+    min_kwh : float or None
+        The owner's minimum at departure [kWh]: a hard promise for the part of it the
+        wallbox can physically deliver by then (``smart`` and ``now``); the rest of it, and
+        the target above it, stay soft.
     """
 
     wallbox: str = "ev"
@@ -215,10 +219,18 @@ class EVSession:
     target_kwh: float | None = None
     departure: object | None = None
     arrival: object | None = None
+    min_kwh: float | None = None
 
     def __post_init__(self) -> None:
         _check_finite(self)
         object.__setattr__(self, "mode", ChargingMode(self.mode))
+        if self.min_kwh is not None:
+            _require(
+                self,
+                "min_kwh",
+                0 <= self.min_kwh <= self.capacity_kwh,
+                "must be in [0, capacity_kwh]",
+            )
         _require(self, "capacity_kwh", self.capacity_kwh > 0, "must be > 0")
         _require(
             self,

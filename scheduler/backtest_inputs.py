@@ -35,6 +35,7 @@ from adapters import datasets
 from adapters.backtest_csv import read_backtest_csvs
 from pricing import load_tariff, retail_prices
 from pricing.sources import BundledCarbonSource, BundledPriceSource
+from scheduler.ev_sessions import LEARN_DAYS
 from scheduler.feeds import PriceFeed
 from scheduler.frame_feeds import FrameWeather, RetailPriceFeed, SeriesHeatDemand, spot_price_feed
 from scheduler.scenario import Home
@@ -47,6 +48,8 @@ EV_COLUMNS = ("plugin_utc", "plugout_utc", "energy_kwh")
 PRICE_HISTORY = pd.Timedelta(days=35)
 #: Data after the period the bundled inputs include (the controller's horizon reaches there).
 LOOKAHEAD = pd.Timedelta(days=2)
+#: EV sessions before the period given as the site's history (what the controller learns from).
+EV_HISTORY = pd.Timedelta(days=LEARN_DAYS)
 
 
 class InputError(ValueError):
@@ -69,6 +72,9 @@ class BacktestInputs:
     co2_g_per_kwh: pd.Series
     heat_demand_kw: pd.Series | None = None
     home: Home = field(default_factory=Home)
+    #: Sessions before the period, the site's history the controller learns from (same
+    #: columns as ``ev_sessions``); ``None``: the controller starts without history.
+    ev_history: pd.DataFrame | None = None
 
     def __post_init__(self) -> None:
         price_cols: tuple[str, ...] = ("spot_eur_per_kwh",)
@@ -206,6 +212,10 @@ def bundled_inputs(start: pd.Timestamp, days: int, home: Home | None = None) -> 
     sessions = datasets.ev_sessions_for_period(
         datasets.read_ev_sessions(), start, end + pd.Timedelta(minutes=15)
     )
+    history = datasets.ev_sessions_for_period(
+        datasets.read_ev_sessions(), start - EV_HISTORY, start
+    )
+    history = history[history["plugout_utc"] <= start]
     return BacktestInputs(
         prices=spot.rename("spot_eur_per_kwh").to_frame(),
         weather=weather,
@@ -213,6 +223,7 @@ def bundled_inputs(start: pd.Timestamp, days: int, home: Home | None = None) -> 
         ev_sessions=sessions[list(EV_COLUMNS)],
         co2_g_per_kwh=co2,
         home=home,
+        ev_history=history[list(EV_COLUMNS)].reset_index(drop=True),
     )
 
 

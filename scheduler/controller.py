@@ -64,11 +64,19 @@ from optimizer import forecast as fc
 from scheduler.clock import LoopClock, Wakeup
 from scheduler.commands import box_setpoints, schedule_slot
 from scheduler.cycle import CycleRequest, CycleResult, plan_cycle
+from scheduler.ev_sessions import (
+    LEARN_DAYS,
+    CarState,
+    ChargeGoal,
+    SessionModel,
+    charge_goal,
+    sessions_from_telemetry,
+)
 from scheduler.feeds import BundledWeather, DayCache, PriceFeed, StandardLoad
 from scheduler.frame_feeds import HeatDemandFeed, WeatherFeed
 from scheduler.links import BoxLink
 from scheduler.scenario import Home
-from scheduler.site_model import store_column
+from scheduler.site_model import WallboxPreference, next_departure, store_column
 
 log = logging.getLogger(__name__)
 SLOT_S = 900
@@ -171,6 +179,11 @@ class SiteConfig:
     lead_s : float
         A timer cycle starts this long before its slot and applies the plan when the slot
         begins [s] (0..600): a fleet spreads its solves instead of starting all at once.
+    owner_plan : WallboxPreference or None
+        The owner's weekly departures and one-off override for the first wallbox; its target
+        is the hard minimum (:mod:`scheduler.ev_sessions`).
+    learn_ev_sessions : bool
+        Learn departures and needs from the site's telemetry (:mod:`scheduler.ev_sessions`).
     """
 
     site_id: str
@@ -191,6 +204,8 @@ class SiteConfig:
     solver: str = "highs"
     hp_temp_init_c: float = 21.0
     lead_s: float = 0.0
+    owner_plan: WallboxPreference | None = None
+    learn_ev_sessions: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "charging_mode", ChargingMode(self.charging_mode))
@@ -312,6 +327,7 @@ class SiteController:
         self._reasons: list[str] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._ev: _EvTrack | None = None
+        self._model: tuple[pd.Timestamp, SessionModel] | None = None
         #: The last plan's summary and the grid operator's import limit it kept to [kW].
         self.last_summary: PlanSummary | None = None
         self.last_cap_kw: float | None = None
@@ -679,7 +695,8 @@ class SiteController:
         dep = self.config.departure
         eff = site.wallboxes[0].efficiency
         energy = min(dep.arrival_kwh + self._ev.delivered_kwh * eff, dep.capacity_kwh)
-        target = energy if self._ev.full else max(dep.target_kwh, energy)
+        goal = self.charge_goal(index[0])
+        target = energy if self._ev.full else min(max(goal.target_kwh, energy), dep.capacity_kwh)
         mode = ChargingMode.OFF if self._ev.full else self.config.charging_mode
         return (
             EVSession(
@@ -688,9 +705,50 @@ class SiteController:
                 capacity_kwh=dep.capacity_kwh,
                 energy_kwh=energy,
                 target_kwh=target,
-                departure=dep.next_departure(index[0]),
+                departure=goal.departure,
+                min_kwh=None if goal.min_kwh is None else min(goal.min_kwh, dep.capacity_kwh),
             ),
         )
+
+    def charge_goal(self, now: pd.Timestamp) -> ChargeGoal:
+        """Departure, target and minimum of the car plugged in now (see
+        :func:`scheduler.ev_sessions.charge_goal`)."""
+        assert self._ev is not None
+        dep = self.config.departure
+        site = self.config.home.site
+        plugged_at = pd.Timestamp(self._ev.plugged_at, unit="s", tz="UTC")
+        car = CarState(plugged_at, self._ev.delivered_kwh, dep.arrival_kwh, dep.capacity_kwh,
+                       site.wallboxes[0].efficiency)  # fmt: skip
+        owner = None
+        plan = self.config.owner_plan
+        if plan is not None:
+            when, kwh = next_departure(plan, now, dep.tz, dep.capacity_kwh)
+            if when is not None and kwh is None:
+                kwh = dep.capacity_kwh  # a departure without a target: full
+            owner = (when, kwh)
+        expected = None
+        if self.config.learn_ev_sessions:
+            expected = self._session_model(plugged_at).expect(
+                plugged_at, now, self._ev.delivered_kwh
+            )
+        configured = (dep.next_departure(now), dep.target_kwh)
+        return charge_goal(car, now, configured, owner, expected)
+
+    def _session_model(self, plugged_at: pd.Timestamp) -> SessionModel:
+        """The sessions completed before this plug-in, learned once per plug-in."""
+        if self._model is None or self._model[0] != plugged_at:
+            start = plugged_at - pd.Timedelta(days=LEARN_DAYS)
+            sid, window = self.config.site_id, (start.to_pydatetime(), plugged_at.to_pydatetime())
+            connected = self.store.field_window(
+                sid, "wallbox", "connected", start=window[0], end=window[1]
+            )
+            charged = self.store.window(sid, *window)["wallbox-power_kw"]
+            sessions = sessions_from_telemetry(connected, charged)
+            wb = self.config.home.site.wallboxes[0]
+            power = wb.power_range_kw(max(wb.phase_options))[1]
+            model = SessionModel(sessions, self.config.departure.tz, power)
+            self._model = (plugged_at, model)
+        return self._model[1]
 
     def _pv_forecast(
         self, index: pd.DatetimeIndex, weather: pd.DataFrame, history: pd.DataFrame

@@ -42,9 +42,10 @@ from optimizer import (
     optimize,
 )
 from pricing import load_tariff, site_prices
-from scheduler.backtest_inputs import BacktestInputs
+from scheduler.backtest_inputs import EV_HISTORY, BacktestInputs
 from scheduler.clock import SteppedClock
 from scheduler.controller import SiteConfig, SiteController, store_clock
+from scheduler.ev_sessions import history_samples
 from scheduler.feeds import PriceFeed
 from simulation.box import BoxConfig, HeartbeatBox
 from simulation.box_inprocess import InProcessClient
@@ -152,6 +153,8 @@ async def simulated_site(
     def now() -> pd.Timestamp:
         return pd.Timestamp(clock.now(), unit="s", tz="UTC")
 
+    if inputs is not None:
+        seed_ev_history(store, config, inputs, start)
     if inputs is None:
         feed = PriceFeed.bundled(
             load_tariff(config.home.tariff_path), config.home.export_rules(), now
@@ -192,6 +195,21 @@ async def drive(
             on_minute(t)
         if progress is not None:
             progress.update(1)
+
+
+def seed_ev_history(
+    store: TelemetryStore, config: SiteConfig, inputs: BacktestInputs, start: pd.Timestamp
+) -> None:
+    """Write ``inputs.ev_history`` as the wallbox's telemetry before ``start``, charged at full
+    power from plug-in (the box's own logic), so the controller learns from it."""
+    wallboxes = config.home.site.wallboxes
+    history = inputs.ev_history
+    if history is None or history.empty or not wallboxes:
+        return
+    wb = wallboxes[0]
+    index = pd.date_range(start - EV_HISTORY, start, freq="15min", inclusive="left")
+    power = wb.power_range_kw(max(wb.phase_options))[1]
+    store.write(history_samples(config.site_id, history, index, power))
 
 
 async def run_closed_loop(

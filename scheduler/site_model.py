@@ -365,7 +365,8 @@ def ev_sessions(
     """A car at every wallbox the owner set a mode for (and, if measured, with a car plugged in).
 
     The car holds the wallbox's ``car_arrival_kwh`` (the box does not report the car's SOC);
-    departure and target come from :func:`next_departure` in the site's time zone.
+    departure and target come from :func:`next_departure` in the site's time zone, and the
+    target of a departure is also the session's hard minimum (``EVSession.min_kwh``).
     """
     sessions = []
     for w in equipment.wallboxes:
@@ -381,6 +382,10 @@ def ev_sessions(
                 energy_kwh=min(w.car_arrival_kwh, w.car_capacity_kwh),
                 target_kwh=target,
                 departure=departure,
+                # the owner's target by a departure is their minimum: hard where reachable
+                min_kwh=None
+                if departure is None
+                else (w.car_capacity_kwh if target is None else target),
             )
         )
     return tuple(sessions)

@@ -63,6 +63,9 @@ class BoxConfig:
     site_id: str = "site-1"
     capabilities: Capability = ALL_CAPABILITIES
     watchdog_timeout_s: int = 60
+    #: ESI minor version: 1 reports EV SOC, session energy and store temperature; 0 is a v1.0
+    #: box (those registers reserved, reading 0).
+    esi_minor: int = m.VERSION_MINOR
 
 
 @dataclass(frozen=True)
@@ -575,7 +578,7 @@ class HeartbeatBox:
         return {
             "magic": m.MAGIC_U32,
             "version_major": m.VERSION_MAJOR,
-            "version_minor": m.VERSION_MINOR,
+            "version_minor": self.config.esi_minor,
             "map_length": m.MAP_LENGTH,
             "capabilities": int(self.config.capabilities),
         }
@@ -624,7 +627,18 @@ class HeartbeatBox:
                 "wallbox_power_w": _w(s.ev_kw),
                 "hp_power_w": _w(s.hp_kw),
             }
-        return meas
+        return meas | self._v1_1(s)
+
+    def _v1_1(self, s: TwinStep | None) -> dict[str, int | None]:
+        """ESI v1.1 registers; a v1.0 box leaves them reserved (0)."""
+        if self.config.esi_minor < 1:
+            return dict.fromkeys(m.V1_1_FIELDS, 0)
+        soc, kwh = self.twin.ev_now(self.clock.now()) if s is not None else (None, None)
+        return {
+            "ev_soc_permille": None if soc is None else round(soc * 1000),
+            "ev_session_energy_wh": None if kwh is None else round(kwh * 1000),
+            "hp_store_temp_mdegc": None if s is None else round(s.t_store_c * 1000),
+        }
 
 
 _LIVE_EMPTY: dict[str, int | None] = {

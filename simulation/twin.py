@@ -42,6 +42,10 @@ class WallboxParams:
     max_current_a: float = 16.0
     phases: int = 3
     voltage_v: float = 230.0
+    #: The car's battery [kWh] and its SOC at plug-in [0-1], for the SOC the box reports
+    #: (ESI v1.1; cars that tell the wallbox their SOC, e.g. over ISO 15118).
+    car_capacity_kwh: float = 60.0
+    car_arrival_soc: float = 0.3
 
 
 @dataclass(frozen=True)
@@ -203,8 +207,11 @@ class Twin:
         self.soc = site.battery.soc_init
         self.t_store_c = site.heat_pump.t_init_c
         self.hp_on = False
-        self._plugin = profiles.ev_sessions["plugin_utc"].map(pd.Timestamp.timestamp).to_numpy()
+        plugin = profiles.ev_sessions["plugin_utc"].map(pd.Timestamp.timestamp).to_numpy()
         self._plugout = profiles.ev_sessions["plugout_utc"].map(pd.Timestamp.timestamp).to_numpy()
+        # a car unplugged and plugged in again within the same minute (the session data has
+        # such pairs) is unplugged for a minute: the box, and a controller, see two sessions
+        self._plugin = np.where(np.isin(plugin, self._plugout), plugin + 60.0, plugin)
         self._ev_left = profiles.ev_sessions["energy_kwh"].to_numpy(float).copy()
         self.last: TwinStep | None = None
 
@@ -228,6 +235,18 @@ class Twin:
         """A twin driven by the bundled weather, load and EV data for the given period."""
         site = site or SiteParams()
         return cls(site, bundled_profiles(start, days, site, load))
+
+    def ev_now(self, t: float) -> tuple[float | None, float | None]:
+        """The plugged car's SOC [0-1] and AC energy charged since plug-in [kWh]; (None, None)
+        without a car. The car takes the energy 1:1 (as :meth:`step` counts it)."""
+        k = self.ev_session(t)
+        if k is None:
+            return None, None
+        need = float(self.profiles.ev_sessions["energy_kwh"].iloc[k])
+        charged = need - float(self._ev_left[k])
+        wb = self.site.wallbox
+        soc = min(wb.car_arrival_soc + charged / wb.car_capacity_kwh, 1.0)
+        return soc, charged
 
     def ev_session(self, t: float) -> int | None:
         """Index of the EV session plugged in at ``t``, or None."""

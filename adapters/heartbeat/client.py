@@ -133,6 +133,9 @@ class HeartbeatClient:
         self._hb_sent_at: float | None = None
         self._seq: int | None = None
         self.watchdog_timeout_s = 60
+        #: The box's ESI minor version (1: it reports EV SOC, session energy, store
+        #: temperature); read by :meth:`discover` or at the first measurement read.
+        self.esi_minor: int | None = None
         self.reconnects = 0
 
     async def __aenter__(self) -> HeartbeatClient:
@@ -233,6 +236,7 @@ class HeartbeatClient:
         if magic != m.MAGIC or raw["version_major"] != m.VERSION_MAJOR:
             raise BoxMapMismatch(f"magic {magic!r} v{raw['version_major']}, expected ESI1 v1")
         caps = Capability(raw["capabilities"] or 0)
+        self.esi_minor = raw["version_minor"] or 0
         if required & ~caps:
             raise BoxMapMismatch(f"capabilities {caps!r} lack {required & ~caps!r}")
         status = await self.read_status()
@@ -287,7 +291,21 @@ class HeartbeatClient:
             battery_applied_kw=_kw(r["battery_power_applied_w"]),
             wallbox_applied_a=_kw(r["wallbox_current_applied_ma"]),
             source_of_control=decode_source_of_control(r["source_of_control"] or 0),
+            **await self._v1_1(r),
         )
+
+    async def _v1_1(self, r: dict[str, int | None]) -> dict[str, float | None]:
+        """The ESI v1.1 measurements, or none from a v1.0 box (its registers are reserved)."""
+        if self.esi_minor is None:
+            self.esi_minor = (await self._read_block(m.IDENT))["version_minor"] or 0
+        if self.esi_minor < 1:
+            return {}
+        soc, wh, mdegc = (r[name] for name in m.V1_1_FIELDS)
+        return {
+            "ev_soc": None if soc is None else soc / 1000,
+            "ev_session_kwh": None if wh is None else wh / 1000,
+            "hp_store_temp_c": None if mdegc is None else mdegc / 1000,
+        }
 
     async def read_setpoints(self) -> tuple[Setpoints, int]:
         """The live block as it stands in the registers, and its ``command_seq``."""

@@ -23,7 +23,9 @@ DT = ModbusClientMixin.DATATYPE
 MAGIC = "ESI1"
 MAGIC_U32 = int.from_bytes(MAGIC.encode("ascii"), "big")
 VERSION_MAJOR = 1
-VERSION_MINOR = 0
+VERSION_MINOR = 1
+#: Fields a box reports from ESI v1.1 on (registers reserved, reading 0, in a v1.0 box).
+V1_1_FIELDS = ("ev_soc_permille", "ev_session_energy_wh", "hp_store_temp_mdegc")
 INT32_NONE = -(2**31)
 UINT16_NONE = 0xFFFF
 MAX_SLOTS = 192
@@ -177,6 +179,9 @@ MEASUREMENTS = Block(
         Field("battery_power_applied_w", 1118, I32, nullable=True),
         Field("wallbox_current_applied_ma", 1120, U16, nullable=True),
         Field("source_of_control", 1121, U16),
+        Field("ev_soc_permille", 1122, U16, nullable=True),
+        Field("ev_session_energy_wh", 1123, I32, nullable=True),
+        Field("hp_store_temp_mdegc", 1125, I32, nullable=True),
     ),
 )
 

@@ -240,6 +240,11 @@ class Measurement:
     battery_applied_kw: float | None
     wallbox_applied_a: float | None
     source_of_control: dict[str, Layer]
+    #: ESI v1.1 (None from a v1.0 box or where the box does not know): the car's SOC [0-1],
+    #: AC energy charged since plug-in [kWh], the heat-store temperature [degC].
+    ev_soc: float | None = None
+    ev_session_kwh: float | None = None
+    hp_store_temp_c: float | None = None
 
 
 @dataclass(frozen=True)

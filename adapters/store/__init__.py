@@ -161,6 +161,22 @@ class TelemetryStore(Protocol):
         """Mean power [kW] per device on a UTC index ``[start, end)`` at ``step``."""
         ...
 
+    def field_window(
+        self,
+        site_id: str,
+        device: str,
+        field: str,
+        *,
+        start: datetime,
+        end: datetime,
+        step: timedelta = timedelta(minutes=15),
+    ) -> pd.Series:
+        """Mean of one raw field (e.g. ``wallbox.connected``) per ``step`` on ``[start, end)``.
+
+        Only raw samples count (kept for the raw retention); steps without any are NaN.
+        """
+        ...
+
     def maintain(self, now: datetime | None = None) -> MaintenanceResult:
         """Update 15-minute aggregates and drop raw samples older than the retention."""
         ...

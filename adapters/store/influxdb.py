@@ -208,6 +208,40 @@ class InfluxStore:
             return pd.DataFrame(float("nan"), index=index, columns=columns)
         return frame.reindex(index=index, columns=columns)
 
+    def field_window(
+        self,
+        site_id: str,
+        device: str,
+        field: str,
+        *,
+        start: datetime,
+        end: datetime,
+        step: timedelta = timedelta(minutes=15),
+    ) -> pd.Series:
+        """Mean of the raw ``field`` of ``device`` per ``step`` on ``[start, end)`` (raw bucket
+        only); NaN where no sample holds it."""
+        if field not in DEVICE_FIELDS.get(device, {}):
+            raise ValueError(f"field: {device}.{field} is not in the telemetry vocabulary")
+        if step <= timedelta(0):
+            raise ValueError(f"step: {step} must be positive")
+        first = pd.Timestamp(start).floor(pd.Timedelta(step))  # type: ignore[arg-type]
+        index = pd.date_range(first, pd.Timestamp(end), freq=pd.Timedelta(step), inclusive="left")
+        records = self._query(
+            f"from(bucket: {flux_string(self.settings.influx_bucket)})"
+            f" |> range(start: {flux_time(start)}, stop: {flux_time(end)})"
+            f" |> filter(fn: (r) => r.site == {flux_string(site_id)}"
+            f" and r.device == {flux_string(device)} and r._field == {flux_string(field)})"
+            f" |> aggregateWindow(every: {int(step.total_seconds())}s, fn: mean,"
+            ' createEmpty: false, timeSrc: "_start")'
+        )
+        values = pd.Series(
+            [float(r.get_value()) for r in records],
+            index=pd.to_datetime([r.get_time() for r in records], utc=True),
+            dtype=float,
+        )
+        values = values.groupby(level=0).mean() if len(values) else values
+        return values.reindex(index).rename(f"{device}-{field}")
+
     def maintain(self, now: datetime | None = None) -> MaintenanceResult:
         """Write 15-minute means of complete buckets in the lookback into the aggregate bucket."""
         now = now or self.clock()

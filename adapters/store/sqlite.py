@@ -234,6 +234,38 @@ class SqliteStore:
         means.columns = [f"{device}-power_kw" for device in means.columns]
         return means.reindex(index=index, columns=columns)
 
+    def field_window(
+        self,
+        site_id: str,
+        device: str,
+        field: str,
+        *,
+        start: datetime,
+        end: datetime,
+        step: timedelta = timedelta(minutes=15),
+    ) -> pd.Series:
+        """Mean of the raw ``field`` of ``device`` per ``step`` on ``[start, end)``; NaN where
+        no raw sample holds it (start floored to ``step``)."""
+        if field not in DEVICE_FIELDS.get(device, {}):
+            raise ValueError(f"field: {device}.{field} is not in the telemetry vocabulary")
+        step_ms = step // MS
+        if step_ms <= 0:
+            raise ValueError(f"step: {step} must be positive")
+        start_ms, end_ms = to_ms(start) // step_ms * step_ms, to_ms(end)
+        rows = self._read(
+            f"SELECT ts / :b * :b AS bucket, avg({field}) FROM raw WHERE site = :site "
+            f"AND device = :device AND ts >= :start AND ts < :end AND {field} IS NOT NULL "
+            "GROUP BY bucket",
+            {"site": site_id, "device": device, "start": start_ms, "end": end_ms, "b": step_ms},
+        )
+        index = pd.date_range(from_ms(start_ms), from_ms(end_ms), freq=step, inclusive="left")
+        values = pd.Series(
+            [v for _, v in rows],
+            index=pd.to_datetime([b for b, _ in rows], unit="ms", utc=True),
+            dtype=float,
+        )
+        return values.reindex(index).rename(f"{device}-{field}")
+
     def _window_sums(
         self, site_id: str, start_ms: int, end_ms: int, bucket_ms: int
     ) -> pd.DataFrame:

@@ -24,7 +24,7 @@ Charging modes (the owner's choice):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -32,6 +32,7 @@ import pandas as pd
 from core.timeindex import check_index
 from optimizer.config import ChargingMode, ConfigError, EVSession, Wallbox
 from optimizer.devices.context import CONSERVE, Context, Rounder
+from optimizer.devices.grid import import_upper_kw
 from optimizer.model import Block, Coeffs, diag, lag, pick
 
 SOLAR_MODES = (ChargingMode.SOLAR, ChargingMode.AFTER_BATTERY)
@@ -143,7 +144,12 @@ def _add_session(ctx: Context, wb: Wallbox, session: EVSession, mask: np.ndarray
         reward = tuning.ev_solar_value_eur_per_kwh
         lower, energy_ub = forced_min_power(wb, session, mask, dt)
     charger = _add_charger(ctx, wb, options, (lower, upper), reward)
-    energy = m.var(f"{wb.name}-energy", 0.0, energy_ub)
+    energy_lb = np.zeros(n)
+    if session.mode in (ChargingMode.SMART, ChargingMode.NOW):
+        promise = promised_kwh(ctx, wb, session, mask, upper)
+        if promise is not None:
+            energy_lb[promise[1]] = promise[0]
+    energy = m.var(f"{wb.name}-energy", energy_lb, energy_ub)
     rhs = np.zeros(n)
     rhs[0] = session.energy_kwh
     m.rows(
@@ -281,6 +287,46 @@ def _trim_to_room(
             break
         choice[on[k]] = -1
         total -= need[k]
+
+
+def promised_kwh(
+    ctx: Context, wb: Wallbox, session: EVSession, mask: np.ndarray, upper_kw: np.ndarray
+) -> tuple[float, int] | None:
+    """The hard part of the owner's minimum: energy the car must hold at the end of its last
+    plugged slot [kWh], and that slot; ``None`` without a minimum due in the horizon.
+
+    It is the minimum (the part due within the horizon, as for the target) capped at what the
+    wallbox can deliver by then: in every plugged slot the most power that fits ``upper_kw``,
+    the phase options' ranges and the grid's headroom (import limit + PV forecast - household,
+    shared by the cars with a minimum; the battery is not counted). A plan with the hard part
+    met therefore always exists; the rest of the minimum stays soft with the target.
+    """
+    if session.min_kwh is None:
+        return None
+    index = ctx.problem.inputs.index
+    fastest = wb.power_range_kw(max(wb.phase_options))[1]
+    due = horizon_target_kwh(
+        index, replace(session, target_kwh=session.min_kwh), mask, fastest, wb.efficiency
+    )
+    if due is None:
+        return None
+    need, slot = due
+    inputs = ctx.problem.inputs
+    cars = sum(
+        1
+        for s in ctx.problem.state.ev_sessions
+        if s.min_kwh is not None and s.mode in (ChargingMode.SMART, ChargingMode.NOW)
+    )
+    headroom = (import_upper_kw(ctx) + inputs.pv_kw - inputs.load_kw) / max(cars, 1)
+    power = np.zeros(ctx.n)
+    for k in wb.phase_options:
+        low, high = wb.power_range_kw(k)
+        p = np.minimum(np.minimum(high, upper_kw), headroom)
+        power = np.maximum(power, np.where(p >= low - 1e-9, p, 0.0))
+    power[slot + 1 :] = 0.0
+    reachable = session.energy_kwh + float((power * mask).sum()) * wb.efficiency * ctx.dt_h
+    hard = min(need, reachable, session.capacity_kwh) - 1e-6
+    return (hard, slot) if hard > session.energy_kwh else None
 
 
 def target_penalty_eur_per_kwh(ctx: Context, wb: Wallbox, need_kwh: float) -> float:

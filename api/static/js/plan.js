@@ -1,7 +1,7 @@
 // Plan: the next 24-48 h of the latest plan as charts, with the reason behind each next action.
 import { get } from "./api.js";
 import { destroyCharts, timeChart } from "./charts.js";
-import { dayTime, el, eur, hhmm, kw, kwh, pct } from "./format.js";
+import { ctPerKwh, dayTime, el, eur, hhmm, kw, kwh, pct } from "./format.js";
 import { col, pick, planDevices } from "./columns.js";
 
 // The API says why each device does what it does next; the page only labels it.
@@ -38,6 +38,27 @@ function departureCard(d, tz) {
     el("p", { class: "verdict" }, verdict, verdict ? " " : "", d.reason));
 }
 
+/** The last week's charging sessions: target, delivered, average price, met. */
+async function sessionsTable(base, tz) {
+  let data;
+  try {
+    data = await get(`${base}/ev-sessions`);
+  } catch {
+    return null; // no telemetry store or prices: the plan page still shows
+  }
+  if (!data.total) return null;
+  const heads = ["plugged in", "left", "target", "delivered", "avg. price", "cost", ""];
+  const rows = data.sessions.slice().reverse().map((s) => {
+    const cells = [dayTime(s.plugin, tz), dayTime(s.plugout, tz), kwh(s.target_kwh), kwh(s.delivered_kwh),
+      ctPerKwh(s.avg_price_eur_per_kwh), eur(s.cost_eur), s.met ? (s.full ? "met (full)" : "met") : "short"];
+    return el("tr", { class: s.met ? "" : "missed" }, cells.map((c, i) => el("td", { "data-label": heads[i] }, c)));
+  });
+  return el("section", { id: "ev-sessions" },
+    el("h2", {}, `Charging sessions (last 7 days): ${data.met} of ${data.total} met`),
+    el("div", { class: "table-wrap card" }, el("table", { class: "cards-on-phone" },
+      el("thead", {}, el("tr", {}, heads.map((h) => el("th", {}, h)))), el("tbody", {}, rows))));
+}
+
 export async function renderPlan(container, site) {
   const base = `/v1/app/sites/${encodeURIComponent(site.id)}`;
   const [plan, wallboxes, heatpumps] = await Promise.all([
@@ -68,6 +89,10 @@ export async function renderPlan(container, site) {
   if ((plan.departures || []).length) {
     container.append(el("h2", {}, "EV departures"),
       el("div", { class: "reasons", id: "departures" }, plan.departures.map((d) => departureCard(d, tz))));
+  }
+  if (wallboxes.length) {
+    const table = await sessionsTable(base, tz);
+    if (table) container.append(table);
   }
 
   // Inputs the plan ran on: flagged estimated prices and clear-sky weather, per slot.
