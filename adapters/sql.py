@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -11,7 +12,8 @@ from sqlalchemy.engine import Engine
 def sql_engine(url: str, sqlite_pragmas: tuple[str, ...] = ()) -> Engine:
     """An engine for ``url``; on SQLite every new connection runs ``sqlite_pragmas`` first
     (e.g. ``busy_timeout=2000``, ``secure_delete=ON``), which are per connection there."""
-    engine = sa.create_engine(url, pool_pre_ping=True)
+    # A server connection can drop while pooled; a SQLite file cannot, so no ping per checkout.
+    engine = sa.create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
     if engine.dialect.name == "sqlite" and sqlite_pragmas:
 
         @sa.event.listens_for(engine, "connect")
@@ -22,3 +24,35 @@ def sql_engine(url: str, sqlite_pragmas: tuple[str, ...] = ()) -> Engine:
             cur.close()
 
     return engine
+
+
+class UtcTimestamp(sa.types.TypeDecorator[datetime]):
+    """A tz-aware UTC instant: ``timestamptz`` on PostgreSQL, ISO-8601 text on SQLite.
+
+    The text is ``datetime.isoformat()`` of the UTC value (``2026-03-29T00:30:00+00:00``), the
+    form the account file has held since its first version, so files written before SQLAlchemy
+    read back unchanged and compare in time order as text (one offset everywhere). Naive values
+    are refused rather than guessed.
+    """
+
+    impl = sa.Text
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(sa.DateTime(timezone=True))
+        return dialect.type_descriptor(sa.Text())
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value.isoformat()}: give a tz-aware UTC instant")
+        utc = value.astimezone(UTC)
+        return utc if dialect.name == "postgresql" else utc.isoformat()
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        instant = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+        return instant.astimezone(UTC)

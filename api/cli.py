@@ -23,7 +23,7 @@ from core import cli_args
 from core.errors import CliError
 
 if TYPE_CHECKING:
-    from api.accounts_sqlite import AccountStore
+    from api.accounts_store import AccountStore
     from api.settings import Settings
 
 #: The documented default data folder; the only one the commands create when it is missing.
@@ -53,7 +53,7 @@ def register(subparsers: Any) -> None:
 
 def check_data_dirs(settings: Settings) -> None:
     """The folders of the configured files exist, or are the default one (made on first use)."""
-    files = [("HBOPT_DATABASE_PATH", settings.database_path)]
+    files = [] if settings.database_url else [("HBOPT_DATABASE_PATH", settings.database_path)]
     if settings.telemetry_backend != "none":
         files.append(("HBOPT_TELEMETRY_PATH", settings.telemetry_path))
     for variable, path in files:
@@ -66,16 +66,16 @@ def check_data_dirs(settings: Settings) -> None:
 
 
 def _accounts() -> AccountStore:
-    from api.accounts_sqlite import AccountStore
+    from api.accounts_store import AccountStore
     from api.settings import get_settings
 
     settings = get_settings()
     check_data_dirs(settings)
-    return AccountStore(settings.database_path)
+    return AccountStore(settings.accounts_url())
 
 
 def run_account(args: argparse.Namespace) -> int:
-    from api.accounts_sqlite import DuplicateError
+    from api.accounts_store import DuplicateError
     from api.schemas import RegisterRequest
     from api.security import password_hasher
 
@@ -131,7 +131,7 @@ def run_box(args: argparse.Namespace) -> int:
 
 
 def _register_serial(serial: str) -> str:
-    from api.accounts_sqlite import DuplicateError
+    from api.accounts_store import DuplicateError
     from api.schemas import BoxPairRequest
     from api.security import password_hasher
 

@@ -26,7 +26,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pwdlib import PasswordHash
 
 from adapters.store import TelemetryStore
-from api.accounts_sqlite import AccountStore, Box, Site, User
+from api.accounts_store import AccountStore, Box, Site, User
 from api.errors import ApiError, forbidden, not_found, unauthorized
 from api.mailer import Mailer
 from api.observability import Metrics, RequestLog

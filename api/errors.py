@@ -12,6 +12,7 @@ import sqlite3
 from http import HTTPStatus
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -130,8 +131,11 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, sqlite3.OperationalError)
-    if "locked" in str(exc) or "busy" in str(exc):
+    assert isinstance(exc, sqlite3.OperationalError | sa.exc.OperationalError)
+    cause = exc.orig if isinstance(exc, sa.exc.OperationalError) else exc
+    if isinstance(cause, sqlite3.OperationalError) and (
+        "locked" in str(cause) or "busy" in str(cause)
+    ):
         # Another process holds the database: a short wait, then this answer, never a hang.
         message = "the account database is busy; try again shortly"
         return _response(503, "database_busy", message, headers={"Retry-After": "1"})
@@ -157,6 +161,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(sqlite3.OperationalError, _database_error)
+    app.add_exception_handler(sa.exc.OperationalError, _database_error)
     app.add_exception_handler(Exception, _unhandled)
 
 

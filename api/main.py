@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 import core
 from adapters.store import StoreSettings, TelemetryStore, make_store
-from api.accounts_sqlite import AccountStore
+from api.accounts_store import AccountStore
 from api.connections import BodyDeadline
 from api.deps import Clock, Services, route_roles
 from api.errors import install_error_handlers
@@ -220,11 +220,11 @@ def _open_services(
     telemetry_factory: TelemetryFactory,
 ) -> Services:
     accounts = AccountStore(
-        settings.database_path, busy_timeout_ms=settings.accounts_busy_timeout_ms
+        settings.accounts_url(), busy_timeout_ms=settings.accounts_busy_timeout_ms
     )
     hasher = password_hasher(settings.password_time_cost, settings.password_memory_cost_kib)
     mailer = mailer or LogMailer()
-    notification_store = NotificationStore.open(f"sqlite:///{settings.database_path}")
+    notification_store = NotificationStore.open(settings.accounts_url())
     services = Services(
         settings=settings,
         accounts=accounts,

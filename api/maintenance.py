@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from api.accounts_sqlite import AccountStore
+from api.accounts_store import AccountStore
 from api.deps import Services
 from notifications import SiteRef, monthly_report_event
 

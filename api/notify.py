@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from api.accounts_sqlite import AccountStore
+from api.accounts_store import AccountStore
 from api.deps import Services
 from api.mailer import Mailer, Message
 from api.settings import Settings

@@ -11,7 +11,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.accounts_sqlite import AccountStore, RequestLogEntry
+from api.accounts_store import AccountStore, RequestLogEntry
 
 
 @dataclass

@@ -29,7 +29,12 @@ class Settings(BaseSettings):
 
     database_path: Path = Field(
         default=Path("var/hbopt-api.sqlite3"),
-        description="SQLite file for accounts, sites, grants, ...",
+        description="SQLite file for accounts, sites, grants, ... (when database_url is unset)",
+    )
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy URL of the service database, e.g. "
+        "postgresql+psycopg://user@host/hbopt; empty: the SQLite file database_path",
     )
     telemetry_backend: Literal["sqlite", "influxdb", "none"] = Field(
         default="sqlite", description="TelemetryStore implementation; none: no telemetry routes"
@@ -151,6 +156,10 @@ class Settings(BaseSettings):
         default=True,
         description="Run the price jobs and the weather refresh in this process",
     )
+
+    def accounts_url(self) -> str:
+        """The service database's SQLAlchemy URL (accounts, sites, notifications, ...)."""
+        return self.database_url or f"sqlite:///{self.database_path}"
 
     def input_settings(self) -> InputSettings:
         """The live-input settings of :class:`scheduler.inputs.LiveInputs`."""

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from api.accounts_sqlite import Site
+from api.accounts_store import Site
 from api.deps import Services
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 
 from adapters.store import Plan as StoredPlan
 from adapters.store import StoreError, TelemetryStore
-from api.accounts_sqlite import AccountStore, EquipmentDoc, Site, TariffDoc
+from api.accounts_store import AccountStore, EquipmentDoc, Site, TariffDoc
 from api.analysis_schemas import PlanTotals, PriceOverrides
 from api.errors import ApiError, FieldError
 from api.schemas import (

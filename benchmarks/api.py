@@ -52,7 +52,7 @@ import numpy as np
 import pandas as pd
 
 from adapters.store import Plan, PlanSummary, StoreSettings, make_store
-from api.accounts_sqlite import AccountStore
+from api.accounts_store import AccountStore
 from api.security import new_token, password_hasher, token_digest
 
 DEVICES = {

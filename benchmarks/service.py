@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 import psutil
 
-from api.accounts_sqlite import AccountStore, EquipmentDoc
+from api.accounts_store import AccountStore, EquipmentDoc
 from api.settings import Settings
 from hbopt.service import ControlLoop, ControlSettings
 from scheduler.clock import ScaledRealClock

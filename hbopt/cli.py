@@ -76,6 +76,7 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command("api-account", "api.cli", "create a staff account for the API"),
     Command("api-box", "api.cli", "register a box serial; prints its starter code"),
+    Command("db", "api.db_cli", "upgrade or inspect the service database's schema"),
 )
 
 

@@ -26,7 +26,7 @@ import matplotlib
 import pandas as pd
 from tqdm import tqdm
 
-from api.accounts_sqlite import AccountStore, DevicePreferences, EquipmentDoc
+from api.accounts_store import AccountStore, DevicePreferences, EquipmentDoc
 from api.schemas import WallboxPreferences
 from api.settings import Settings
 from core.errors import CliError

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import uvicorn
 
-from api.accounts_sqlite import AccountStore
+from api.accounts_store import AccountStore
 from api.main import create_app
 from api.security import password_hasher
 from api.settings import Settings

@@ -35,7 +35,7 @@ import psutil
 import sqlalchemy as sa
 
 from adapters.heartbeat.esi_types import ControlState
-from api.accounts_sqlite import AccountStore, EquipmentDoc
+from api.accounts_store import AccountStore, EquipmentDoc
 from scheduler.clock import ScaledRealClock
 from scheduler.leases import make_engine, metadata, site_leases
 from scheduler.site_model import SiteEquipment

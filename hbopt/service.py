@@ -35,13 +35,14 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import sqlalchemy as sa
 import uvicorn
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adapters.heartbeat.client import HeartbeatClient
 from adapters.store import TelemetryStore
-from api.accounts_sqlite import AccountStore
+from api.accounts_store import AccountStore
 from api.cli import check_data_dirs
 from api.connections import uvicorn_config
 from api.logging_config import service_log_config
@@ -391,10 +392,10 @@ def open_stores(
     """
     for attempt in range(attempts):
         try:
-            accounts = AccountStore(settings.database_path)
+            accounts = AccountStore(settings.accounts_url())
             store = store_from_settings(settings, utc_clock(clock))
             break
-        except sqlite3.OperationalError:
+        except (sqlite3.OperationalError, sa.exc.OperationalError):
             if attempt == attempts - 1:
                 raise
             time.sleep(0.5)
@@ -580,7 +581,7 @@ class ControlLoop:
             self.keep_history,
             leases=leases,
         )
-        store_n = NotificationStore.open(f"sqlite:///{self.settings.database_path}")
+        store_n = NotificationStore.open(self.settings.accounts_url())
         notifier = notifier_for(
             store_n,
             self.settings,

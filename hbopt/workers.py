@@ -42,7 +42,7 @@ from limits.errors import ConfigurationError
 from limits.storage import storage_from_string
 from uvicorn.supervisors import Multiprocess
 
-from api.accounts_sqlite import AccountStore
+from api.accounts_store import AccountStore
 from api.connections import uvicorn_config
 from api.logging_config import service_log_config
 from api.main import create_app, store_from_settings
@@ -101,11 +101,11 @@ def shared_environment(settings: Settings, control: ControlSettings) -> dict[str
 
 def migrate_once(settings: Settings, clock: LoopClock) -> None:
     """Create or upgrade every database before N workers open them at the same moment."""
-    AccountStore(settings.database_path).close()
+    AccountStore(settings.accounts_url()).close()
     store = store_from_settings(settings, utc_clock(clock))
     if store is not None:
         store.close()
-    NotificationStore.open(f"sqlite:///{settings.database_path}").engine.dispose()
+    NotificationStore.open(settings.accounts_url()).engine.dispose()
     PriceStore(settings.input_settings().price_store_path).close()
 
 

@@ -161,6 +161,31 @@ def pg_server() -> Iterator[PgServer]:
         yield server
 
 
+def database_files(db_url: str, request: pytest.FixtureRequest) -> list[Path]:
+    """Every file the database's rows live in, flushed to disk first (SQLite: the file and its
+    journal; PostgreSQL: the relation files of the database after a CHECKPOINT)."""
+    if db_url.startswith("sqlite"):
+        path = Path(sa.make_url(db_url).database or "")
+        return [p for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")) if p.exists()]
+    server: PgServer = request.getfixturevalue("pg_server")
+    admin = server.admin()
+    with admin.connect() as conn:
+        conn.execute(sa.text("CHECKPOINT"))
+    admin.dispose()
+    name = sa.make_url(db_url).database
+    assert name is not None
+    return [p for p in server.database_dir(name).iterdir() if p.is_file()]
+
+
+def database_text(engine: sa.Engine) -> str:
+    """Every row of every table as text, for looking for traces of deleted data."""
+    metadata = sa.MetaData()
+    metadata.reflect(engine)
+    with engine.connect() as conn:
+        rows = [row for table in metadata.sorted_tables for row in conn.execute(table.select())]
+    return "\n".join(repr(tuple(row)) for row in rows)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty database per test: a SQLite file, then a new PostgreSQL database."""

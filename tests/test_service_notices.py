@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from adapters.clock import SimClock
-from api.accounts_sqlite import AccountStore
+from api.accounts_store import AccountStore
 from api.mailer import OutboxMailer
 from api.notify import notifier_for
 from api.settings import Settings

@@ -26,7 +26,7 @@ import pandas as pd
 import pytest
 
 from adapters.store import Plan, PlanSummary, StoreSettings, TelemetryStore, make_store
-from api.accounts_sqlite import AccountStore
+from api.accounts_store import AccountStore
 from api.security import new_token, password_hasher, token_digest
 from api.settings import Settings
 from hbopt.cli import main as hbopt_main

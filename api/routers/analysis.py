@@ -17,7 +17,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import ValidationError
 
 from adapters.store import StoreError
-from api.accounts_sqlite import Site
+from api.accounts_store import Site
 from api.analysis_schemas import (
     EARLIEST,
     LATEST,

@@ -11,7 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
-from api.accounts_sqlite import Box, SetpointAck, Site
+from api.accounts_store import Box, SetpointAck, Site
 from api.deps import (
     CurrentUser,
     Customer,

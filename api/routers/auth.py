@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from api.accounts_sqlite import DuplicateError, User, new_id
+from api.accounts_store import DuplicateError, User, new_id
 from api.connections import AUTH_BODY_BYTES
 from api.deps import Services, ServicesDep, public
 from api.errors import ERROR_RESPONSES, ApiError, ErrorBody, unauthorized

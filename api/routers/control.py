@@ -13,7 +13,7 @@ from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
 from adapters.store import StoreError
-from api.accounts_sqlite import Site
+from api.accounts_store import Site
 from api.control_schemas import (
     BoxLinkIn,
     BoxLinkPublic,

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path
 
-from api.accounts_sqlite import DevicePreferences
+from api.accounts_store import DevicePreferences
 from api.deps import ServicesDep, SiteOwner, SiteViewer
 from api.errors import ERROR_RESPONSES, not_found
 from api.schemas import (

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.accounts_sqlite import EquipmentDoc
+from api.accounts_store import EquipmentDoc
 from api.analysis_schemas import EquipmentPublic
 from api.deps import ServicesDep, SiteOwner, SiteViewer
 from api.errors import ERROR_RESPONSES, field_error

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body
 from pydantic import BaseModel, Field
 
-from api.accounts_sqlite import TariffDoc
+from api.accounts_store import TariffDoc
 from api.deps import CurrentUser, ServicesDep, SiteOwner, SiteViewer
 from api.errors import ERROR_RESPONSES, field_error
 from api.site_problem import DEFAULT_TARIFF_ID, SiteTariff, stored_tariff

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import ValidationError
 
-from api.accounts_sqlite import ParameterDoc, Site
+from api.accounts_store import ParameterDoc, Site
 from api.deps import Services, ServicesDep, Trader, TradingReader
 from api.errors import ERROR_RESPONSES, not_found, validation_error
 from api.schemas import (

@@ -95,6 +95,12 @@ def api(tmp_path: Path, clock: FakeClock) -> Iterator[Api]:
     yield from start_api(tmp_path, clock)
 
 
+@pytest.fixture
+def api_db(tmp_path: Path, clock: FakeClock, db_url: str) -> Iterator[Api]:
+    """An app whose service database is ``db_url``: a SQLite file, then PostgreSQL."""
+    yield from start_api(tmp_path, clock, database_url=db_url)
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 

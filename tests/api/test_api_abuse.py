@@ -13,8 +13,10 @@ from typing import Any
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 from pwdlib import PasswordHash
 
+from api.accounts_store import request_log_table
 from api.connections import AUTH_BODY_BYTES, uvicorn_config
 from api.main import create_app
 from core.errors import CliError
@@ -29,6 +31,7 @@ from tests.api.conftest import (
     sign_in,
     start_api,
 )
+from tests.pg_server import database_files
 
 
 class CountingHasher:
@@ -357,28 +360,38 @@ def test_export_of_the_account_covers_the_person(api: Api) -> None:
     assert "password_hash" not in json.dumps(document)
 
 
-def test_deletion_leaves_nothing_readable_in_the_database_files(api: Api) -> None:
+def test_deletion_leaves_nothing_readable_in_the_database_files(
+    api_db: Api, db_url: str, request: pytest.FixtureRequest
+) -> None:
+    api = api_db
+    register_and_confirm(api, "kept.account@example.org")
     headers, user_id, site, box_id = _owner_with_data(api)
     api.services.request_log.flush()
     settings = api.services.settings
-    for path in (settings.database_path, settings.telemetry_path):
-        # data of a real account has long been checkpointed from the WAL into the main file
+    # data of a real account has long been checkpointed from the WAL into the main file
+    for path in (settings.telemetry_path, *_sqlite_file(db_url)):
         with sqlite3.connect(path) as conn:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     assert api.client.delete("/v1/app/me", headers=headers).status_code == 204
     api.services.request_log.flush()
-    accounts = api.services.accounts
-    rows = accounts._all("SELECT count(*) FROM request_log WHERE path = '/v1/auth/token'")
-    assert rows[0][0] == 0  # the sign-in rows with their IP addresses went too
-    files = [
-        Path(f"{base}{suffix}")
-        for base in (settings.database_path, settings.telemetry_path)
-        for suffix in ("", "-wal", "-shm")
+    log = request_log_table
+    with api.services.accounts.engine.connect() as conn:
+        signins = conn.execute(
+            sa.select(sa.func.count()).where(log.c.path == "/v1/auth/token")
+        ).scalar_one()
+    assert signins == 0  # the sign-in rows with their IP addresses went too
+    files = database_files(db_url, request) + [
+        Path(f"{settings.telemetry_path}{suffix}") for suffix in ("", "-wal", "-shm")
     ]
     raw = b"".join(path.read_bytes() for path in files if path.exists())
     assert len(raw) > 0
+    assert b"kept.account@example.org" in raw  # the files read are the ones rows live in
     for secret in (EMAIL, user_id, site, box_id, SITE_NAME):
         assert secret.encode() not in raw, secret
+
+
+def _sqlite_file(db_url: str) -> list[str]:
+    return [sa.make_url(db_url).database or ""] if db_url.startswith("sqlite") else []
 
 
 def test_a_wrong_then_right_password_leaves_no_stale_throttle(strict: Api) -> None:

@@ -141,7 +141,8 @@ def test_password_reset_is_single_use_and_expires(api: Api) -> None:
     assert api.client.post("/v1/auth/password-reset/confirm", json=body).status_code == 400
 
 
-def test_deleted_account_token_stops_working(api: Api) -> None:
+def test_deleted_account_token_stops_working(api_db: Api) -> None:
+    api = api_db
     register_and_confirm(api, "ada@example.org")
     tokens = sign_in(api, "ada@example.org")
     headers = bearer(tokens["access_token"])

@@ -92,8 +92,9 @@ def _assert_error_only(response: Any) -> None:
 
 
 @pytest.fixture
-def fresh_world(tmp_path: Path) -> Iterator[World]:
-    apis: Iterator[Api] = start_api(tmp_path)
+def fresh_world(tmp_path: Path, db_url: str) -> Iterator[World]:
+    """A new world per case, on SQLite and on PostgreSQL (``db_url``)."""
+    apis: Iterator[Api] = start_api(tmp_path, database_url=db_url)
     api = next(apis)
     yield build_world(api)
     next(apis, None)

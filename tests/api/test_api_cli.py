@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from api.accounts_sqlite import AccountStore
+from api.accounts_store import AccountStore
 from api.security import password_hasher
 from api.settings import get_settings
 from hbopt.cli import main as hbopt_main
@@ -56,3 +57,20 @@ def test_api_box_prints_a_starter_code_stored_only_hashed(
     assert password_hasher().verify(code, stored)
     assert hbopt_main(["api-box", "--serial", "HB-F-0001"]) == 2
     assert hbopt_main(["api-box", "--serial", "bad serial!"]) == 2
+
+
+def test_db_upgrade_adopts_a_file_of_the_old_code(
+    database: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.api.legacy_accounts_sqlite import AccountStore as OldStore
+
+    old = OldStore(database)
+    old.register_starter_code("HB-OLD-9", "hash", datetime(2025, 1, 1, tzinfo=UTC))
+    old.close()
+    assert hbopt_main(["db", "current"]) == 0
+    assert capsys.readouterr().out.split() == ["database:", "None", "code:", "0001"]
+    assert hbopt_main(["db", "upgrade"]) == 0
+    assert "database at revision 0001 (was None)" in capsys.readouterr().out
+    assert hbopt_main(["db", "current"]) == 0
+    assert capsys.readouterr().out.split()[:2] == ["database:", "0001"]
+    assert AccountStore(database).unused_starter_code_hash("HB-OLD-9") == "hash"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from api.accounts_sqlite import AccountStore
+from api.accounts_store import AccountStore
 from api.settings import get_settings
 from hbopt.cli import main as hbopt_main
 from scheduler.runtime import SiteStatus

@@ -100,7 +100,7 @@ def test_weekly_departure_plan_and_one_off_override(world: World) -> None:
 
 def test_preferences_stored_before_the_weekly_plan_still_read(world: World) -> None:
     """Rows written before the weekly plan existed (mode, departure, target_kwh) stay valid."""
-    from api.accounts_sqlite import DevicePreferences
+    from api.accounts_store import DevicePreferences
 
     old = '{"mode": "solar", "departure": null, "target_kwh": 35.0}'
     world.api.services.accounts.set_device_preferences(

@@ -14,6 +14,7 @@ from tests.api.conftest import (
     register_box,
     sign_in,
 )
+from tests.pg_server import database_text
 
 
 def test_owner_has_several_sites_and_sees_only_own(world: World) -> None:
@@ -161,7 +162,8 @@ def test_export_holds_the_sites_data_and_no_secrets(world: World) -> None:
     assert "hash" not in text
 
 
-def test_delete_account_removes_all_its_data(api: Api) -> None:
+def test_delete_account_removes_all_its_data(api_db: Api) -> None:
+    api = api_db
     client = api.client
     user = register_and_confirm(api, "gone@example.org")
     headers = bearer(sign_in(api, "gone@example.org")["access_token"])
@@ -184,8 +186,7 @@ def test_delete_account_removes_all_its_data(api: Api) -> None:
     keeper = register_and_confirm(api, "stays@example.org")
     assert client.delete("/v1/app/me", headers=headers).status_code == 204
 
-    db = sqlite3.connect(api.services.settings.database_path)
-    dump = "\n".join(db.iterdump())
+    dump = database_text(api.services.accounts.engine)
     for trace in (user["id"], "gone@example.org", site["id"], box["box"]["id"]):
         assert trace not in dump, trace
     assert keeper["id"] in dump

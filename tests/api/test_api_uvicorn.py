@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.accounts_sqlite import AccountStore
+from api.accounts_store import AccountStore
 from api.security import password_hasher
 from hbopt.cli import main as hbopt_main
 

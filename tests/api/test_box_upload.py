@@ -13,7 +13,7 @@ import pytest
 from adapters.clock import SimClock
 from adapters.heartbeat.backlog import MeasurementBuffer, MinuteRecord
 from adapters.heartbeat.gateway_sink import GatewaySink
-from api.accounts_sqlite import AccountStore
+from api.accounts_store import AccountStore
 from api.security import password_hasher
 from simulation.box import BoxConfig, HeartbeatBox
 from simulation.twin import Twin

@@ -1,3 +1,6 @@
+# Test fixture: the account store as it was before SQLAlchemy and Alembic (schema 7 in
+# PRAGMA user_version), kept unchanged so tests can make files the way released versions did.
+# Do not edit; the code in use is api/accounts_store.py.
 """Accounts, sites, grants, boxes and trading parameters in one SQLite file.
 
 The API's own state (not telemetry, which lives in a :class:`TelemetryStore`): users, one-time
