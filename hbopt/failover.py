@@ -91,9 +91,9 @@ class FailoverResult:
     logs: dict[str, str] = field(default_factory=dict)
 
 
-def fleet_accounts(path: Path, ports: list[int]) -> list[str]:
+def fleet_accounts(url: str, ports: list[int]) -> list[str]:
     """One owner's sites, each with a paired box at ``127.0.0.1:port`` and the typical home."""
-    accounts = AccountStore(path)
+    accounts = AccountStore(url)
     now = datetime.now(UTC)
     user = accounts.create_user("fleet@example.org", "x", "customer", now, confirmed=True)
     equipment = SiteEquipment().model_dump_json()
@@ -243,7 +243,7 @@ async def run_failover(
     engine = make_engine(db_url)
     metadata.create_all(engine)  # what the processes create; read before they are up
     async with served_boxes(clock, n_sites, timing.watchdog_s) as sims:
-        ids = fleet_accounts(tmp / "accounts.sqlite3", [s.port for s in sims])
+        ids = fleet_accounts(db_url, [s.port for s in sims])
         fleet = _Fleet(engine, clock, timing, dict(zip(ids, (s.box for s in sims), strict=True)))
         try:
             env = control_env(tmp, db_url, clock, timing)

@@ -130,11 +130,6 @@ class ControlSettings(BaseSettings):
         description="Share the sites with other control processes through leases in the "
         "database; off: this process runs every site (the demo on its stepped clock)",
     )
-    database_url: str | None = Field(
-        default=None,
-        description="SQLAlchemy URL of the database the control processes share for the site "
-        "leases (postgresql+psycopg://... for several hosts); unset: the account database file",
-    )
     lease_ttl_s: float = Field(
         default=30.0,
         gt=0,
@@ -156,10 +151,6 @@ class ControlSettings(BaseSettings):
                 f"HBOPT_LEASE_TTL_S ({self.lease_ttl_s} s): a lease could lapse between renewals"
             )
         return self
-
-    def lease_url(self, settings: Settings) -> str:
-        """The lease database: ``database_url``, else the account database's SQLite file."""
-        return self.database_url or f"sqlite:///{settings.database_path}"
 
 
 def loop_clock(settings: ControlSettings) -> LoopClock:
@@ -423,7 +414,7 @@ def open_leases(settings: Settings, control: ControlSettings) -> LeaseManager:
             control.lease_renew_s,
             control.watchdog_timeout_s,
         )
-    return LeaseManager(make_lease_engine(control.lease_url(settings)), name, ttl)
+    return LeaseManager(make_lease_engine(settings.accounts_url()), name, ttl)
 
 
 def box_links(

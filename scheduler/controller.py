@@ -30,7 +30,7 @@ import functools
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -392,11 +392,7 @@ class SiteController:
         Without ``release`` this is what a crash looks like to the box: the heartbeat stops
         and its watchdog takes over.
         """
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, BoxError):
-                await task
+        await cancel_all(self._tasks)
         self._tasks = []
         if discard:  # the site was deleted: its readings must not come back
             self._unsaved = []
@@ -952,3 +948,21 @@ def _opt_float(value: Any) -> float | None:
 def store_clock(clock: LoopClock) -> Any:
     """A ``() -> datetime`` for :func:`adapters.store.make_store` on the loop's clock."""
     return lambda: datetime.fromtimestamp(clock.now(), tz=UTC)
+
+
+async def cancel_all(tasks: Sequence[asyncio.Task[Any]], every_s: float = 1.0) -> None:
+    """Cancel ``tasks`` and wait until each has ended, cancelling again every ``every_s``.
+
+    Python 3.11's ``asyncio.wait_for`` can lose a cancellation that arrives as its inner
+    awaitable finishes; the task then carries on (a heartbeat loop would run forever), and a
+    plain ``await task`` after one ``cancel()`` would hang the hand-on of a site.
+    """
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=every_s)
+    for task in tasks:
+        exc = None if task.cancelled() else task.exception()
+        if exc is not None and not isinstance(exc, BoxError):  # a box gone while stopping is not
+            log.error("%s ended with %r while stopping", task.get_name(), exc)

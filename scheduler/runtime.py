@@ -54,7 +54,7 @@ from adapters import store as st
 from adapters.heartbeat.client import BoxError
 from adapters.heartbeat.esi_types import ControlState
 from scheduler.clock import LoopClock
-from scheduler.controller import CycleReport, NotOwner, SiteConfig, SiteController
+from scheduler.controller import CycleReport, NotOwner, SiteConfig, SiteController, cancel_all
 from scheduler.feeds import PriceFeed
 from scheduler.frame_feeds import WeatherFeed
 from scheduler.leases import Lease, LeaseManager
@@ -475,9 +475,7 @@ class Supervisor:
         if managed is None:
             return
         if managed.task is not None and not managed.task.done():
-            managed.task.cancel()
-            # bounded: a start that swallows its cancellation must not hold up a hand-on
-            await asyncio.wait({managed.task}, timeout=10.0)
+            await cancel_all([managed.task])
         if managed.started:
             await managed.controller.stop(release=release, discard=discard)
         else:
