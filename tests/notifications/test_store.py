@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from notifications import ChannelName, EventKind, NotificationStore, PushSubscription
 from notifications.events import Event, SessionOutcome
 from notifications.store import UserSettings
-from tests.pg_server import PgServer
+from tests.pg_server import database_files
 
 T0 = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
 SECRET_ID = "user-4f1e9c0a-secret"
@@ -78,21 +76,6 @@ def _fill(store: NotificationStore, user_id: str, tag: str) -> None:
         store.claim(user_id, ChannelName.EMAIL, f"{tag}-{i}", T0)
 
 
-def _raw_files(db_url: str, request: pytest.FixtureRequest) -> list[Path]:
-    """Every file the database's data lives in, flushed to disk first."""
-    if db_url.startswith("sqlite"):
-        path = Path(db_url.removeprefix("sqlite:///"))
-        return [p for p in path.parent.iterdir() if p.name.startswith(path.name)]
-    server: PgServer = request.getfixturevalue("pg_server")
-    admin = server.admin()
-    with admin.connect() as conn:
-        conn.execute(sa.text("CHECKPOINT"))
-    admin.dispose()
-    name = sa.make_url(db_url).database
-    assert name is not None
-    return [p for p in server.database_dir(name).iterdir() if p.is_file()]
-
-
 def test_a_deleted_user_leaves_no_bytes_in_the_database_files(
     store: NotificationStore, db_url: str, request: pytest.FixtureRequest
 ) -> None:
@@ -104,7 +87,9 @@ def test_a_deleted_user_leaves_no_bytes_in_the_database_files(
     store.record_session(SessionOutcome("site-1", T0, T0, None, None, 1.0, None))
 
     def containing(needle: str) -> list[str]:
-        return [p.name for p in _raw_files(db_url, request) if needle.encode() in p.read_bytes()]
+        return [
+            p.name for p in database_files(db_url, request) if needle.encode() in p.read_bytes()
+        ]
 
     assert containing(SECRET_MAIL) and containing(SECRET_ID)  # the probe can find them
     store.delete_user(SECRET_ID)
