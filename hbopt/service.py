@@ -28,7 +28,7 @@ import sqlite3
 import threading
 import time
 import zlib
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -637,27 +637,31 @@ class ControlLoop:
             await self.clock.sleep_until(self.clock.now() + self.control.telemetry_maintenance_s)
 
 
-class ControlThread:
-    """The control loop on its own event loop in a daemon thread (``hbopt serve``)."""
+class LoopThread:
+    """A coroutine on its own event loop in a daemon thread, cancelled by :meth:`stop`."""
 
-    def __init__(self, loop_: ControlLoop) -> None:
-        self.control = loop_
+    def __init__(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
+        self._run = run
         self._loop = asyncio.new_event_loop()
-        self._task: asyncio.Task[None] | None = None
-        self._thread = threading.Thread(target=self._main, name="hbopt-control", daemon=True)
+        self._task: asyncio.Future[None] | None = None
+        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
     def _main(self) -> None:
         asyncio.set_event_loop(self._loop)
-        self._task = self._loop.create_task(self.control.run())
+        self._task = asyncio.ensure_future(self._run(), loop=self._loop)
         with contextlib.suppress(asyncio.CancelledError):
             self._loop.run_until_complete(self._task)
+        # what the coroutine left behind (timers it cancelled) finishes before the loop closes
+        left = [task for task in asyncio.all_tasks(self._loop) if not task.done()]
+        for task in left:
+            task.cancel()
+        self._loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
         self._loop.close()
 
     def stop(self, timeout_s: float = 30.0) -> None:
-        """Cancel the loop (controllers stop without release) and wait for the thread."""
         if self._task is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._task.cancel)
         self._thread.join(timeout_s)
@@ -700,7 +704,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
     thread = None
     if not args.no_control:
-        thread = ControlThread(ControlLoop(settings, control, clock, forget_plan))
+        thread = LoopThread("hbopt-control", ControlLoop(settings, control, clock, forget_plan).run)
         thread.start()
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"hbopt: dashboard at http://{host}:{args.port}{DASHBOARD_PATH}", flush=True)

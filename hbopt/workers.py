@@ -26,12 +26,9 @@ What the workers share lives outside them:
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import os
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -50,7 +47,7 @@ from api.routers.dashboard import DASHBOARD_PATH
 from api.routers.ops import MULTIPROCESS_DIR
 from api.settings import Settings
 from core.errors import CliError
-from hbopt.service import ControlLoop, ControlSettings, loop_clock, utc_clock
+from hbopt.service import ControlLoop, ControlSettings, LoopThread, loop_clock, utc_clock
 from notifications import NotificationStore
 from pricing.store import PriceStore
 from scheduler.clock import LoopClock
@@ -107,36 +104,6 @@ def migrate_once(settings: Settings, clock: LoopClock) -> None:
         store.close()
     NotificationStore.open(settings.accounts_url()).engine.dispose()
     PriceStore(settings.input_settings().price_store_path).close()
-
-
-class LoopThread:
-    """A coroutine on its own event loop in a daemon thread, cancelled by :meth:`stop`."""
-
-    def __init__(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
-        self._run = run
-        self._loop = asyncio.new_event_loop()
-        self._task: asyncio.Future[None] | None = None
-        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def _main(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._task = asyncio.ensure_future(self._run(), loop=self._loop)
-        with contextlib.suppress(asyncio.CancelledError):
-            self._loop.run_until_complete(self._task)
-        # what the coroutine left behind (timers it cancelled) finishes before the loop closes
-        left = [task for task in asyncio.all_tasks(self._loop) if not task.done()]
-        for task in left:
-            task.cancel()
-        self._loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
-        self._loop.close()
-
-    def stop(self, timeout_s: float = 30.0) -> None:
-        if self._task is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._task.cancel)
-        self._thread.join(timeout_s)
 
 
 def input_jobs(settings: Settings, clock: LoopClock) -> Callable[[], Awaitable[None]]:
