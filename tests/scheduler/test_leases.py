@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from hbopt.failover import lease_holders
 from scheduler.leases import LeaseManager, fair_share, make_engine, site_leases
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,14 +39,7 @@ def at(seconds: float) -> datetime:
 
 def owners(engine: Engine, now: datetime) -> dict[str, str]:
     """Site -> holder of a valid lease, read from the database."""
-    now_ms = round(now.timestamp() * 1000)
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(site_leases.c.site_id, site_leases.c.holder).where(
-                site_leases.c.holder.is_not(None), site_leases.c.expires_at_ms > now_ms
-            )
-        ).all()
-    return {r.site_id: r.holder for r in rows}
+    return lease_holders(engine, now.timestamp())
 
 
 def test_fair_share() -> None:
