@@ -116,6 +116,10 @@ class LeaseManager:
         metadata.create_all(engine)
         self._held: dict[str, Lease] = {}
         self._rng = random.Random(holder)
+        #: The earliest expiry [UNIX s] among the other live processes' heartbeats, as of the
+        #: last call (None: none). A process that stopped renewing expires first: ticking
+        #: then takes its sites at once instead of up to a renew period later.
+        self.peer_expiry: float | None = None
 
     def held(self) -> dict[str, Lease]:
         """The leases this process holds, as of its last call."""
@@ -254,6 +258,13 @@ class LeaseManager:
                 .select_from(control_processes)
                 .where(control_processes.c.expires_at_ms > now_ms)
             ).scalar_one()
+            peer = conn.execute(
+                sa.select(sa.func.min(control_processes.c.expires_at_ms)).where(
+                    control_processes.c.holder != self.holder,
+                    control_processes.c.expires_at_ms > now_ms,
+                )
+            ).scalar_one()
+        self.peer_expiry = None if peer is None else peer / 1000
         return int(live)
 
     def _ensure_sites(self, ids: list[str]) -> None:
