@@ -140,6 +140,10 @@ def main() -> None:
         )
     print_table(result, args, timing)
     print_timeline(result, timing)
+    for name, text in result.logs.items():  # the survivors' own account of the take-over
+        for line in text.splitlines():
+            if "took" in line:
+                print(f"{name}: {line}")
     print(f"load average at the end {psutil.getloadavg()[0]:.1f}")
 
 

@@ -4,9 +4,10 @@ Each site has one row in ``site_leases`` (holder, expiry, version). A control pr
 :class:`LeaseManager`; every few seconds it calls :meth:`LeaseManager.tick` (renew what it holds,
 then acquire its fair share of what is free or expired). Each process also heartbeats a row in
 ``control_processes``; the live rows give the number of processes, and each takes at most
-``ceil(sites / live processes)``. A process that dies stops renewing, so its leases expire after
-at most one TTL and the others take them at their next tick. A process above its share (because
-one joined) releases the surplus at renew, so load spreads without a restart.
+``ceil(sites / live processes)``. A process that dies stops renewing, so its leases expire
+after at most one TTL; the others know when (:attr:`LeaseManager.peer_expiry`) and tick then. A
+process above its share (because one joined) releases the surplus at renew, so load spreads
+without a restart.
 
 Mechanism: conditional UPDATEs, the same SQL on SQLite and PostgreSQL.
 

@@ -262,6 +262,7 @@ class Supervisor:
     _lease_mutex: threading.Lock = field(default_factory=threading.Lock)
     _leaving: set[str] = field(default_factory=set)
     _pulse: float = 0.0
+    _ticked: tuple[float, float] = (0.0, 0.0)
     _stopping: bool = False
     _leaving_ticks: int = 0
     #: Every site id, as the loop last read them (the lease thread leases among these).
@@ -527,7 +528,9 @@ class Supervisor:
                 log.error("event loop stalled for %.0f s: not renewing the leases", stalled)
                 continue
             try:
+                t0 = time.monotonic()
                 moves = self._lease_tick()
+                self._ticked = (t0, time.monotonic())
             except Exception:  # the database may be away: the leases then lapse, writes stop
                 log.exception("supervisor: lease renewal failed")
                 continue
@@ -577,7 +580,11 @@ class Supervisor:
         for site_id in sorted(lost):
             log.warning("%s: lease lost to another control process; stopping", site_id)
         if taken:
-            log.info("took the leases of %d sites", len(taken))
+            t0, t1 = self._ticked
+            log.info(
+                "took the leases of %d sites (tick %.2f s, moves %.2f s later, real)",
+                len(taken), t1 - t0, time.monotonic() - t1,
+            )  # fmt: skip
         task = asyncio.create_task(self._move_sites(lost, surplus, taken), name="supervisor-moves")
         self._moves.add(task)
         task.add_done_callback(self._moves.discard)
@@ -610,8 +617,9 @@ class Supervisor:
         """Start the sites taken: every box handed on first, all at once (connected, lock
         claimed, watchdog refreshed: it keeps the last plan), then the controllers start
         (prices, history, the first solve), so no box waits for another site's solve."""
-        ids = sorted(taken)
-        specs = await asyncio.to_thread(self._desired_of, ids)  # one call, not one per site
+        ids, t0 = sorted(taken), time.monotonic()
+        specs = await self._desired_of(ids)
+        t_read = time.monotonic() - t0
         gate = asyncio.Event()
         handing: list[asyncio.Event] = []
         async with self._reconcile_lock:
@@ -632,15 +640,25 @@ class Supervisor:
                 await cancel_all(waits)
         finally:
             gate.set()
+        done = sum(e.is_set() for e in handing)
+        log.info(
+            "took over %d sites: read in %.2f s, %d of %d boxes handed on after %.2f s (real)",
+            len(ids), t_read, done, len(handing), time.monotonic() - t0,
+        )  # fmt: skip
 
-    def _desired_of(self, site_ids: list[str]) -> dict[str, SiteSpec | Idle]:
-        """What should run for each site (blocking); a site that fails is read again later."""
+    async def _desired_of(self, site_ids: list[str]) -> dict[str, SiteSpec | Idle]:
+        """What should run for each site, read on several threads at once: a busy event loop
+        holds the GIL, and each read waits for it at every query; side by side they wait
+        together. A site whose read fails is read again when it starts."""
+        read = await asyncio.gather(
+            *(asyncio.to_thread(self.source.desired, s) for s in site_ids), return_exceptions=True
+        )
         desired: dict[str, SiteSpec | Idle] = {}
-        for site_id in site_ids:
-            try:
-                desired[site_id] = self.source.desired(site_id)
-            except Exception:
-                log.exception("%s: reading the site failed", site_id)
+        for site_id, spec in zip(site_ids, read, strict=True):
+            if isinstance(spec, BaseException):
+                log.error("%s: reading the site failed: %r", site_id, spec)
+            else:
+                desired[site_id] = spec
         return desired
 
     async def _drop(self, site_id: str) -> None:
