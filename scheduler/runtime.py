@@ -542,10 +542,9 @@ class Supervisor:
         """When the lease thread ticks next [s, the controllers' clock]: a renew period on, or
         just after a peer's heartbeat expires (it stopped renewing: its sites are free then,
         and every second counts against the watchdog of its boxes)."""
-        now = self.clock.now()
-        due = now + self.config.lease_renew_s
+        due = self.clock.now() + self.config.lease_renew_s
         peer = None if self.leases is None else self.leases.peer_expiry
-        if peer is not None and now < peer < due:
+        if peer is not None and peer < due:  # past already if it expired during the tick
             return peer + PEER_EXPIRY_MARGIN_S
         return due
 
