@@ -17,7 +17,8 @@ FALLBACK or reconnected, a grid-operator limit), one cycle:
 6. stores the plan, the setpoints sent and what the box reports as applied.
 
 Three background tasks run beside the cycle loop: the heartbeat keeper (a changed
-``ctrl_heartbeat`` every ``watchdog_timeout_s / 3``), the watcher (polls the box every
+``ctrl_heartbeat`` every ``watchdog_timeout_s / 3``, or :attr:`SiteController.keep_alive_max_s`
+if shorter), the watcher (polls the box every
 ``poll_s``, stores the readings, integrates EV energy and the heat-store temperature, raises
 events) and the price refresher (refreshes the caches in a thread every ``price_refresh_s``).
 """

@@ -20,9 +20,13 @@ lease task renews every ``lease_renew_s`` on the controllers' clock, beside the 
 database calls on a thread of their own; starting and stopping the sites that moved runs apart
 from it, so a slow start never delays a renewal. A site lost (taken over after this process
 stalled) is stopped at once without a release, a surplus site (a process joined) is stopped
-before its lease is released, a site taken is reconciled like any other. Controllers write their
-box only while the lease has more than a sixth of its period left, and check the fencing token
-in the database before each cycle's write batch. Without ``leases`` it runs every site.
+before its lease is released. The sites taken are read at once and their boxes handed on first
+(connected, lock claimed, watchdog beaten) before any of them fetches prices or solves; the
+lease thread also ticks right when a peer's heartbeat expires, and controllers beat every
+``(watchdog - lease) / 3``, so a dead process's boxes are beaten again well inside their
+watchdog. Controllers write their box only while the lease has more than a sixth of its period
+left, and check the fencing token in the database before each cycle's write batch. Without
+``leases`` it runs every site.
 
 Every controller solves on the executor the supervisor was given (a local process pool or a
 Dask executor from :class:`~scheduler.fleet.FleetRunner`), so the event loop only does I/O.
