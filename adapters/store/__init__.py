@@ -189,35 +189,6 @@ class TelemetryStore(Protocol):
         """Remove every stored trace of a site."""
         ...
 
-    def save_plan(self, plan: Plan) -> None:
-        """Store a solve's result (idempotent on site and created_at)."""
-        ...
-
-    def latest_plan(self, site_id: str) -> Plan | None:
-        """The most recently created plan of a site, or ``None``."""
-        ...
-
-    def plans_since(self, cursor: int | None) -> tuple[int, list[str]]:
-        """The sites with a plan saved after ``cursor`` and the cursor to pass next time.
-
-        ``None`` returns the current cursor and no sites. The cursor orders saves, not
-        ``created_at``: a process that caches plans (the API) asks every second and forgets
-        the plans saved by another process (the control loop).
-        """
-        ...
-
-    def save_setpoints(self, site_id: str, sent: Sequence[Setpoint]) -> None:
-        """Record setpoints as sent to the box."""
-        ...
-
-    def save_applied(self, site_id: str, applied: Sequence[Setpoint]) -> None:
-        """Record the values the box reports as applied."""
-        ...
-
-    def setpoints(self, site_id: str, start: datetime, end: datetime) -> pd.DataFrame:
-        """Sent and applied values in ``[start, end)``: columns device, quantity, sent, applied."""
-        ...
-
     def close(self) -> None:
         """Release connections."""
         ...
