@@ -5,6 +5,7 @@ the schema upgrade of databases made by earlier releases and the move out of the
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -116,6 +117,12 @@ def test_plans_since_misses_no_save_of_concurrent_writers(db_url: str, engine: E
     cursor, sites = reader.plans_since(cursor)
     seen.update(sites)
     assert seen == {f"w{w}-{i}" for w in range(6) for i in range(40)}
+
+
+def test_plan_with_naive_index_is_refused() -> None:
+    plan = make_plan("s", 1, 1.0)
+    with pytest.raises(ValueError, match="naive"):
+        dataclasses.replace(plan, slots=plan.slots.tz_localize(None))
 
 
 def test_setpoints_pair_sent_and_applied(plans: SqlPlanStore) -> None:
