@@ -1,4 +1,7 @@
-"""The telemetry and plan store: one small protocol, implementations registered by name.
+"""The telemetry store: one small protocol, implementations registered by name.
+
+Also the :class:`Plan` and :class:`Setpoint` records, which live in the service database
+(:mod:`scheduler.plan_store`), not here.
 
 The rest of the service talks to :class:`TelemetryStore` only and gets one from
 :func:`make_store`; whether telemetry lives in SQLite or InfluxDB is a setting.
@@ -43,7 +46,7 @@ class StoreSettings:
     backend : str
         A registered name: ``"sqlite"`` or ``"influxdb"``.
     data_dir : pathlib.Path
-        Directory of the SQLite file (the ``influxdb`` backend keeps plans and setpoints there).
+        Directory of the SQLite file (where earlier releases also kept plans and setpoints).
     sqlite_file : str
         File name inside ``data_dir``.
     raw_retention : datetime.timedelta
@@ -145,7 +148,7 @@ class MaintenanceResult:
 
 
 class TelemetryStore(Protocol):
-    """Where measurements, 15-minute aggregates, plans and setpoints live."""
+    """Where measurements and 15-minute aggregates live."""
 
     def write(self, samples: Sequence[Sample]) -> WriteResult:
         """Store valid samples idempotently; return only once they are durable."""

@@ -1,4 +1,4 @@
-"""Telemetry in InfluxDB 2.x through ``influxdb-client``; plans and setpoints stay in SQLite.
+"""Telemetry in InfluxDB 2.x through ``influxdb-client`` (plans and setpoints: the service database).
 
 Points: measurement = device, tags ``site`` and ``device``, one float field per telemetry
 field (kW, SOC 0-1, degC, codes), nanosecond UTC time. InfluxDB keeps one value per
@@ -89,7 +89,7 @@ class InfluxStore:
     ----------
     settings : StoreSettings
         ``influx_*`` connection and buckets, ``write_attempts``, ``retry_wait_max_s``;
-        ``data_dir`` for the SQLite file holding plans and setpoints.
+        (``data_dir`` is unused: earlier releases kept plans and setpoints there).
     clock : callable
         Current tz-aware time.
     """
