@@ -1,4 +1,4 @@
-"""Telemetry in InfluxDB 2.x through ``influxdb-client`` (plans and setpoints: the service database).
+"""Telemetry in InfluxDB 2.x through ``influxdb-client`` (plans live in the service database).
 
 Points: measurement = device, tags ``site`` and ``device``, one float field per telemetry
 field (kW, SOC 0-1, degC, codes), nanosecond UTC time. InfluxDB keeps one value per
