@@ -578,8 +578,9 @@ class AccountStore:
     def delete_user(self, user_id: str) -> list[str]:
         """Delete a user with everything that hangs off it; return the ids of deleted sites.
 
-        Sites, grants (given and received), boxes, tokens, parameters, acks and the user's
-        request-log rows go with it. Telemetry is the caller's part (the telemetry store).
+        Sites, grants (given and received), boxes with their recorded addresses, tokens,
+        parameters, acks and the user's request-log rows go with it. Telemetry, plans and
+        setpoints are the caller's part (the telemetry and plan stores).
         """
         with self._tx() as conn:
             site_ids = list(
@@ -593,6 +594,7 @@ class AccountStore:
                     request_log_table.c.principal.in_([user_id, *box_ids])
                 )
             )
+            conn.execute(_box_links_of(sites.c.owner_id == user_id))
             conn.execute(users.delete().where(users.c.id == user_id))
         self.erase_residue()
         return site_ids
@@ -759,6 +761,7 @@ class AccountStore:
             conn.execute(
                 request_log_table.delete().where(request_log_table.c.principal.in_(box_ids))
             )
+            conn.execute(_box_links_of(sites.c.id == site_id))
             conn.execute(sites.delete().where(sites.c.id == site_id))
         self.erase_residue()
 
@@ -1292,3 +1295,10 @@ class AccountStore:
 def _now(value: datetime) -> sa.BindParameter[datetime]:
     """``value`` as a typed bind parameter (inside SQL functions the type is not inferred)."""
     return sa.bindparam(None, value, type_=UtcTimestamp())
+
+
+def _box_links_of(site_filter: sa.ColumnElement[bool]) -> sa.Delete:
+    """Delete the recorded addresses of the boxes paired to the sites ``site_filter`` picks
+    (keyed by serial, so no foreign key cascades them; an address can place a home)."""
+    serials = sa.select(boxes.c.serial).join(sites, boxes.c.site_id == sites.c.id)
+    return box_links.delete().where(box_links.c.serial.in_(serials.where(site_filter)))

@@ -2,7 +2,8 @@
 
 ``hbopt db upgrade``
     Bring the database of ``HBOPT_DATABASE_URL`` (else the SQLite file ``HBOPT_DATABASE_PATH``)
-    to the newest revision; the API and the control loop do the same when they start.
+    to the newest revision, then move the plans and setpoints an earlier release kept in the
+    telemetry SQLite file into it; the API and the control loop do the same when they start.
 ``hbopt db current``
     Print the revision the database is at and the newest one the code knows.
 ``hbopt db revision -m "add a column"``
@@ -43,12 +44,18 @@ def _engine() -> Any:
 
 def run_upgrade(args: argparse.Namespace) -> int:
     from api import migrations
+    from api.settings import get_settings
+    from scheduler.plan_store import SqlPlanStore
 
     engine = _engine()
     try:
         before = migrations.current_revision(engine)
         migrations.upgrade(engine)
         print(f"database at revision {migrations.current_revision(engine)} (was {before})")
+        legacy = get_settings().telemetry_path
+        moved = SqlPlanStore(engine).import_legacy(legacy)
+        if any(moved):
+            print(f"moved {moved[0]} plans and {moved[1]} setpoints from {legacy} into it")
     finally:
         engine.dispose()
     return 0

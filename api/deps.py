@@ -36,6 +36,7 @@ from api.settings import Settings
 from api.throttle import Throttles
 from notifications import NotificationStore, Notifier
 from scheduler.inputs import LiveInputs
+from scheduler.plan_store import PlanStore
 
 Clock = Callable[[], datetime]
 SiteRoleName = Literal["owner", "supporter", "factory_service"]
@@ -66,6 +67,8 @@ class Services:
     request_log: RequestLog
     plan_cache: PlanCache
     throttles: Throttles
+    #: Plans and setpoints, in the service database.
+    plans: PlanStore
     telemetry: TelemetryStore | None = None
     #: Price store, price jobs and weather feed (None: bundled data and estimates only).
     inputs: LiveInputs | None = None

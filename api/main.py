@@ -17,6 +17,7 @@ import fastapi.routing
 import pandas as pd
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
+from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
 import core
@@ -56,6 +57,7 @@ from api.throttle import Throttles
 from core.errors import CliError
 from notifications import NotificationStore
 from scheduler.inputs import LiveInputs
+from scheduler.plan_store import SqlPlanStore
 
 logger = logging.getLogger("api")
 
@@ -102,6 +104,17 @@ def store_from_settings(settings: Settings, clock: Clock) -> TelemetryStore | No
     )
 
 
+def open_plan_store(settings: Settings, engine: Engine) -> SqlPlanStore:
+    """The plan store on the service database's (migrated) ``engine``; plans and setpoints an
+    earlier release kept in the telemetry SQLite file are moved over first (once)."""
+    plans = SqlPlanStore(engine)
+    moved = plans.import_legacy(settings.telemetry_path)
+    if any(moved):
+        logger.info("moved %d plans and %d setpoints from %s into the service database", *moved,
+                    settings.telemetry_path)  # fmt: skip
+    return plans
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -138,8 +151,8 @@ def create_app(
         own_mailer = mailer or mailer_from_settings(settings)
         services = _open_services(settings, own_mailer, clock, telemetry_factory)
         app.state.services = services
-        if services.telemetry is not None:  # the plan watch's starting point, before requests
-            await run_in_threadpool(services.plan_cache.watch, services.telemetry)
+        # the plan watch's starting point, before requests
+        await run_in_threadpool(services.plan_cache.watch, services.plans)
         tasks = [
             asyncio.create_task(_maintenance_loop(services)),
             asyncio.create_task(_flush_loop(services)),
@@ -224,7 +237,8 @@ def _open_services(
     )
     hasher = password_hasher(settings.password_time_cost, settings.password_memory_cost_kib)
     mailer = mailer or LogMailer()
-    notification_store = NotificationStore.open(settings.accounts_url())
+    # one engine (one pool) per process for the tables of the service database
+    notification_store = NotificationStore(accounts.engine)
     services = Services(
         settings=settings,
         accounts=accounts,
@@ -235,6 +249,7 @@ def _open_services(
         metrics=Metrics(),
         plan_cache=PlanCache(settings.schedule_cache_s),
         throttles=Throttles(settings, hasher),
+        plans=open_plan_store(settings, accounts.engine),
         telemetry=telemetry_factory(settings, clock),
         inputs=LiveInputs(settings.input_settings(), clock=lambda: pd.Timestamp(clock())),
         notifications=notification_store,
@@ -279,11 +294,9 @@ async def _flush_loop(services: Services, interval_s: float = 1.0) -> None:
 
 async def _plan_watch_loop(services: Services) -> None:
     """Drop cached plans that another process (the control loop, a worker) replaced."""
-    if services.telemetry is None:
-        return
     while True:
         try:
-            await run_in_threadpool(services.plan_cache.watch, services.telemetry)
+            await run_in_threadpool(services.plan_cache.watch, services.plans)
         except Exception:  # a busy store: the cache's age limit still bounds staleness
             logger.warning("plan watch failed", exc_info=True)
         await asyncio.sleep(services.settings.plan_watch_s)

@@ -23,9 +23,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from adapters.store import Plan, TelemetryStore
+from adapters.store import Plan
 from api.schemas import SchedulePublic
 from core.timeindex import check_index
+from scheduler.plan_store import PlanStore
 
 
 @dataclass(frozen=True)
@@ -124,21 +125,21 @@ class PlanCache:
             return entry
         return None
 
-    def load(self, store: TelemetryStore, site_id: str) -> CachedPlan:
+    def load(self, store: PlanStore, site_id: str) -> CachedPlan:
         """Read the site's latest plan from the store (blocking) and cache it."""
         entry = CachedPlan.of(site_id, store.latest_plan(site_id))
         with self._lock:
             self._entries[site_id] = entry
         return entry
 
-    def latest(self, store: TelemetryStore, site_id: str) -> CachedPlan:
+    def latest(self, store: PlanStore, site_id: str) -> CachedPlan:
         return self.fresh(site_id) or self.load(store, site_id)
 
     def forget(self, site_id: str) -> None:
         with self._lock:
             self._entries.pop(site_id, None)
 
-    def watch(self, store: TelemetryStore) -> list[str]:
+    def watch(self, store: PlanStore) -> list[str]:
         """Forget the plans of the sites that got a new one in the store since the last call
         (blocking; the first call only takes the store's cursor). Returns those sites."""
         cursor, sites = store.plans_since(self._cursor)

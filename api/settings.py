@@ -41,7 +41,8 @@ class Settings(BaseSettings):
     )
     telemetry_path: Path = Field(
         default=Path("var/hbopt-telemetry.sqlite3"),
-        description="SQLite file of the telemetry store (influxdb: its plans and setpoints)",
+        description="SQLite file of the telemetry store (plans an earlier release kept here "
+        "are moved into the service database at start)",
     )
     influx_url: str = Field(default="http://127.0.0.1:8086")
     influx_org: str = Field(default="heartbeat")

@@ -74,7 +74,7 @@ def site_export(services: Services, site: Site) -> dict[str, Any]:
             }
             for d in accounts.device_preferences(site.id)
         ],
-        "telemetry": None if services.telemetry is None else telemetry_export(services, site.id),
+        "telemetry": telemetry_export(services, site.id),
         "equipment": _equipment(services, site.id),
         "tariff": _tariff(services, site.id),
     }
@@ -82,25 +82,28 @@ def site_export(services: Services, site: Site) -> dict[str, Any]:
 
 
 def telemetry_export(services: Services, site_id: str) -> dict[str, list[dict[str, Any]]]:
-    """The store's export of the site (raw samples, aggregates, plans, setpoints) as records."""
-    store = services.store()
-    with tempfile.TemporaryDirectory(prefix="hbopt-export-") as tmp:
-        tables: dict[str, list[dict[str, Any]]] = {}
-        for path in sorted(store.export_site(site_id, Path(tmp), "csv")):
-            try:
-                frame = pd.read_csv(path)
-            except pd.errors.EmptyDataError:
-                frame = pd.DataFrame()
-            tables[path.stem] = json.loads(frame.to_json(orient="records", date_format="iso"))
-    return tables
+    """The site's raw samples and aggregates (telemetry store, when there is one), plans and
+    setpoints (service database) as records, one list per table."""
+    frames = services.plans.site_frames(site_id)
+    if services.telemetry is not None:
+        with tempfile.TemporaryDirectory(prefix="hbopt-export-") as tmp:
+            for path in sorted(services.telemetry.export_site(site_id, Path(tmp), "csv")):
+                try:
+                    frames[path.stem] = pd.read_csv(path)
+                except pd.errors.EmptyDataError:
+                    frames[path.stem] = pd.DataFrame()
+    return {
+        name: json.loads(frame.to_json(orient="records", date_format="iso"))
+        for name, frame in sorted(frames.items())
+    }
 
 
 def delete_sites_everywhere(services: Services, site_ids: Sequence[str]) -> None:
-    """Remove the sites' telemetry and plans from the telemetry store (accounts stay)."""
-    if services.telemetry is None:
-        return
+    """Remove the sites' telemetry, plans and setpoints (accounts stay)."""
+    services.plans.delete_sites(site_ids)
     for site_id in site_ids:
-        services.telemetry.delete_site(site_id)
+        if services.telemetry is not None:
+            services.telemetry.delete_site(site_id)
         services.plan_cache.forget(site_id)
 
 

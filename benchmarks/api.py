@@ -51,9 +51,10 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from adapters.store import Plan, PlanSummary, StoreSettings, make_store
+from adapters.store import Plan, PlanSummary
 from api.accounts_store import AccountStore
 from api.security import new_token, password_hasher, token_digest
+from scheduler.plan_store import SqlPlanStore
 
 DEVICES = {
     "grid": {"power_kw": 0.4},
@@ -78,7 +79,7 @@ def populate(directory: Path, boxes: int) -> list[str]:
     accounts = AccountStore(directory / "api.sqlite3")
     owner_hash = password_hasher().hash(new_token())
     owner = accounts.create_user("bench@example.org", owner_hash, "customer", now, confirmed=True)
-    store = make_store(StoreSettings(data_dir=directory, sqlite_file="telemetry.sqlite3"))
+    store = SqlPlanStore(accounts.engine)
     index = pd.date_range(pd.Timestamp(now).floor("15min"), periods=96, freq="15min")
     rng = np.random.default_rng(0)
     tokens = []
@@ -100,7 +101,6 @@ def populate(directory: Path, boxes: int) -> list[str]:
         summary = PlanSummary(status="optimal", objective_eur=1.0)
         store.save_plan(Plan(site.id, now, slots, summary))
     accounts.close()
-    store.close()
     return tokens
 
 

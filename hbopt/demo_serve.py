@@ -1,9 +1,9 @@
 """Serve the demo's own data through the API and dashboard (``hbopt demo --serve``).
 
-The demo's scheduler writes telemetry and plans to a SQLite store; here an account store with one
-confirmed demo owner and one site (whose id the scheduler uses) is created next to it, and the
-API runs on both with its clock held at the end of the simulated day, so the dashboard shows the
-day as if it were now.
+The demo's scheduler writes telemetry to a SQLite store and plans to the account database (a
+SQLite file) next to it, with one confirmed demo owner and one site (whose id the scheduler
+uses); the API runs on both with its clock held at the end of the simulated day, so the
+dashboard shows the day as if it were now.
 """
 
 from __future__ import annotations

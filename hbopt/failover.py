@@ -35,9 +35,10 @@ import psutil
 import sqlalchemy as sa
 
 from adapters.heartbeat.esi_types import ControlState
+from api import migrations
 from api.accounts_store import AccountStore, EquipmentDoc
 from scheduler.clock import ScaledRealClock
-from scheduler.leases import make_engine, metadata, site_leases
+from scheduler.leases import make_engine, site_leases
 from scheduler.site_model import SiteEquipment
 from simulation.box import BoxConfig, HeartbeatBox, interleaved_writers
 from simulation.box_sim import BoxSimulator, start_box_simulator
@@ -261,7 +262,7 @@ async def run_failover(
     """
     clock = ScaledRealClock((START - pd.Timedelta(minutes=2)).timestamp(), timing.speed)
     engine = make_engine(db_url)
-    metadata.create_all(engine)  # what the processes create; read before they are up
+    migrations.upgrade(engine)  # the lease tables are read before the processes are up
     async with served_boxes(clock, n_sites, timing.watchdog_s) as sims:
         ids = fleet_accounts(db_url, [s.port for s in sims])
         fleet = _Fleet(engine, clock, timing, dict(zip(ids, (s.box for s in sims), strict=True)))

@@ -46,7 +46,7 @@ from api.accounts_store import AccountStore
 from api.cli import check_data_dirs
 from api.connections import uvicorn_config
 from api.logging_config import service_log_config
-from api.main import create_app, mailer_from_settings, store_from_settings
+from api.main import create_app, mailer_from_settings, open_plan_store, store_from_settings
 from api.notify import notifier_for
 from api.routers.dashboard import DASHBOARD_PATH
 from api.schemas import TradingParameters
@@ -549,6 +549,7 @@ class ControlLoop:
     async def run(self) -> None:
         """Run until cancelled; stops the controllers without release (see the supervisor)."""
         accounts, store = await asyncio.to_thread(open_stores, self.settings, self.clock)
+        plans = await asyncio.to_thread(open_plan_store, self.settings, accounts.engine)
         c = self.control
         leases = await asyncio.to_thread(open_leases, self.settings, c) if c.leases else None
         runner = FleetRunner(
@@ -571,8 +572,9 @@ class ControlLoop:
             self.on_plan,
             self.keep_history,
             leases=leases,
+            plan_store=plans,
         )
-        store_n = NotificationStore.open(self.settings.accounts_url())
+        store_n = NotificationStore(accounts.engine)  # one pool for the service database
         notifier = notifier_for(
             store_n,
             self.settings,

@@ -1,5 +1,8 @@
 """``hbopt store``: maintain the telemetry store, export or delete a site's data.
 
+Export and delete cover the site's plans and setpoints in the service database too
+(``HBOPT_DATABASE_URL``, else the SQLite file ``HBOPT_DATABASE_PATH``).
+
     hbopt store maintain
     hbopt store export SITE out/ --format parquet
     hbopt store delete SITE --yes
@@ -15,8 +18,9 @@ store package.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from core import cli_args
 from core.errors import CliError
@@ -24,6 +28,9 @@ from core.errors import CliError
 if TYPE_CHECKING:
     from adapters.store import TelemetryStore
     from api.settings import Settings
+    from scheduler.plan_store import SqlPlanStore
+
+T = TypeVar("T")
 
 #: Settings fields the flags override, by flag.
 FLAGS = {
@@ -140,10 +147,14 @@ def _maintain(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from adapters.store.sqlite import write_frames
+
     out: Path = args.out
     existed = out.is_dir()
     cli_args.output_dir("DIR", out)
     files = _run_on_store(args, lambda store: store.export_site(args.site, out, args.format))
+    frames = _on_plans(args, lambda plans: plans.site_frames(args.site))
+    files += write_frames(frames, out, args.format)  # plans and setpoints
     if all(_rows(path) == 0 for path in files):
         for path in files:
             path.unlink()
@@ -169,5 +180,18 @@ def _delete(args: argparse.Namespace) -> int:
     if not args.yes:
         raise CliError(f"delete: this removes all data of site {args.site!r}; add --yes")
     _run_on_store(args, lambda store: store.delete_site(args.site))
+    _on_plans(args, lambda plans: plans.delete_sites([args.site]))
     print(f"deleted site {args.site}")
     return 0
+
+
+def _on_plans(args: argparse.Namespace, action: Callable[[SqlPlanStore], T]) -> T:
+    """Run ``action`` on the plan store in the service database (``HBOPT_DATABASE_URL``)."""
+    from api.accounts_store import AccountStore
+    from scheduler.plan_store import SqlPlanStore
+
+    accounts = AccountStore(settings_from_args(args).accounts_url())  # migrated on open
+    try:
+        return action(SqlPlanStore(accounts.engine))
+    finally:
+        accounts.close()

@@ -42,13 +42,12 @@ from uvicorn.supervisors import Multiprocess
 from api.accounts_store import AccountStore
 from api.connections import uvicorn_config
 from api.logging_config import service_log_config
-from api.main import create_app, store_from_settings
+from api.main import create_app, open_plan_store, store_from_settings
 from api.routers.dashboard import DASHBOARD_PATH
 from api.routers.ops import MULTIPROCESS_DIR
 from api.settings import Settings
 from core.errors import CliError
 from hbopt.service import ControlLoop, ControlSettings, LoopThread, loop_clock, utc_clock
-from notifications import NotificationStore
 from pricing.store import PriceStore
 from scheduler.clock import LoopClock
 from scheduler.inputs import LiveInputs
@@ -98,11 +97,12 @@ def shared_environment(settings: Settings, control: ControlSettings) -> dict[str
 
 def migrate_once(settings: Settings, clock: LoopClock) -> None:
     """Create or upgrade every database before N workers open them at the same moment."""
-    AccountStore(settings.accounts_url()).close()
+    accounts = AccountStore(settings.accounts_url())  # every table of the service database
+    open_plan_store(settings, accounts.engine)  # an earlier release's plans moved over, once
+    accounts.close()
     store = store_from_settings(settings, utc_clock(clock))
     if store is not None:
         store.close()
-    NotificationStore.open(settings.accounts_url()).engine.dispose()
     PriceStore(settings.input_settings().price_store_path).close()
 
 

@@ -157,22 +157,9 @@ class FeedItem:
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for ``url`` with the notification tables created if missing."""
-    engine = sql_engine(url, ("busy_timeout=2000", "secure_delete=ON"))
-    _create_tables(engine)
-    return engine
-
-
-def _create_tables(engine: Engine, attempts: int = 3) -> None:
-    """Create the tables if missing. Two processes (the API and the control loop) may start
-    at once: the one that loses the race sees the other's tables on the next look."""
-    for attempt in range(attempts):
-        try:
-            metadata.create_all(engine)
-            return
-        except sa.exc.DBAPIError:
-            if attempt == attempts - 1:
-                raise
+    """An engine for ``url``; the tables are the migrations' (:mod:`api.migrations`), which the
+    composition root runs before it opens this store."""
+    return sql_engine(url, ("busy_timeout=2000", "secure_delete=ON"))
 
 
 class NotificationStore:

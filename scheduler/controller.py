@@ -77,6 +77,7 @@ from scheduler.ev_sessions import (
 from scheduler.feeds import BundledWeather, DayCache, PriceFeed, StandardLoad
 from scheduler.frame_feeds import HeatDemandFeed, LoadFeed, WeatherFeed
 from scheduler.links import BoxLink
+from scheduler.plan_store import LeaseFence, PlanStore
 from scheduler.scenario import Home
 from scheduler.site_model import WallboxPreference, next_departure, store_column
 
@@ -287,7 +288,7 @@ class SiteController:
         :class:`~scheduler.clock.RealClock` live, a
         :class:`~scheduler.clock.SteppedClock` in backtests and tests.
     store : TelemetryStore
-        Measurements, plans, setpoints.
+        Measurements.
     prices : PriceFeed
         Cached prices and CO2; refreshed in the background.
     executor : concurrent.futures.Executor
@@ -303,6 +304,9 @@ class SiteController:
     client : BoxLink, optional
         How the box is reached (:mod:`scheduler.links`). Default: a Modbus TCP client for
         ``config.host:port`` on the clock.
+    plan_store : PlanStore, optional
+        Where plans and sent/applied setpoints are stored (the service database); default
+        none: a backtest keeps its plans in :attr:`plans` only.
     """
 
     def __init__(
@@ -317,8 +321,10 @@ class SiteController:
         client: BoxLink | None = None,
         heat_demand: HeatDemandFeed | None = None,
         load_forecast: LoadFeed | None = None,
+        plan_store: PlanStore | None = None,
     ) -> None:
         self.config = config
+        self.plan_store = plan_store
         self.clock = clock
         self.store = store
         self.prices = prices
@@ -372,6 +378,9 @@ class SiteController:
         self.keep_alive_max_s: float | None = None
         self._handed_on = False
         self._beat_at: float | None = None
+        #: The lease that plan and setpoint writes are made under (None: unconditional); a
+        #: process whose lease was taken over stores nothing over the new owner's plan.
+        self.plan_fence: Callable[[], LeaseFence | None] = _no_fence
 
     # ------------------------------------------------------------------ lifecycle
     async def hand_on(self) -> None:
@@ -868,7 +877,12 @@ class SiteController:
                 **inputs,
             }
         )
-        self.store.save_plan(st.Plan(self.config.site_id, created, slots, summary))
+        if self.plan_store is None:
+            return
+        plan = st.Plan(self.config.site_id, created, slots, summary)
+        if not self.plan_store.save_plan(plan, self.plan_fence()):
+            log.info("%s: plan not stored, the site's lease moved on", self.config.site_id)
+            return
         sent = self._sent
         values: dict[tuple[str, str], float | None] = {
             ("battery", "power_kw"): sent.battery_kw,
@@ -877,9 +891,10 @@ class SiteController:
             ("heatpump", "sgready"): _opt_float(sent.hp_sgready_state),
             ("heatpump", "budget_kw"): sent.hp_power_budget_kw,
         }
-        self.store.save_setpoints(
+        self.plan_store.save_setpoints(
             self.config.site_id,
             [st.Setpoint(d, q, created, float(v)) for (d, q), v in values.items() if v is not None],
+            self.plan_fence(),
         )
 
     async def _save_applied(self, now: pd.Timestamp) -> None:
@@ -890,9 +905,12 @@ class SiteController:
             ("wallbox", "current_a"): meas.wallbox_applied_a,
             ("heatpump", "sgready"): float(meas.hp_sgready_applied),
         }
-        self.store.save_applied(
+        if self.plan_store is None:
+            return
+        self.plan_store.save_applied(
             self.config.site_id,
             [st.Setpoint(d, q, created, float(v)) for (d, q), v in values.items() if v is not None],
+            self.plan_fence(),
         )
 
     # ------------------------------------------------------------------ helpers
@@ -916,6 +934,10 @@ class SiteController:
 
 def _always() -> bool:
     return True
+
+
+def _no_fence() -> LeaseFence | None:
+    return None
 
 
 def _clear_sky(system: PvSystem) -> Callable[[pd.DatetimeIndex], pd.DataFrame]:

@@ -104,7 +104,8 @@ class LeaseManager:
     Parameters
     ----------
     engine : Engine
-        The shared database (SQLite file or PostgreSQL); the tables are created if missing.
+        The shared database (SQLite file or PostgreSQL), migrated by :mod:`api.migrations`
+        (the composition root runs them before it opens this).
     holder : str
         This process's unique name (host and pid, say).
     ttl_s : float
@@ -114,7 +115,6 @@ class LeaseManager:
 
     def __init__(self, engine: Engine, holder: str, ttl_s: float) -> None:
         self.engine, self.holder, self.ttl_ms = engine, holder, round(ttl_s * 1000)
-        metadata.create_all(engine)
         self._held: dict[str, Lease] = {}
         self._rng = random.Random(holder)
         #: The earliest expiry [UNIX s] among the other live processes' heartbeats, as of the

@@ -63,6 +63,7 @@ from scheduler.feeds import PriceFeed
 from scheduler.frame_feeds import WeatherFeed
 from scheduler.leases import Lease, LeaseManager
 from scheduler.links import BoxLink
+from scheduler.plan_store import LeaseFence, PlanStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -260,6 +261,8 @@ class Supervisor:
     on_status: Callable[[SiteStatus, SiteController | None], None] | None = None
     #: Site leases shared with other control processes; None: this process runs every site.
     leases: LeaseManager | None = None
+    #: Where controllers store plans and setpoints (fenced by the lease when there are leases).
+    plan_store: PlanStore | None = None
     _sites: dict[str, _Managed] = field(default_factory=dict)
     _held: dict[str, Lease] = field(default_factory=dict)
     _moves: set[asyncio.Task[None]] = field(default_factory=set)
@@ -450,6 +453,7 @@ class Supervisor:
             self.executor,
             weather=weather,
             client=self.links(spec, self.clock),
+            plan_store=self.plan_store,
         )
         controller.keep_history = self.keep_history
         if self.leases is not None:
@@ -459,6 +463,7 @@ class Supervisor:
             controller.keep_alive_max_s = lease_keep_alive_s(
                 spec.config.watchdog_timeout_s, self.leases.ttl_ms / 1000
             )
+            controller.plan_fence = lambda: self._plan_fence(site_id)
         managed = _Managed(spec, controller, handed_on=None if gate is None else asyncio.Event())
         controller.on_report = lambda report: self._reported(managed, report)
         managed.task = asyncio.create_task(
@@ -704,6 +709,15 @@ class Supervisor:
             return False
         margin_s = self.leases.ttl_ms / 1000 / LEASE_MARGIN_DIVISOR
         return lease.expires_at - self.clock.now() > margin_s
+
+    def _plan_fence(self, site_id: str) -> LeaseFence:
+        """The lease a plan or setpoint write of ``site_id`` is made under (version -1, which
+        no lease row has, when this process does not hold it)."""
+        assert self.leases is not None
+        lease = self._held.get(site_id)
+        now_ms = round(self.clock.now() * 1000)
+        version = -1 if lease is None else lease.version
+        return LeaseFence(site_id, self.leases.holder, version, now_ms)
 
     async def _fence(self, site_id: str) -> bool:
         """:meth:`_may_write`, then the fencing token checked in the database."""

@@ -174,7 +174,13 @@ def database_files(db_url: str, request: pytest.FixtureRequest) -> list[Path]:
     admin.dispose()
     name = sa.make_url(db_url).database
     assert name is not None
-    return [p for p in server.database_dir(name).iterdir() if p.is_file()]
+    # pg_internal.init is the server's relation-cache file (catalog descriptors, no rows); the
+    # server deletes and rewrites it whenever the catalog changes, so it can vanish mid-read
+    return [
+        p
+        for p in server.database_dir(name).iterdir()
+        if p.is_file() and p.name != "pg_internal.init"
+    ]
 
 
 def database_text(engine: sa.Engine) -> str:

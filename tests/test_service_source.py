@@ -60,5 +60,6 @@ def test_a_site_is_controlled_once_paired_and_equipped(source: AccountsSource) -
     accounts.delete_user(owner.id)
     gone = source.desired(site.id)
     assert isinstance(gone, Idle) and not gone.exists
-    assert [(s, w) for _, s, w in source.changes_since(seen)] == [(None, "sites")]
+    changed = [(s, w) for _, s, w in source.changes_since(seen)]
+    assert changed == [(None, "box_links"), (None, "sites")]  # the box's address went too
     assert source.site_ids() == []

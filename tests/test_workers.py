@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adapters.store import Plan, PlanSummary, StoreSettings, TelemetryStore, make_store
+from adapters.store import Plan, PlanSummary
 from api.accounts_store import AccountStore
 from api.security import new_token, password_hasher, token_digest
 from api.settings import Settings
@@ -33,6 +33,7 @@ from hbopt.cli import main as hbopt_main
 from hbopt.service import ControlSettings, loop_clock
 from hbopt.workers import shared_environment
 from scheduler.clock import LoopClock
+from scheduler.plan_store import SqlPlanStore
 from tests.redis_server import RedisServer, redis_server
 
 __all__ = ["redis_server"]
@@ -73,9 +74,9 @@ class Fleet:
                 return answers
         raise AssertionError(f"only workers {sorted(answers)} answered 60 new connections")
 
-    def store(self) -> TelemetryStore:
-        """The telemetry store as the control process opens it (its own connection)."""
-        return make_store(StoreSettings(data_dir=self.tmp, sqlite_file="telemetry.sqlite3"))
+    def store(self) -> SqlPlanStore:
+        """The plan store as the control process opens it (its own connection)."""
+        return SqlPlanStore.open(f"sqlite:///{self.tmp / 'api.sqlite3'}")
 
     def box(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.box_token}"}

@@ -1,4 +1,7 @@
-"""The telemetry and plan store: one small protocol, implementations registered by name.
+"""The telemetry store: one small protocol, implementations registered by name.
+
+Also the :class:`Plan` and :class:`Setpoint` records, which live in the service database
+(:mod:`scheduler.plan_store`), not here.
 
 The rest of the service talks to :class:`TelemetryStore` only and gets one from
 :func:`make_store`; whether telemetry lives in SQLite or InfluxDB is a setting.
@@ -43,7 +46,7 @@ class StoreSettings:
     backend : str
         A registered name: ``"sqlite"`` or ``"influxdb"``.
     data_dir : pathlib.Path
-        Directory of the SQLite file (the ``influxdb`` backend keeps plans and setpoints there).
+        Directory of the SQLite file (where earlier releases also kept plans and setpoints).
     sqlite_file : str
         File name inside ``data_dir``.
     raw_retention : datetime.timedelta
@@ -145,7 +148,7 @@ class MaintenanceResult:
 
 
 class TelemetryStore(Protocol):
-    """Where measurements, 15-minute aggregates, plans and setpoints live."""
+    """Where measurements and 15-minute aggregates live."""
 
     def write(self, samples: Sequence[Sample]) -> WriteResult:
         """Store valid samples idempotently; return only once they are durable."""
@@ -187,35 +190,6 @@ class TelemetryStore(Protocol):
 
     def delete_site(self, site_id: str) -> None:
         """Remove every stored trace of a site."""
-        ...
-
-    def save_plan(self, plan: Plan) -> None:
-        """Store a solve's result (idempotent on site and created_at)."""
-        ...
-
-    def latest_plan(self, site_id: str) -> Plan | None:
-        """The most recently created plan of a site, or ``None``."""
-        ...
-
-    def plans_since(self, cursor: int | None) -> tuple[int, list[str]]:
-        """The sites with a plan saved after ``cursor`` and the cursor to pass next time.
-
-        ``None`` returns the current cursor and no sites. The cursor orders saves, not
-        ``created_at``: a process that caches plans (the API) asks every second and forgets
-        the plans saved by another process (the control loop).
-        """
-        ...
-
-    def save_setpoints(self, site_id: str, sent: Sequence[Setpoint]) -> None:
-        """Record setpoints as sent to the box."""
-        ...
-
-    def save_applied(self, site_id: str, applied: Sequence[Setpoint]) -> None:
-        """Record the values the box reports as applied."""
-        ...
-
-    def setpoints(self, site_id: str, start: datetime, end: datetime) -> pd.DataFrame:
-        """Sent and applied values in ``[start, end)``: columns device, quantity, sent, applied."""
         ...
 
     def close(self) -> None:

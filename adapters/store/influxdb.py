@@ -1,4 +1,4 @@
-"""Telemetry in InfluxDB 2.x through ``influxdb-client``; plans and setpoints stay in SQLite.
+"""Telemetry in InfluxDB 2.x through ``influxdb-client`` (plans live in the service database).
 
 Points: measurement = device, tags ``site`` and ``device``, one float field per telemetry
 field (kW, SOC 0-1, degC, codes), nanosecond UTC time. InfluxDB keeps one value per
@@ -38,13 +38,11 @@ from tenacity import (
 from adapters.store import (
     ExportFormat,
     MaintenanceResult,
-    Plan,
-    Setpoint,
     StoreError,
     StoreSettings,
     register_store,
 )
-from adapters.store.sqlite import SqliteStore, write_frames
+from adapters.store.sqlite import write_frames
 from adapters.store.telemetry import DEVICE_FIELDS, Sample, WriteResult, split_valid
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -91,7 +89,7 @@ class InfluxStore:
     ----------
     settings : StoreSettings
         ``influx_*`` connection and buckets, ``write_attempts``, ``retry_wait_max_s``;
-        ``data_dir`` for the SQLite file holding plans and setpoints.
+        (``data_dir`` is unused: earlier releases kept plans and setpoints there).
     clock : callable
         Current tz-aware time.
     """
@@ -103,7 +101,6 @@ class InfluxStore:
             url=settings.influx_url, token=settings.influx_token, org=settings.influx_org
         )
         self._write_api = self.client.write_api(write_options=SYNCHRONOUS)
-        self._relational = SqliteStore(settings, clock)
 
     def _retrying(self) -> Retrying:
         return Retrying(
@@ -286,16 +283,15 @@ class InfluxStore:
         return wide.reset_index().rename_axis(columns=None).sort_values("ts")
 
     def export_site(self, site_id: str, path: Path, fmt: ExportFormat = "csv") -> list[Path]:
-        """Write the site's points, aggregates, plans and setpoints as ``path/<table>.<fmt>``."""
-        frames = self._relational.site_frames(site_id)
-        frames["raw"] = self._site_points(self.settings.influx_bucket, site_id)
-        frames["aggregates_15min"] = self._site_points(
-            self.settings.influx_bucket_aggregates, site_id
-        )
+        """Write the site's points and aggregates as ``path/<table>.<fmt>``."""
+        frames = {
+            "raw": self._site_points(self.settings.influx_bucket, site_id),
+            "aggregates_15min": self._site_points(self.settings.influx_bucket_aggregates, site_id),
+        }
         return write_frames(frames, Path(path), fmt)
 
     def delete_site(self, site_id: str) -> None:
-        """Delete the site's points from both buckets and its plans and setpoints."""
+        """Delete the site's points from both buckets."""
         stop = self.clock() + timedelta(days=365)
         for bucket in (self.settings.influx_bucket, self.settings.influx_bucket_aggregates):
             self.client.delete_api().delete(
@@ -305,34 +301,8 @@ class InfluxStore:
                 bucket=bucket,
                 org=self.settings.influx_org,
             )
-        self._relational.delete_site(site_id)
-
-    def save_plan(self, plan: Plan) -> None:
-        """Plans are relational; stored in the SQLite file under ``data_dir``."""
-        self._relational.save_plan(plan)
-
-    def latest_plan(self, site_id: str) -> Plan | None:
-        """The site's newest plan (from SQLite)."""
-        return self._relational.latest_plan(site_id)
-
-    def plans_since(self, cursor: int | None) -> tuple[int, list[str]]:
-        """Sites with a plan saved after ``cursor`` (from SQLite)."""
-        return self._relational.plans_since(cursor)
-
-    def save_setpoints(self, site_id: str, sent: Sequence[Setpoint]) -> None:
-        """Record sent setpoints (SQLite)."""
-        self._relational.save_setpoints(site_id, sent)
-
-    def save_applied(self, site_id: str, applied: Sequence[Setpoint]) -> None:
-        """Record applied values (SQLite)."""
-        self._relational.save_applied(site_id, applied)
-
-    def setpoints(self, site_id: str, start: datetime, end: datetime) -> pd.DataFrame:
-        """Sent and applied values (SQLite)."""
-        return self._relational.setpoints(site_id, start, end)
 
     def close(self) -> None:
-        """Close the HTTP client and the SQLite file."""
+        """Close the HTTP client."""
         self._write_api.close()
         self.client.close()
-        self._relational.close()

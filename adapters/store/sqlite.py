@@ -13,9 +13,6 @@ retention. A late backlog therefore updates its buckets' aggregates too.
 
 from __future__ import annotations
 
-import io
-import json
-import math
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -28,9 +25,6 @@ import pandas as pd
 from adapters.store import (
     ExportFormat,
     MaintenanceResult,
-    Plan,
-    PlanSummary,
-    Setpoint,
     StoreError,
     StoreSettings,
     register_store,
@@ -296,87 +290,10 @@ class SqliteStore:
             deleted = conn.execute("DELETE FROM raw WHERE ts < ?", (cutoff,)).rowcount
         return MaintenanceResult(aggregated_buckets=aggregated, deleted_raw=deleted)
 
-    # -- plans and setpoints -----------------------------------------------------------------
-
-    def save_plan(self, plan: Plan) -> None:
-        """Store a plan; saving the same (site, created_at) again replaces it."""
-        buffer = io.BytesIO()
-        plan.slots.to_parquet(buffer)
-        with self._transaction() as conn:
-            conn.execute(
-                # REPLACE, not an upsert: a saved-again plan gets a new rowid, which is the
-                # cursor of plans_since
-                "INSERT OR REPLACE INTO plans VALUES (?, ?, ?, ?, ?)",
-                (
-                    plan.site_id,
-                    to_ms(plan.created_at),
-                    plan.summary.model_dump_json(),
-                    json.dumps(dict(plan.inputs_versions), sort_keys=True),
-                    buffer.getvalue(),
-                ),
-            )
-
-    def latest_plan(self, site_id: str) -> Plan | None:
-        """The plan with the latest ``created_at`` of the site, or ``None``."""
-        rows = self._read(
-            "SELECT created_at, summary, inputs, slots FROM plans WHERE site = ? "
-            "ORDER BY created_at DESC LIMIT 1",
-            (site_id,),
-        )
-        if not rows:
-            return None
-        created_ms, summary, inputs, slots = rows[0]
-        return Plan(
-            site_id=site_id,
-            created_at=from_ms(created_ms),
-            slots=pd.read_parquet(io.BytesIO(slots)),
-            summary=PlanSummary.model_validate_json(summary),
-            inputs_versions=json.loads(inputs),
-        )
-
-    def plans_since(self, cursor: int | None) -> tuple[int, list[str]]:
-        """Sites with a plan saved after ``cursor`` (a rowid: SQLite has one writer at a time,
-        so rowids are committed in order) and the newest rowid."""
-        if cursor is None:
-            return int(self._read("SELECT coalesce(max(rowid), 0) FROM plans", ())[0][0]), []
-        rows = self._read("SELECT site, rowid FROM plans WHERE rowid > ? ORDER BY rowid", (cursor,))
-        if not rows:
-            return cursor, []
-        return int(rows[-1][1]), sorted({str(site) for site, _ in rows})
-
-    def save_setpoints(self, site_id: str, sent: Sequence[Setpoint]) -> None:
-        """Record the values sent to the box (kW, SG-Ready code, ... as in ``quantity``)."""
-        self._upsert_setpoints(site_id, sent, "sent")
-
-    def save_applied(self, site_id: str, applied: Sequence[Setpoint]) -> None:
-        """Record the values the box reports as applied."""
-        self._upsert_setpoints(site_id, applied, "applied")
-
-    def _upsert_setpoints(self, site_id: str, points: Sequence[Setpoint], column: str) -> None:
-        rows = [(site_id, p.device, p.quantity, to_ms(p.ts), _finite(p)) for p in points]
-        with self._transaction() as conn:
-            conn.executemany(
-                f"INSERT INTO setpoints (site, device, quantity, ts, {column}) "
-                f"VALUES (?, ?, ?, ?, ?) ON CONFLICT (site, device, quantity, ts) "
-                f"DO UPDATE SET {column} = excluded.{column}",
-                rows,
-            )
-
-    def setpoints(self, site_id: str, start: datetime, end: datetime) -> pd.DataFrame:
-        """Sent and applied values in ``[start, end)``, one row per (ts, device, quantity)."""
-        rows = self._read(
-            "SELECT ts, device, quantity, sent, applied FROM setpoints "
-            "WHERE site = ? AND ts >= ? AND ts < ? ORDER BY ts, device, quantity",
-            (site_id, to_ms(start), to_ms(end)),
-        )
-        frame = pd.DataFrame(rows, columns=["ts", "device", "quantity", "sent", "applied"])
-        frame["ts"] = pd.to_datetime(frame["ts"], unit="ms", utc=True)
-        return frame
-
     # -- data subject rights -----------------------------------------------------------------
 
     def export_site(self, site_id: str, path: Path, fmt: ExportFormat = "csv") -> list[Path]:
-        """Write raw samples, aggregates, plans and setpoints as ``path/<table>.<fmt>``."""
+        """Write raw samples and aggregates as ``path/<table>.<fmt>``."""
         return write_frames(self.site_frames(site_id), Path(path), fmt)
 
     def site_frames(self, site_id: str) -> dict[str, pd.DataFrame]:
@@ -384,7 +301,6 @@ class SqliteStore:
         queries = {
             "raw": f"SELECT device, ts, {', '.join(ALL_FIELDS)} FROM raw",
             "aggregates_15min": "SELECT device, ts, power_kw, soc, n FROM agg15",
-            "setpoints": "SELECT device, quantity, ts, sent, applied FROM setpoints",
         }
         frames = {}
         with self._lock:
@@ -393,12 +309,6 @@ class SqliteStore:
                 frame = pd.DataFrame(cursor.fetchall(), columns=[d[0] for d in cursor.description])
                 frame["ts"] = pd.to_datetime(frame["ts"], unit="ms", utc=True)
                 frames[name] = frame
-            plans = self._conn.execute(
-                "SELECT created_at, summary, inputs, slots FROM plans WHERE site = ? "
-                "ORDER BY created_at",
-                (site_id,),
-            ).fetchall()
-        frames.update(_plan_frames(plans))
         return frames
 
     def delete_site(self, site_id: str) -> None:
@@ -432,25 +342,5 @@ def write_frames(frames: dict[str, pd.DataFrame], path: Path, fmt: ExportFormat)
     return written
 
 
-def _plan_frames(rows: list[tuple]) -> dict[str, pd.DataFrame]:
-    created = pd.to_datetime([r[0] for r in rows], unit="ms", utc=True)
-    plans = pd.DataFrame(
-        {"created_at": created, "summary": [r[1] for r in rows], "inputs": [r[2] for r in rows]}
-    )
-    slot_frames = []
-    for when, (_, _, _, blob) in zip(created, rows, strict=True):
-        slots = pd.read_parquet(io.BytesIO(blob))
-        slot_frames.append(slots.rename_axis("ts").reset_index().assign(created_at=when))
-    slots_all = pd.concat(slot_frames, ignore_index=True) if slot_frames else pd.DataFrame()
-    return {"plans": plans, "plan_slots": slots_all}
-
-
 def _as_float(value: float | None) -> float | None:
     return None if value is None else float(value)
-
-
-def _finite(point: Setpoint) -> float:
-    value = float(point.value)
-    if not math.isfinite(value):
-        raise ValueError(f"setpoint {point.device}-{point.quantity}: value {value} is not finite")
-    return value

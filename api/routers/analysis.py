@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Annotated
 
 import pandas as pd
+import sqlalchemy as sa
 from fastapi import APIRouter, Path, Query
 from pydantic import ValidationError
 
@@ -199,11 +200,9 @@ def estimate_flags(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _stored_rows(services: Services, site_id: str, index: pd.DatetimeIndex) -> pd.DataFrame | None:
     """The latest stored plan's rows inside ``index`` (plan column names), or None."""
-    if services.telemetry is None:
-        return None
     try:
-        stored = services.telemetry.latest_plan(site_id)
-    except StoreError:
+        stored = services.plans.latest_plan(site_id)
+    except sa.exc.OperationalError:
         return None
     if stored is None:
         return None

@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+import sqlalchemy as sa
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
-from adapters.store import StoreError
 from api.accounts_store import Site
 from api.control_schemas import (
     BoxLinkIn,
@@ -48,10 +48,10 @@ def status_public(services: Services, site: Site) -> SiteStatusPublic:
     elif datetime.now(UTC) - stored[1] > STALE_AFTER:
         error = f"the control loop has not reported since {stored[1]:%Y-%m-%d %H:%M} UTC"
     reasons = []
-    if services.telemetry is not None and doc.get("state") not in ("off", "not_configured"):
+    if doc.get("state") not in ("off", "not_configured"):
         try:
-            plan = services.telemetry.latest_plan(site.id)
-        except StoreError:
+            plan = services.plans.latest_plan(site.id)
+        except sa.exc.OperationalError:
             plan = None
         prefs = stored_preferences(accounts, site.id)
         reasons = plan_reasons(plan, services.now(), site.timezone, prefs)

@@ -131,7 +131,7 @@ def _report(
     index = pd.DatetimeIndex(window.index)
     index = index[index >= mine["plugin_utc"].min().floor("15min")]
     prices, estimated = _prices(ctx, services, index)
-    sent = store.setpoints(sid, index[0].to_pydatetime(), last)
+    sent = services.plans.setpoints(sid, index[0].to_pydatetime(), last)
     offered = sent[(sent["device"] == "wallbox") & (sent["quantity"] == "current_a")]
     series = SlotSeries(
         window["wallbox-power_kw"].reindex(index),

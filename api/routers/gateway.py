@@ -107,10 +107,9 @@ async def get_schedule(request: Request, box: CurrentBox, services: ServicesDep)
     """
     # async: the common case (cached plan, 304) is a few microseconds of work, cheaper on the
     # event loop than a hop to the thread pool; only a store read goes to a worker thread.
-    store = services.store()
     cached = services.plan_cache.fresh(box.site_id)
     if cached is None:
-        cached = await run_in_threadpool(services.plan_cache.load, store, box.site_id)
+        cached = await run_in_threadpool(services.plan_cache.load, services.plans, box.site_id)
     if not services.accounts.optimization_enabled(box.site_id):
         cached = CachedPlan.of(box.site_id, None)  # switched off: the box runs its own logic
     now = services.now()
@@ -124,15 +123,11 @@ async def get_schedule(request: Request, box: CurrentBox, services: ServicesDep)
 @router.post("/acks", status_code=201, response_model=AckPublic)
 def acknowledge(body: AckIn, box: CurrentBox, services: ServicesDep) -> AckPublic:
     """Report the setpoints the box applied, with the ETag of the schedule they came from."""
-    if services.telemetry is not None:
-        applied = []
-        for name, value in body.setpoints.items():
-            device, quantity = name.split("-", 1)
-            applied.append(Setpoint(device, quantity, body.applied_at, value))
-        try:
-            services.telemetry.save_applied(box.site_id, applied)
-        except StoreError:
-            raise _store_failed() from None
+    applied = []
+    for name, value in body.setpoints.items():
+        device, quantity = name.split("-", 1)
+        applied.append(Setpoint(device, quantity, body.applied_at, value))
+    services.plans.save_applied(box.site_id, applied)  # a busy database: 503 by the handler
     ack = services.accounts.add_ack(
         site_id=box.site_id,
         box_id=box.id,

@@ -143,7 +143,7 @@ def plan(ctx: SiteViewer, services: ServicesDep) -> PlanPublic:
     """The latest plan from the current slot on, with its summary (cost, violations, solver)
     and, per device, the reason for its action in the current (or next) slot."""
     now = services.now()
-    stored = services.store().latest_plan(ctx.site.id)
+    stored = services.plans.latest_plan(ctx.site.id)
     body = SchedulePublic.model_validate(CachedPlan.of(ctx.site.id, stored).body(now))
     preferences = stored_preferences(services.accounts, ctx.site.id)
     equipment, _ = stored_equipment(services.accounts, ctx.site.id)

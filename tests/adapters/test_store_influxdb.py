@@ -126,7 +126,3 @@ def test_unreachable_server_is_not_acknowledged_and_resend_lands_once(
 def test_flux_reads_fail_cleanly_on_a_server_without_flux(influx_store: TelemetryStore) -> None:
     with pytest.raises(StoreError, match="Flux query failed with HTTP 400"):
         influx_store.latest("backlog")
-
-
-def test_plans_live_in_sqlite_next_to_influx(influx_store: TelemetryStore) -> None:
-    assert influx_store.latest_plan("nobody") is None

@@ -1,8 +1,7 @@
-"""The SQLite store: idempotent writes, windows, aggregates, retention, plans, export, delete."""
+"""The SQLite store: idempotent writes, windows, aggregates, retention, export, delete."""
 
 from __future__ import annotations
 
-import dataclasses
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
@@ -12,9 +11,6 @@ import pandas as pd
 import pytest
 
 from adapters.store import (
-    Plan,
-    PlanSummary,
-    Setpoint,
     StoreError,
     StoreSettings,
     TelemetryStore,
@@ -156,73 +152,6 @@ def test_unknown_backend_names_the_choices(tmp_path: Path) -> None:
         make_store(StoreSettings(backend="mongo", data_dir=tmp_path))
 
 
-def make_plan(site: str, hours_ago: int, cost: float) -> Plan:
-    created = NOW - timedelta(hours=hours_ago)
-    index = pd.date_range(created, periods=96, freq="15min")
-    slots = pd.DataFrame(
-        {"battery-power_kw": np.linspace(-3.3, 3.3, 96), "battery-soc": np.linspace(0, 1, 96)},
-        index=index,
-    )
-    summary = PlanSummary(status="optimal", objective_eur=cost, import_kwh=12.25)
-    return Plan(site, created, slots, summary, {"prices": "2024-06-10T11:00Z", "config": "v3"})
-
-
-def test_latest_plan_round_trips_exactly(sqlite_store: TelemetryStore) -> None:
-    assert sqlite_store.latest_plan("s") is None
-    older, newer = make_plan("s", 2, 1.5), make_plan("s", 1, 1.25)
-    sqlite_store.save_plan(newer)
-    sqlite_store.save_plan(older)
-    sqlite_store.save_plan(make_plan("other", 0, 9.0))
-    got = sqlite_store.latest_plan("s")
-    assert got is not None
-    assert got.created_at == newer.created_at
-    pd.testing.assert_frame_equal(got.slots, newer.slots, check_freq=False)
-    assert got.summary.objective_eur == 1.25
-    assert got.summary.model_dump()["import_kwh"] == 12.25
-    assert dict(got.inputs_versions) == {"prices": "2024-06-10T11:00Z", "config": "v3"}
-
-
-def test_plans_since_names_each_site_saved_after_the_cursor(tmp_path: Path) -> None:
-    settings = StoreSettings(data_dir=tmp_path)
-    writer, reader = make_store(settings, fixed_clock()), make_store(settings, fixed_clock())
-    writer.save_plan(make_plan("a", 3, 1.0))
-    cursor, sites = reader.plans_since(None)
-    assert sites == []
-    # another connection (the control process) saves: an older plan of b, two of a, and a
-    # plan of a again under the same created_at (replaced in place)
-    writer.save_plan(make_plan("b", 5, 1.0))
-    writer.save_plan(make_plan("a", 2, 1.0))
-    cursor, sites = reader.plans_since(cursor)
-    assert sites == ["a", "b"]
-    assert reader.plans_since(cursor) == (cursor, [])
-    writer.save_plan(make_plan("a", 2, 2.0))
-    cursor, sites = reader.plans_since(cursor)
-    assert sites == ["a"]
-    writer.close()
-    reader.close()
-
-
-def test_plan_with_naive_index_is_refused() -> None:
-    plan = make_plan("s", 1, 1.0)
-    with pytest.raises(ValueError, match="naive"):
-        dataclasses.replace(plan, slots=plan.slots.tz_localize(None))
-
-
-def test_setpoints_pair_sent_and_applied(sqlite_store: TelemetryStore) -> None:
-    ts = NOW
-    sqlite_store.save_setpoints("s", [Setpoint("battery", "power_kw", ts, 3.0)])
-    sqlite_store.save_setpoints("s", [Setpoint("battery", "power_kw", ts, 2.0)])  # re-sent
-    sqlite_store.save_applied("s", [Setpoint("battery", "power_kw", ts, 1.8)])
-    sqlite_store.save_applied("s", [Setpoint("heatpump", "sgready", ts, 3)])
-    frame = sqlite_store.setpoints("s", ts, ts + QUARTER)
-    assert len(frame) == 2
-    battery = frame[frame["device"] == "battery"].iloc[0]
-    assert (battery["sent"], battery["applied"]) == (2.0, 1.8)
-    assert np.isnan(frame[frame["device"] == "heatpump"]["sent"].iloc[0])
-    with pytest.raises(ValueError, match="battery-power_kw"):
-        sqlite_store.save_setpoints("s", [Setpoint("battery", "power_kw", ts, float("nan"))])
-
-
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_export_contains_all_of_the_site_and_nothing_else(
     sqlite_store: TelemetryStore, tmp_path: Path, fmt: str
@@ -230,17 +159,13 @@ def test_export_contains_all_of_the_site_and_nothing_else(
     sqlite_store.write(pv_and_battery("s", NOW - timedelta(hours=1), 60))
     sqlite_store.write(pv_and_battery("other", NOW - timedelta(hours=1), 60))
     sqlite_store.maintain()
-    sqlite_store.save_plan(make_plan("s", 1, 1.0))
-    sqlite_store.save_setpoints("s", [Setpoint("battery", "power_kw", NOW, 3.0)])
     files = sqlite_store.export_site("s", tmp_path / "export", fmt)  # type: ignore[arg-type]
     read = pd.read_csv if fmt == "csv" else pd.read_parquet
     tables = {f.stem: read(f) for f in files}
     assert len(tables["raw"]) == 120
     assert tables["raw"]["power_kw"].sum() == pytest.approx(sum(i / 10 for i in range(60)) - 60)
     assert len(tables["aggregates_15min"]) == 2 * 4
-    assert len(tables["plans"]) == 1
-    assert len(tables["plan_slots"]) == 96
-    assert len(tables["setpoints"]) == 1
+    assert set(tables) == {"raw", "aggregates_15min"}  # plans live in the service database
 
 
 def test_delete_site_removes_everything_of_that_site_only(tmp_path: Path) -> None:
@@ -248,13 +173,10 @@ def test_delete_site_removes_everything_of_that_site_only(tmp_path: Path) -> Non
     store = make_store(settings, clock=fixed_clock)
     for site in ("s", "other"):
         store.write(pv_and_battery(site, NOW - timedelta(hours=1), 60))
-        store.save_plan(make_plan(site, 1, 1.0))
-        store.save_setpoints(site, [Setpoint("battery", "power_kw", NOW, 3.0)])
     store.maintain()
     store.delete_site("s")
     with sqlite3.connect(settings.sqlite_path) as conn:
         for table in ("raw", "agg15", "dirty", "plans", "setpoints"):
             sites = {r[0] for r in conn.execute(f"SELECT DISTINCT site FROM {table}")}
             assert "s" not in sites, table
-    assert store.latest_plan("s") is None
     assert store.latest("other")["pv"].fields["power_kw"] == pytest.approx(5.9)

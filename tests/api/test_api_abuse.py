@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 from pwdlib import PasswordHash
 
+from adapters.store import Plan, PlanSummary
 from api.accounts_store import request_log_table
 from api.connections import AUTH_BODY_BYTES, uvicorn_config
 from api.main import create_app
@@ -323,6 +324,7 @@ def test_keep_alive_outlasts_the_poll_interval(tmp_path: Path) -> None:
 # -- deletion and export ------------------------------------------------------------------------
 EMAIL = "erase.me.please@example.org"
 SITE_NAME = "Villa Kunterbunt Erasable"
+BOX_HOST = "box-erasable.home.example.net"  # the box's address can place the home
 
 
 def _owner_with_data(api: Api) -> tuple[dict[str, str], str, str, str]:
@@ -345,6 +347,12 @@ def _owner_with_data(api: Api) -> tuple[dict[str, str], str, str, str]:
     api.client.post("/v1/gateway/telemetry", json={"samples": samples}, headers=box)
     ack = {"etag": '"x"', "applied_at": now.isoformat(), "setpoints": {"battery-power_kw": 1.0}}
     api.client.post("/v1/gateway/acks", json=ack, headers=box)
+    slots = pd.DataFrame(
+        {"battery-power_kw": [1.0, 2.0]}, index=pd.date_range(now, periods=2, freq="15min")
+    )
+    summary = PlanSummary(status="optimal", objective_eur=1.0)
+    api.services.plans.save_plan(Plan(site, now.to_pydatetime(), slots, summary))
+    api.services.accounts.set_box_link("HB-ERASE-01", BOX_HOST, 502, 1, now.to_pydatetime())
     return headers, str(user["id"]), site, paired["box"]["id"]
 
 
@@ -357,6 +365,8 @@ def test_export_of_the_account_covers_the_person(api: Api) -> None:
     (owned,) = document["sites_owned"]
     assert owned["site"]["name"] == SITE_NAME
     assert len(owned["telemetry"]["raw"]) == 300
+    assert len(owned["telemetry"]["plans"]) == 1 and len(owned["telemetry"]["plan_slots"]) == 2
+    assert [r["applied"] for r in owned["telemetry"]["setpoints"]] == [1.0]
     assert "password_hash" not in json.dumps(document)
 
 
@@ -386,7 +396,7 @@ def test_deletion_leaves_nothing_readable_in_the_database_files(
     raw = b"".join(path.read_bytes() for path in files if path.exists())
     assert len(raw) > 0
     assert b"kept.account@example.org" in raw  # the files read are the ones rows live in
-    for secret in (EMAIL, user_id, site, box_id, SITE_NAME):
+    for secret in (EMAIL, user_id, site, box_id, SITE_NAME, BOX_HOST):
         assert secret.encode() not in raw, secret
 
 

@@ -68,9 +68,36 @@ def test_db_upgrade_adopts_a_file_of_the_old_code(
     old.register_starter_code("HB-OLD-9", "hash", datetime(2025, 1, 1, tzinfo=UTC))
     old.close()
     assert hbopt_main(["db", "current"]) == 0
-    assert capsys.readouterr().out.split() == ["database:", "None", "code:", "0001"]
+    assert capsys.readouterr().out.split() == ["database:", "None", "code:", "0002"]
     assert hbopt_main(["db", "upgrade"]) == 0
-    assert "database at revision 0001 (was None)" in capsys.readouterr().out
+    assert "database at revision 0002 (was None)" in capsys.readouterr().out
     assert hbopt_main(["db", "current"]) == 0
-    assert capsys.readouterr().out.split()[:2] == ["database:", "0001"]
+    assert capsys.readouterr().out.split()[:2] == ["database:", "0002"]
     assert AccountStore(database).unused_starter_code_hash("HB-OLD-9") == "hash"
+
+
+def test_db_upgrade_moves_the_plans_out_of_the_telemetry_file(
+    database: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from adapters.store import Setpoint
+    from scheduler.plan_store import SqlPlanStore
+    from tests.scheduler.legacy_plans_sqlite import write_legacy
+    from tests.scheduler.test_plan_store import NOW, make_plan
+
+    telemetry = database.parent / "telemetry.sqlite3"
+    monkeypatch.setenv("HBOPT_TELEMETRY_PATH", str(telemetry))
+    get_settings.cache_clear()
+    plan = make_plan("site-1", 1, 4.5)
+    write_legacy(telemetry, [plan], [("site-1", Setpoint("battery", "power_kw", NOW, 2.0))], [])
+    assert hbopt_main(["db", "upgrade"]) == 0
+    out = capsys.readouterr().out
+    assert f"moved 1 plans and 1 setpoints from {telemetry}" in out
+    assert hbopt_main(["db", "upgrade"]) == 0
+    assert "moved" not in capsys.readouterr().out  # once
+    stored = SqlPlanStore.open(f"sqlite:///{database}")
+    got = stored.latest_plan("site-1")
+    assert got is not None and got.summary.objective_eur == 4.5
+    assert stored.setpoints("site-1", NOW, NOW + (NOW - NOW.replace(hour=11)))["sent"].tolist() == [
+        2.0
+    ]
+    stored.close()

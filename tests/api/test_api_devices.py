@@ -122,9 +122,7 @@ def test_plan_shows_energy_at_departure_and_why_a_target_is_missed(world: World)
     index = pd.date_range(now, periods=16, freq="15min")
     energy = [20.0 + 2.0 * (k + 1) for k in range(16)]  # 8 kW into the car, 2 kWh per slot
     slots = pd.DataFrame({"ev-power_kw": 8.0, "ev-energy_kwh": energy}, index=index)
-    store = world.api.services.telemetry
-    assert store is not None
-    store.save_plan(
+    world.api.services.plans.save_plan(
         Plan(
             world.site_a,
             now.to_pydatetime(),

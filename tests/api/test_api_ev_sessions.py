@@ -60,7 +60,7 @@ def test_sessions_report_target_delivered_price_and_met(world_june: World) -> No
     )
     assert posted.json()["accepted"] == len(samples)
     offered = pd.Timestamp("2025-06-08 23:00Z").to_pydatetime()
-    world.api.services.store().save_setpoints(
+    world.api.services.plans.save_setpoints(
         world.site_a, [Setpoint("wallbox", "current_a", offered, 16.0)]
     )
     response = world.api.client.get(

@@ -49,7 +49,7 @@ def _store_plan(world: World, site: str, columns: dict[str, list[float]]) -> Non
         slots=pd.DataFrame(columns, index=index),
         summary=PlanSummary(status="optimal", objective_eur=0.0),
     )
-    world.api.services.store().save_plan(plan)
+    world.api.services.plans.save_plan(plan)
 
 
 def _flex(world: World, group: str = "default", **query: Any) -> dict[str, Any]:
@@ -116,7 +116,7 @@ def test_site_without_plan_is_solved_or_skipped(world: World) -> None:
         {"site_id": world.site_a, "source": "solve", "price_estimate_slots": 96}
     ]
     assert all(s["sites"] == 1 and s["energy_kwh"] >= 0.5 - 1e-6 for s in body["slots"])
-    assert world.api.services.store().latest_plan(world.site_a) is None  # nothing stored
+    assert world.api.services.plans.latest_plan(world.site_a) is None  # nothing stored
 
 
 def test_unknown_group_and_bad_query(world: World) -> None:
@@ -187,7 +187,7 @@ def test_reasons_and_flexibility_from_a_real_solve_stored_like_the_scheduler(wor
     plan = optimize(problem)
     slots = plan.slots.rename(columns=store_column)
     slots.index = pd.date_range(START, periods=len(slots), freq="15min")  # moved to "now"
-    world.api.services.store().save_plan(
+    world.api.services.plans.save_plan(
         Plan(world.site_a, START, slots, PlanSummary(status="optimal", objective_eur=0.0))
     )
     response = world.api.client.get(

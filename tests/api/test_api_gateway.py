@@ -10,7 +10,8 @@ from typing import Any
 
 import pandas as pd
 
-from adapters.store import Plan, PlanSummary, StoreSettings, make_store
+from adapters.store import Plan, PlanSummary
+from scheduler.plan_store import SqlPlanStore
 from tests.api.conftest import World
 
 
@@ -32,9 +33,7 @@ def _save_plan(world: World, created_offset_min: float = -5.0) -> Plan:
         slots=slots,
         summary=PlanSummary(status="optimal", objective_eur=1.25),
     )
-    store = world.api.services.telemetry
-    assert store is not None
-    store.save_plan(plan)
+    world.api.services.plans.save_plan(plan)
     world.api.services.plan_cache.forget(world.site_a)
     return plan
 
@@ -133,17 +132,13 @@ def test_a_plan_stored_by_another_process_reaches_the_box_after_the_watch(world:
     first = _save_plan(world)
     assert client.get("/v1/gateway/schedule", headers=box).status_code == 200  # now cached
     # the control process stores a new plan on its own connection; this process is not told
-    control = make_store(
-        StoreSettings(data_dir=services.settings.telemetry_path.parent,
-                      sqlite_file=services.settings.telemetry_path.name),
-        world.api.clock,
-    )  # fmt: skip
+    control = SqlPlanStore.open(services.settings.accounts_url())
     newer = dataclasses.replace(first, created_at=first.created_at + timedelta(minutes=4))
     control.save_plan(newer)
     control.close()
     stale = client.get("/v1/gateway/schedule", headers=box).json()["plan_created_at"]
     assert pd.Timestamp(stale) == pd.Timestamp(first.created_at)  # the cache, until the watch
-    assert services.plan_cache.watch(services.store()) == [world.site_a]
+    assert services.plan_cache.watch(services.plans) == [world.site_a]
     fresh = client.get("/v1/gateway/schedule", headers=box).json()["plan_created_at"]
     assert pd.Timestamp(fresh) == pd.Timestamp(newer.created_at)
 
@@ -170,9 +165,9 @@ def test_ack_is_recorded_as_applied_setpoint_in_the_store(world: World) -> None:
     assert (
         client.post("/v1/gateway/acks", json=ack, headers=world.headers("box")).status_code == 201
     )
-    store = world.api.services.telemetry
-    assert store is not None
-    frame = store.setpoints(world.site_a, applied, applied + timedelta(seconds=1))
+    frame = world.api.services.plans.setpoints(
+        world.site_a, applied, applied + timedelta(seconds=1)
+    )
     got = {(r.device, r.quantity): r.applied for r in frame.itertuples()}
     assert got == {("battery", "power_kw"): 2.0, ("ev", "power_kw"): 7.4}
     bad = {**ack, "setpoints": {"battery": 2.0}}
@@ -196,7 +191,7 @@ def test_export_includes_telemetry_and_deletion_removes_it(world: World) -> None
     store = world.api.services.telemetry
     assert store is not None
     assert store.latest(world.site_a) == {}
-    assert store.latest_plan(world.site_a) is None
+    assert world.api.services.plans.latest_plan(world.site_a) is None
 
 
 def test_plan_starting_later_has_slots_but_no_live_setpoints(world: World) -> None:
@@ -208,9 +203,7 @@ def test_plan_starting_later_has_slots_but_no_live_setpoints(world: World) -> No
         slots=pd.DataFrame({"battery-power_kw": [3.0, 3.0]}, index=index),
         summary=PlanSummary(status="optimal", objective_eur=0.0),
     )
-    store = world.api.services.telemetry
-    assert store is not None
-    store.save_plan(plan)
+    world.api.services.plans.save_plan(plan)
     body = world.api.client.get("/v1/gateway/schedule", headers=world.headers("box")).json()
     assert body["setpoints"] == {}
     assert [s["values"]["battery-power_kw"] for s in body["slots"]] == [3.0, 3.0]

@@ -103,7 +103,7 @@ def test_what_if_stores_nothing(site: World) -> None:
     audit_before = services.accounts.audit_trail(limit=1000)
     params_before = services.accounts.get_site_parameters(site.site_a)
     what_if(site, {"parameters": {"battery_wear_eur_per_kwh": 0.5}}, principal="analyst")
-    assert services.store().latest_plan(site.site_a) is None
+    assert services.plans.latest_plan(site.site_a) is None
     assert services.accounts.audit_trail(limit=1000) == audit_before
     assert services.accounts.get_site_parameters(site.site_a) == params_before
     schedule = site.api.client.get("/v1/gateway/schedule", headers=site.headers("box_a"))

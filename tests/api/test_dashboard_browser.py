@@ -146,8 +146,7 @@ class Dash:
             cost_eur=plan.summary.cost_eur,
             violations={v.name: v.amount for v in plan.summary.violations},
         )
-        assert self.services.telemetry is not None
-        self.services.telemetry.save_plan(StoredPlan(site_id, now, slots, summary))
+        self.services.plans.save_plan(StoredPlan(site_id, now, slots, summary))
         return str(mode)
 
 
@@ -694,8 +693,7 @@ def test_plan_page_says_which_slots_ran_on_estimates(browser: Browser, dash: Das
     """A plan stored with the controller's per-slot flags: the page names the estimated
     prices (from which slot) and the clear-sky PV."""
     dash.schedule(dash.home)
-    telemetry = dash.services.telemetry
-    assert telemetry is not None
+    telemetry = dash.services.plans
     stored = telemetry.latest_plan(dash.home)
     assert stored is not None
     slots = stored.slots.copy()

@@ -14,6 +14,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Message as MessageHandler
 
+from adapters.sql import sql_engine
+from api import migrations
 from notifications import NotificationStore
 
 
@@ -119,6 +121,9 @@ def push_service() -> Iterator[Receiver]:
 @pytest.fixture
 def store(db_url: str) -> Iterator[NotificationStore]:
     """The notification store on a fresh SQLite file and on a fresh PostgreSQL database."""
+    engine = sql_engine(db_url)
+    migrations.upgrade(engine)
+    engine.dispose()
     store = NotificationStore.open(db_url)
     yield store
     store.engine.dispose()

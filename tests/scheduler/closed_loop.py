@@ -11,10 +11,13 @@ import pandas as pd
 from adapters.heartbeat.client import HeartbeatClient
 from adapters.heartbeat.esi_types import ControlState
 from adapters.store import StoreSettings, TelemetryStore, make_store
+from api import migrations
 from pricing import load_tariff
 from scheduler.clock import SteppedClock
 from scheduler.controller import SiteConfig, SiteController, store_clock
 from scheduler.feeds import PriceFeed
+from scheduler.plan_store import SqlPlanStore
+from scheduler.plan_store import make_engine as make_plan_engine
 from scheduler.simulate import measured_box
 from simulation.box import HeartbeatBox
 from simulation.box_sim import BoxSimulator, start_box_simulator
@@ -30,6 +33,8 @@ class Rig:
     clock: SteppedClock
     store: TelemetryStore
     executor: Executor
+    #: Plans and setpoints, in a service database of their own (a migrated SQLite file).
+    plans: SqlPlanStore
     states: list[ControlState] = field(default_factory=list)
     latched: list[bool] = field(default_factory=list)
     applied: list[int] = field(default_factory=list)
@@ -40,7 +45,8 @@ class Rig:
         clock = SteppedClock(sim_clock)
         sim = await start_box_simulator(box)
         settings = StoreSettings(data_dir=tmp, sqlite_file="t.sqlite3")
-        return cls(box, sim, clock, make_store(settings, clock=store_clock(clock)), executor)
+        store = make_store(settings, clock=store_clock(clock))
+        return cls(box, sim, clock, store, executor, service_plan_store(tmp / "service.sqlite3"))
 
     def controller(self, config: SiteConfig) -> SiteController:
         cfg = replace(config, host=self.sim.host, port=self.sim.port)
@@ -52,7 +58,9 @@ class Rig:
         client = HeartbeatClient(
             cfg.host, cfg.port, controller_id=cfg.controller_id, clock=self.clock.sim
         )
-        return SiteController(cfg, self.clock, self.store, feed, self.executor, client=client)
+        return SiteController(
+            cfg, self.clock, self.store, feed, self.executor, client=client, plan_store=self.plans
+        )
 
     async def run_until(self, end: str | pd.Timestamp) -> None:
         """Advance minute by minute, recording the box's control state after each."""
@@ -74,3 +82,11 @@ class Rig:
     async def close(self) -> None:
         await self.sim.stop()
         self.store.close()
+        self.plans.close()
+
+
+def service_plan_store(path: Path) -> SqlPlanStore:
+    """A plan store on a new, migrated service database file at ``path``."""
+    engine = make_plan_engine(f"sqlite:///{path}")
+    migrations.upgrade(engine)
+    return SqlPlanStore(engine)

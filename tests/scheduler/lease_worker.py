@@ -11,11 +11,14 @@ import sys
 import time
 from datetime import UTC, datetime
 
+from api import migrations
 from scheduler.leases import LeaseManager, make_engine
 
 
 def main(url: str, holder: str, ttl_s: str, tick_s: str, n_sites: str) -> None:
-    manager = LeaseManager(make_engine(url), holder, float(ttl_s))
+    engine = make_engine(url)
+    migrations.upgrade(engine)  # what a control process's start does
+    manager = LeaseManager(engine, holder, float(ttl_s))
     sites = [f"site-{i:03d}" for i in range(int(n_sites))]
     while True:
         manager.tick(sites, datetime.now(UTC))

@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from api import migrations
 from hbopt.failover import lease_holders
 from scheduler.leases import LeaseManager, fair_share, make_engine, site_leases
 
@@ -29,6 +30,7 @@ SITES = [f"site-{i:03d}" for i in range(10)]
 @pytest.fixture
 def engine(db_url: str) -> Iterator[Engine]:
     engine = make_engine(db_url)
+    migrations.upgrade(engine)
     yield engine
     engine.dispose()
 

@@ -107,6 +107,7 @@ def test_today_without_network_then_prices_arrive(
             rig.executor,
             weather=inputs.site_weather(system.latitude, system.longitude),
             client=client,
+            plan_store=rig.plans,
         )
         announced: list[str] = []
 
@@ -120,12 +121,12 @@ def test_today_without_network_then_prices_arrive(
         await asyncio.to_thread(inputs.weather.refresh_due)  # connection refused
         await ctl.start()
         await rig.run_until(pd.Timestamp(NOW) + pd.Timedelta(minutes=5))
-        first_stored = rig.store.latest_plan("test-site")
+        first_stored = rig.plans.latest_plan("test-site")
         online.set()
         await job.refresh()  # the next attempt gets the prices: replan
         await rig.run_until(pd.Timestamp(NOW) + pd.Timedelta(minutes=10))
         await ctl.stop()
-        last_stored = rig.store.latest_plan("test-site")
+        last_stored = rig.plans.latest_plan("test-site")
         await rig.close()
         return rig, ctl, inputs, announced, first_stored, last_stored
 
