@@ -180,7 +180,8 @@ class SiteConfig:
     solver : str
         Optimizer backend.
     hp_temp_init_c : float
-        Heat-store temperature assumed at start [degC] (the box has no temperature register).
+        Heat-store temperature assumed at start [degC]; an ESI v1.1 box's measured store
+        temperature replaces it (and the observer) from the first poll.
     lead_s : float
         A timer cycle starts this long before its slot and applies the plan when the slot
         begins [s] (0..600): a fleet spreads its solves instead of starting all at once.
@@ -272,6 +273,8 @@ class LinkHealth:
 class _EvTrack:
     plugged_at: float
     delivered_kwh: float = 0.0
+    #: the car's energy at plug-in [kWh], from the first ESI v1.1 SOC reading of the session
+    arrival_kwh: float | None = None
     full: bool = False
     asked: bool = False
 
@@ -557,7 +560,13 @@ class SiteController:
         if self._ev is None:
             return
         power = meas.wallbox_kw or 0.0
-        self._ev.delivered_kwh += power * dt_h
+        if meas.ev_session_kwh is not None:
+            # an ESI v1.1 box counts the session's energy itself: no drift from polling gaps
+            self._ev.delivered_kwh = meas.ev_session_kwh
+        else:
+            self._ev.delivered_kwh += power * dt_h
+        if meas.ev_soc is not None and self._ev.arrival_kwh is None:
+            self._ev.arrival_kwh = self._measured_arrival(meas.ev_soc)
         asked = (meas.wallbox_applied_a or 0.0) >= 6.0
         # the reading is the last minute's mean: only a car that draws nothing for a whole
         # minute after being offered power in the poll before is full
@@ -570,7 +579,13 @@ class SiteController:
     def _track_heat(self, meas: Measurement, dt_h: float) -> None:
         """Heat-store temperature observer: the store model driven by measured HP power."""
         hp = self._heat_pump()
-        if hp is None or dt_h <= 0:
+        if hp is None:
+            return
+        if meas.hp_store_temp_c is not None:
+            # an ESI v1.1 box measures the store: the model below would only drift from it
+            self._hp_temp = meas.hp_store_temp_c
+            return
+        if dt_h <= 0:
             return
         slot = self._now().floor("15min")
         if self._t_out[0] != slot:  # one weather lookup per slot, not per poll
@@ -721,7 +736,7 @@ class SiteController:
             return ()
         dep = self.config.departure
         eff = site.wallboxes[0].efficiency
-        energy = min(dep.arrival_kwh + self._ev.delivered_kwh * eff, dep.capacity_kwh)
+        energy = min(self._arrival_kwh() + self._ev.delivered_kwh * eff, dep.capacity_kwh)
         goal = self.charge_goal(index[0])
         target = energy if self._ev.full else min(max(goal.target_kwh, energy), dep.capacity_kwh)
         mode = ChargingMode.OFF if self._ev.full else self.config.charging_mode
@@ -744,7 +759,7 @@ class SiteController:
         dep = self.config.departure
         site = self.config.home.site
         plugged_at = pd.Timestamp(self._ev.plugged_at, unit="s", tz="UTC")
-        car = CarState(plugged_at, self._ev.delivered_kwh, dep.arrival_kwh, dep.capacity_kwh,
+        car = CarState(plugged_at, self._ev.delivered_kwh, self._arrival_kwh(), dep.capacity_kwh,
                        site.wallboxes[0].efficiency)  # fmt: skip
         owner = None
         plan = self.config.owner_plan
@@ -760,6 +775,18 @@ class SiteController:
             )
         configured = (dep.next_departure(now), dep.target_kwh)
         return charge_goal(car, now, configured, owner, expected)
+
+    def _arrival_kwh(self) -> float:
+        """The car's energy at plug-in [kWh]: measured (ESI v1.1 SOC) or the configured one."""
+        measured = None if self._ev is None else self._ev.arrival_kwh
+        return self.config.departure.arrival_kwh if measured is None else measured
+
+    def _measured_arrival(self, soc: float) -> float:
+        """The car's energy at plug-in [kWh] from its SOC now and what was delivered since."""
+        assert self._ev is not None
+        dep, wb = self.config.departure, self.config.home.site.wallboxes[0]
+        now_kwh = soc * dep.capacity_kwh
+        return float(np.clip(now_kwh - self._ev.delivered_kwh * wb.efficiency, 0, now_kwh))
 
     def _session_model(self, plugged_at: pd.Timestamp) -> SessionModel:
         """The sessions completed before this plug-in, learned once per plug-in."""
