@@ -166,7 +166,12 @@ class SiteConfig:
     departure : DepartureTarget
         Daily departure time and target energy.
     horizon_slots : int
-        Plan length [15-min slots].
+        Shortest plan length [15-min slots].
+    max_horizon_slots : int
+        Longest plan length [15-min slots]: the plan reaches to the end of the published
+        day-ahead prices (tomorrow's end once they are out, ~13:00 CET) up to this length, so
+        what to keep for tomorrow is decided on tomorrow's prices, not on a guess at the
+        horizon end. ``horizon_slots`` (or less) = a fixed horizon.
     schedule_slots : int
         Slots uploaded as the box schedule (1..192; at most the horizon is sent).
     watchdog_timeout_s : int
@@ -202,6 +207,7 @@ class SiteConfig:
     charging_mode: ChargingMode = ChargingMode.SMART
     departure: DepartureTarget = field(default_factory=DepartureTarget)
     horizon_slots: int = 96
+    max_horizon_slots: int = 144
     schedule_slots: int = 96
     watchdog_timeout_s: int = 60
     poll_s: float = 60.0
@@ -651,7 +657,7 @@ class SiteController:
         except BoxError as exc:
             return CycleReport(now, reasons, False, f"box: {exc}")
         self.flush()
-        index = self._slot_index(self.config.horizon_slots, slot_start if ahead else None)
+        index = self._horizon(slot_start if ahead else None)
         dimmed = bool(status.external_limits & ExternalLimit.DIMMING_14A)
         cap = status.external_consumption_limit_kw if dimmed else None
         problem = self._problem(index, meas, cap)
@@ -904,6 +910,17 @@ class SiteController:
     def _slot_index(self, n: int, start: float | None = None) -> pd.DatetimeIndex:
         first = self._now() if start is None else pd.Timestamp(start, unit="s", tz="UTC")
         return pd.date_range(first.floor("15min"), periods=n, freq="15min")
+
+    def _horizon(self, start: float | None = None) -> pd.DatetimeIndex:
+        """The plan's slots: at least ``horizon_slots``, on to the end of the published prices
+        (at most ``max_horizon_slots``)."""
+        cfg = self.config
+        longest = self._slot_index(max(cfg.horizon_slots, cfg.max_horizon_slots), start)
+        if cfg.max_horizon_slots <= cfg.horizon_slots:
+            return longest
+        known = ~self.prices.frame(longest)["price_is_estimate"].to_numpy(bool)
+        n = int(np.flatnonzero(known)[-1]) + 1 if known.any() else 0
+        return longest[: max(n, cfg.horizon_slots)]
 
     def _heat_pump(self) -> HeatPump | None:
         hps = self.config.home.site.heat_pumps
