@@ -65,6 +65,7 @@ from optimizer.forecast_fit import apply_pv_bias, load_forecast_blend, pv_bias_f
 from scheduler.clock import LoopClock, Wakeup
 from scheduler.commands import box_setpoints, schedule_slot
 from scheduler.cycle import CycleRequest, CycleResult, plan_cycle
+from scheduler.end_value import battery_end_value, expected_hp_load_kw
 from scheduler.ev_sessions import (
     LEARN_DAYS,
     CarState,
@@ -172,6 +173,10 @@ class SiteConfig:
         day-ahead prices (tomorrow's end once they are out, ~13:00 CET) up to this length, so
         what to keep for tomorrow is decided on tomorrow's prices, not on a guess at the
         horizon end. ``horizon_slots`` (or less) = a fixed horizon.
+    end_value : {"next-day", "flat"}
+        How energy left in the battery at the horizon end is valued: by what it saves the day
+        after (:mod:`scheduler.end_value`), or flat (``tuning.terminal_value_eur_per_kwh``,
+        default the horizon's median import price). A set flat value always applies.
     schedule_slots : int
         Slots uploaded as the box schedule (1..192; at most the horizon is sent).
     watchdog_timeout_s : int
@@ -208,6 +213,7 @@ class SiteConfig:
     departure: DepartureTarget = field(default_factory=DepartureTarget)
     horizon_slots: int = 96
     max_horizon_slots: int = 144
+    end_value: Literal["next-day", "flat"] = "next-day"
     schedule_slots: int = 96
     watchdog_timeout_s: int = 60
     poll_s: float = 60.0
@@ -227,6 +233,8 @@ class SiteConfig:
             raise ValueError("SiteConfig.horizon_slots: must be >= 4")
         if not 10 <= self.watchdog_timeout_s <= 3600:
             raise ValueError("SiteConfig.watchdog_timeout_s: must be in 10..3600")
+        if self.end_value not in ("next-day", "flat"):
+            raise ValueError(f"SiteConfig.end_value: {self.end_value!r}")
         if self.pv_forecast not in ("clearsky", "weather"):
             raise ValueError(f"SiteConfig.pv_forecast: {self.pv_forecast!r}")
         if not 0 <= self.lead_s <= 600:
@@ -356,6 +364,8 @@ class SiteController:
         self.last_summary: PlanSummary | None = None
         self.last_cap_kw: float | None = None
         self._hp_temp = config.hp_temp_init_c
+        self._tail: pd.DataFrame | None = None
+        self._end_value: tuple[pd.Timestamp, tuple[tuple[float, float], ...]] | None = None
         self._last_poll: float | None = None
         self._last_stored: float | None = None
         self._unsaved: list[Sample] = []
@@ -660,7 +670,7 @@ class SiteController:
         index = self._horizon(slot_start if ahead else None)
         dimmed = bool(status.external_limits & ExternalLimit.DIMMING_14A)
         cap = status.external_consumption_limit_kw if dimmed else None
-        problem = self._problem(index, meas, cap)
+        problem = await self._with_end_value(self._problem(index, meas, cap))
         self.last_problem = problem
         request = CycleRequest(
             self.config.site_id, problem, self.config.solver, self.config.schedule_slots
@@ -710,6 +720,12 @@ class SiteController:
         return status.applied_seq, self._sched_id
 
     def _problem(self, index: pd.DatetimeIndex, meas: Measurement, cap_kw: float | None) -> Problem:
+        n = len(index)
+        if self._values_tail():
+            # the day after the horizon, forecast with it (for the end value)
+            index = pd.DatetimeIndex(
+                index.append(pd.date_range(index[-1], periods=97, freq="15min")[1:])
+            )
         frame = self.prices.frame(index)
         weather = self.weather.weather(index)
         history = self.store.window(
@@ -721,6 +737,8 @@ class SiteController:
         frame["load_kw"] = self._load_forecast(index, history).to_numpy()
         frame["t_out_c"] = weather["temp_air_c"].astype(float).to_numpy()
         frame["import_cap_kw"] = np.nan if cap_kw is None else cap_kw
+        self._tail = self._tail_frame(frame.iloc[n:]) if len(index) > n else None
+        frame, weather, index = frame.iloc[:n], weather.iloc[:n], index[:n]
         self._input_flags = input_flags(frame, weather)
         site = self.config.home.site
         temps = {hp.name: self._hp_temp for hp in site.heat_pumps}
@@ -731,6 +749,39 @@ class SiteController:
             demand = {site.heat_pumps[0].name: self._heat_demand(index)}
         inputs = Inputs.from_frame(frame, heat_demand_kw=demand)
         return Problem(site, inputs, state, self.config.tuning)
+
+    def _values_tail(self) -> bool:
+        cfg = self.config
+        flat = cfg.end_value == "flat" or cfg.tuning.terminal_value_eur_per_kwh is not None
+        return not flat and cfg.home.site.battery is not None
+
+    def _tail_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The day after the horizon as :func:`scheduler.end_value.battery_end_value` takes
+        it: the heat pump's expected consumption added to the household load."""
+        tail = frame[["import_eur_per_kwh", "export_eur_per_kwh", "pv_kw", "load_kw"]].copy()
+        hp = self._heat_pump()
+        if hp is not None:
+            t_out = frame["t_out_c"].to_numpy(float)
+            index = pd.DatetimeIndex(frame.index)
+            demand = self._heat_demand(index) if self.heat_demand is not None else 0.0 * t_out
+            tail["load_kw"] += expected_hp_load_kw(hp, t_out, demand)
+        return tail
+
+    async def _with_end_value(self, problem: Problem) -> Problem:
+        """The problem with the battery's end value from the day after the horizon, solved in
+        the executor once per hour of the horizon's end (the tail moves little within it)."""
+        tail = self._tail
+        if tail is None or tail.empty:
+            return problem
+        key = pd.Timestamp(tail.index[0]).floor("h")
+        if self._end_value is None or self._end_value[0] != key:
+            loop = asyncio.get_running_loop()
+            site, tuning = self.config.home.site, self.config.tuning
+            segments = await loop.run_in_executor(
+                self.executor, battery_end_value, site, tail, tuning
+            )
+            self._end_value = (key, segments)
+        return replace(problem, battery_end_value=self._end_value[1])
 
     def _heat_demand(self, index: pd.DatetimeIndex) -> np.ndarray:
         assert self.heat_demand is not None

@@ -54,6 +54,13 @@ def test_v1_1_box_measurements_replace_the_estimates(
     assert ctl.hp_temp_c == pytest.approx(t_store, abs=1e-3)  # mdegC on the wire
     assert ctl.last_problem is not None
     assert abs(ctl.last_problem.state.hp_temp_c["hp"] - t_store) < 0.5  # the plan starts there
+    # the battery's end energy is valued by the next day (scheduler.end_value): 4 segments
+    # over the 9.5 kWh between the SOC limits, worth at most the dearest import
+    segments = ctl.last_problem.battery_end_value
+    assert sum(w for w, _ in segments) == pytest.approx(9.5)
+    values = [v for _, v in segments]
+    assert values == sorted(values, reverse=True)
+    assert 0 <= values[-1] <= values[0] <= ctl.last_problem.inputs.import_eur_per_kwh.max()
     steps = rig.steps()
     charged = float((steps["ev_kw"] * steps["dt_s"] / 3600).sum())
     assert charged > 1.0
