@@ -167,7 +167,8 @@ class SiteConfig:
     departure : DepartureTarget
         Daily departure time and target energy.
     horizon_slots : int
-        Shortest plan length [15-min slots].
+        Shortest plan length [15-min slots]; 36 h by default, so every plan sees tomorrow
+        evening (beyond the published prices on their estimate).
     max_horizon_slots : int
         Longest plan length [15-min slots]: the plan reaches to the end of the published
         day-ahead prices (tomorrow's end once they are out, ~13:00 CET) up to this length, so
@@ -211,7 +212,7 @@ class SiteConfig:
     tuning: Tuning = field(default_factory=Tuning)
     charging_mode: ChargingMode = ChargingMode.SMART
     departure: DepartureTarget = field(default_factory=DepartureTarget)
-    horizon_slots: int = 96
+    horizon_slots: int = 144
     max_horizon_slots: int = 144
     end_value: Literal["next-day", "flat"] = "next-day"
     schedule_slots: int = 96

@@ -54,11 +54,14 @@ def _horizon(now: str, tmp: Path, **config: int) -> pd.DatetimeIndex:
 def test_horizon_reaches_the_published_prices(
     now: str, slots: int, end: str, tmp_path: Path
 ) -> None:
-    index = _horizon(now, tmp_path)
+    index = _horizon(now, tmp_path, horizon_slots=96)
     assert len(index) == slots
     assert index[-1] == pd.Timestamp(end)
 
 
 def test_fixed_horizon_when_the_longest_is_the_shortest(tmp_path: Path) -> None:
-    assert len(_horizon("2024-09-03T11:15Z", tmp_path, max_horizon_slots=96)) == 96
-    assert len(_horizon("2024-09-03T11:15Z", tmp_path, max_horizon_slots=120)) == 120
+    at_1315 = "2024-09-03T11:15Z"
+    assert len(_horizon(at_1315, tmp_path, horizon_slots=96, max_horizon_slots=96)) == 96
+    assert len(_horizon(at_1315, tmp_path, horizon_slots=96, max_horizon_slots=120)) == 120
+    # the default: 36 h always, beyond the published prices on their estimate
+    assert len(_horizon("2024-09-03T10:00Z", tmp_path)) == 144
