@@ -778,9 +778,13 @@ class SiteController:
         if self._end_value is None or self._end_value[0] != key:
             loop = asyncio.get_running_loop()
             site, tuning = self.config.home.site, self.config.tuning
-            segments = await loop.run_in_executor(
-                self.executor, battery_end_value, site, tail, tuning
-            )
+            try:
+                segments = await loop.run_in_executor(
+                    self.executor, battery_end_value, site, tail, tuning
+                )
+            except Exception:  # the flat end value is a worse plan, not a failed cycle
+                log.warning("%s: end value failed", self.config.site_id, exc_info=True)
+                return problem
             self._end_value = (key, segments)
         return replace(problem, battery_end_value=self._end_value[1])
 
