@@ -81,6 +81,26 @@ def print_table(r: FailoverResult, args: argparse.Namespace, timing: FleetTiming
         print(f"{key:<{width}}  {value}")
 
 
+def print_timeline(r: FailoverResult, timing: FleetTiming) -> None:
+    """Per box of the killed process, simulated seconds after the kill: min / p50 / p90 / max."""
+    cols: dict[str, list[float | None]] = {
+        "age of the box's last heartbeat at the kill": [t.beat_age_s for t in r.timeline],
+        "its lease expired": [t.lease_expiry_s for t in r.timeline],
+        "a survivor took the lease": [t.acquired_s for t in r.timeline],
+        "the new owner's first write (lock claim)": [t.first_write_s for t in r.timeline],
+        "the new owner's first heartbeat": [t.first_beat_s for t in r.timeline],
+        f"watchdog left then ({timing.watchdog_s} s - age - beat)": [t.slack_s for t in r.timeline],
+    }
+    width = max(len(k) for k in cols)
+    print(f"\nper box of the killed process [s simulated after the kill; / {timing.speed:g} real]")
+    print(f"{'':<{width}}  {'min':>6} {'p50':>6} {'p90':>6} {'max':>6}  missing")
+    for key, values in cols.items():
+        seen = [v for v in values if v is not None]
+        q = np.quantile(np.array(seen), [0, 0.5, 0.9, 1]) if seen else [np.nan] * 4
+        cells = " ".join(f"{v:6.1f}" for v in q)
+        print(f"{key:<{width}}  {cells}  {len(values) - len(seen)}")
+
+
 def _both(real_s: float, speed: float) -> str:
     return f"{real_s * speed:.1f} s simulated ({real_s:.2f} s real)"
 
@@ -119,6 +139,12 @@ def main() -> None:
             )
         )
     print_table(result, args, timing)
+    print_timeline(result, timing)
+    for name, text in result.logs.items():  # the survivors' own account of the take-over
+        for line in text.splitlines():
+            if "took" in line:
+                print(f"{name}: {line}")
+    print(f"load average at the end {psutil.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

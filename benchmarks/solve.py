@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python benchmarks/solve.py [--days 6] [--repeats 3] [--backends highs,pulp]
-    .venv/bin/python benchmarks/solve.py --suite hard [--days 30]
+    .venv/bin/python benchmarks/solve.py --suite hard [--days 30] [--cases "hp min"] [--slots 192]
 
 For each horizon (96 and 192 slots at 15 min, 48 at 30 min) x device set (battery; + EV;
 + EV + heat pump) x backend, it plans the typical home (scheduler.scenario.Home: 8 kWp,
@@ -16,7 +16,10 @@ negative prices, a heat pump with a 1-hour minimum run, two wallboxes) on ``--da
 spread over the bundled prices (2024-01..2025-09) and prints median, p90 and max of the total
 time per plan (wall clock, and the process's CPU time, which a shared machine disturbs less:
 HiGHS runs on one thread), the largest reported gap and which step of the solve sequence
-ended each plan.
+ended each plan. ``--explain`` adds, for every plan that needed branch and bound, where its
+objective and the exact optimum (HiGHS at zero gap) lie above the LP bound, in units of the
+plan's gap tolerance: an optimum at most 1 above means a better heuristic alone would end the
+plan without branch and bound; above 1, only a tighter bound can.
 """
 
 from __future__ import annotations
@@ -26,10 +29,15 @@ import statistics
 import time
 from collections import Counter
 
+import numpy as np
 import pandas as pd
 from hard_cases import CASES
 
-from optimizer import optimize
+from optimizer import Problem, optimize
+from optimizer.formulate import formulate
+from optimizer.lazy import gap_tolerance
+from optimizer.solvers import SolveOptions
+from optimizer.solvers.highs import HighsSession
 from scheduler.scenario import DEVICE_SETS, Home, scenario_problem
 
 HORIZONS = ((96, 15), (192, 15), (48, 30))
@@ -81,9 +89,42 @@ def run(days: int, repeats: int, backends: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def run_hard(days: int) -> pd.DataFrame:
+def explain(problem: Problem, objective_eur: float) -> dict[str, float]:
+    """The LP bound, ``objective_eur`` and the exact optimum of ``problem``, the last two as
+    multiples of the gap tolerance above the LP bound."""
+    canonical = formulate(problem).problem
+    tuning = problem.tuning
+    lp = HighsSession(canonical).solve(
+        canonical.col_lower,
+        canonical.col_upper,
+        np.zeros(canonical.num_cols, dtype=bool),
+        SolveOptions(time_limit_s=60.0),
+    )
+    tol = gap_tolerance(canonical, lp.x, SolveOptions(tuning.mip_gap, tuning.mip_abs_gap_eur))
+    exact = HighsSession(canonical).solve(
+        canonical.col_lower,
+        canonical.col_upper,
+        canonical.integrality,
+        SolveOptions(mip_gap=0.0, mip_abs_gap=1e-4, time_limit_s=120.0),
+    )
+    return {
+        "lp_bound_eur": lp.objective,
+        "tolerance_eur": tol,
+        "plan_above_lp": (objective_eur - lp.objective) / tol,
+        "optimum_above_lp": (exact.objective - lp.objective) / tol,
+    }
+
+
+def run_hard(
+    days: int, names: str = "", slots: int = 0, explained: list[dict] | None = None
+) -> pd.DataFrame:
+    """The hard suite; only the cases whose name contains ``names`` and, unless 0, with
+    ``slots`` slots. With ``explained`` a list, :func:`explain` each plan that needed branch
+    and bound into it."""
     rows = []
     for case in CASES:
+        if names not in case.name or slots not in (0, case.periods):
+            continue
         problems = case.problems(days)
         optimize(problems[0])  # warm-up: imports and HiGHS's first call
         total, cpu, gaps, stages = [], [], [], Counter()
@@ -94,6 +135,10 @@ def run_hard(days: int) -> pd.DataFrame:
             cpu.append((time.process_time() - c0) * 1e3)
             gaps.append(plan.summary.mip_gap)
             stages[plan.summary.stage if plan.summary.status == "optimal" else "NOT optimal"] += 1
+            if explained is not None and plan.summary.stage in ("partial", "mip"):
+                row = {"case": case.name, "slots": case.periods, "day": len(cpu) - 1}
+                row |= {"stage": plan.summary.stage, "cpu_ms": cpu[-1]}
+                explained.append(row | explain(problem, plan.summary.objective_eur))
         total.sort()
         cpu.sort()
         rows.append(
@@ -120,9 +165,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="repeats per day (HiGHS)")
     parser.add_argument("--backends", default="highs,pulp", help="comma-separated")
     parser.add_argument("--suite", choices=("scenario", "hard"), default="scenario")
+    parser.add_argument("--cases", default="", help="hard suite: only cases whose name has this")
+    parser.add_argument("--slots", type=int, default=0, help="hard suite: only this horizon")
+    parser.add_argument(
+        "--explain", action="store_true", help="hard suite: plans that branched vs the optimum"
+    )
     args = parser.parse_args()
     if args.suite == "hard":
-        table = run_hard(args.days)
+        explained: list[dict] | None = [] if args.explain else None
+        table = run_hard(args.days, args.cases, args.slots, explained)
+        if explained:
+            with pd.option_context("display.width", 160, "display.max_columns", 20):
+                print(pd.DataFrame(explained).to_string(index=False, float_format="{:.2f}".format))
     else:
         table = run(min(args.days, len(DAYS)), args.repeats, args.backends.split(","))
     with pd.option_context("display.width", 160, "display.max_columns", 20):

@@ -64,6 +64,24 @@ class FleetTiming:
         return sim_s / self.speed
 
 
+@dataclass(frozen=True)
+class BoxTakeover:
+    """One box of the killed process through its take-over [simulated s after the kill].
+
+    ``beat_age_s`` is how old the box's last heartbeat was at the kill; the watchdog expires at
+    ``watchdog_s - beat_age_s``; ``slack_s`` is what was left of it at the new owner's first
+    heartbeat (negative: the box fell back). None: not seen.
+    """
+
+    site_id: str
+    beat_age_s: float
+    lease_expiry_s: float
+    acquired_s: float | None
+    first_write_s: float | None
+    first_beat_s: float | None
+    slack_s: float | None
+
+
 @dataclass
 class FailoverResult:
     """What :func:`run_failover` saw (times in real seconds)."""
@@ -89,6 +107,8 @@ class FailoverResult:
     #: Real seconds of the start-up phases.
     phases: dict[str, float] = field(default_factory=dict)
     logs: dict[str, str] = field(default_factory=dict)
+    #: Per box of the killed process: its heartbeat, lease and new owner around the kill.
+    timeline: list[BoxTakeover] = field(default_factory=list)
 
 
 def fleet_accounts(url: str, ports: list[int]) -> list[str]:
@@ -305,12 +325,20 @@ class _Fleet:
         cpu0 = {p.name: p.cpu_s() for p in self.procs}
         fell_back = {id(b): b.fallback_entries for b in boxes}
         victim = self.procs[len(self.procs) // 2]
-        victim_boxes = [self.box_of[s] for s, h in holders.items() if h == victim.name]
+        victim_sites = sorted(s for s, h in holders.items() if h == victim.name)
+        victim_boxes = [self.box_of[s] for s in victim_sites]
+        expiry = lease_expiries(self.engine, victim_sites)
         killed_at, killed_box = time.monotonic(), self.clock.now()
         victim.kill()
+        beats = {s: self.box_of[s].hb_changed_at for s in victim_sites}
+        acquired: dict[str, float] = {}
 
         def taken() -> bool:
             held = self.holders()
+            now = self.clock.now()
+            for site_id in victim_sites:
+                if site_id not in acquired and held.get(site_id, victim.name) != victim.name:
+                    acquired[site_id] = now - killed_box
             return len(held) == len(boxes) and victim.name not in held.values()
 
         def rewritten() -> bool:
@@ -341,7 +369,49 @@ class _Fleet:
             },
             after_kill_s=time.monotonic() - killed_at,
             logs={p.name: p.log.read_text(errors="replace")[-3000:] for p in self.procs},
+            timeline=[
+                _box_takeover(
+                    s,
+                    self.box_of[s],
+                    killed_box,
+                    beat=beats[s],
+                    expiry=expiry[s],
+                    acquired=acquired.get(s),
+                    timing=timing,
+                )
+                for s in victim_sites
+            ],
         )
+
+
+def lease_expiries(engine: sa.Engine, site_ids: list[str]) -> dict[str, float]:
+    """Site -> its lease's expiry [UNIX s, simulated]."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(site_leases.c.site_id, site_leases.c.expires_at_ms).where(
+                site_leases.c.site_id.in_(site_ids)
+            )
+        ).all()
+    return {r.site_id: r.expires_at_ms / 1000 for r in rows}
+
+
+def _box_takeover(
+    site_id: str,
+    box: HeartbeatBox,
+    killed: float,
+    *,
+    beat: float | None,
+    expiry: float,
+    acquired: float | None,
+    timing: FleetTiming,
+) -> BoxTakeover:
+    runs = [r for r in box.writer_runs if r.first_s > killed]
+    first_write = runs[0].first_s - killed if runs else None
+    beat_at = next((r.first_beat_s for r in runs if r.first_beat_s is not None), None)
+    first_beat = None if beat_at is None else beat_at - killed
+    age = float("nan") if beat is None else killed - beat
+    slack = None if first_beat is None else timing.watchdog_s - age - first_beat
+    return BoxTakeover(site_id, age, expiry - killed, acquired, first_write, first_beat, slack)
 
 
 def _written_since(box: HeartbeatBox, t: float) -> float | None:

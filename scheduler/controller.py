@@ -17,7 +17,8 @@ FALLBACK or reconnected, a grid-operator limit), one cycle:
 6. stores the plan, the setpoints sent and what the box reports as applied.
 
 Three background tasks run beside the cycle loop: the heartbeat keeper (a changed
-``ctrl_heartbeat`` every ``watchdog_timeout_s / 3``), the watcher (polls the box every
+``ctrl_heartbeat`` every ``watchdog_timeout_s / 3``, or :attr:`SiteController.keep_alive_max_s`
+if shorter), the watcher (polls the box every
 ``poll_s``, stores the readings, integrates EV energy and the heat-store temperature, raises
 events) and the price refresher (refreshes the caches in a thread every ``price_refresh_s``).
 """
@@ -386,13 +387,31 @@ class SiteController:
         #: Checked before each cycle's write batch; the supervisor's checks the lease's
         #: fencing token in the database. False: the cycle writes nothing.
         self.fence: Callable[[], Awaitable[bool]] | None = None
+        #: Longest heartbeat period [s] (None: the link's); a fleet sharing sites through
+        #: leases beats more often, so a box's watchdog outlives a take-over.
+        self.keep_alive_max_s: float | None = None
+        self._handed_on = False
+        self._beat_at: float | None = None
 
     # ------------------------------------------------------------------ lifecycle
-    async def start(self) -> None:
-        """Connect, check the box, set its watchdog, fetch prices once, start the tasks."""
+    async def hand_on(self) -> None:
+        """Connect, check the box, claim its lock and refresh its watchdog at once.
+
+        The box keeps the live setpoints and the schedule it was given (a predecessor's last
+        plan) while its watchdog is alive, so one heartbeat hands it on unchanged; taking a
+        site over, this comes before anything slower (prices, history, the solve).
+        """
         await self.client.discover()
         if not self.may_write():
             raise NotOwner(f"{self.config.site_id}: another control process runs the site")
+        await self.client.heartbeat(force=True)
+        self._handed_on, self._beat_at = True, self.clock.now()
+
+    async def start(self) -> None:
+        """:meth:`hand_on` (unless done), set the watchdog, fetch prices once, start the tasks."""
+        if not self._handed_on:
+            await self.hand_on()
+        self._handed_on = False  # a start retried after an error hands on again
         await self.client.set_watchdog_timeout(self.config.watchdog_timeout_s)
         await self._refresh_prices()
         status = await self.client.read_status()
@@ -499,10 +518,17 @@ class SiteController:
             slot_start = (math.floor(self.clock.now() / SLOT_S) + 1) * SLOT_S
             await self.clock.sleep_until(slot_start - self.config.lead_s, self._wakeup)
 
+    def keep_alive_s(self) -> float:
+        """Heartbeat period [s]: the link's (``watchdog / 3``), or :attr:`keep_alive_max_s`."""
+        interval = self.client.heartbeat_interval_s()
+        return interval if self.keep_alive_max_s is None else min(interval, self.keep_alive_max_s)
+
     async def _keep_alive(self) -> None:
         # client.run_heartbeat on the injected clock, so accelerated runs beat in sim time
+        if self._beat_at is not None:  # hand_on beat: the next is one period after it
+            await self.clock.sleep_until(self._beat_at + self.keep_alive_s())
         while True:
-            interval = self.client.heartbeat_interval_s()
+            interval = self.keep_alive_s()
             try:
                 if self.may_write():
                     await self.client.heartbeat(force=True)

@@ -4,9 +4,10 @@ Each site has one row in ``site_leases`` (holder, expiry, version). A control pr
 :class:`LeaseManager`; every few seconds it calls :meth:`LeaseManager.tick` (renew what it holds,
 then acquire its fair share of what is free or expired). Each process also heartbeats a row in
 ``control_processes``; the live rows give the number of processes, and each takes at most
-``ceil(sites / live processes)``. A process that dies stops renewing, so its leases expire after
-at most one TTL and the others take them at their next tick. A process above its share (because
-one joined) releases the surplus at renew, so load spreads without a restart.
+``ceil(sites / live processes)``. A process that dies stops renewing, so its leases expire
+after at most one TTL; the others know when (:attr:`LeaseManager.peer_expiry`) and tick then. A
+process above its share (because one joined) releases the surplus at renew, so load spreads
+without a restart.
 
 Mechanism: conditional UPDATEs, the same SQL on SQLite and PostgreSQL.
 
@@ -116,6 +117,10 @@ class LeaseManager:
         metadata.create_all(engine)
         self._held: dict[str, Lease] = {}
         self._rng = random.Random(holder)
+        #: The earliest expiry [UNIX s] among the other live processes' heartbeats, as of the
+        #: last call (None: none). A process that stopped renewing expires first: ticking
+        #: then takes its sites at once instead of up to a renew period later.
+        self.peer_expiry: float | None = None
 
     def held(self) -> dict[str, Lease]:
         """The leases this process holds, as of its last call."""
@@ -254,6 +259,13 @@ class LeaseManager:
                 .select_from(control_processes)
                 .where(control_processes.c.expires_at_ms > now_ms)
             ).scalar_one()
+            peer = conn.execute(
+                sa.select(sa.func.min(control_processes.c.expires_at_ms)).where(
+                    control_processes.c.holder != self.holder,
+                    control_processes.c.expires_at_ms > now_ms,
+                )
+            ).scalar_one()
+        self.peer_expiry = None if peer is None else peer / 1000
         return int(live)
 
     def _ensure_sites(self, ids: list[str]) -> None:

@@ -20,9 +20,13 @@ lease task renews every ``lease_renew_s`` on the controllers' clock, beside the 
 database calls on a thread of their own; starting and stopping the sites that moved runs apart
 from it, so a slow start never delays a renewal. A site lost (taken over after this process
 stalled) is stopped at once without a release, a surplus site (a process joined) is stopped
-before its lease is released, a site taken is reconciled like any other. Controllers write their
-box only while the lease has more than a sixth of its period left, and check the fencing token
-in the database before each cycle's write batch. Without ``leases`` it runs every site.
+before its lease is released. The sites taken are read at once and their boxes handed on first
+(connected, lock claimed, watchdog beaten) before any of them fetches prices or solves; the
+lease thread also ticks right when a peer's heartbeat expires, and controllers beat every
+``(watchdog - lease) / 3``, so a dead process's boxes are beaten again well inside their
+watchdog. Controllers write their box only while the lease has more than a sixth of its period
+left, and check the fencing token in the database before each cycle's write batch. Without
+``leases`` it runs every site.
 
 Every controller solves on the executor the supervisor was given (a local process pool or a
 Dask executor from :class:`~scheduler.fleet.FleetRunner`), so the event loop only does I/O.
@@ -68,6 +72,9 @@ T = TypeVar("T")
 HANDOVER_BATCH = 25
 #: Renew ticks after which a hand-on that never finished is given up (the sites run again).
 STUCK_TICKS = 24
+#: A tick for a peer's expiry comes this long after it [s]: a lease is takeable once strictly
+#: past its expiry (whole milliseconds in the database).
+PEER_EXPIRY_MARGIN_S = 0.01
 #: An event loop that has not run for this long [s, real] is hung: its leases are not renewed.
 LOOP_STALL_S = 60.0
 #: A controller writes only while its lease has more than ttl / this left (clock skew between
@@ -213,6 +220,8 @@ class _Managed:
     started: bool = False
     last_report: CycleReport | None = None
     last_plan_at: float | None = None
+    #: Set once a site taken over has handed its box on (or failed to).
+    handed_on: asyncio.Event | None = None
 
 
 @dataclass
@@ -257,6 +266,7 @@ class Supervisor:
     _lease_mutex: threading.Lock = field(default_factory=threading.Lock)
     _leaving: set[str] = field(default_factory=set)
     _pulse: float = 0.0
+    _ticked: tuple[float, float] = (0.0, 0.0)
     _stopping: bool = False
     _leaving_ticks: int = 0
     #: Every site id, as the loop last read them (the lease thread leases among these).
@@ -337,13 +347,22 @@ class Supervisor:
         async with self._reconcile_lock:  # the change follower and the lease task both call
             await self._reconcile(site_id, reason)
 
-    async def _reconcile(self, site_id: str, reason: str) -> None:
+    async def _reconcile(
+        self,
+        site_id: str,
+        reason: str,
+        desired: SiteSpec | Idle | None = None,
+        gate: asyncio.Event | None = None,
+    ) -> None:
+        """``desired``: already read; ``gate``: a site started hands its box on, then waits
+        for it before starting (see :meth:`_take_over`)."""
         if not self.holds(site_id):  # another control process runs it
             self._idle.pop(site_id, None)
             if site_id in self._sites:
                 await self._stop(site_id, release=False)
             return
-        desired = await asyncio.to_thread(self.source.desired, site_id)
+        if desired is None:
+            desired = await asyncio.to_thread(self.source.desired, site_id)
         running = self._sites.get(site_id)
         if isinstance(desired, Idle):
             if running is not None:
@@ -363,7 +382,7 @@ class Supervisor:
             return
         if running is not None:
             await self._stop(site_id, release=True)
-        self._start(desired)
+        self._start(desired, gate)
 
     def prices_changed(self, site_ids: Iterable[str] | None = None) -> None:
         """New prices arrived (callable from any thread): replan the sites (default: all)."""
@@ -421,7 +440,7 @@ class Supervisor:
         return {k: m.controller for k, m in self._sites.items()}
 
     # ------------------------------------------------------------------ internals
-    def _start(self, spec: SiteSpec) -> None:
+    def _start(self, spec: SiteSpec, gate: asyncio.Event | None = None) -> None:
         prices, weather = self.feeds(spec, self.clock)
         controller = SiteController(
             spec.config,
@@ -437,18 +456,28 @@ class Supervisor:
             site_id = spec.site_id
             controller.may_write = lambda: self._may_write(site_id)
             controller.fence = lambda: self._fence(site_id)
-        managed = _Managed(spec, controller)
+            controller.keep_alive_max_s = lease_keep_alive_s(
+                spec.config.watchdog_timeout_s, self.leases.ttl_ms / 1000
+            )
+        managed = _Managed(spec, controller, handed_on=None if gate is None else asyncio.Event())
         controller.on_report = lambda report: self._reported(managed, report)
         managed.task = asyncio.create_task(
-            self._keep_started(managed), name=f"{spec.site_id}-start"
+            self._keep_started(managed, gate), name=f"{spec.site_id}-start"
         )
         self._sites[spec.site_id] = managed
         self._dirty.add(spec.site_id)
 
-    async def _keep_started(self, managed: _Managed) -> None:
-        """Start the controller; a box that cannot be reached is retried every ``retry_s``."""
+    async def _keep_started(self, managed: _Managed, gate: asyncio.Event | None) -> None:
+        """Start the controller (with a ``gate``: hand the box on, then wait for the gate); a
+        box that cannot be reached is retried every ``retry_s``."""
         while True:
             try:
+                if gate is not None and managed.handed_on is not None:
+                    try:
+                        await managed.controller.hand_on()
+                    finally:
+                        managed.handed_on.set()
+                    await gate.wait()
                 await managed.controller.start()
                 managed.started = True
                 return
@@ -460,6 +489,7 @@ class Supervisor:
                 self._dirty.add(managed.spec.site_id)
                 with contextlib.suppress(BoxError):
                     await managed.controller.client.close()
+                gate = None
                 await asyncio.sleep(self.config.retry_s)
 
     def _reported(self, managed: _Managed, report: CycleReport) -> None:
@@ -492,7 +522,7 @@ class Supervisor:
         renewing when the event loop has not run for :data:`LOOP_STALL_S`, so a hung process
         loses its sites like a dead one.
         """
-        due = self.clock.now() + self.config.lease_renew_s
+        due = self._next_tick()
         while not stop.wait(0.05):
             if self.clock.now() < due:
                 continue
@@ -502,12 +532,25 @@ class Supervisor:
                 log.error("event loop stalled for %.0f s: not renewing the leases", stalled)
                 continue
             try:
+                t0 = time.monotonic()
                 moves = self._lease_tick()
+                self._ticked = (t0, time.monotonic())
             except Exception:  # the database may be away: the leases then lapse, writes stop
                 log.exception("supervisor: lease renewal failed")
                 continue
+            due = self._next_tick()
             if self._loop is not None and any(moves):
                 self._loop.call_soon_threadsafe(self._spawn_moves, *moves)
+
+    def _next_tick(self) -> float:
+        """When the lease thread ticks next [s, the controllers' clock]: a renew period on, or
+        just after a peer's heartbeat expires (it stopped renewing: its sites are free then,
+        and every second counts against the watchdog of its boxes)."""
+        due = self.clock.now() + self.config.lease_renew_s
+        peer = None if self.leases is None else self.leases.peer_expiry
+        if peer is not None and peer < due:  # past already if it expired during the tick
+            return peer + PEER_EXPIRY_MARGIN_S
+        return due
 
     def _lease_tick(self) -> tuple[set[str], set[str], set[str]]:
         """Renew, then take a fair share (blocking). Returns the sites lost, the surplus to
@@ -540,7 +583,11 @@ class Supervisor:
         for site_id in sorted(lost):
             log.warning("%s: lease lost to another control process; stopping", site_id)
         if taken:
-            log.info("took the leases of %d sites", len(taken))
+            t0, t1 = self._ticked
+            log.info(
+                "took the leases of %d sites (tick %.2f s, moves %.2f s later, real)",
+                len(taken), t1 - t0, time.monotonic() - t1,
+            )  # fmt: skip
         task = asyncio.create_task(self._move_sites(lost, surplus, taken), name="supervisor-moves")
         self._moves.add(task)
         task.add_done_callback(self._moves.discard)
@@ -566,11 +613,56 @@ class Supervisor:
             await self._in_lease_thread(self._keep, surplus)
             for site_id in sorted(surplus):
                 await self.reconcile(site_id, "kept")
-        for site_id in sorted(taken):
-            try:
-                await self.reconcile(site_id, "taken over")
-            except Exception:
-                log.exception("%s: starting a site taken over failed", site_id)
+        if taken:
+            await self._take_over(taken)
+
+    async def _take_over(self, taken: set[str]) -> None:
+        """Start the sites taken: every box handed on first, all at once (connected, lock
+        claimed, watchdog refreshed: it keeps the last plan), then the controllers start
+        (prices, history, the first solve), so no box waits for another site's solve."""
+        ids, t0 = sorted(taken), time.monotonic()
+        specs = await self._desired_of(ids)
+        t_read = time.monotonic() - t0
+        gate = asyncio.Event()
+        handing: list[asyncio.Event] = []
+        async with self._reconcile_lock:
+            for site_id in ids:
+                try:
+                    await self._reconcile(site_id, "taken over", specs.get(site_id), gate)
+                except Exception:
+                    log.exception("%s: starting a site taken over failed", site_id)
+                managed = self._sites.get(site_id)
+                if managed is not None and managed.handed_on is not None:
+                    handing.append(managed.handed_on)
+        try:
+            if handing:  # a box slow to answer holds the others no longer than a renew tick
+                waits = [asyncio.create_task(_all_set(handing)), asyncio.create_task(
+                    self.clock.sleep_until(self.clock.now() + self.config.lease_renew_s)
+                )]  # fmt: skip
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                await cancel_all(waits)
+        finally:
+            gate.set()
+        done = sum(e.is_set() for e in handing)
+        log.info(
+            "took over %d sites: read in %.2f s, %d of %d boxes handed on after %.2f s (real)",
+            len(ids), t_read, done, len(handing), time.monotonic() - t0,
+        )  # fmt: skip
+
+    async def _desired_of(self, site_ids: list[str]) -> dict[str, SiteSpec | Idle]:
+        """What should run for each site, read on several threads at once: a busy event loop
+        holds the GIL, and each read waits for it at every query; side by side they wait
+        together. A site whose read fails is read again when it starts."""
+        read = await asyncio.gather(
+            *(asyncio.to_thread(self.source.desired, s) for s in site_ids), return_exceptions=True
+        )
+        desired: dict[str, SiteSpec | Idle] = {}
+        for site_id, spec in zip(site_ids, read, strict=True):
+            if isinstance(spec, BaseException):
+                log.error("%s: reading the site failed: %r", site_id, spec)
+            else:
+                desired[site_id] = spec
+        return desired
 
     async def _drop(self, site_id: str) -> None:
         """Stop running a site another process runs now: no release, the box is theirs."""
@@ -679,6 +771,22 @@ class Supervisor:
                 except Exception:  # owner messages must never stop the control loop
                     log.exception("supervisor: status hook failed for %s", status.site_id)
         await asyncio.to_thread(self.source.publish_status, statuses)
+
+
+def lease_keep_alive_s(watchdog_s: float, lease_ttl_s: float) -> float:
+    """The heartbeat period [s] of a controller whose site is leased.
+
+    A box whose process died is beaten next by the process that takes its lease over: up to
+    one lease period after the process's last renewal. Its watchdog must outlast that and the
+    age of the last heartbeat, so the heartbeat period is a third of what the watchdog
+    outlasts the lease by (10 s with a 60 s watchdog and a 30 s lease), at least 1 s.
+    """
+    return max((watchdog_s - lease_ttl_s) / 3, 1.0)
+
+
+async def _all_set(events: list[asyncio.Event]) -> None:
+    for event in events:
+        await event.wait()
 
 
 def _iso(unix_s: float) -> str:

@@ -116,6 +116,8 @@ class WriterRun:
     first_s: float
     last_s: float
     writes: int = 1
+    #: Box time [s] of the run's first heartbeat change (what refreshes the watchdog).
+    first_beat_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -532,6 +534,9 @@ class HeartbeatBox:
         if value == self.hb_value:
             return  # a stuck retransmit does not refresh the watchdog
         self.hb_value, self.hb_changed_at = value, now
+        run = self.writer_runs[-1] if self.writer_runs else None
+        if run is not None and run.first_beat_s is None:
+            run.first_beat_s = now
         if self.latched:
             self.pending_hb = True
             self._leave_fallback()

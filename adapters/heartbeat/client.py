@@ -131,6 +131,7 @@ class HeartbeatClient:
         self._lock = asyncio.Lock()
         self._hb_value = 0
         self._hb_sent_at: float | None = None
+        self._hb_known = False  # _hb_value read from this connection's box
         self._seq: int | None = None
         self.watchdog_timeout_s = 60
         #: The box's ESI minor version (1: it reports EV SOC, session energy, store
@@ -170,7 +171,7 @@ class HeartbeatClient:
         if not await asyncio.wait_for(client.connect(), self.timeout_s):
             raise ConnectionError(f"cannot connect to {self.host}:{self.port}")
         # a new connection may face a rebooted box: resync heartbeat and command_seq
-        self._hb_sent_at, self._seq = None, None
+        self._hb_sent_at, self._seq, self._hb_known = None, None, False
         if self.controller_id is not None:
             await self._write(client, 1015, [self.controller_id])
         return client
@@ -249,7 +250,7 @@ class HeartbeatClient:
         """Session/watchdog block: control state, applied_seq, last_status, external limits."""
         s = await self._read_block(m.SESSION)
         if self._hb_sent_at is None:
-            self._hb_value = s["ctrl_heartbeat"] or 0
+            self._hb_value, self._hb_known = s["ctrl_heartbeat"] or 0, True
         self.watchdog_timeout_s = s["watchdog_timeout_s"] or self.watchdog_timeout_s
         return BoxStatus(
             ctrl_heartbeat=s["ctrl_heartbeat"] or 0,
@@ -345,7 +346,7 @@ class HeartbeatClient:
         )
         if not (due or force):
             return False
-        if self._hb_sent_at is None:  # learn the box's value so ours is a change
+        if self._hb_sent_at is None and not self._hb_known:  # ours must be a change
             await self.read_status()
         value = self._hb_value % 0xFFFF + 1  # 1..65535, wraps to 1
         await self.write_raw(1010, [value])

@@ -189,3 +189,22 @@ def test_a_surplus_kept_until_its_sites_are_stopped_is_not_taken(engine: Engine)
     assert b.acquire(SITES, at(3)) == set()  # nothing free while a stops those sites
     a.release(renewal.released)
     assert b.acquire(SITES, at(4)) == set(renewal.released)
+
+
+def test_a_process_knows_when_a_silent_peer_expires_and_takes_its_sites_then(
+    engine: Engine,
+) -> None:
+    a, b = LeaseManager(engine, "a", TTL_S), LeaseManager(engine, "b", TTL_S)
+    for now in (0, 5):
+        a.tick(SITES, at(now))
+        b.tick(SITES, at(now))
+    assert len(a.held()) == len(b.held()) == 5
+    # each sees the other's heartbeat expire a TTL after that one's last tick (b ticked last)
+    assert (a.peer_expiry, b.peer_expiry) == (at(TTL_S).timestamp(), at(5 + TTL_S).timestamp())
+    b.tick(SITES, at(10))  # a goes silent after 5 s
+    assert b.peer_expiry == at(5 + TTL_S).timestamp()
+    # just before it, nothing moves; just after it, b holds every site
+    b.tick(SITES, at(5 + TTL_S - 0.01))
+    assert len(b.held()) == 5
+    b.tick(SITES, at(5 + TTL_S + 0.01))
+    assert set(b.held()) == set(SITES) and b.peer_expiry is None
