@@ -10,9 +10,10 @@ forecast modes (``--modes``):
 * ``realistic``: PV from a day-ahead weather forecast (the measured weather with the error
   model of :mod:`optimizer.weather_errors`, Perez et al. 2013 skill) with the learned bias
   correction, load forecast from the site's own history (none at the start: the first day
-  falls back to the standard profile), the configured EV departure;
-* ``perfect``: the measured weather and load as the forecast (EV sessions still the
-  configured departure: the controller has no session forecast to replace);
+  falls back to the standard profile), EV departures and needs learned from the car's
+  sessions before the period;
+* ``perfect``: the measured weather and load as the forecast (EV sessions still learned:
+  the controller has no session forecast to replace);
 * ``clearsky``: PV as clear sky x yesterday's scale (the controller without a weather feed);
 * ``perfect-nocar``: ``perfect`` with no car sessions, so that what is lost is the control's
   alone (battery and heat store), not the missing session forecast.

@@ -399,6 +399,22 @@ def _end_value(canonical: CanonicalProblem, x: np.ndarray, name: str, start: flo
     return float(-canonical.cost[block][-1] * (x[block][-1] - start))
 
 
+def _segment_values(
+    problem: Problem, canonical: CanonicalProblem, x: np.ndarray
+) -> tuple[float, float]:
+    """Value of the battery's end-value segments at the end and of the start's energy [EUR]
+    (the segments counted from the battery's lowest allowed level)."""
+    battery = problem.site.battery
+    assert battery is not None
+    widths = np.array([w for w, _ in problem.battery_end_value])
+    values = np.array([v for _, v in problem.battery_end_value])
+    e0 = problem.state.battery_soc * battery.capacity_kwh
+    lower = min(battery.soc_min * battery.capacity_kwh, e0)
+    filled = np.clip(e0 - lower - np.concatenate([[0.0], np.cumsum(widths)[:-1]]), 0, widths)
+    end = float(values @ x[canonical.variable("battery-end_segment").slice])
+    return end, float(values @ filled)
+
+
 def _start_levels(problem: Problem) -> list[tuple[str, float]]:
     levels = [(f"{hp.name}-temp", initial_temp_c(problem, hp)) for hp in problem.site.heat_pumps]
     if problem.site.battery is not None:
@@ -429,6 +445,9 @@ def summarize(
         wear = float(throughput * tuning.battery_wear_eur_per_kwh)
         e0 = problem.state.battery_soc * problem.site.battery.capacity_kwh
         terminal += _end_value(canonical, x, "battery-energy", e0)
+        if problem.battery_end_value:
+            segments_end, segments_start = _segment_values(problem, canonical, x)
+            terminal += segments_end - segments_start
     cost = float(slots["cost_eur"].sum())
     import_kwh = float(slots["grid_import_kw"].sum() * dt)
     export_kwh = float(slots["grid_export_kw"].sum() * dt)
@@ -441,6 +460,8 @@ def summarize(
         float(-canonical.cost[canonical.variable(b).slice][-1]) * level
         for b, level in _start_levels(problem)
     )
+    if problem.site.battery is not None and problem.battery_end_value:
+        end_offset += _segment_values(problem, canonical, x)[1]
     rewards_and_penalties = result.objective - cost - wear + terminal + end_offset - co2_cost
     return PlanSummary(
         cost_eur=cost,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -139,12 +140,20 @@ class State:
 
 @dataclass(frozen=True)
 class Problem:
-    """Everything one solve needs."""
+    """Everything one solve needs.
+
+    ``battery_end_value``: the value of energy left in the battery at the horizon end as
+    concave segments ``((kWh, EUR/kWh), ...)`` counted from the lowest allowed level up, the
+    value per kWh falling from one segment to the next (what the energy is expected to save
+    after the horizon, e.g. from :mod:`scheduler.end_value`). Empty: the flat
+    ``Tuning.terminal_value_eur_per_kwh``.
+    """
 
     site: Site
     inputs: Inputs
     state: State = field(default_factory=State)
     tuning: Tuning = field(default_factory=Tuning)
+    battery_end_value: tuple[tuple[float, float], ...] = ()
 
     def __post_init__(self) -> None:
         if self.site.heat_pumps and self.inputs.t_out_c is None:
@@ -155,6 +164,13 @@ class Problem:
             if session.wallbox in seen:
                 raise ConfigError("State.ev_sessions", f"two cars at {session.wallbox!r}")
             seen.add(session.wallbox)
+        object.__setattr__(self, "battery_end_value", tuple(map(tuple, self.battery_end_value)))
+        for width, value in self.battery_end_value:
+            if not (np.isfinite(width) and np.isfinite(value) and width >= 0):
+                raise ConfigError("Problem.battery_end_value", "needs finite kWh >= 0 and prices")
+        values = [v for _, v in self.battery_end_value]
+        if any(b > a + 1e-9 for a, b in itertools.pairwise(values)):
+            raise ConfigError("Problem.battery_end_value", "the price per kWh must not rise")
         for hp in self.site.heat_pumps:
             temp = self.state.hp_temp_c.get(hp.name)
             if temp is not None and not np.isfinite(temp):

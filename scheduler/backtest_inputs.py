@@ -57,8 +57,9 @@ WEATHER_COLUMNS = ("temp_air_c", "ghi_wm2", "dhi_wm2", "wind_speed_ms")
 EV_COLUMNS = ("plugin_utc", "plugout_utc", "energy_kwh")
 #: Data before the period the price feed may use for its estimate of unpublished prices.
 PRICE_HISTORY = pd.Timedelta(days=35)
-#: Data after the period the bundled inputs include (the controller's horizon reaches there).
-LOOKAHEAD = pd.Timedelta(days=2)
+#: Data after the period the bundled inputs include (the controller's horizon, 36 h at most,
+#: and the next day it values the stored energy on reach there).
+LOOKAHEAD = pd.Timedelta(days=3)
 #: EV sessions before the period given as the site's history (what the controller learns from).
 EV_HISTORY = pd.Timedelta(days=LEARN_DAYS)
 

@@ -66,6 +66,7 @@ from optimizer.forecast_fit import apply_pv_bias, load_forecast_blend, pv_bias_f
 from scheduler.clock import LoopClock, Wakeup
 from scheduler.commands import box_setpoints, schedule_slot
 from scheduler.cycle import CycleRequest, CycleResult, plan_cycle
+from scheduler.end_value import battery_end_value, expected_hp_load_kw
 from scheduler.ev_sessions import (
     LEARN_DAYS,
     CarState,
@@ -168,7 +169,17 @@ class SiteConfig:
     departure : DepartureTarget
         Daily departure time and target energy.
     horizon_slots : int
-        Plan length [15-min slots].
+        Shortest plan length [15-min slots]; 36 h by default, so every plan sees tomorrow
+        evening (beyond the published prices on their estimate).
+    max_horizon_slots : int
+        Longest plan length [15-min slots]: the plan reaches to the end of the published
+        day-ahead prices (tomorrow's end once they are out, ~13:00 CET) up to this length, so
+        what to keep for tomorrow is decided on tomorrow's prices, not on a guess at the
+        horizon end. ``horizon_slots`` (or less) = a fixed horizon.
+    end_value : {"next-day", "flat"}
+        How energy left in the battery at the horizon end is valued: by what it saves the day
+        after (:mod:`scheduler.end_value`), or flat (``tuning.terminal_value_eur_per_kwh``,
+        default the horizon's median import price). A set flat value always applies.
     schedule_slots : int
         Slots uploaded as the box schedule (1..192; at most the horizon is sent).
     watchdog_timeout_s : int
@@ -182,7 +193,8 @@ class SiteConfig:
     solver : str
         Optimizer backend.
     hp_temp_init_c : float
-        Heat-store temperature assumed at start [degC] (the box has no temperature register).
+        Heat-store temperature assumed at start [degC]; an ESI v1.1 box's measured store
+        temperature replaces it (and the observer) from the first poll.
     lead_s : float
         A timer cycle starts this long before its slot and applies the plan when the slot
         begins [s] (0..600): a fleet spreads its solves instead of starting all at once.
@@ -202,7 +214,9 @@ class SiteConfig:
     tuning: Tuning = field(default_factory=Tuning)
     charging_mode: ChargingMode = ChargingMode.SMART
     departure: DepartureTarget = field(default_factory=DepartureTarget)
-    horizon_slots: int = 96
+    horizon_slots: int = 144
+    max_horizon_slots: int = 144
+    end_value: Literal["next-day", "flat"] = "next-day"
     schedule_slots: int = 96
     watchdog_timeout_s: int = 60
     poll_s: float = 60.0
@@ -222,6 +236,8 @@ class SiteConfig:
             raise ValueError("SiteConfig.horizon_slots: must be >= 4")
         if not 10 <= self.watchdog_timeout_s <= 3600:
             raise ValueError("SiteConfig.watchdog_timeout_s: must be in 10..3600")
+        if self.end_value not in ("next-day", "flat"):
+            raise ValueError(f"SiteConfig.end_value: {self.end_value!r}")
         if self.pv_forecast not in ("clearsky", "weather"):
             raise ValueError(f"SiteConfig.pv_forecast: {self.pv_forecast!r}")
         if not 0 <= self.lead_s <= 600:
@@ -274,6 +290,8 @@ class LinkHealth:
 class _EvTrack:
     plugged_at: float
     delivered_kwh: float = 0.0
+    #: the car's energy at plug-in [kWh], from the first ESI v1.1 SOC reading of the session
+    arrival_kwh: float | None = None
     full: bool = False
     asked: bool = False
 
@@ -354,6 +372,8 @@ class SiteController:
         self.last_summary: PlanSummary | None = None
         self.last_cap_kw: float | None = None
         self._hp_temp = config.hp_temp_init_c
+        self._tail: pd.DataFrame | None = None
+        self._end_value: tuple[pd.Timestamp, tuple[tuple[float, float], ...]] | None = None
         self._last_poll: float | None = None
         self._last_stored: float | None = None
         self._unsaved: list[Sample] = []
@@ -592,7 +612,13 @@ class SiteController:
         if self._ev is None:
             return
         power = meas.wallbox_kw or 0.0
-        self._ev.delivered_kwh += power * dt_h
+        if meas.ev_session_kwh is not None:
+            # an ESI v1.1 box counts the session's energy itself: no drift from polling gaps
+            self._ev.delivered_kwh = meas.ev_session_kwh
+        else:
+            self._ev.delivered_kwh += power * dt_h
+        if meas.ev_soc is not None and self._ev.arrival_kwh is None:
+            self._ev.arrival_kwh = self._measured_arrival(meas.ev_soc)
         asked = (meas.wallbox_applied_a or 0.0) >= 6.0
         # the reading is the last minute's mean: only a car that draws nothing for a whole
         # minute after being offered power in the poll before is full
@@ -605,7 +631,13 @@ class SiteController:
     def _track_heat(self, meas: Measurement, dt_h: float) -> None:
         """Heat-store temperature observer: the store model driven by measured HP power."""
         hp = self._heat_pump()
-        if hp is None or dt_h <= 0:
+        if hp is None:
+            return
+        if meas.hp_store_temp_c is not None:
+            # an ESI v1.1 box measures the store: the model below would only drift from it
+            self._hp_temp = meas.hp_store_temp_c
+            return
+        if dt_h <= 0:
             return
         slot = self._now().floor("15min")
         if self._t_out[0] != slot:  # one weather lookup per slot, not per poll
@@ -671,10 +703,10 @@ class SiteController:
         except BoxError as exc:
             return CycleReport(now, reasons, False, f"box: {exc}")
         self.flush()
-        index = self._slot_index(self.config.horizon_slots, slot_start if ahead else None)
+        index = self._horizon(slot_start if ahead else None)
         dimmed = bool(status.external_limits & ExternalLimit.DIMMING_14A)
         cap = status.external_consumption_limit_kw if dimmed else None
-        problem = self._problem(index, meas, cap)
+        problem = await self._with_end_value(self._problem(index, meas, cap))
         self.last_problem = problem
         request = CycleRequest(
             self.config.site_id, problem, self.config.solver, self.config.schedule_slots
@@ -724,6 +756,12 @@ class SiteController:
         return status.applied_seq, self._sched_id
 
     def _problem(self, index: pd.DatetimeIndex, meas: Measurement, cap_kw: float | None) -> Problem:
+        n = len(index)
+        if self._values_tail():
+            # the day after the horizon, forecast with it (for the end value)
+            index = pd.DatetimeIndex(
+                index.append(pd.date_range(index[-1], periods=97, freq="15min")[1:])
+            )
         frame = self.prices.frame(index)
         weather = self.weather.weather(index)
         history = self.store.window(
@@ -735,6 +773,8 @@ class SiteController:
         frame["load_kw"] = self._load_forecast(index, history).to_numpy()
         frame["t_out_c"] = weather["temp_air_c"].astype(float).to_numpy()
         frame["import_cap_kw"] = np.nan if cap_kw is None else cap_kw
+        self._tail = self._tail_frame(frame.iloc[n:]) if len(index) > n else None
+        frame, weather, index = frame.iloc[:n], weather.iloc[:n], index[:n]
         self._input_flags = input_flags(frame, weather)
         site = self.config.home.site
         temps = {hp.name: self._hp_temp for hp in site.heat_pumps}
@@ -746,6 +786,43 @@ class SiteController:
         inputs = Inputs.from_frame(frame, heat_demand_kw=demand)
         return Problem(site, inputs, state, self.config.tuning)
 
+    def _values_tail(self) -> bool:
+        cfg = self.config
+        flat = cfg.end_value == "flat" or cfg.tuning.terminal_value_eur_per_kwh is not None
+        return not flat and cfg.home.site.battery is not None
+
+    def _tail_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The day after the horizon as :func:`scheduler.end_value.battery_end_value` takes
+        it: the heat pump's expected consumption added to the household load."""
+        tail = frame[["import_eur_per_kwh", "export_eur_per_kwh", "pv_kw", "load_kw"]].copy()
+        hp = self._heat_pump()
+        if hp is not None:
+            t_out = frame["t_out_c"].to_numpy(float)
+            index = pd.DatetimeIndex(frame.index)
+            demand = self._heat_demand(index) if self.heat_demand is not None else 0.0 * t_out
+            tail["load_kw"] += expected_hp_load_kw(hp, t_out, demand)
+        return tail
+
+    async def _with_end_value(self, problem: Problem) -> Problem:
+        """The problem with the battery's end value from the day after the horizon, solved in
+        the executor once per hour of the horizon's end (the tail moves little within it)."""
+        tail = self._tail
+        if tail is None or tail.empty:
+            return problem
+        key = pd.Timestamp(tail.index[0]).floor("h")
+        if self._end_value is None or self._end_value[0] != key:
+            loop = asyncio.get_running_loop()
+            site, tuning = self.config.home.site, self.config.tuning
+            try:
+                segments = await loop.run_in_executor(
+                    self.executor, battery_end_value, site, tail, tuning
+                )
+            except Exception:  # the flat end value is a worse plan, not a failed cycle
+                log.warning("%s: end value failed", self.config.site_id, exc_info=True)
+                return problem
+            self._end_value = (key, segments)
+        return replace(problem, battery_end_value=self._end_value[1])
+
     def _heat_demand(self, index: pd.DatetimeIndex) -> np.ndarray:
         assert self.heat_demand is not None
         return self.heat_demand.demand(index).to_numpy(float)
@@ -756,7 +833,7 @@ class SiteController:
             return ()
         dep = self.config.departure
         eff = site.wallboxes[0].efficiency
-        energy = min(dep.arrival_kwh + self._ev.delivered_kwh * eff, dep.capacity_kwh)
+        energy = min(self._arrival_kwh() + self._ev.delivered_kwh * eff, dep.capacity_kwh)
         goal = self.charge_goal(index[0])
         target = energy if self._ev.full else min(max(goal.target_kwh, energy), dep.capacity_kwh)
         mode = ChargingMode.OFF if self._ev.full else self.config.charging_mode
@@ -779,7 +856,7 @@ class SiteController:
         dep = self.config.departure
         site = self.config.home.site
         plugged_at = pd.Timestamp(self._ev.plugged_at, unit="s", tz="UTC")
-        car = CarState(plugged_at, self._ev.delivered_kwh, dep.arrival_kwh, dep.capacity_kwh,
+        car = CarState(plugged_at, self._ev.delivered_kwh, self._arrival_kwh(), dep.capacity_kwh,
                        site.wallboxes[0].efficiency)  # fmt: skip
         owner = None
         plan = self.config.owner_plan
@@ -795,6 +872,18 @@ class SiteController:
             )
         configured = (dep.next_departure(now), dep.target_kwh)
         return charge_goal(car, now, configured, owner, expected)
+
+    def _arrival_kwh(self) -> float:
+        """The car's energy at plug-in [kWh]: measured (ESI v1.1 SOC) or the configured one."""
+        measured = None if self._ev is None else self._ev.arrival_kwh
+        return self.config.departure.arrival_kwh if measured is None else measured
+
+    def _measured_arrival(self, soc: float) -> float:
+        """The car's energy at plug-in [kWh] from its SOC now and what was delivered since."""
+        assert self._ev is not None
+        dep, wb = self.config.departure, self.config.home.site.wallboxes[0]
+        now_kwh = soc * dep.capacity_kwh
+        return float(np.clip(now_kwh - self._ev.delivered_kwh * wb.efficiency, 0, now_kwh))
 
     def _session_model(self, plugged_at: pd.Timestamp) -> SessionModel:
         """The sessions completed before this plug-in, learned once per plug-in."""
@@ -921,6 +1010,17 @@ class SiteController:
     def _slot_index(self, n: int, start: float | None = None) -> pd.DatetimeIndex:
         first = self._now() if start is None else pd.Timestamp(start, unit="s", tz="UTC")
         return pd.date_range(first.floor("15min"), periods=n, freq="15min")
+
+    def _horizon(self, start: float | None = None) -> pd.DatetimeIndex:
+        """The plan's slots: at least ``horizon_slots``, on to the end of the published prices
+        (at most ``max_horizon_slots``)."""
+        cfg = self.config
+        longest = self._slot_index(max(cfg.horizon_slots, cfg.max_horizon_slots), start)
+        if cfg.max_horizon_slots <= cfg.horizon_slots:
+            return longest
+        known = ~self.prices.frame(longest)["price_is_estimate"].to_numpy(bool)
+        n = int(np.flatnonzero(known)[-1]) + 1 if known.any() else 0
+        return longest[: max(n, cfg.horizon_slots)]
 
     def _heat_pump(self) -> HeatPump | None:
         hps = self.config.home.site.heat_pumps

@@ -39,9 +39,12 @@ def add_battery(ctx: Context) -> None:
     # then holds the SOC where it is rather than forcing a recovery at any price.
     lower = min(battery.soc_min * cap, e0)
     upper = max(battery.soc_max * cap, e0)
+    segments = ctx.problem.battery_end_value
     end_value = np.zeros(n)
-    end_value[-1] = -terminal_value(ctx)
+    end_value[-1] = 0.0 if segments else -terminal_value(ctx)
     energy = m.var("battery-energy", lower, upper, end_value)
+    if segments:
+        _add_end_segments(ctx, energy, lower, segments)
     rhs = np.zeros(n)
     rhs[0] = e0
     m.rows(
@@ -87,6 +90,27 @@ def _forbid_simultaneous(ctx: Context, charge: Block, discharge: Block) -> None:
         [(discharge, pick(rows, slots)), (charging, pick(rows, rows, battery.discharge_kw))],
         ub=battery.discharge_kw,
         size=k,
+    )
+
+
+def _add_end_segments(
+    ctx: Context, energy: Block, lower: float, segments: tuple[tuple[float, float], ...]
+) -> None:
+    """Concave end value: ``energy[-1] >= lower + sum(segment)``, each segment [kWh] worth its
+    price. The prices fall from segment to segment, so the LP fills them in order."""
+    k = len(segments)
+    widths = np.array([w for w, _ in segments], dtype=float)
+    values = np.array([v for _, v in segments], dtype=float)
+    seg = ctx.m.var("battery-end_segment", 0.0, widths, -values, size=k)
+    one = np.zeros(1, dtype=np.int64)
+    ctx.m.rows(
+        "battery-end_value",
+        [
+            (energy, pick(one, np.array([ctx.n - 1]))),
+            (seg, pick(np.zeros(k, np.int64), np.arange(k), -1.0)),
+        ],
+        lb=lower,
+        size=1,
     )
 
 

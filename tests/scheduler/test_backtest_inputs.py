@@ -52,8 +52,9 @@ def hours(index: pd.DatetimeIndex) -> np.ndarray:
 
 
 def own_data(tmp_path: Path) -> BacktestInputs:
-    """Two days of a home plus a day either side, every series made here."""
-    q = pd.date_range(START - pd.Timedelta(days=1), END + pd.Timedelta(days=1), freq="15min",
+    """Two days of a home, a day before and three after (the last plan's 36 h and the day
+    after them that values its end energy), every series made here."""
+    q = pd.date_range(START - pd.Timedelta(days=1), END + pd.Timedelta(days=3), freq="15min",
                       inclusive="left")  # fmt: skip
     h, day = hours(q), np.asarray((q - q[0]).days, dtype=float)
     spot = 0.08 + 0.06 * np.sin(2 * np.pi * (h - 13) / 24) + 0.01 * day  # evening peak

@@ -63,5 +63,7 @@ def test_learned_departure_charges_the_car_before_it_leaves(
     tmp_path: Path, pool: ProcessPoolExecutor
 ) -> None:
     # the configured departure (07:00 tomorrow) waits for the night; the learned one is 19:00
-    assert _delivered(True, tmp_path / "learn", pool) >= 6.0 - 0.05
+    # (within 0.15 kWh: the plan may put the need's last part into the slot that ends at the
+    # departure, and the box applies a new slot's current about a minute late, ~0.13 kWh)
+    assert _delivered(True, tmp_path / "learn", pool) >= 6.0 - 0.15
     assert _delivered(False, tmp_path / "fixed", pool) < 6.0 - 1.0

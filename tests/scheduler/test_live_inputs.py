@@ -135,7 +135,9 @@ def test_today_without_network_then_prices_arrive(
     assert announced == ["DE_LU"]
     assert "new prices" in ctl.reports[-1].reasons
     first, last = ctl.plans[0][1], ctl.plans[-1][1]
-    assert len(first) == len(last) == 96
+    # 24 h on estimates; once the prices are out the plan reaches their end (Sunday, local)
+    assert len(first) == 96 and len(last) == 138
+    assert last.index[-1] == pd.Timestamp("2026-12-06T22:45Z")
     # the first plan: every slot on estimated prices and clear sky, and it says so
     assert stored_first.slots["price-is_estimate"].eq(1.0).all()
     assert stored_first.slots["weather-is_estimate"].eq(1.0).all()
