@@ -100,7 +100,9 @@ class ControlSettings(BaseSettings):
     )
     watchdog_timeout_s: int = Field(default=60, ge=10, le=3600)
     poll_s: float = Field(default=60.0, gt=0, description="Box reads between cycles")
-    horizon_slots: int = Field(default=96, ge=4, le=192, description="Plan length [15 min]")
+    horizon_slots: int = Field(
+        default=144, ge=4, le=192, description="Plan length [15 min]: 36 h sees tomorrow evening"
+    )
     schedule_slots: int = Field(default=96, ge=1, le=192, description="Slots sent to the box")
     pull_offline_after_s: float = Field(
         default=900.0, gt=0, description="A pull box without telemetry this long is unreachable"
