@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 
 def sql_engine(url: str, sqlite_pragmas: tuple[str, ...] = ()) -> Engine:
@@ -24,6 +27,17 @@ def sql_engine(url: str, sqlite_pragmas: tuple[str, ...] = ()) -> Engine:
             cur.close()
 
     return engine
+
+
+@contextmanager
+def write_transaction(engine: Engine, lock: threading.Lock | None) -> Iterator[Connection]:
+    """One write transaction. SQLite has one writer per file: this process's writers queue on
+    ``lock`` first and take the write lock at BEGIN (IMMEDIATE), so a transaction that read
+    first is never refused with "database is locked" at its first write."""
+    with lock or nullcontext(), engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        yield conn
 
 
 class UtcTimestamp(sa.types.TypeDecorator[datetime]):

@@ -27,7 +27,7 @@ import json
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -37,7 +37,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from adapters.sql import UtcTimestamp, sql_engine
+from adapters.sql import UtcTimestamp, sql_engine, write_transaction
 from api import migrations
 
 AccountRole = Literal["customer", "factory_service", "trader", "analyst"]
@@ -400,9 +400,7 @@ class AccountStore:
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
         """One write transaction (SQLite: this process's writers queue on a lock first)."""
-        with self._write_lock or nullcontext(), self.engine.begin() as conn:
-            if self.dialect == "sqlite":
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
+        with write_transaction(self.engine, self._write_lock) as conn:
             yield conn
 
     def _one(self, query: sa.Executable) -> sa.Row[Any] | None:

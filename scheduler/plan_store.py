@@ -19,7 +19,7 @@ import math
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from adapters.sql import sql_engine
+from adapters.sql import sql_engine, write_transaction
 from adapters.store import Plan, PlanSummary, Setpoint
 from scheduler.leases import site_leases
 
@@ -155,9 +155,7 @@ class SqlPlanStore:
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
-        with self._write_lock or nullcontext(), self.engine.begin() as conn:
-            if self.dialect == "sqlite":
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
+        with write_transaction(self.engine, self._write_lock) as conn:
             yield conn
 
     def _insert(self, table: sa.Table) -> Any:
