@@ -38,7 +38,7 @@ AccountRole = Literal["customer", "factory_service", "trader", "analyst"]
 TokenPurpose = Literal["confirm", "reset"]
 
 # the same seven scripts, kept once, where the baseline revision runs them on old files
-from api.migrations.legacy_sqlite import MIGRATIONS  # noqa: E402
+from api.migrations.legacy_sqlite import MIGRATIONS, statements  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -184,18 +184,6 @@ def _dt_req(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
-def _statements(script: str) -> Iterator[str]:
-    """The complete SQL statements of ``script`` (a trigger body's ``;`` does not split it)."""
-    buffer = ""
-    for line in script.splitlines(keepends=True):
-        buffer += line
-        if sqlite3.complete_statement(buffer):
-            yield buffer.strip()
-            buffer = ""
-    if buffer.strip():
-        yield buffer.strip()
-
-
 def new_id(prefix: str) -> str:
     """A random, unguessable object id such as ``site_3f2a...`` (UUID4, 122 random bits)."""
     return f"{prefix}_{uuid.uuid4().hex}"
@@ -257,7 +245,7 @@ class AccountStore:
             if self.schema_version >= version:
                 continue
             with self._tx() as conn:
-                for statement in _statements(script):
+                for statement in statements(script):
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version={version}")
 
