@@ -81,7 +81,7 @@ from scheduler.runtime import (
     SiteStatus,
     Supervisor,
 )
-from scheduler.site_model import SiteEquipment, site_home
+from scheduler.site_model import SiteEquipment, configured_target_kwh, site_home
 
 log = logging.getLogger("hbopt.service")
 
@@ -347,11 +347,12 @@ class AccountsSource:
             local = "07:00"
             if pref is not None and pref.departure is not None:
                 local = pd.Timestamp(pref.departure).tz_convert(tz).strftime("%H:%M")
-            target = w.car_capacity_kwh * 0.75
-            if pref is not None and pref.target_kwh is not None:
-                target = min(pref.target_kwh, w.car_capacity_kwh)
             departure = DepartureTarget(
-                local, target, min(w.car_arrival_kwh, w.car_capacity_kwh), w.car_capacity_kwh, tz
+                local,
+                configured_target_kwh(w, pref),
+                min(w.car_arrival_kwh, w.car_capacity_kwh),
+                w.car_capacity_kwh,
+                tz,
             )
             mode = pref.mode if pref is not None else mode
             if pref is not None and (pref.weekly or pref.departure is not None):

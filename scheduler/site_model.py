@@ -467,6 +467,18 @@ def next_departure(
     return None, _target(pref.target_kwh, pref.target_soc, capacity_kwh)
 
 
+#: The configured daily target when the owner set none: this share of the car [0-1].
+DEFAULT_TARGET_SHARE = 0.75
+
+
+def configured_target_kwh(wallbox: WallboxEquipment, pref: WallboxPreference | None) -> float:
+    """The target of the configured daily departure [kWh in the car]: the owner's
+    ``target_kwh`` (capped at the car), else :data:`DEFAULT_TARGET_SHARE` of the car."""
+    if pref is not None and pref.target_kwh is not None:
+        return min(pref.target_kwh, wallbox.car_capacity_kwh)
+    return wallbox.car_capacity_kwh * DEFAULT_TARGET_SHARE
+
+
 def _target(kwh: float | None, soc: float | None, capacity_kwh: float) -> float | None:
     if soc is not None:
         return min(soc, 1.0) * capacity_kwh

@@ -30,7 +30,12 @@ from scheduler.ev_sessions import (
     session_report,
     sessions_from_telemetry,
 )
-from scheduler.site_model import next_departure, site_home
+from scheduler.site_model import (
+    SiteEquipment,
+    configured_target_kwh,
+    next_departure,
+    site_home,
+)
 
 router = APIRouter(
     prefix="/v1/app/sites/{site_id}",
@@ -42,8 +47,6 @@ router = APIRouter(
 )
 #: Longest range [days]: the plug state is kept with the raw samples (35 days).
 MAX_DAYS = 31
-#: The service's default target when the owner set none: this share of the car [0-1].
-DEFAULT_TARGET_SHARE = 0.75
 
 
 class EvSessionPublic(BaseModel):
@@ -98,7 +101,8 @@ def ev_sessions(
     if not equipment.wallboxes:
         return EvSessionsPublic(site_id=ctx.site.id, tz=tz, wallbox=None, sessions=[], met=0,
                                 total=0)  # fmt: skip
-    report, estimated = _report(ctx, services, first - timedelta(days=LEARN_DAYS), (first, last))
+    learn_from = first - timedelta(days=LEARN_DAYS)
+    report, estimated = _report(ctx, services, equipment, learn_from, (first, last))
     rows = [EvSessionPublic.model_validate(r) for r in report]
     return EvSessionsPublic(
         site_id=ctx.site.id,
@@ -116,7 +120,11 @@ def _utc_midnight(day: date, tz: str) -> datetime:
 
 
 def _report(
-    ctx: SiteContext, services: Services, learn_from: datetime, span: tuple[datetime, datetime]
+    ctx: SiteContext,
+    services: Services,
+    equipment: SiteEquipment,
+    learn_from: datetime,
+    span: tuple[datetime, datetime],
 ) -> tuple[list[dict[str, object]], float]:
     store = services.store()
     sid, (first, last) = ctx.site.id, span
@@ -127,10 +135,10 @@ def _report(
     if not ended.any():
         return [], 0.0
     mine = sessions[ended].reset_index(drop=True)
-    targets, sources = _targets(ctx, services, sessions, mine)
+    targets, sources = _targets(ctx, services, equipment, sessions, mine)
     index = pd.DatetimeIndex(window.index)
     index = index[index >= mine["plugin_utc"].min().floor("15min")]
-    prices, estimated = _prices(ctx, services, index)
+    prices, estimated = _prices(ctx, services, equipment, index)
     sent = services.plans.setpoints(sid, index[0].to_pydatetime(), last)
     offered = sent[(sent["device"] == "wallbox") & (sent["quantity"] == "current_a")]
     series = SlotSeries(
@@ -164,18 +172,20 @@ def _report(
 
 
 def _targets(
-    ctx: SiteContext, services: Services, history: pd.DataFrame, mine: pd.DataFrame
+    ctx: SiteContext,
+    services: Services,
+    equipment: SiteEquipment,
+    history: pd.DataFrame,
+    mine: pd.DataFrame,
 ) -> tuple[list[float], list[str]]:
     """AC energy each session was to get, as the controller set it at plug-in [kWh]: the owner's
     plan as set now (past plans are not kept), the sessions learned before, else the default."""
-    equipment, _ = stored_equipment(services.accounts, ctx.site.id)
     w = equipment.wallboxes[0]
     wb = site_home(equipment).site.wallboxes[0]
     eff, power = wb.efficiency, wb.power_range_kw(max(wb.phase_options))[1]
     pref = stored_preferences(services.accounts, ctx.site.id).wallboxes.get(w.name)
     tz = ctx.site.timezone
-    default = pref.target_kwh if pref is not None and pref.target_kwh is not None else None
-    default = min(default or w.car_capacity_kwh * DEFAULT_TARGET_SHARE, w.car_capacity_kwh)
+    default = configured_target_kwh(w, pref)
     arrival = min(w.car_arrival_kwh, w.car_capacity_kwh)
     targets, sources = [], []
     for plugin in mine["plugin_utc"]:
@@ -193,11 +203,10 @@ def _targets(
 
 
 def _prices(
-    ctx: SiteContext, services: Services, index: pd.DatetimeIndex
+    ctx: SiteContext, services: Services, equipment: SiteEquipment, index: pd.DatetimeIndex
 ) -> tuple[pd.DataFrame, float]:
     tariff = stored_tariff(services.accounts, ctx.site.id).tariff
     source = None if services.inputs is None else services.inputs.price_source(tariff.bidding_zone)
-    equipment, _ = stored_equipment(services.accounts, ctx.site.id)
     rules = site_home(equipment).export_rules()
     try:
         prices = site_prices(index, tariff, rules, price_source=source, seasonal=True)
