@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 
@@ -27,6 +28,11 @@ def sql_engine(url: str, sqlite_pragmas: tuple[str, ...] = ()) -> Engine:
             cur.close()
 
     return engine
+
+
+def upsert_insert(dialect: str, table: sa.Table) -> Any:
+    """INSERT on ``table`` with the dialect's ``ON CONFLICT`` clauses (PostgreSQL or SQLite)."""
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
 @contextmanager

@@ -34,10 +34,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from adapters.sql import UtcTimestamp, sql_engine, write_transaction
+from adapters.sql import UtcTimestamp, sql_engine, upsert_insert, write_transaction
 from api import migrations
 
 AccountRole = Literal["customer", "factory_service", "trader", "analyst"]
@@ -413,7 +412,7 @@ class AccountStore:
 
     def _insert(self, table: sa.Table) -> Any:
         """INSERT with this dialect's ``ON CONFLICT`` clauses."""
-        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
+        return upsert_insert(self.dialect, table)
 
     def _upsert(self, table: sa.Table, keys: Sequence[str], values: dict[str, Any]) -> Any:
         """Insert a row, or update every non-key column of the row with the same ``keys``."""

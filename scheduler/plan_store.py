@@ -21,17 +21,17 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from adapters.sql import sql_engine, write_transaction
+from adapters.sql import sql_engine, upsert_insert, write_transaction
 from adapters.store import Plan, PlanSummary, Setpoint
+from adapters.store.sqlite import EPOCH, from_ms, to_ms
 from scheduler.leases import site_leases
 
 metadata = sa.MetaData()
@@ -65,8 +65,6 @@ setpoints = sa.Table(
 
 #: Any constant key, different from the migration's and the change log's.
 _PLAN_ORDER_LOCK = 4242017002
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-MS = timedelta(milliseconds=1)
 
 
 @dataclass(frozen=True)
@@ -159,7 +157,7 @@ class SqlPlanStore:
             yield conn
 
     def _insert(self, table: sa.Table) -> Any:
-        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
+        return upsert_insert(self.dialect, table)
 
     # -- plans ---------------------------------------------------------------------------------
     def save_plan(self, plan: Plan, fence: LeaseFence | None = None) -> bool:
@@ -304,8 +302,8 @@ class SqlPlanStore:
         legacy = sqlite3.connect(telemetry_file, timeout=30.0, isolation_level=None)
         try:
             tables = {r[0] for r in legacy.execute("SELECT name FROM sqlite_master")}
-            if not {"plans", "setpoints"} <= tables:
-                return 0, 0
+            if not {"plans", "setpoints"} <= tables or not _has_rows(legacy):
+                return 0, 0  # nothing to move: no write lock on the live file, no checkpoint
             # the file's write lock from the read to the delete: an older release still
             # running on it cannot add a row in between that the delete would lose
             legacy.execute("BEGIN IMMEDIATE")
@@ -321,7 +319,8 @@ class SqlPlanStore:
                 legacy.execute("DELETE FROM plans")
                 legacy.execute("DELETE FROM setpoints")
             legacy.execute("COMMIT")
-            legacy.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            if plan_rows or point_rows:
+                legacy.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
             if legacy.in_transaction:
                 legacy.execute("ROLLBACK")
@@ -348,6 +347,14 @@ class SqlPlanStore:
                 )
 
 
+def _has_rows(legacy: sqlite3.Connection) -> bool:
+    """Does the telemetry file still hold plans or setpoints of an earlier release?"""
+    found = legacy.execute(
+        "SELECT EXISTS (SELECT 1 FROM plans) OR EXISTS (SELECT 1 FROM setpoints)"
+    ).fetchone()
+    return bool(found[0])
+
+
 def _fence_holds(conn: Connection, fence: LeaseFence | None) -> bool:
     """Is the lease row still the fence's? On PostgreSQL the row is share-locked to the end of
     the transaction, so a take-over (an UPDATE of that row) waits for this write's commit and
@@ -369,13 +376,6 @@ def _fence_holds(conn: Connection, fence: LeaseFence | None) -> bool:
 
 
 # ---------------------------------------------------------------------- pure conversions
-def to_ms(ts: datetime) -> int:
-    """Milliseconds since the Unix epoch of a tz-aware time."""
-    if ts.tzinfo is None:
-        raise ValueError("ts: naive timestamp; use tz-aware UTC")
-    return (ts - EPOCH) // MS
-
-
 def plan_row(plan: Plan) -> dict[str, Any]:
     """The ``plans`` row of a plan (slots as Parquet)."""
     buffer = io.BytesIO()
@@ -393,7 +393,7 @@ def row_plan(row: Any) -> Plan:
     """The plan of a ``plans`` row (a mapping with the table's column names)."""
     return Plan(
         site_id=str(row["site_id"]),
-        created_at=EPOCH + int(row["created_at_ms"]) * MS,
+        created_at=from_ms(int(row["created_at_ms"])),
         slots=pd.read_parquet(io.BytesIO(bytes(row["slots"]))),
         summary=PlanSummary.model_validate_json(row["summary_json"]),
         inputs_versions=json.loads(row["inputs_json"]),
