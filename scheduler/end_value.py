@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from optimizer import HeatPump, Inputs, Problem, Site, State, Tuning, optimize
+from optimizer.devices.heatpump import cop
 
 #: Levels of end energy the tail is solved from, between the battery's SOC limits.
 LEVELS = 5
@@ -63,15 +64,10 @@ def battery_end_value(
 def expected_hp_load_kw(hp: HeatPump, t_out_c: np.ndarray, demand_kw: np.ndarray) -> np.ndarray:
     """The heat pump's expected electrical load [kW]: the store's loss at the bottom of its
     comfort band plus the demand drawn from it, at the COP of the outdoor temperature."""
-    cop = np.maximum(1.0, hp.cop_at_7c + hp.cop_slope_per_k * (t_out_c - 7.0))
     heat = np.clip(hp.loss_kw_per_k * (hp.comfort_min_c - t_out_c), 0.0, None) + demand_kw
-    return np.clip(heat / cop, 0.0, hp.max_kw)
+    return np.clip(heat / cop(hp, t_out_c), 0.0, hp.max_kw)
 
 
 def _energy_cost(problem: Problem) -> float:
-    s = optimize(problem).slots
-    cost = (
-        s["grid_import_kw"] * s["import_eur_per_kwh"]
-        - s["grid_export_kw"] * s["export_eur_per_kwh"]
-    )
-    return float(cost.sum() * problem.inputs.dt_h)
+    """What the plan's grid energy costs [EUR] (the plan's own ``cost_eur`` column)."""
+    return float(optimize(problem).slots["cost_eur"].sum())

@@ -311,12 +311,7 @@ class Supervisor:
             stop_renewing.set()
             if renewer is not None:
                 await asyncio.to_thread(renewer.join, 10.0)
-            tasks += list(self._moves)
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel_all([*tasks, *self._moves])
             await self.stop_all(release=False)
             with contextlib.suppress(Exception):
                 await self._publish(set(self._dirty))
