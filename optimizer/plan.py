@@ -438,6 +438,7 @@ def summarize(
     x = result.x
     wear = 0.0
     terminal = 0.0
+    segments_start = 0.0  # the end-value segments' worth of the start's energy [EUR]
     for hp in problem.site.heat_pumps:
         terminal += _end_value(canonical, x, f"{hp.name}-temp", initial_temp_c(problem, hp))
     if problem.site.battery is not None:
@@ -460,8 +461,7 @@ def summarize(
         float(-canonical.cost[canonical.variable(b).slice][-1]) * level
         for b, level in _start_levels(problem)
     )
-    if problem.site.battery is not None and problem.battery_end_value:
-        end_offset += _segment_values(problem, canonical, x)[1]
+    end_offset += segments_start
     rewards_and_penalties = result.objective - cost - wear + terminal + end_offset - co2_cost
     return PlanSummary(
         cost_eur=cost,

@@ -31,9 +31,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import pvlib
 
 from core.timeindex import check_index
+from optimizer.forecast import PvSystem, clear_sky_weather
 
 #: Published RMSE skill of the best day-ahead GHI forecasts against persistence (Perez 2013).
 PEREZ_2013_GHI_SKILL = 0.5
@@ -53,8 +53,8 @@ class DayAheadErrors:
     ghi_corr_h: float = 6.0
     temp_rmse_k: float = 1.5
     temp_corr_h: float = 12.0
-    latitude: float = 51.296
-    longitude: float = 6.7686
+    latitude: float = PvSystem.latitude
+    longitude: float = PvSystem.longitude
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -137,6 +137,5 @@ def _sigma_for_rmse(ghi: np.ndarray, clear: np.ndarray, z: np.ndarray, target: f
 
 
 def _clear_sky_ghi(index: pd.DatetimeIndex, errors: DayAheadErrors) -> np.ndarray:
-    step = index[1] - index[0]
-    site = pvlib.location.Location(errors.latitude, errors.longitude)
-    return site.get_clearsky(index + step / 2, model="ineichen")["ghi"].to_numpy(float)
+    where = PvSystem(latitude=errors.latitude, longitude=errors.longitude)
+    return clear_sky_weather(index, where)["ghi_wm2"].to_numpy(float)
