@@ -37,15 +37,19 @@ def _operations(store: Any) -> dict[str, Callable[[], object]]:
     }
 
 
-def _time(call: Callable[[], object], calls: int, rounds: int) -> tuple[list[float], float]:
-    """Wall time per call of each round [us], and CPU time per call over all rounds [us]."""
+def per_call(
+    call: Callable[[], object], calls: int, rounds: int, unit_s: float
+) -> tuple[float, float, float]:
+    """Median and p90 over ``rounds`` of the wall time per call, and the CPU time per call
+    over all rounds, in units of ``unit_s`` [s] (1e-6: microseconds)."""
     walls, cpu0 = [], time.process_time()
     for _ in range(rounds):
         start = time.perf_counter()
         for _ in range(calls):
             call()
-        walls.append((time.perf_counter() - start) / calls * 1e6)
-    return walls, (time.process_time() - cpu0) / (calls * rounds) * 1e6
+        walls.append((time.perf_counter() - start) / calls / unit_s)
+    cpu = (time.process_time() - cpu0) / (calls * rounds) / unit_s
+    return statistics.median(walls), statistics.quantiles(walls, n=10)[-1], cpu
 
 
 def main() -> None:
@@ -64,9 +68,7 @@ def main() -> None:
     print(f"{'store':24} {'operation':26} {'median us':>10} {'p90 us':>8} {'CPU us':>8}")
     for name, store in stores.items():
         for operation, call in _operations(store).items():
-            walls, cpu = _time(call, args.calls, args.rounds)
-            p90 = statistics.quantiles(walls, n=10)[-1]
-            median = statistics.median(walls)
+            median, p90, cpu = per_call(call, args.calls, args.rounds, 1e-6)
             print(f"{name:24} {operation:26} {median:10.0f} {p90:8.0f} {cpu:8.0f}")
         store.close()
 

@@ -106,27 +106,13 @@ def populate(directory: Path, boxes: int) -> list[str]:
 
 @contextlib.contextmanager
 def redis_server() -> Iterator[str]:
-    """A throw-away ``redis-server`` on a free loopback port; yields its URL."""
-    binary = shutil.which("redis-server")
-    if binary is None:
+    """The test suite's throw-away ``redis-server`` (``tests/redis_server.py``); yields its URL."""
+    if shutil.which("redis-server") is None:
         raise SystemExit("benchmarks.api: --workers > 1 needs redis-server (install-test-servers)")
-    port = _free_port()
-    with tempfile.TemporaryDirectory(prefix="hbopt-bench-redis-") as workdir:
-        process = subprocess.Popen(
-            [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly",
-             "no", "--dir", workdir],
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            deadline = time.monotonic() + 30
-            while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("redis-server did not start")
-                time.sleep(0.05)
-            yield f"redis://127.0.0.1:{port}/0"
-        finally:
-            process.terminate()
-            process.wait(10)
+    from tests.redis_server import running_redis  # the test suite's server, on demand
+
+    with running_redis() as server:
+        yield server.url()
 
 
 def start_server(

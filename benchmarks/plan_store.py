@@ -14,9 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
-import statistics
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,6 +25,7 @@ import pandas as pd
 from adapters.sql import sql_engine
 from adapters.store import Plan, PlanSummary, Setpoint
 from api import migrations
+from benchmarks.accounts_store import per_call
 from scheduler.leases import LeaseManager
 from scheduler.plan_store import LeaseFence, SqlPlanStore
 from scheduler.plan_store import make_engine as make_plan_engine
@@ -88,17 +87,6 @@ def operations(store: SqlPlanStore, sites: int) -> dict[str, Callable[[], object
     }
 
 
-def timed(call: Callable[[], object], calls: int, rounds: int) -> tuple[list[float], float]:
-    """Wall time per call of each round [ms], and CPU time per call over all rounds [ms]."""
-    walls, cpu0 = [], time.process_time()
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(calls):
-            call()
-        walls.append((time.perf_counter() - start) / calls * 1e3)
-    return walls, (time.process_time() - cpu0) / (calls * rounds) * 1e3
-
-
 @contextlib.contextmanager
 def databases(args: argparse.Namespace, folder: Path) -> Iterator[dict[str, str]]:
     urls = {"SQLite": f"sqlite:///{folder / 'service.sqlite3'}"}
@@ -131,9 +119,7 @@ def main() -> None:
             store = SqlPlanStore(engine)
             fill(store, args.sites)
             for operation, call in operations(store, args.sites).items():
-                walls, cpu = timed(call, args.calls, args.rounds)
-                p90 = statistics.quantiles(walls, n=10)[-1]
-                median = statistics.median(walls)
+                median, p90, cpu = per_call(call, args.calls, args.rounds, 1e-3)
                 print(f"{name:12} {operation:28} {median:10.2f} {p90:8.2f} {cpu:8.2f}")
             store.close()
 

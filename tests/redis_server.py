@@ -4,6 +4,7 @@ with the reason -- except under ``CI=true``, where a missing server fails the ru
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -38,9 +39,9 @@ def _unavailable(reason: str) -> None:
     pytest.skip(f"Redis not available: {reason} (run scripts/install-test-servers as root)")
 
 
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    """One Redis server for the whole session."""
+@contextlib.contextmanager
+def running_redis() -> Iterator[RedisServer]:
+    """A throw-away ``redis-server`` on a free loopback port, stopped on exit."""
     binary = shutil.which("redis-server")
     if binary is None:
         _unavailable("no redis-server on the PATH")
@@ -71,3 +72,10 @@ def redis_server() -> Iterator[RedisServer]:
         proc.terminate()
         proc.wait(10)
         shutil.rmtree(Path(workdir), ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One Redis server for the whole session."""
+    with running_redis() as server:
+        yield server
