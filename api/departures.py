@@ -144,7 +144,7 @@ def _why_short(
             "departure is not enough; choose 'smart' to reach the target with grid power."
         )
     hours = max(0.0, (pd.Timestamp(o.departure) - start).total_seconds() / 3600)
-    max_kw = wallbox.power_range_kw(max(wallbox.phase_options))[1]
+    max_kw = wallbox.max_power_kw
     most = min(arrival_kwh + max_kw * wallbox.efficiency * hours, o.target_kwh)
     if most < o.target_kwh - MET_TOL_KWH:
         return (

@@ -185,6 +185,11 @@ class Wallbox:
     def phase_options(self) -> tuple[int, ...]:
         return (1, 3) if self.switch_phases else (self.phases,)
 
+    @property
+    def max_power_kw(self) -> float:
+        """The fastest charging power, on the most phases it can use [kW]."""
+        return self.power_range_kw(max(self.phase_options))[1]
+
 
 @dataclass(frozen=True)
 class EVSession:

@@ -233,12 +233,9 @@ def bundled_inputs(start: pd.Timestamp, days: int, home: Home | None = None) -> 
                           inclusive="left")  # fmt: skip
     weather = datasets.weather_for_period(index)[list(WEATHER_COLUMNS)].astype(float)
     load = datasets.household_load_for_period(index, home.annual_load_kwh)
-    sessions = datasets.ev_sessions_for_period(
-        datasets.read_ev_sessions(), start, end + pd.Timedelta(minutes=15)
-    )
-    history = datasets.ev_sessions_for_period(
-        datasets.read_ev_sessions(), start - EV_HISTORY, start
-    )
+    all_sessions = datasets.read_ev_sessions()
+    sessions = datasets.ev_sessions_for_period(all_sessions, start, end + pd.Timedelta(minutes=15))
+    history = datasets.ev_sessions_for_period(all_sessions, start - EV_HISTORY, start)
     history = history[history["plugout_utc"] <= start]
     return BacktestInputs(
         prices=spot.rename("spot_eur_per_kwh").to_frame(),

@@ -896,7 +896,7 @@ class SiteController:
             charged = self.store.window(sid, *window)["wallbox-power_kw"]
             sessions = sessions_from_telemetry(connected, charged)
             wb = self.config.home.site.wallboxes[0]
-            power = wb.power_range_kw(max(wb.phase_options))[1]
+            power = wb.max_power_kw
             model = SessionModel(sessions, self.config.departure.tz, power)
             self._model = (plugged_at, model)
         return self._model[1]

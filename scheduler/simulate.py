@@ -153,14 +153,13 @@ async def simulated_site(
     def now() -> pd.Timestamp:
         return pd.Timestamp(clock.now(), unit="s", tz="UTC")
 
-    if inputs is not None:
-        seed_ev_history(store, config, inputs, start)
     if inputs is None:
         feed = PriceFeed.bundled(
             load_tariff(config.home.tariff_path), config.home.export_rules(), now
         )
         controller = SiteController(config, clock, store, feed, pool, client=client)
     else:
+        seed_ev_history(store, config, inputs, start)
         controller = SiteController(
             config, clock, store, inputs.price_feed(now), pool, client=client,
             weather=inputs.weather_feed(), heat_demand=inputs.heat_demand_feed(),
@@ -209,7 +208,7 @@ def seed_ev_history(
         return
     wb = wallboxes[0]
     index = pd.date_range(start - EV_HISTORY, start, freq="15min", inclusive="left")
-    power = wb.power_range_kw(max(wb.phase_options))[1]
+    power = wb.max_power_kw
     store.write(history_samples(config.site_id, history, index, power))
 
 

@@ -182,7 +182,7 @@ def _targets(
     plan as set now (past plans are not kept), the sessions learned before, else the default."""
     w = equipment.wallboxes[0]
     wb = site_home(equipment).site.wallboxes[0]
-    eff, power = wb.efficiency, wb.power_range_kw(max(wb.phase_options))[1]
+    eff, power = wb.efficiency, wb.max_power_kw
     pref = stored_preferences(services.accounts, ctx.site.id).wallboxes.get(w.name)
     tz = ctx.site.timezone
     default = configured_target_kwh(w, pref)

@@ -304,7 +304,7 @@ def promised_kwh(
     if session.min_kwh is None:
         return None
     index = ctx.problem.inputs.index
-    fastest = wb.power_range_kw(max(wb.phase_options))[1]
+    fastest = wb.max_power_kw
     due = horizon_target_kwh(
         index, replace(session, target_kwh=session.min_kwh), mask, fastest, wb.efficiency
     )
