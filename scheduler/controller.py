@@ -773,7 +773,7 @@ class SiteController:
         frame["load_kw"] = self._load_forecast(index, history).to_numpy()
         frame["t_out_c"] = weather["temp_air_c"].astype(float).to_numpy()
         frame["import_cap_kw"] = np.nan if cap_kw is None else cap_kw
-        self._tail = self._tail_frame(frame.iloc[n:]) if len(index) > n else None
+        self._tail = frame.iloc[n:] if len(index) > n else None  # the end value's input
         frame, weather, index = frame.iloc[:n], weather.iloc[:n], index[:n]
         self._input_flags = input_flags(frame, weather)
         site = self.config.home.site
@@ -806,13 +806,13 @@ class SiteController:
     async def _with_end_value(self, problem: Problem) -> Problem:
         """The problem with the battery's end value from the day after the horizon, solved in
         the executor once per hour of the horizon's end (the tail moves little within it)."""
-        tail = self._tail
-        if tail is None or tail.empty:
+        if self._tail is None or self._tail.empty:
             return problem
-        key = pd.Timestamp(tail.index[0]).floor("h")
+        key = pd.Timestamp(self._tail.index[0]).floor("h")
         if self._end_value is None or self._end_value[0] != key:
             loop = asyncio.get_running_loop()
             site, tuning = self.config.home.site, self.config.tuning
+            tail = self._tail_frame(self._tail)  # only when it is solved: once an hour
             try:
                 segments = await loop.run_in_executor(
                     self.executor, battery_end_value, site, tail, tuning
