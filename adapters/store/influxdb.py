@@ -43,7 +43,13 @@ from adapters.store import (
     register_store,
 )
 from adapters.store.sqlite import write_frames
-from adapters.store.telemetry import DEVICE_FIELDS, Sample, WriteResult, split_valid
+from adapters.store.telemetry import (
+    DEVICE_FIELDS,
+    Sample,
+    WriteResult,
+    check_field_window,
+    split_valid,
+)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NS = timedelta(microseconds=1) / 1000
@@ -217,10 +223,7 @@ class InfluxStore:
     ) -> pd.Series:
         """Mean of the raw ``field`` of ``device`` per ``step`` on ``[start, end)`` (raw bucket
         only); NaN where no sample holds it."""
-        if field not in DEVICE_FIELDS.get(device, {}):
-            raise ValueError(f"field: {device}.{field} is not in the telemetry vocabulary")
-        if step <= timedelta(0):
-            raise ValueError(f"step: {step} must be positive")
+        check_field_window(device, field, step)
         first = pd.Timestamp(start).floor(pd.Timedelta(step))  # type: ignore[arg-type]
         index = pd.date_range(first, pd.Timestamp(end), freq=pd.Timedelta(step), inclusive="left")
         records = self._query(

@@ -34,6 +34,7 @@ from adapters.store.telemetry import (
     DEVICE_FIELDS,
     Sample,
     WriteResult,
+    check_field_window,
     split_valid,
 )
 
@@ -240,11 +241,8 @@ class SqliteStore:
     ) -> pd.Series:
         """Mean of the raw ``field`` of ``device`` per ``step`` on ``[start, end)``; NaN where
         no raw sample holds it (start floored to ``step``)."""
-        if field not in DEVICE_FIELDS.get(device, {}):
-            raise ValueError(f"field: {device}.{field} is not in the telemetry vocabulary")
+        check_field_window(device, field, step)
         step_ms = step // MS
-        if step_ms <= 0:
-            raise ValueError(f"step: {step} must be positive")
         start_ms, end_ms = to_ms(start) // step_ms * step_ms, to_ms(end)
         rows = self._read(
             f"SELECT ts / :b * :b AS bucket, avg({field}) FROM raw WHERE site = :site "

@@ -178,6 +178,15 @@ def sample_problem(
     return None
 
 
+def check_field_window(device: str, field: str, step: timedelta) -> None:
+    """Raise ``ValueError`` unless ``device.field`` is a telemetry field and ``step`` is at
+    least the stores' 1 ms resolution (the arguments of ``TelemetryStore.field_window``)."""
+    if field not in DEVICE_FIELDS.get(device, {}):
+        raise ValueError(f"field: {device}.{field} is not in the telemetry vocabulary")
+    if step < timedelta(milliseconds=1):
+        raise ValueError(f"step: {step} must be at least 1 ms")
+
+
 def split_valid(
     samples: list[Sample] | tuple[Sample, ...],
     now: datetime,
