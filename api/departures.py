@@ -20,8 +20,8 @@ from scheduler.site_model import (
     SiteEquipment,
     SitePreferences,
     WallboxPreference,
-    next_departure,
     optimizer_site,
+    owner_goal,
     plan_column,
 )
 
@@ -43,9 +43,7 @@ def departure_outlooks(
         pref = preferences.wallboxes.get(w.name)
         if pref is None:
             continue
-        departure, target = next_departure(pref, start, preferences.timezone, w.car_capacity_kwh)
-        if departure is not None and target is None:
-            target = w.car_capacity_kwh  # no target: the optimizer fills the car
+        departure, target = owner_goal(pref, start, preferences.timezone, w.car_capacity_kwh)
         energy = _energy_at(stored, w.name, departure)
         outlook = DepartureOutlookPublic(
             wallbox=w.name,

@@ -81,7 +81,7 @@ from scheduler.runtime import (
     SiteStatus,
     Supervisor,
 )
-from scheduler.site_model import SiteEquipment, configured_target_kwh, site_home
+from scheduler.site_model import SiteEquipment, configured_target_kwh, has_owner_plan, site_home
 
 log = logging.getLogger("hbopt.service")
 
@@ -355,7 +355,7 @@ class AccountsSource:
                 tz,
             )
             mode = pref.mode if pref is not None else mode
-            if pref is not None and (pref.weekly or pref.departure is not None):
+            if has_owner_plan(pref):
                 owner_plan = pref
         return SiteConfig(
             site_id,

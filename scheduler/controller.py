@@ -80,7 +80,7 @@ from scheduler.frame_feeds import HeatDemandFeed, LoadFeed, WeatherFeed
 from scheduler.links import BoxLink
 from scheduler.plan_store import LeaseFence, PlanStore
 from scheduler.scenario import Home
-from scheduler.site_model import WallboxPreference, next_departure, store_column
+from scheduler.site_model import WallboxPreference, owner_goal, store_column
 
 log = logging.getLogger(__name__)
 SLOT_S = 900
@@ -858,13 +858,8 @@ class SiteController:
         plugged_at = pd.Timestamp(self._ev.plugged_at, unit="s", tz="UTC")
         car = CarState(plugged_at, self._ev.delivered_kwh, self._arrival_kwh(), dep.capacity_kwh,
                        site.wallboxes[0].efficiency)  # fmt: skip
-        owner = None
         plan = self.config.owner_plan
-        if plan is not None:
-            when, kwh = next_departure(plan, now, dep.tz, dep.capacity_kwh)
-            if when is not None and kwh is None:
-                kwh = dep.capacity_kwh  # a departure without a target: full
-            owner = (when, kwh)
+        owner = None if plan is None else owner_goal(plan, now, dep.tz, dep.capacity_kwh)
         expected = None
         if self.config.learn_ev_sessions:
             expected = self._session_model(plugged_at).expect(

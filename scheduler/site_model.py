@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Literal, TypeGuard, TypeVar
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
@@ -465,6 +465,19 @@ def next_departure(
             goal = _target(weekly.target_kwh, weekly.target_soc, capacity_kwh)
             return dep.tz_convert("UTC"), goal
     return None, _target(pref.target_kwh, pref.target_soc, capacity_kwh)
+
+
+def owner_goal(
+    pref: WallboxPreference, start: pd.Timestamp, tz: str, capacity_kwh: float
+) -> tuple[pd.Timestamp | None, float | None]:
+    """:func:`next_departure`, with a departure that has no target wanting a full car."""
+    when, kwh = next_departure(pref, start, tz, capacity_kwh)
+    return when, capacity_kwh if when is not None and kwh is None else kwh
+
+
+def has_owner_plan(pref: WallboxPreference | None) -> TypeGuard[WallboxPreference]:
+    """Has the owner set weekly departures or a one-off trip (not just a mode or target)?"""
+    return pref is not None and (bool(pref.weekly) or pref.departure is not None)
 
 
 #: The configured daily target when the owner set none: this share of the car [0-1].

@@ -33,7 +33,8 @@ from scheduler.ev_sessions import (
 from scheduler.site_model import (
     SiteEquipment,
     configured_target_kwh,
-    next_departure,
+    has_owner_plan,
+    owner_goal,
     site_home,
 )
 
@@ -191,9 +192,8 @@ def _targets(
     for plugin in mine["plugin_utc"]:
         car = CarState(plugin, 0.0, arrival, w.car_capacity_kwh, eff)
         owner = None
-        if pref is not None and (pref.weekly or pref.departure is not None):
-            when, kwh = next_departure(pref, plugin, tz, w.car_capacity_kwh)
-            owner = (when, w.car_capacity_kwh if when is not None and kwh is None else kwh)
+        if has_owner_plan(pref):
+            owner = owner_goal(pref, plugin, tz, w.car_capacity_kwh)
         before = history[history["plugout_utc"] <= plugin].reset_index(drop=True)
         expected = SessionModel(before, tz, power).expect(plugin, plugin, 0.0)
         goal = charge_goal(car, plugin, (plugin, default), owner, expected)
