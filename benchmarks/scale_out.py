@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 import tempfile
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -71,6 +72,7 @@ def print_table(r: FailoverResult, args: argparse.Namespace, timing: FleetTiming
         ("take-over, boxes max", _both(float(box.max()), speed)),
         ("boxes that went to FALLBACK after the kill", f"{r.fallback_boxes}"),
         ("... before it (start-up, rebalancing)", f"{r.fallback_boxes_before}"),
+        ("longest heartbeat gap of a box before the kill", f"{r.max_gap_before_s:.1f} s simulated"),
         ("boxes written by two processes at once", f"{r.interleaved_boxes}"),
         ("writes refused by a box's lock (exc. 06)", f"{r.busy_rejections}"),
     ]  # fmt: skip
@@ -99,6 +101,20 @@ def print_timeline(r: FailoverResult, timing: FleetTiming) -> None:
         q = np.quantile(np.array(seen), [0, 0.5, 0.9, 1]) if seen else [np.nan] * 4
         cells = " ".join(f"{v:6.1f}" for v in q)
         print(f"{key:<{width}}  {cells}  {len(values) - len(seen)}")
+
+
+def print_fallbacks(r: FailoverResult, most: int = 12) -> None:
+    """Each watchdog expiry: its phase, and the site's lease from the box's last heartbeat."""
+    if not r.fallbacks:
+        return
+    phases = Counter(f.phase for f in r.fallbacks)
+    print(f"\nwatchdog expiries by phase: {dict(phases)}")
+    print("per box [s simulated after its last heartbeat; the watchdog expired at the end]")
+    for f in r.fallbacks[:most]:
+        steps = ", ".join(f"{what} {t:+.1f}" for what, t in f.events)
+        print(f"  {f.site_id} {f.phase} at {f.at_s:.0f} s: {steps}")
+    if len(r.fallbacks) > most:
+        print(f"  ... and {len(r.fallbacks) - most} more")
 
 
 def _both(real_s: float, speed: float) -> str:
@@ -140,6 +156,7 @@ def main() -> None:
         )
     print_table(result, args, timing)
     print_timeline(result, timing)
+    print_fallbacks(result)
     for name, text in result.logs.items():  # the survivors' own account of the take-over
         for line in text.splitlines():
             if "took" in line:

@@ -26,8 +26,9 @@ import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 
 import pandas as pd
@@ -47,6 +48,8 @@ from simulation.twin import SiteParams, Twin, bundled_profiles
 ROOT = Path(__file__).resolve().parents[1]
 START = pd.Timestamp("2024-06-12T08:00Z")
 SLOT_S = 900.0
+#: Box times compare within this [s] (a watchdog expiry minus the watchdog is its beat).
+EPS_S = 1e-6
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,24 @@ class BoxTakeover:
     slack_s: float | None
 
 
+@dataclass(frozen=True)
+class BoxFallback:
+    """A box whose watchdog expired, and what happened to its site in the gap before.
+
+    ``phase`` is what the site was going through when the box's last heartbeat came:
+    ``start-up`` (its first controller held the lease throughout and did not beat), ``held``
+    (a later controller held it throughout), ``rebalance release`` (the holder gave the lease
+    up and no process had taken it when the watchdog expired) or ``rebalance take`` (another
+    process took it in time but did not beat before the watchdog expired); ``take-over`` for
+    a box of the killed process. ``events`` are (what, simulated s after the last heartbeat).
+    """
+
+    site_id: str
+    phase: str
+    at_s: float  # the watchdog expired, simulated s after the processes started
+    events: tuple[tuple[str, float], ...]
+
+
 @dataclass
 class FailoverResult:
     """What :func:`run_failover` saw (times in real seconds)."""
@@ -110,6 +131,11 @@ class FailoverResult:
     logs: dict[str, str] = field(default_factory=dict)
     #: Per box of the killed process: its heartbeat, lease and new owner around the kill.
     timeline: list[BoxTakeover] = field(default_factory=list)
+    #: Every watchdog expiry, before and after the kill, with its site's lease history.
+    fallbacks: list[BoxFallback] = field(default_factory=list)
+    #: The largest gap between heartbeats [simulated s] of any box while it had a controller,
+    #: before the kill (from its first heartbeat to the kill).
+    max_gap_before_s: float = 0.0
 
 
 def fleet_accounts(url: str, ports: list[int]) -> list[str]:
@@ -266,21 +292,29 @@ async def run_failover(
     async with served_boxes(clock, n_sites, timing.watchdog_s) as sims:
         ids = fleet_accounts(db_url, [s.port for s in sims])
         fleet = _Fleet(engine, clock, timing, dict(zip(ids, (s.box for s in sims), strict=True)))
+        watcher: asyncio.Task[None] | None = None
         try:
             env = control_env(tmp, db_url, clock, timing)
             # all at once: the first to tick takes every site and hands the others their share
             fleet.procs = [
                 ControlProcess.start(f"control-{i}", env, tmp) for i in range(n_processes)
             ]
+            watcher = asyncio.create_task(fleet.watch_leases())
             phases = await fleet.start_up()
             cycles = await _cycles_per_window(fleet.box_of, clock, measure_windows)
             result = await fleet.kill_one()
             result.start_up_s, result.phases = sum(phases.values()), phases
             result.cycles_per_window, result.windows = cycles, measure_windows
+            result.fallbacks = fleet.fallbacks(result.victim)
+            result.max_gap_before_s = fleet.max_gap(fleet.killed_at)
             return result
         finally:  # the processes first: without their boxes they would stop slowly
             for p in fleet.procs:
                 p.stop()
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
             engine.dispose()
 
 
@@ -293,9 +327,50 @@ class _Fleet:
     timing: FleetTiming
     box_of: dict[str, HeartbeatBox]
     procs: list[ControlProcess] = field(default_factory=list)
+    #: Per site, every change of its lease row seen: (simulated s, holder or None, version).
+    history: dict[str, list[tuple[float, str | None, int]]] = field(default_factory=dict)
+    started_at: float = 0.0
+    killed_at: float = float("inf")
 
     def holders(self) -> dict[str, str]:
         return lease_holders(self.engine, self.clock.now())
+
+    async def watch_leases(self, every_s: float = 0.1) -> None:
+        """Record each site's lease changes (holder, version) every ``every_s`` real seconds."""
+        self.started_at = self.clock.now()
+        while True:
+            now = self.clock.now()
+            rows = await asyncio.to_thread(lease_rows, self.engine)
+            for site_id, holder, version in rows:
+                seen = self.history.setdefault(site_id, [])
+                if not seen or seen[-1][1:] != (holder, version):
+                    seen.append((now, holder, version))
+            await asyncio.sleep(every_s)
+
+    def fallbacks(self, victim: str) -> list[BoxFallback]:
+        """Every watchdog expiry of the run with its site's phase and gap timeline."""
+        out = []
+        for site_id, box in self.box_of.items():
+            for at in box.fallback_times:
+                out.append(
+                    box_fallback(
+                        site_id,
+                        box,
+                        at,
+                        self.history.get(site_id, []),
+                        timing=self.timing,
+                        victim=victim,
+                    )
+                )
+        return sorted((replace(f, at_s=f.at_s - self.started_at) for f in out), key=_at)
+
+    def max_gap(self, until_s: float) -> float:
+        """The longest time between two heartbeats of one box before ``until_s`` [sim s]."""
+        gaps = [0.0]
+        for box in self.box_of.values():
+            beats = [t for t in box.beat_times if t <= until_s]
+            gaps += [b - a for a, b in pairwise(beats)]
+        return max(gaps)
 
     async def start_up(self) -> dict[str, float]:
         """Until the sites are shared fairly and every box is under remote control."""
@@ -330,6 +405,7 @@ class _Fleet:
         victim_boxes = [self.box_of[s] for s in victim_sites]
         expiry = lease_expiries(self.engine, victim_sites)
         killed_at, killed_box = time.monotonic(), self.clock.now()
+        self.killed_at = killed_box
         victim.kill()
         beats = {s: self.box_of[s].hb_changed_at for s in victim_sites}
         acquired: dict[str, float] = {}
@@ -383,6 +459,62 @@ class _Fleet:
                 for s in victim_sites
             ],
         )
+
+
+def lease_rows(engine: sa.Engine) -> list[tuple[str, str | None, int]]:
+    """Every lease row: (site, holder or None, version)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(site_leases.c.site_id, site_leases.c.holder, site_leases.c.version)
+        ).all()
+    return [(r.site_id, r.holder, int(r.version)) for r in rows]
+
+
+def box_fallback(
+    site_id: str,
+    box: HeartbeatBox,
+    at: float,
+    history: list[tuple[float, str | None, int]],
+    *,
+    timing: FleetTiming,
+    victim: str,
+) -> BoxFallback:
+    """Why the box's watchdog expired at ``at`` [sim s]: its site's lease from its last
+    heartbeat on (see :class:`BoxFallback`), as times after that heartbeat."""
+    last = at - timing.watchdog_s
+    before = [h for h in history if h[0] <= last + EPS_S]
+    giver = before[-1] if before else (last, None, 0)
+    after = [h for h in history if h[0] > last + EPS_S]
+    events = [(f"lease held by {giver[1]} (version {giver[2]}) since", giver[0] - last)]
+    run = next((r for r in reversed(box.writer_runs) if r.first_s <= last + EPS_S), None)
+    if run is not None:
+        events.append(("holder's last write", run.last_s - last))
+    released = next((h for h in after if h[1] is None), None)
+    if released is not None:
+        events.append(("lease released", released[0] - last))
+    taken = next((h for h in after if h[1] is not None and h[1:] != giver[1:]), None)
+    if taken is not None:
+        events.append((f"lease taken by {taken[1]}", taken[0] - last))
+    new_run = next((r for r in box.writer_runs if r.first_s > last + EPS_S), None)
+    if new_run is not None:
+        events.append(("next controller's first write", new_run.first_s - last))
+    beat = next((t for t in box.beat_times if t > last + EPS_S), None)
+    if beat is not None:
+        events.append(("next heartbeat", beat - last))
+    events.append(("watchdog expired", float(timing.watchdog_s)))
+    if giver[1] == victim and released is None:
+        phase = "take-over"
+    elif taken is not None and taken[0] <= at:
+        phase = "rebalance take"
+    elif released is not None and released[0] <= at:
+        phase = "rebalance release"
+    else:  # the holder kept the lease and did not beat
+        phase = "start-up" if giver[2] <= 1 else "held"
+    return BoxFallback(site_id, phase, at, tuple(sorted(events, key=lambda e: e[1])))
+
+
+def _at(f: BoxFallback) -> float:
+    return f.at_s
 
 
 def lease_expiries(engine: sa.Engine, site_ids: list[str]) -> dict[str, float]:

@@ -164,6 +164,10 @@ class HeartbeatBox:
         self.busy_rejections = 0
         #: Times the watchdog expired with live setpoints in force (the box went to FALLBACK).
         self.fallback_entries = 0
+        #: Box times [s] of every heartbeat change and of every watchdog expiry (the heartbeat
+        #: history a fleet test reads each box's gaps from).
+        self.beat_times: list[float] = []
+        self.fallback_times: list[float] = []
         #: Box times [s] of the schedules committed (one per control cycle that reached it).
         self.schedule_commits: list[float] = []
         self.reboot()
@@ -251,6 +255,8 @@ class HeartbeatBox:
     def _expire(self, now: float) -> None:
         if self.live is not None and not self.watchdog_alive(now):
             self.fallback_entries += 1
+            beat = now if self.hb_changed_at is None else self.hb_changed_at
+            self.fallback_times.append(beat + self.persistent.watchdog_timeout_s)
             self.live = None
             self.latched = True
             self.latch_seq = self.applied_seq
@@ -534,6 +540,7 @@ class HeartbeatBox:
         if value == self.hb_value:
             return  # a stuck retransmit does not refresh the watchdog
         self.hb_value, self.hb_changed_at = value, now
+        self.beat_times.append(now)
         run = self.writer_runs[-1] if self.writer_runs else None
         if run is not None and run.first_beat_s is None:
             run.first_beat_s = now
