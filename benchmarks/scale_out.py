@@ -134,6 +134,9 @@ def main() -> None:
     parser.add_argument("--watchdog", type=int, default=60, help="box watchdog [s simulated]")
     parser.add_argument("--lease", type=float, default=30.0, help="lease period [s simulated]")
     parser.add_argument("--renew", type=float, default=5.0, help="renew tick [s simulated]")
+    parser.add_argument(
+        "--join-late", type=int, default=0, help="processes started once the others settled"
+    )
     parser.add_argument("--url", default=None, help="PostgreSQL URL (default: a temporary one)")
     args = parser.parse_args()
     # a controller handing a box over closes its connection, at times with a reply in flight:
@@ -151,7 +154,13 @@ def main() -> None:
     with database(args.url) as url, tempfile.TemporaryDirectory(prefix="hbopt-scale-") as tmp:
         result = asyncio.run(
             run_failover(
-                Path(tmp), url, args.sites, args.processes, timing, measure_windows=args.windows
+                Path(tmp),
+                url,
+                args.sites,
+                args.processes,
+                timing,
+                measure_windows=args.windows,
+                join_late=args.join_late,
             )
         )
     print_table(result, args, timing)

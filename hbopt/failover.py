@@ -280,11 +280,14 @@ async def run_failover(
     timing: FleetTiming,
     *,
     measure_windows: float = 0.0,
+    join_late: int = 0,
 ) -> FailoverResult:
     """Start the fleet, let it settle, SIGKILL one process and measure the take-over.
 
     ``measure_windows`` > 0 also counts the schedules committed per box over that many
-    15-minute windows before the kill (the cycles per window).
+    15-minute windows before the kill (the cycles per window). ``join_late`` of the processes
+    start only once the others have shared the sites and every box is under remote control
+    (a process joining a running fleet: the others hand it its share).
     """
     clock = ScaledRealClock((START - pd.Timedelta(minutes=2)).timestamp(), timing.speed)
     engine = make_engine(db_url)
@@ -297,10 +300,18 @@ async def run_failover(
             env = control_env(tmp, db_url, clock, timing)
             # all at once: the first to tick takes every site and hands the others their share
             fleet.procs = [
-                ControlProcess.start(f"control-{i}", env, tmp) for i in range(n_processes)
+                ControlProcess.start(f"control-{i}", env, tmp)
+                for i in range(n_processes - join_late)
             ]
             watcher = asyncio.create_task(fleet.watch_leases())
             phases = await fleet.start_up()
+            if join_late:
+                fleet.procs += [
+                    ControlProcess.start(f"control-{i}", env, tmp)
+                    for i in range(n_processes - join_late, n_processes)
+                ]
+                joined = await fleet.start_up()
+                phases |= {f"joined: {k}": v for k, v in joined.items()}
             cycles = await _cycles_per_window(fleet.box_of, clock, measure_windows)
             result = await fleet.kill_one()
             result.start_up_s, result.phases = sum(phases.values()), phases

@@ -393,11 +393,16 @@ class SiteController:
         #: Checked before each cycle's write batch; the supervisor's checks the lease's
         #: fencing token in the database. False: the cycle writes nothing.
         self.fence: Callable[[], Awaitable[bool]] | None = None
+        #: Whether this process may beat the box's watchdog now (None: :attr:`may_write`). A
+        #: site being handed to another process is not written any more but beaten until its
+        #: controller stops, so its box waits for the new owner with a fresh watchdog.
+        self.may_beat: Callable[[], bool] | None = None
         #: Longest heartbeat period [s] (None: the link's); a fleet sharing sites through
         #: leases beats more often, so a box's watchdog outlives a take-over.
         self.keep_alive_max_s: float | None = None
         self._handed_on = False
         self._beat_at: float | None = None
+        self._keeper: asyncio.Task[None] | None = None
         #: The lease that plan and setpoint writes are made under (None: unconditional); a
         #: process whose lease was taken over stores nothing over the new owner's plan.
         self.plan_fence: Callable[[], LeaseFence | None] = _no_fence
@@ -415,40 +420,61 @@ class SiteController:
             raise NotOwner(f"{self.config.site_id}: another control process runs the site")
         await self.client.heartbeat(force=True)
         self._handed_on, self._beat_at = True, self.clock.now()
+        # beating from now on: what follows (prices, the first solve) may be slow, and the box
+        # may hold a predecessor's live setpoints
+        if self._keeper is None or self._keeper.done():
+            name = f"{self.config.site_id}-heartbeat"
+            self._keeper = self.clock.spawn(self._keep_alive(), name)
 
     async def start(self) -> None:
         """:meth:`hand_on` (unless done), set the watchdog, fetch prices once, start the tasks."""
         if not self._handed_on:
             await self.hand_on()
         self._handed_on = False  # a start retried after an error hands on again
-        await self.client.set_watchdog_timeout(self.config.watchdog_timeout_s)
-        await self._refresh_prices()
-        status = await self.client.read_status()
+        try:
+            await self.client.set_watchdog_timeout(self.config.watchdog_timeout_s)
+            await self._refresh_prices()
+            status = await self.client.read_status()
+        except BaseException:  # retried later: no beating of a box that is not run
+            if self._keeper is not None:
+                self._keeper.cancel()
+            raise
         self._sched_id = int(self.clock.now()) % 0xFFFF  # differs from a predecessor's ids
         self.trigger("start" if status.control_state != ControlState.FALLBACK else "fallback")
         spawn = self.clock.spawn
+        assert self._keeper is not None
         self._tasks = [
-            spawn(self._keep_alive(), f"{self.config.site_id}-heartbeat"),
+            self._keeper,
             spawn(self._watch(), f"{self.config.site_id}-watch"),
             spawn(self._price_loop(), f"{self.config.site_id}-prices"),
             spawn(self._cycle_loop(), f"{self.config.site_id}-cycles"),
         ]
 
-    async def stop(self, release: bool = False, discard: bool = False) -> None:
+    async def stop(
+        self, release: bool = False, discard: bool = False, farewell: bool = False
+    ) -> None:
         """Stop all tasks; ``release`` hands control back to the box (heartbeat 0).
 
         Without ``release`` this is what a crash looks like to the box: the heartbeat stops
-        and its watchdog takes over.
+        and its watchdog takes over. ``farewell`` (another process takes the box over) beats
+        the watchdog once more after the tasks stopped, while :attr:`may_beat` allows: the
+        new owner then has the whole watchdog to hand the box on.
         """
-        await cancel_all(self._tasks)
-        self._tasks = []
+        await cancel_all([*self._tasks, *([] if self._keeper is None else [self._keeper])])
+        self._tasks, self._keeper = [], None
         if discard:  # the site was deleted: its readings must not come back
             self._unsaved = []
         self.flush()
         if release:
             with contextlib.suppress(BoxError):
                 await self._release_box()
+        elif farewell and self._beat_at is not None and self._beat_allowed():
+            with contextlib.suppress(BoxError):
+                await self.client.heartbeat(force=True)
         await self.client.close()
+
+    def _beat_allowed(self) -> bool:
+        return self.may_write() if self.may_beat is None else self.may_beat()
 
     async def _release_box(self) -> None:
         """Hand the box back to its own logic now: a schedule without commands, heartbeat 0.
@@ -539,7 +565,7 @@ class SiteController:
         while True:
             interval = self.keep_alive_s()
             try:
-                if self.may_write():
+                if self._beat_allowed():
                     await self.client.heartbeat(force=True)
                 else:  # the lease is being renewed late: beat as soon as it is, not a period on
                     interval /= 10

@@ -71,6 +71,9 @@ T = TypeVar("T")
 #: Sites a process above its share hands on per renew tick (stopped, then released), so the
 #: others take them up steadily while the rest keep running.
 HANDOVER_BATCH = 25
+#: While a peer hands sites on and this process is below its share, it ticks this many
+#: times per renew period: each site is taken (and its box beaten) soon after its release.
+HANDOFF_TICK_DIVISOR = 5
 #: Renew ticks after which a hand-on that never finished is given up (the sites run again).
 STUCK_TICKS = 24
 #: A tick for a peer's expiry comes this long after it [s]: a lease is takeable once strictly
@@ -265,6 +268,8 @@ class Supervisor:
     plan_store: PlanStore | None = None
     _sites: dict[str, _Managed] = field(default_factory=dict)
     _held: dict[str, Lease] = field(default_factory=dict)
+    #: Every lease this process holds, those being handed on included (beaten until stopped).
+    _beatable: dict[str, Lease] = field(default_factory=dict)
     _moves: set[asyncio.Task[None]] = field(default_factory=set)
     _lease_mutex: threading.Lock = field(default_factory=threading.Lock)
     _leaving: set[str] = field(default_factory=set)
@@ -289,10 +294,11 @@ class Supervisor:
         self._change_id = await asyncio.to_thread(self.source.last_change_id)
         tasks = []
         stop_renewing, renewer = threading.Event(), None
+        taken: set[str] = set()
         if self.leases is not None:
             self._pulse = time.monotonic()
             self._site_ids = await asyncio.to_thread(self.source.site_ids)
-            await self._in_lease_thread(self._lease_tick)  # the sites reconciled below
+            _, _, taken = await self._in_lease_thread(self._lease_tick)
             tasks.append(asyncio.create_task(self._pulse_loop(), name="supervisor-pulse"))
             # renewing from now on: starting many sites below must not let their leases lapse
             renewer = threading.Thread(
@@ -300,6 +306,8 @@ class Supervisor:
             )
             renewer.start()
         try:
+            if taken:  # a restart: every box handed on first, as in a take-over
+                await self._take_over(taken)
             await self.reconcile_all()
             tasks += [
                 asyncio.create_task(self._follow_changes(), name="supervisor-changes"),
@@ -322,9 +330,10 @@ class Supervisor:
                 self._lease_pool.shutdown(wait=False)
 
     async def stop_all(self, release: bool) -> None:
-        """Stop every controller (``release``: hand every box back to its own logic)."""
-        for site_id in list(self._sites):
-            await self._stop(site_id, release)
+        """Stop every controller (``release``: hand every box back to its own logic; else,
+        with leases, beat each box a last time: another process takes it over)."""
+        farewell = not release and self.leases is not None
+        await self._stop_many(list(self._sites), release, farewell)
 
     async def reconcile_all(self) -> None:
         """Compare every site with what runs; start, reconfigure or release."""
@@ -357,7 +366,7 @@ class Supervisor:
         if not self.holds(site_id):  # another control process runs it
             self._idle.pop(site_id, None)
             if site_id in self._sites:
-                await self._stop(site_id, release=False)
+                await self._stop(site_id, release=False, farewell=site_id in self._leaving)
             return
         if desired is None:
             desired = await asyncio.to_thread(self.source.desired, site_id)
@@ -454,6 +463,7 @@ class Supervisor:
         if self.leases is not None:
             site_id = spec.site_id
             controller.may_write = lambda: self._may_write(site_id)
+            controller.may_beat = lambda: self._may_beat(site_id)
             controller.fence = lambda: self._fence(site_id)
             controller.keep_alive_max_s = lease_keep_alive_s(
                 spec.config.watchdog_timeout_s, self.leases.ttl_ms / 1000
@@ -500,17 +510,21 @@ class Supervisor:
                 self.on_plan(managed.spec.site_id)
         self._dirty.add(managed.spec.site_id)
 
-    async def _stop(self, site_id: str, release: bool, discard: bool = False) -> None:
+    async def _stop(
+        self, site_id: str, release: bool, discard: bool = False, farewell: bool = False
+    ) -> None:
+        """``farewell``: another process takes the box over; beat it once more at the end
+        (while this process's lease allows), so its watchdog is fresh for the new owner."""
         managed = self._sites.pop(site_id, None)
         if managed is None:
             return
         if managed.task is not None and not managed.task.done():
             await cancel_all([managed.task])
         if managed.started:
-            await managed.controller.stop(release=release, discard=discard)
-        else:
+            await managed.controller.stop(release=release, discard=discard, farewell=farewell)
+        else:  # maybe handed on and beating, not started: no release of a box never run
             with contextlib.suppress(BoxError):
-                await managed.controller.client.close()
+                await managed.controller.stop(release=False, farewell=farewell)
         self._dirty.add(site_id)
 
     # ------------------------------------------------------------------ leases
@@ -547,6 +561,8 @@ class Supervisor:
         just after a peer's heartbeat expires (it stopped renewing: its sites are free then,
         and every second counts against the watchdog of its boxes)."""
         due = self.clock.now() + self.config.lease_renew_s
+        if self.leases is not None and self.leases.awaiting:  # a peer is handing sites on
+            due = self.clock.now() + self.config.lease_renew_s / HANDOFF_TICK_DIVISOR
         peer = None if self.leases is None else self.leases.peer_expiry
         if peer is not None and peer < due:  # past already if it expired during the tick
             return peer + PEER_EXPIRY_MARGIN_S
@@ -571,11 +587,17 @@ class Supervisor:
                     log.error("handing on %s did not finish; keeping them", sorted(self._leaving))
                     stuck, self._leaving = set(self._leaving), set()
             self._leaving |= hand_on
-            self._held = {k: v for k, v in leases.held().items() if k not in self._leaving}
+            self._set_held(leases.held())
         with self._lease_mutex:  # the ids the loop last read: no account-database wait here
             taken = leases.acquire(self._site_ids, now)
-            self._held = {k: v for k, v in leases.held().items() if k not in self._leaving}
+            self._set_held(leases.held())
         return set(renewal.lost), hand_on, taken | (stuck & set(self._held))
+
+    def _set_held(self, held: dict[str, Lease]) -> None:
+        """The leases now held (lease thread, under the mutex): the sites being handed on are
+        beaten until they stop but no longer run or written otherwise."""
+        self._beatable = held
+        self._held = {k: v for k, v in held.items() if k not in self._leaving}
 
     def _spawn_moves(self, lost: set[str], surplus: set[str], taken: set[str]) -> None:
         if self._stopping:
@@ -601,8 +623,8 @@ class Supervisor:
         """Stop the sites lost and the surplus, release the surplus, start the sites taken."""
         released = False
         try:
-            for site_id in sorted({*lost, *surplus}):
-                await self._drop(site_id)
+            await self._drop(lost, farewell=False)
+            await self._drop(surplus, farewell=True)
             if surplus:
                 await self._in_lease_thread(self._release, surplus)
                 released = True
@@ -664,13 +686,23 @@ class Supervisor:
                 desired[site_id] = spec
         return desired
 
-    async def _drop(self, site_id: str) -> None:
-        """Stop running a site another process runs now: no release, the box is theirs."""
+    async def _drop(self, site_ids: set[str], farewell: bool) -> None:
+        """Stop running sites another process runs now (no release: the boxes are theirs),
+        all at once; ``farewell``: the lease is still ours, beat each box a last time."""
         async with self._reconcile_lock:
-            self._idle.pop(site_id, None)
-            if site_id in self._sites:
-                await self._stop(site_id, release=False)
-            self._dirty.discard(site_id)
+            for site_id in site_ids:
+                self._idle.pop(site_id, None)
+            await self._stop_many(sorted(site_ids), False, farewell)
+            self._dirty -= site_ids
+
+    async def _stop_many(self, site_ids: list[str], release: bool, farewell: bool) -> None:
+        """:meth:`_stop` the sites side by side: each box's last beat comes without waiting
+        for the others' stops."""
+        stops = [self._stop(s, release, farewell=farewell) for s in site_ids]
+        done = await asyncio.gather(*stops, return_exceptions=True)
+        for site_id, error in zip(site_ids, done, strict=True):
+            if isinstance(error, BaseException):
+                log.error("%s: stopping failed: %r", site_id, error)
 
     def _close_leases(self) -> None:
         assert self.leases is not None
@@ -682,13 +714,13 @@ class Supervisor:
         with self._lease_mutex:
             self.leases.release(site_ids)
             self._leaving -= site_ids
-            self._held = {k: v for k, v in self._held.items() if k not in site_ids}
+            self._set_held(self.leases.held())
 
     def _keep(self, site_ids: set[str]) -> None:
         assert self.leases is not None
         with self._lease_mutex:
             self._leaving -= site_ids
-            self._held = {k: v for k, v in self.leases.held().items() if k not in self._leaving}
+            self._set_held(self.leases.held())
 
     async def _in_lease_thread(self, fn: Callable[..., T], *args: object) -> T:
         """Run a lease call on the supervisor's own thread: never queued behind the other
@@ -697,13 +729,17 @@ class Supervisor:
             self._lease_pool = ThreadPoolExecutor(1, thread_name_prefix="leases")
         return await asyncio.get_running_loop().run_in_executor(self._lease_pool, fn, *args)
 
-    def _may_write(self, site_id: str) -> bool:
+    def _may_write(self, site_id: str, held: dict[str, Lease] | None = None) -> bool:
         """The lease is ours with a margin left (clock skew, a write batch in flight)."""
-        lease = self._held.get(site_id)
+        lease = (self._held if held is None else held).get(site_id)
         if lease is None or self.leases is None:
             return False
         margin_s = self.leases.ttl_ms / 1000 / LEASE_MARGIN_DIVISOR
         return lease.expires_at - self.clock.now() > margin_s
+
+    def _may_beat(self, site_id: str) -> bool:
+        """:meth:`_may_write` for the heartbeat: also while the site is being handed on."""
+        return self._may_write(site_id, self._beatable)
 
     def _plan_fence(self, site_id: str) -> LeaseFence:
         """The lease a plan or setpoint write of ``site_id`` is made under (version -1, which
