@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from hbopt.failover import FailoverResult, FleetTiming, run_failover
+from hbopt.failover import BoxGap, FailoverResult, FleetTiming, run_failover
 
 
 @contextlib.contextmanager
@@ -103,18 +103,24 @@ def print_timeline(r: FailoverResult, timing: FleetTiming) -> None:
         print(f"{key:<{width}}  {cells}  {len(values) - len(seen)}")
 
 
-def print_fallbacks(r: FailoverResult, most: int = 12) -> None:
-    """Each watchdog expiry: its phase, and the site's lease from the box's last heartbeat."""
-    if not r.fallbacks:
-        return
-    phases = Counter(f.phase for f in r.fallbacks)
-    print(f"\nwatchdog expiries by phase: {dict(phases)}")
-    print("per box [s simulated after its last heartbeat; the watchdog expired at the end]")
-    for f in r.fallbacks[:most]:
-        steps = ", ".join(f"{what} {t:+.1f}" for what, t in f.events)
-        print(f"  {f.site_id} {f.phase} at {f.at_s:.0f} s: {steps}")
-    if len(r.fallbacks) > most:
-        print(f"  ... and {len(r.fallbacks) - most} more")
+def print_gaps(r: FailoverResult, most: int = 12) -> None:
+    """Each watchdog expiry and the longest heartbeat gap before the kill: its phase, and the
+    site's lease from the box's last heartbeat on."""
+    if r.fallbacks:
+        print(f"\nwatchdog expiries by phase: {dict(Counter(f.phase for f in r.fallbacks))}")
+        print("per box [s simulated after its last heartbeat]")
+        for gap in r.fallbacks[:most]:
+            print(f"  {_gap_line(gap)}")
+        if len(r.fallbacks) > most:
+            print(f"  ... and {len(r.fallbacks) - most} more")
+    if r.longest_gap is not None:
+        print("\nthe longest heartbeat gap before the kill [s simulated after the beat before]")
+        print(f"  {_gap_line(r.longest_gap)}")
+
+
+def _gap_line(gap: BoxGap) -> str:
+    steps = ", ".join(f"{what} {t:+.1f}" for what, t in gap.events)
+    return f"{gap.site_id} {gap.phase}, {gap.length_s:.1f} s from {gap.at_s:.0f} s: {steps}"
 
 
 def _both(real_s: float, speed: float) -> str:
@@ -165,7 +171,7 @@ def main() -> None:
         )
     print_table(result, args, timing)
     print_timeline(result, timing)
-    print_fallbacks(result)
+    print_gaps(result)
     for name, text in result.logs.items():  # the survivors' own account of the take-over
         for line in text.splitlines():
             if "took" in line:

@@ -87,20 +87,21 @@ class BoxTakeover:
 
 
 @dataclass(frozen=True)
-class BoxFallback:
-    """A box whose watchdog expired, and what happened to its site in the gap before.
+class BoxGap:
+    """A gap in a box's heartbeats, and what happened to its site in it.
 
-    ``phase`` is what the site was going through when the box's last heartbeat came:
-    ``start-up`` (its first controller held the lease throughout and did not beat), ``held``
-    (a later controller held it throughout), ``rebalance release`` (the holder gave the lease
-    up and no process had taken it when the watchdog expired) or ``rebalance take`` (another
-    process took it in time but did not beat before the watchdog expired); ``take-over`` for
-    a box of the killed process. ``events`` are (what, simulated s after the last heartbeat).
+    ``phase`` is what the site went through from the heartbeat before the gap on:
+    ``start-up`` (its first controller held the lease throughout), ``held`` (a later
+    controller held it throughout), ``rebalance release`` (the holder gave the lease up and no
+    process had taken it by the gap's end) or ``rebalance take`` (another process took it
+    within the gap); ``take-over`` for a box of the killed process. ``events`` are (what,
+    simulated s after the heartbeat before the gap); a watchdog expiry is one of them.
     """
 
     site_id: str
     phase: str
-    at_s: float  # the watchdog expired, simulated s after the processes started
+    at_s: float  # the heartbeat before the gap, simulated s after the processes started
+    length_s: float  # to the next heartbeat, or to the watchdog's expiry if that came first
     events: tuple[tuple[str, float], ...]
 
 
@@ -132,9 +133,10 @@ class FailoverResult:
     #: Per box of the killed process: its heartbeat, lease and new owner around the kill.
     timeline: list[BoxTakeover] = field(default_factory=list)
     #: Every watchdog expiry, before and after the kill, with its site's lease history.
-    fallbacks: list[BoxFallback] = field(default_factory=list)
-    #: The largest gap between heartbeats [simulated s] of any box while it had a controller,
-    #: before the kill (from its first heartbeat to the kill).
+    fallbacks: list[BoxGap] = field(default_factory=list)
+    #: The longest gap between two heartbeats of one box before the kill (None: no box had
+    #: two), and its length [simulated s].
+    longest_gap: BoxGap | None = None
     max_gap_before_s: float = 0.0
 
 
@@ -317,7 +319,9 @@ async def run_failover(
             result.start_up_s, result.phases = sum(phases.values()), phases
             result.cycles_per_window, result.windows = cycles, measure_windows
             result.fallbacks = fleet.fallbacks(result.victim)
-            result.max_gap_before_s = fleet.max_gap(fleet.killed_at)
+            result.longest_gap = fleet.longest_gap(fleet.killed_at, result.victim)
+            if result.longest_gap is not None:
+                result.max_gap_before_s = result.longest_gap.length_s
             return result
         finally:  # the processes first: without their boxes they would stop slowly
             for p in fleet.procs:
@@ -358,30 +362,33 @@ class _Fleet:
                     seen.append((now, holder, version))
             await asyncio.sleep(every_s)
 
-    def fallbacks(self, victim: str) -> list[BoxFallback]:
+    def fallbacks(self, victim: str) -> list[BoxGap]:
         """Every watchdog expiry of the run with its site's phase and gap timeline."""
-        out = []
-        for site_id, box in self.box_of.items():
-            for at in box.fallback_times:
-                out.append(
-                    box_fallback(
-                        site_id,
-                        box,
-                        at,
-                        self.history.get(site_id, []),
-                        timing=self.timing,
-                        victim=victim,
-                    )
-                )
-        return sorted((replace(f, at_s=f.at_s - self.started_at) for f in out), key=_at)
+        gaps = [
+            self._gap(site_id, at - self.timing.watchdog_s, victim)
+            for site_id, box in self.box_of.items()
+            for at in box.fallback_times
+        ]
+        return sorted(gaps, key=_at)
 
-    def max_gap(self, until_s: float) -> float:
+    def longest_gap(self, until_s: float, victim: str) -> BoxGap | None:
         """The longest time between two heartbeats of one box before ``until_s`` [sim s]."""
-        gaps = [0.0]
-        for box in self.box_of.values():
+        longest: tuple[float, str, float] | None = None
+        for site_id, box in self.box_of.items():
             beats = [t for t in box.beat_times if t <= until_s]
-            gaps += [b - a for a, b in pairwise(beats)]
-        return max(gaps)
+            for a, b in pairwise(beats):
+                if longest is None or b - a > longest[0]:
+                    longest = (b - a, site_id, a)
+        return None if longest is None else self._gap(longest[1], longest[2], victim)
+
+    def _gap(self, site_id: str, last: float, victim: str) -> BoxGap:
+        history = self.history.get(site_id, [])
+        gap = box_gap(site_id, self.box_of[site_id], last, history, timing=self.timing)
+        if last + gap.length_s > self.killed_at:  # the kill came in the gap
+            held = [h for h in history if h[0] <= last + EPS_S]
+            if held and held[-1][1] == victim:
+                gap = replace(gap, phase="take-over")
+        return replace(gap, at_s=gap.at_s - self.started_at)
 
     async def start_up(self) -> dict[str, float]:
         """Until the sites are shared fairly and every box is under remote control."""
@@ -481,18 +488,16 @@ def lease_rows(engine: sa.Engine) -> list[tuple[str, str | None, int]]:
     return [(r.site_id, r.holder, int(r.version)) for r in rows]
 
 
-def box_fallback(
+def box_gap(
     site_id: str,
     box: HeartbeatBox,
-    at: float,
+    last: float,
     history: list[tuple[float, str | None, int]],
     *,
     timing: FleetTiming,
-    victim: str,
-) -> BoxFallback:
-    """Why the box's watchdog expired at ``at`` [sim s]: its site's lease from its last
-    heartbeat on (see :class:`BoxFallback`), as times after that heartbeat."""
-    last = at - timing.watchdog_s
+) -> BoxGap:
+    """The box's heartbeat gap after its heartbeat at ``last`` [sim s] with its site's lease
+    from then on (see :class:`BoxGap`), as times after that heartbeat."""
     before = [h for h in history if h[0] <= last + EPS_S]
     giver = before[-1] if before else (last, None, 0)
     after = [h for h in history if h[0] > last + EPS_S]
@@ -500,6 +505,9 @@ def box_fallback(
     run = next((r for r in reversed(box.writer_runs) if r.first_s <= last + EPS_S), None)
     if run is not None:
         events.append(("holder's last write", run.last_s - last))
+    beat = next((t for t in box.beat_times if t > last + EPS_S), None)
+    expiry = last + timing.watchdog_s
+    end = expiry if beat is None else min(beat, expiry)
     released = next((h for h in after if h[1] is None), None)
     if released is not None:
         events.append(("lease released", released[0] - last))
@@ -508,23 +516,22 @@ def box_fallback(
         events.append((f"lease taken by {taken[1]}", taken[0] - last))
     new_run = next((r for r in box.writer_runs if r.first_s > last + EPS_S), None)
     if new_run is not None:
-        events.append(("next controller's first write", new_run.first_s - last))
-    beat = next((t for t in box.beat_times if t > last + EPS_S), None)
+        events.append(("next connection's first write", new_run.first_s - last))
     if beat is not None:
         events.append(("next heartbeat", beat - last))
-    events.append(("watchdog expired", float(timing.watchdog_s)))
-    if giver[1] == victim and released is None:
-        phase = "take-over"
-    elif taken is not None and taken[0] <= at:
-        phase = "rebalance take"
-    elif released is not None and released[0] <= at:
+    if expiry in box.fallback_times or any(abs(f - expiry) < EPS_S for f in box.fallback_times):
+        events.append(("watchdog expired: FALLBACK", float(timing.watchdog_s)))
+    if (taken is not None and taken[0] <= end) or (new_run is not None and new_run.first_s <= end):
+        phase = "rebalance take"  # (the lease poll may see the take after the new writes)
+    elif released is not None and released[0] <= end:
         phase = "rebalance release"
     else:  # the holder kept the lease and did not beat
         phase = "start-up" if giver[2] <= 1 else "held"
-    return BoxFallback(site_id, phase, at, tuple(sorted(events, key=lambda e: e[1])))
+    ordered = tuple(sorted(events, key=lambda e: e[1]))
+    return BoxGap(site_id, phase, last, end - last, ordered)
 
 
-def _at(f: BoxFallback) -> float:
+def _at(f: BoxGap) -> float:
     return f.at_s
 
 

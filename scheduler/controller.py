@@ -435,7 +435,9 @@ class SiteController:
             await self.client.set_watchdog_timeout(self.config.watchdog_timeout_s)
             await self._refresh_prices()
             status = await self.client.read_status()
-        except BaseException:  # retried later: no beating of a box that is not run
+        except BoxError:  # retried (the supervisor's retry_s): the box keeps being beaten
+            raise
+        except BaseException:  # cancelled: the site is not run
             if self._keeper is not None:
                 self._keeper.cancel()
             raise

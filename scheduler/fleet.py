@@ -292,6 +292,17 @@ def die_with(parent_pid: int, poll_s: float = 1.0) -> None:
     threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
 
 
+def _start_workers(pool: ProcessPoolExecutor, n: int) -> None:
+    """Start the pool's ``n`` workers now (and the forkserver, which imports the solver stack
+    first: seconds on a busy host). A pool starts its workers at the first submits, and an
+    event loop submitting them would wait that long, its heartbeats with it."""
+    wait([pool.submit(_ready) for _ in range(n)])
+
+
+def _ready() -> None:
+    """A worker's first task: it is up."""
+
+
 def _shutdown(executor: Executor, wait: bool) -> None:
     """Shut down; queued chunks of a local pool are dropped (Dask's executor has no option)."""
     if isinstance(executor, ProcessPoolExecutor):
@@ -370,6 +381,8 @@ class FleetRunner:
                 self._client = Client(self._cluster)
         if self._executor is None:
             self._executor = self._new_executor()
+            if isinstance(self._executor, ProcessPoolExecutor):
+                _start_workers(self._executor, self.config.workers)
 
     @property
     def executor(self) -> Executor:
