@@ -121,10 +121,6 @@ class LeaseManager:
         #: last call (None: none). A process that stopped renewing expires first: ticking
         #: then takes its sites at once instead of up to a renew period later.
         self.peer_expiry: float | None = None
-        #: As of the last :meth:`acquire`: this process is below its share and another holds
-        #: more than its own (it hands the surplus on over its next ticks). Ticking often
-        #: then takes each site soon after it is released, while its box's watchdog is fresh.
-        self.awaiting = False
 
     def held(self) -> dict[str, Lease]:
         """The leases this process holds, as of its last call."""
@@ -147,9 +143,7 @@ class LeaseManager:
         ids = sorted(set(site_ids))
         now_ms = _ms(now)
         self._ensure_sites(ids)
-        share = fair_share(self._site_count(), self._heartbeat(now_ms))
-        want = share - len(self._held)
-        self.awaiting = False
+        want = fair_share(self._site_count(), self._heartbeat(now_ms)) - len(self._held)
         if want <= 0:
             return set()
         taken: set[str] = set()
@@ -160,8 +154,6 @@ class LeaseManager:
             for lease in self._take(batch, now_ms):
                 self._held[lease.site_id] = lease
                 taken.add(lease.site_id)
-        if len(taken) < want:
-            self.awaiting = self._peer_above(share, now_ms)
         return taken
 
     def renew(self, now: datetime, give_up: bool = True) -> Renewal:
@@ -275,22 +267,6 @@ class LeaseManager:
             ).scalar_one()
         self.peer_expiry = None if peer is None else peer / 1000
         return int(live)
-
-    def _peer_above(self, share: int, now_ms: int) -> bool:
-        """Does another process hold more than ``share`` live leases?"""
-        with self.engine.connect() as conn:
-            above = conn.execute(
-                sa.select(site_leases.c.holder)
-                .where(
-                    site_leases.c.holder.is_not(None),
-                    site_leases.c.holder != self.holder,
-                    site_leases.c.expires_at_ms > now_ms,
-                )
-                .group_by(site_leases.c.holder)
-                .having(sa.func.count() > share)
-                .limit(1)
-            ).first()
-        return above is not None
 
     def _ensure_sites(self, ids: list[str]) -> None:
         with self.engine.connect() as conn:

@@ -71,9 +71,6 @@ T = TypeVar("T")
 #: Sites a process above its share hands on per renew tick (stopped, then released), so the
 #: others take them up steadily while the rest keep running.
 HANDOVER_BATCH = 25
-#: While a peer hands sites on and this process is below its share, it ticks this many
-#: times per renew period: each site is taken (and its box beaten) soon after its release.
-HANDOFF_TICK_DIVISOR = 5
 #: Renew ticks after which a hand-on that never finished is given up (the sites run again).
 STUCK_TICKS = 24
 #: A tick for a peer's expiry comes this long after it [s]: a lease is takeable once strictly
@@ -561,8 +558,6 @@ class Supervisor:
         just after a peer's heartbeat expires (it stopped renewing: its sites are free then,
         and every second counts against the watchdog of its boxes)."""
         due = self.clock.now() + self.config.lease_renew_s
-        if self.leases is not None and self.leases.awaiting:  # a peer is handing sites on
-            due = self.clock.now() + self.config.lease_renew_s / HANDOFF_TICK_DIVISOR
         peer = None if self.leases is None else self.leases.peer_expiry
         if peer is not None and peer < due:  # past already if it expired during the tick
             return peer + PEER_EXPIRY_MARGIN_S
