@@ -734,7 +734,10 @@ class SiteController:
         index = self._horizon(slot_start if ahead else None)
         dimmed = bool(status.external_limits & ExternalLimit.DIMMING_14A)
         cap = status.external_consumption_limit_kw if dimmed else None
-        problem = await self._with_end_value(self._problem(index, meas, cap))
+        # built on a thread: seconds of CPU for a fleet's cycles at once, during which the
+        # event loop (every heartbeat of this process) would otherwise wait
+        built = await asyncio.to_thread(self._problem, index, meas, cap)
+        problem = await self._with_end_value(built)
         self.last_problem = problem
         request = CycleRequest(
             self.config.site_id, problem, self.config.solver, self.config.schedule_slots
@@ -856,15 +859,15 @@ class SiteController:
         return self.heat_demand.demand(index).to_numpy(float)
 
     def _sessions(self, index: pd.DatetimeIndex) -> tuple[EVSession, ...]:
-        site = self.config.home.site
-        if self._ev is None or not site.wallboxes:
+        site, ev = self.config.home.site, self._ev  # the poll may replace it meanwhile
+        if ev is None or not site.wallboxes:
             return ()
         dep = self.config.departure
         eff = site.wallboxes[0].efficiency
-        energy = min(self._arrival_kwh() + self._ev.delivered_kwh * eff, dep.capacity_kwh)
+        energy = min(self._arrival_kwh() + ev.delivered_kwh * eff, dep.capacity_kwh)
         goal = self.charge_goal(index[0])
-        target = energy if self._ev.full else min(max(goal.target_kwh, energy), dep.capacity_kwh)
-        mode = ChargingMode.OFF if self._ev.full else self.config.charging_mode
+        target = energy if ev.full else min(max(goal.target_kwh, energy), dep.capacity_kwh)
+        mode = ChargingMode.OFF if ev.full else self.config.charging_mode
         return (
             EVSession(
                 wallbox=site.wallboxes[0].name,

@@ -24,9 +24,11 @@ before its lease is released. The sites taken are read at once and their boxes h
 (connected, lock claimed, watchdog beaten) before any of them fetches prices or solves; the
 lease thread also ticks right when a peer's heartbeat expires, and controllers beat every
 ``(watchdog - lease) / 3``, so a dead process's boxes are beaten again well inside their
-watchdog. Controllers write their box only while the lease has more than a sixth of its period
-left, and check the fencing token in the database before each cycle's write batch. Without
-``leases`` it runs every site.
+watchdog. A process starting hands on every site it got the same way. A site handed to a
+process that joined keeps its heartbeat: the giver beats it until its controller stops and
+once more then (its lease still held), and only then releases the lease. Controllers write
+their box only while the lease has more than a sixth of its period left, and check the fencing
+token in the database before each cycle's write batch. Without ``leases`` it runs every site.
 
 Every controller solves on the executor the supervisor was given (a local process pool or a
 Dask executor from :class:`~scheduler.fleet.FleetRunner`), so the event loop only does I/O.

@@ -7,9 +7,9 @@ timings: a 60 s box watchdog, a 30 s lease renewed every 5 s. ``benchmarks/scale
 measures the same with 300 boxes.
 
 The two starting together divide the sites (the first to tick takes all and hands the other
-its share), the third joining gets its share from both: each of those hand-offs must be
-invisible to the box, every heartbeat gap within the keep-alive under leases, so the box's
-watchdog still outlives its new owner dying right after.
+its share), the third joining gets its share from both: through each of those hand-offs every
+heartbeat gap must stay short enough that the box's watchdog would still outlive its holder
+dying right then, and no box may fall back.
 """
 
 from __future__ import annotations
@@ -52,8 +52,8 @@ def test_control_processes_start_join_and_take_over_and_no_box_misses_a_beat_or_
     # start-up and the join: no heartbeat gap so long that the box would not outlive its
     # holder dying right then (the gap, then a lease period, then a renew tick to take it
     # over), and none fell back. The giver beats the sites it hands on until they stop and
-    # once more then, the taker ticks often while a peer hands sites on and beats each box
-    # first, a controller beats from its first beat on and no solver pool starts on the loop
+    # once more then, the taker beats each box first, a controller keeps beating from its
+    # first beat on, and no solver pool starts its workers on the event loop
     budget = TIMING.watchdog_s - TIMING.lease_ttl_s - TIMING.lease_renew_s
     assert result.max_gap_before_s <= budget, (result.longest_gap, logs)
     assert result.fallback_boxes_before == 0, (result.fallbacks, logs)
