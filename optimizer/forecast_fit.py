@@ -286,13 +286,16 @@ def fit_store_model(
     if hours < prior.min_hours:
         return configured
     with_draw = hours >= prior.draw_hours and float(np.std(x)) >= prior.draw_spread_k
-    # the prior: pseudo-blocks on the configured line at the data's low and high ends
+    design = np.c_[x, np.ones_like(x)] if with_draw else x[:, None]
+    w, scale = _huber_weights(design, y, prior.huber_k)
+    # the prior: pseudo-blocks on the configured line at the data's low and high ends, after
+    # the robust weights (a consistent history that disagrees with it is no outlier)
     px = np.percentile(x, [10, 90])
     k = prior.prior_hours / (hours / len(x)) / 2
-    xs, ys = np.r_[x, px], np.r_[y, hp.loss_kw_per_k * px]
-    design = np.c_[xs, np.ones_like(xs)] if with_draw else xs[:, None]
-    fixed_w = np.r_[np.zeros(len(x)), np.full(2, k)]
-    coef, scale = _huber_fit(design, ys, fixed_w, prior.huber_k)
+    design = np.r_[design, np.c_[px, np.ones(2)] if with_draw else px[:, None]]
+    sw = np.sqrt(np.r_[w, k, k])
+    ys = np.r_[y, hp.loss_kw_per_k * px]
+    coef = np.linalg.lstsq(design * sw[:, None], ys * sw, rcond=None)[0]
     loss, draw = float(coef[0]), float(coef[1]) if with_draw else 0.0
     low, high = prior.loss_bounds
     draw = float(np.clip(draw, -prior.max_draw_kw, prior.max_draw_kw))
@@ -326,26 +329,20 @@ def _store_blocks(
     return x[keep], y[keep], float(keep.sum()) * m * dt_h
 
 
-def _huber_fit(
-    design: np.ndarray, y: np.ndarray, fixed_w: np.ndarray, huber_k: float
-) -> tuple[np.ndarray, float]:
-    """Huber IRLS of ``y = design @ coef``; rows with ``fixed_w > 0`` are pseudo-data at that
-    weight (never down-weighted, left out of the scale). Returns ``(coef, residual scale)``."""
-    fixed = fixed_w > 0
-    w = np.where(fixed, fixed_w, 1.0)
+def _huber_weights(design: np.ndarray, y: np.ndarray, huber_k: float) -> tuple[np.ndarray, float]:
+    """Huber weights of the rows of ``y = design @ coef`` (iteratively reweighted least
+    squares, scale from the median absolute deviation): ``(weights in 0..1, scale)``."""
+    w = np.ones(len(y))
     coef = np.zeros(design.shape[1])
     scale = float("nan")
     for _ in range(30):
         sw = np.sqrt(w)
         new = np.linalg.lstsq(design * sw[:, None], y * sw, rcond=None)[0]
         r = y - design @ new
-        rd = r[~fixed]
-        scale = max(1.4826 * float(np.median(np.abs(rd - np.median(rd)))), 1e-6)
-        w = np.where(
-            fixed, fixed_w, np.minimum(1.0, huber_k * scale / np.maximum(np.abs(r), 1e-12))
-        )
+        scale = max(1.4826 * float(np.median(np.abs(r - np.median(r)))), 1e-6)
+        w = np.minimum(1.0, huber_k * scale / np.maximum(np.abs(r), 1e-12))
         done = np.allclose(new, coef, atol=1e-9)
         coef = new
         if done:
             break
-    return coef, scale
+    return w, scale

@@ -88,6 +88,7 @@ from scheduler.links import BoxLink
 from scheduler.plan_store import LeaseFence, PlanStore
 from scheduler.scenario import Home
 from scheduler.site_model import WallboxPreference, owner_goal, store_column
+from scheduler.weather import CLEARSKY
 
 log = logging.getLogger(__name__)
 SLOT_S = 900
@@ -793,7 +794,7 @@ class SiteController:
         frame["pv_kw"] = self._pv_forecast(index, weather, history).to_numpy()
         frame["load_kw"] = self._load_forecast(index, history).to_numpy()
         frame["t_out_c"] = weather["temp_air_c"].astype(float).to_numpy()
-        self._remember_t_out(weather)
+        self._remember_t_out(weather.iloc[:1])
         self._refit_heat()
         frame["import_cap_kw"] = np.nan if cap_kw is None else cap_kw
         self._tail = frame.iloc[n:] if len(index) > n else None  # the end value's input
@@ -872,39 +873,53 @@ class SiteController:
         return None if self._heat_fit is None else self._heat_fit[1]
 
     def _remember_t_out(self, weather: pd.DataFrame) -> None:
-        """Keep the first slot's outdoor temperature (the freshest forecast of it) for the
-        loss fit; a slot on climatology is not a measurement and is not kept."""
-        if not _forecast_slots(weather.iloc[:1]).all():
-            return
-        said, first = self._t_out_said, pd.Timestamp(weather.index[0])
-        said[first] = float(weather["temp_air_c"].iloc[0])
-        for old in [t for t in said if t < first - HEAT_FIT_HISTORY]:
+        """Keep the outdoor temperatures of ``weather``'s slots for the loss fit (the newest
+        word on a slot wins); the live feed's fallback (climatology) is no measurement."""
+        keep = weather["source"] != CLEARSKY if "source" in weather else slice(None)
+        said = self._t_out_said
+        said.update(weather.loc[keep, "temp_air_c"].astype(float).to_dict())
+        newest = pd.Timestamp(weather.index[-1])
+        for old in [t for t in said if t < newest - HEAT_FIT_HISTORY]:
             del said[old]
 
     def _refit_heat(self) -> None:
         """Fit the store's loss at most once an hour (:func:`fit_store_model`) on the
-        complete slots of the last :data:`HEAT_FIT_HISTORY`."""
+        complete slots of the last :data:`HEAT_FIT_HISTORY`; a failed fit keeps the last."""
         hp = self._configured_heat_pump()
         key = self._now().floor("h")
         if hp is None or (self._heat_fit is not None and self._heat_fit[0] == key):
             return
         fit = StoreFit(hp.loss_kw_per_k)
-        if self.config.learn_heat_loss and len(self._t_out_said) > 1:
-            end = self._now().floor("15min")
-            span = (end - HEAT_FIT_HISTORY).to_pydatetime(), end.to_pydatetime()
-            sid = self.config.site_id
-            temp = self.store.field_window(sid, "heatpump", "tank_temp_degc",
-                                           start=span[0], end=span[1])  # fmt: skip
-            index = pd.DatetimeIndex(temp.index)
-            history = pd.DataFrame({
-                "temp_c": temp.to_numpy(float),
-                "hp_kw": self.store.window(sid, *span)["heatpump-power_kw"].reindex(index),
-                "t_out_c": pd.Series(self._t_out_said, dtype=float).reindex(index),
-            }, index=index)  # fmt: skip
-            if self.heat_demand is not None:
-                history["demand_kw"] = self.heat_demand.demand(index).to_numpy(float)
-            fit = fit_store_model(history, hp)
+        if self.config.learn_heat_loss:
+            try:
+                fit = fit_store_model(self._heat_history(), hp)
+            except Exception:  # a worse plan, not a failed cycle
+                log.warning("%s: heat-store fit failed", self.config.site_id, exc_info=True)
+                fit = fit if self._heat_fit is None else self._heat_fit[1]
         self._heat_fit = (key, fit)
+
+    def _heat_history(self) -> pd.DataFrame:
+        """The store's temperature, the heat pump's power, the outdoor temperature and the
+        demand feed's draw on the complete slots of the last :data:`HEAT_FIT_HISTORY`."""
+        end = self._now().floor("15min")
+        # what the feed says of the past: the live provider's last day (its past_days), a
+        # backtest's data; the whole window while little is remembered (after a start)
+        back = HEAT_FIT_HISTORY if len(self._t_out_said) < 96 else pd.Timedelta(days=1)
+        past = pd.date_range(end - back, end, freq="15min", inclusive="left")
+        self._remember_t_out(self.weather.weather(past))
+        span = (end - HEAT_FIT_HISTORY).to_pydatetime(), end.to_pydatetime()
+        sid = self.config.site_id
+        temp = self.store.field_window(sid, "heatpump", "tank_temp_degc",
+                                       start=span[0], end=span[1])  # fmt: skip
+        index = pd.DatetimeIndex(temp.index)
+        history = pd.DataFrame({
+            "temp_c": temp.to_numpy(float),
+            "hp_kw": self.store.window(sid, *span)["heatpump-power_kw"].reindex(index),
+            "t_out_c": pd.Series(self._t_out_said, dtype=float).reindex(index),
+        }, index=index)  # fmt: skip
+        if self.heat_demand is not None:
+            history["demand_kw"] = self.heat_demand.demand(index).to_numpy(float)
+        return history
 
     def _sessions(self, index: pd.DatetimeIndex) -> tuple[EVSession, ...]:
         site = self.config.home.site
