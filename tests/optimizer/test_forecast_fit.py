@@ -174,3 +174,23 @@ def test_the_fit_stays_inside_physical_bounds_and_skips_gaps() -> None:
     assert fit.loss_kw_per_k == pytest.approx(shrunk, rel=0.03)
     broken = history.assign(hp_kw=history["hp_kw"] * 40)  # a power reading off by 40x
     assert ff.fit_store_model(broken, HP).loss_kw_per_k == ff.StorePrior().loss_bounds[1]
+
+
+def test_forecast_errors_in_the_outdoor_temperature_do_not_flatten_the_loss() -> None:
+    # a week whose outdoor temperatures are a day-ahead forecast's: AR(1) errors of 1.5 K RMSE
+    # with a 12-hour e-folding time (optimizer.weather_errors); a free draw would absorb what
+    # the noise takes off the slope
+    history = _store_history(7, 0.24, t_mean_c=-2.0, seed=3)
+    rng = np.random.default_rng(4)
+    phi = np.exp(-0.25 / 12)
+    error = np.zeros(len(history))
+    for k in range(1, len(error)):
+        error[k] = phi * error[k - 1] + rng.normal(0, 1.5 * np.sqrt(1 - phi**2))
+    fit = ff.fit_store_model(history.assign(t_out_c=history["t_out_c"] + error), HP)
+    assert not fit.draw_fitted
+    assert fit.loss_kw_per_k == pytest.approx(0.24, rel=0.1)
+    # with the draw forced in, the slope is visibly flattened
+    forced = ff.fit_store_model(
+        history.assign(t_out_c=history["t_out_c"] + error), HP, ff.StorePrior(draw_spread_k=0.0)
+    )
+    assert forced.draw_fitted and forced.loss_kw_per_k < fit.loss_kw_per_k
