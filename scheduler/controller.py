@@ -903,8 +903,8 @@ class SiteController:
         demand feed's draw on the complete slots of the last :data:`HEAT_FIT_HISTORY`."""
         end = self._now().floor("15min")
         # what the feed says of the past: the live provider's last day (its past_days), a
-        # backtest's data; the whole window while little is remembered (after a start)
-        back = HEAT_FIT_HISTORY if len(self._t_out_said) < 96 else pd.Timedelta(days=1)
+        # backtest's data; the whole window once, after a start
+        back = pd.Timedelta(days=1) if self._heat_fit is not None else HEAT_FIT_HISTORY
         past = pd.date_range(end - back, end, freq="15min", inclusive="left")
         self._remember_t_out(self.weather.weather(past))
         span = (end - HEAT_FIT_HISTORY).to_pydatetime(), end.to_pydatetime()
