@@ -519,6 +519,7 @@ class SiteController:
         if config.home != self.config.home:
             self.standard_load = StandardLoad(config.home.annual_load_kwh)
             self._clear_sky = DayCache(_clear_sky(config.home.pv_system))
+            self._heat_fit = None  # refit against the new configuration at the next cycle
         self.config = config
         self.trigger(reason)
 
