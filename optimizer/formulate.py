@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from optimizer.devices.battery import add_battery
-from optimizer.devices.context import Context, Rounder, Search
+from optimizer.devices.context import Context, Neighbours, Rounder, Search
 from optimizer.devices.grid import add_balance, add_grid, effective_prices
 from optimizer.devices.heatpump import add_heat_pumps
 from optimizer.devices.pv import add_pv
@@ -29,6 +29,7 @@ class Formulation:
     problem: CanonicalProblem
     rounders: tuple[Rounder, ...]
     searches: tuple[Search, ...] = ()
+    moves: tuple[Neighbours, ...] = ()
     #: the early-charging tie-break's part of ``problem.cost`` [EUR per unit of each column]
     tiebreak: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
@@ -52,6 +53,10 @@ class Formulation:
             owned |= search(self.problem, x, row_dual)
         return owned
 
+    def neighbours(self, x: np.ndarray) -> list[np.ndarray]:
+        """Copies of ``x``, each with one of the devices' moves of their searched columns."""
+        return [y for moves in self.moves for y in moves(self.problem, x)]
+
 
 def formulate(problem: Problem, extra_burn_slots: np.ndarray | None = None) -> Formulation:
     """Build the canonical MILP of ``problem``.
@@ -73,7 +78,9 @@ def formulate(problem: Problem, extra_burn_slots: np.ndarray | None = None) -> F
     canonical = ctx.m.build()
     tiebreak = early_tiebreak(problem, canonical)
     canonical = replace(canonical, cost=canonical.cost + tiebreak)
-    return Formulation(canonical, tuple(ctx.rounders), tuple(ctx.searches), tiebreak)
+    return Formulation(
+        canonical, tuple(ctx.rounders), tuple(ctx.searches), tuple(ctx.neighbours), tiebreak
+    )
 
 
 #: Tie-break cost of the last slot [EUR/kWh]: below any real price step (0.01 ct/kWh).

@@ -35,12 +35,12 @@ optimal when ``objective - bound <= max(mip_gap x gross, mip_abs_gap)``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import replace
 
 import numpy as np
 
-from optimizer.devices.context import CONSERVE
+from optimizer.devices.context import CHEAPEST, CONSERVE
 from optimizer.model import CanonicalProblem
 from optimizer.solvers.base import (
     SolveOptions,
@@ -54,14 +54,19 @@ from optimizer.solvers.base import (
 
 FEAS_TOL = 1e-6
 #: Repair rules of step 3, in the order tried: conserve the fractional energy, off below half
-#: the minimum, on wherever it runs.
-REPAIRS = (CONSERVE, 0.5, 0.0)
+#: the minimum, on wherever it runs, conserve in the cheapest slots.
+REPAIRS = (CONSERVE, 0.5, 0.0, CHEAPEST)
 #: Warm-start HiGHS's MIP with the best heuristic point. Measured on the heat-pump-with-minimum-
 #: run days that reach the MIP (docs/optimizer.md): 3 of 6 proven at the root in ~60 ms
 #: instead of 0.9-1.2 s, the others as fast as without.
 START_MIP = True
 #: HiGHS needs some time to return even a bad answer [s].
 MIN_CALL_S = 0.05
+#: The local search of the searched columns (heat-pump runs): at most this many LP re-solves
+#: (1-2 ms each at 192 slots), trying at most ``MOVES_PER_ROUND`` moves from each point, the
+#: most promising first by the reduced costs of the columns they change (docs/optimizer.md).
+SEARCH_LPS = 20
+MOVES_PER_ROUND = 12
 
 #: A device rounding rule: sets relaxed integer columns of a point in place (see
 #: :data:`optimizer.devices.context.Rounder`).
@@ -69,6 +74,9 @@ Rounder = Callable[[np.ndarray, np.ndarray, float | None], None]
 #: Devices' searches: set their integer columns of a point in place from the relaxation's
 #: row duals and return which columns they set (:meth:`optimizer.formulate.Formulation.search`).
 Search = Callable[[np.ndarray, np.ndarray], np.ndarray]
+#: Devices' moves of their searched columns: copies of a point, one move each
+#: (:meth:`optimizer.formulate.Formulation.neighbours`).
+Neighbours = Callable[[np.ndarray], list[np.ndarray]]
 
 
 def _violated_rows(problem: CanonicalProblem, x: np.ndarray) -> np.ndarray:
@@ -145,6 +153,7 @@ def solve_lazily(
     slack: float = 0.0,
     start: np.ndarray | None = None,
     search: Search | None = None,
+    neighbours: Neighbours | None = None,
 ) -> tuple[SolveResult, int]:
     """Solution of ``problem`` within the MIP gap; also how many integer columns were imposed.
 
@@ -156,8 +165,9 @@ def solve_lazily(
     basis. ``options.time_limit_s`` is the plan's.
     """
     session = open_session(backend, problem)
+    searches = None if search is None else (search, neighbours)
     result, imposed = _solve_steps(
-        session, problem, options, rounder, slack=slack, start=start, search=search
+        session, problem, options, rounder, slack=slack, start=start, searches=searches
     )
     return replace(result, basis=getattr(session, "relaxation_basis", None)), imposed
 
@@ -170,7 +180,7 @@ def _solve_steps(
     *,
     slack: float,
     start: np.ndarray | None,
-    search: Search | None,
+    searches: tuple[Search, Neighbours | None] | None,
 ) -> tuple[SolveResult, int]:
     """The steps of :func:`solve_lazily` through one ``session``."""
     clock = _Clock(options)
@@ -190,7 +200,7 @@ def _solve_steps(
     if not bad.any() and objective <= bound + tol:
         return _result(relaxation, cand, objective, bound, gross, stage="rounded"), 0
     best, spent = _fixed_patterns(
-        session, problem, clock, rounder, (relaxation, tol), start=start, search=search
+        session, problem, clock, rounder, (relaxation, tol), start=start, searches=searches
     )
     if best is not None and best.objective <= bound + tol:
         return _result(best, best.x, best.objective, bound, gross, stage="fixed"), 0
@@ -235,7 +245,7 @@ def _fixed_patterns(
     relaxed: tuple[SolveResult, float],
     *,
     start: np.ndarray | None,
-    search: Search | None = None,
+    searches: tuple[Search, Neighbours | None] | None = None,
 ) -> tuple[SolveResult | None, float]:
     """The best point with every integer column fixed by a repair rule (step 3); stops at
     the first within ``tol`` of the relaxation (``relaxed`` is the relaxation and ``tol``).
@@ -248,8 +258,8 @@ def _fixed_patterns(
     best: SolveResult | None = None
     tried: list[np.ndarray] = []
     searched: Iterator[np.ndarray] = iter(())
-    if search is not None:
-        searched = _searched(session, problem, clock, relaxed, rounder=rounder, search=search)
+    if searches is not None:
+        searched = _searched(session, problem, clock, relaxed, rounder=rounder, searches=searches)
     patterns = _patterns(problem, relaxation, rounder, searched, start)
     for cand in patterns:
         pattern = np.round(cand[integer])
@@ -297,13 +307,17 @@ def _searched(
     relaxed: tuple[SolveResult, float],
     *,
     rounder: Rounder,
-    search: Search,
+    searches: tuple[Search, Neighbours | None],
 ) -> Iterator[np.ndarray]:
     """Points with the devices' searches' columns (heat-pump runs against the relaxation's
     marginal prices) fixed, the other integer columns by the repair rules applied to the LP
     re-solved around those: the rules then round a relaxation that already fits the runs.
-    Nothing when the re-solve alone is beyond the gap (no rounding could be within it)."""
+    Then the searches once more, priced with the other columns fixed as rounded. Last, a
+    local search of the searched columns (:func:`_descend`) and the rules around its point.
+    Rules are skipped where the re-solve alone is beyond the gap (no rounding could be
+    within it)."""
     relaxation, tol = relaxed
+    search, neighbours = searches
     if relaxation.row_dual is None:
         return
     integer = problem.integrality
@@ -314,25 +328,83 @@ def _searched(
         around = session.solve(lower, upper, np.zeros_like(integer), clock.left())
     except SolverError:
         return
-    if around.objective > relaxation.objective + tol:
+    if around.objective <= relaxation.objective + tol:
+        first = yield from _rounded_around(problem, around, point, owned, rounder)
+        # once more, the searches priced with the other integer columns fixed as rounded
+        lower, upper = _fixed_bounds(problem, first, integer & ~owned)
+        try:
+            rest = session.solve(lower, upper, np.zeros_like(integer), clock.left())
+        except SolverError:
+            return
+        if rest.row_dual is not None:
+            again = first.copy()
+            search(again, rest.row_dual)
+            yield again
+    if neighbours is None:
         return
+    around, point = _descend(session, problem, clock, (around, point, owned), neighbours)
+    if around.objective <= relaxation.objective + tol:
+        yield from _rounded_around(problem, around, point, owned, rounder)
+
+
+def _rounded_around(
+    problem: CanonicalProblem,
+    around: SolveResult,
+    point: np.ndarray,
+    owned: np.ndarray,
+    rounder: Rounder,
+) -> Generator[np.ndarray, None, np.ndarray]:
+    """``point``'s ``owned`` columns with the other integer columns rounded by each repair
+    rule from ``around`` (the LP with ``owned`` fixed); returns the first rule's point."""
     first = None
     for repair in REPAIRS:
-        cand = round_relaxed(problem, around.x, integer, rounder, repair)[0]
+        cand = round_relaxed(problem, around.x, problem.integrality, rounder, repair)[0]
         cand[owned] = point[owned]
         first = cand if first is None else first
         yield cand
-    # once more, the searches priced with the other integer columns fixed as rounded
     assert first is not None
-    lower, upper = _fixed_bounds(problem, first, integer & ~owned)
-    try:
-        rest = session.solve(lower, upper, np.zeros_like(integer), clock.left())
-    except SolverError:
-        return
-    if rest.row_dual is not None:
-        again = first.copy()
-        search(again, rest.row_dual)
-        yield again
+    return first
+
+
+def _descend(
+    session: SolverSession,
+    problem: CanonicalProblem,
+    clock: _Clock,
+    at: tuple[SolveResult, np.ndarray, np.ndarray],
+    neighbours: Neighbours,
+) -> tuple[SolveResult, np.ndarray]:
+    """First-improvement local search of the ``owned`` columns from ``point`` (``at``: the LP
+    with them fixed, the point, the columns), each move valued by the LP re-solved with the
+    other integer columns relaxed; returns the best LP and point.
+
+    The searches' prices are marginal, and a whole heat-pump run is not: the battery's plan
+    answers it. The LP sees that answer; the moves most promising at the current point's
+    reduced costs are tried first, at most :data:`MOVES_PER_ROUND` per point and
+    :data:`SEARCH_LPS` re-solves in all.
+    """
+    best, point, owned = at
+    integer = problem.integrality
+    solves = 0
+    while solves < SEARCH_LPS and best.row_dual is not None:
+        reduced = (problem.cost - problem.A.T @ best.row_dual)[owned]
+        moves = neighbours(point)
+        promise = [float(reduced @ (m[owned] - point[owned])) for m in moves]
+        improved = False
+        for i in np.argsort(promise, kind="stable")[:MOVES_PER_ROUND]:
+            if solves >= SEARCH_LPS:
+                break
+            solves += 1
+            lower, upper = _fixed_bounds(problem, moves[i], owned)
+            try:
+                trial = session.solve(lower, upper, np.zeros_like(integer), clock.left())
+            except SolverError:
+                continue
+            if trial.objective < best.objective - 1e-9:
+                best, point, improved = trial, moves[i], True
+                break
+        if not improved:
+            break
+    return best, point
 
 
 def _fixed_bounds(

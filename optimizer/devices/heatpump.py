@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from optimizer.config import HeatPump
-from optimizer.devices.context import CONSERVE, Context, Rounder, Search
-from optimizer.devices.runs import StoreModel, best_runs
+from optimizer.devices.context import CHEAPEST, CONSERVE, Context, Neighbours, Rounder, Search
+from optimizer.devices.runs import StoreModel, best_runs, run_moves
 from optimizer.model import Block, CanonicalProblem, diag, lag, pick
 from optimizer.problem import Problem
 
@@ -89,6 +89,7 @@ def _add_on_off(ctx: Context, hp: HeatPump, p: Block) -> None:
     k = hp.min_run_slots
     ctx.rounders.append(_on_rounder(hp, p, on))
     ctx.searches.append(run_search(ctx, hp))
+    ctx.neighbours.append(run_neighbours(hp))
     if k <= 1:
         return
     # start_t >= on_t - on_{t-1}; the heat pump is taken as off before the horizon.
@@ -160,19 +161,34 @@ def run_search(ctx: Context, hp: HeatPump) -> Search:
     return apply
 
 
+def run_neighbours(hp: HeatPump) -> Neighbours:
+    """Moves of ``hp``'s runs (:func:`~optimizer.devices.runs.run_moves`) as points."""
+
+    def apply(canonical: CanonicalProblem, x: np.ndarray) -> list[np.ndarray]:
+        on = canonical.variable(f"{hp.name}-on").slice
+        points = []
+        for pattern in run_moves(x[on] > 0.5, hp.min_run_slots):
+            point = x.copy()
+            point[on] = pattern
+            points.append(point)
+        return points
+
+    return apply
+
+
 def _on_rounder(hp: HeatPump, power: Block, on: Block) -> Rounder:
     """Repair rule for the on/off binary: on above ``repair`` x the minimum power, every run
     stretched to the minimum run time (a run cut short makes the fixed pattern infeasible).
     With ``repair > 0`` runs placed by :func:`duty_cycle` once ``repair`` x a minimum run's
     heat is owed (no run the store cannot take), under
-    :data:`~optimizer.devices.context.CONSERVE` as soon as any is."""
+    :data:`~optimizer.devices.context.CONSERVE` (and ``CHEAPEST``) as soon as any is."""
 
     def apply(x: np.ndarray, relaxed: np.ndarray, repair: float | None) -> None:
         if repair is None:
             return
         p = x[power.slice]
         run_kw = hp.min_kw * max(hp.min_run_slots, 1)
-        if repair == CONSERVE:
+        if repair in (CONSERVE, CHEAPEST):
             value = duty_cycle(p, hp.min_kw, hp.min_run_slots, 1e-7) * 1.0
         elif repair > 0:
             value = duty_cycle(p, hp.min_kw, hp.min_run_slots, repair * run_kw) * 1.0

@@ -19,6 +19,7 @@ run has lasted (capped at the minimum run).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 from scipy.ndimage import minimum_filter1d
@@ -192,3 +193,51 @@ def _forward(grid: _Grid, values: np.ndarray) -> np.ndarray:
         else:
             state, at, on[t] = run_to, max(int(lands[best]), first), True
     return on
+
+
+def run_moves(on: np.ndarray, min_slots: int) -> list[np.ndarray]:
+    """On/off patterns one move away from ``on``, each run still at least ``min_slots`` long
+    (one cut by the horizon's end excepted).
+
+    The moves: a run extended, shortened or shifted by one slot at either end, dropped, or
+    merged with the next run when at most ``min_slots - 1`` slots lie between them. A run
+    heuristic priced at marginal prices misses the optimum by such moves: the exact plans of
+    the hard heat-pump days differ from the DP's by runs shifted by a slot or two, stretched
+    by one, or two runs merged (docs/optimizer.md).
+    """
+    on = np.asarray(on, dtype=bool)
+    n = len(on)
+    runs = _runs(on)
+    out = []
+    for s, e in runs:
+        for a, b in (
+            (s - 1, e),
+            (s, e + 1),
+            (s + 1, e),
+            (s, e - 1),
+            (s - 1, e - 1),
+            (s + 1, e + 1),
+        ):
+            if a < 0 or b > n or b - a < min(min_slots, n - a) or (a, b) == (s, e):
+                continue
+            moved = on.copy()
+            moved[s:e] = False
+            moved[a:b] = True  # touching the next run merges them: still long enough
+            out.append(moved)
+        dropped = on.copy()
+        dropped[s:e] = False
+        out.append(dropped)
+    for (_, e1), (s2, _) in pairwise(runs):
+        if s2 - e1 < max(min_slots, 1):
+            merged = on.copy()
+            merged[e1:s2] = True
+            out.append(merged)
+    return out
+
+
+def _runs(on: np.ndarray) -> list[tuple[int, int]]:
+    """(first slot, end slot) of every run of ``on``."""
+    edges = np.diff(np.concatenate(([0], on.astype(np.int8), [0])))
+    return list(
+        zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True)
+    )

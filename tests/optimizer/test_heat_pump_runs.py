@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from scipy.optimize import linprog
 
 from optimizer import EVSession, HeatPump, Problem, Tuning, Wallbox, optimize
-from optimizer.devices.runs import StoreModel, best_runs
+from optimizer.devices.runs import StoreModel, best_runs, run_moves
 from scheduler.scenario import Home, scenario_problem
 from tests.optimizer.helpers import assert_balance
 
@@ -100,10 +100,49 @@ def test_no_run_when_its_heat_does_not_fit_in_the_store() -> None:
     assert _pattern_cost(store, price, on) <= _best_by_enumeration(store, price) + 3.0 * 0.02
 
 
-def _min_run_day(day: str, tuning: Tuning | None = None) -> Problem:
+def _pattern(text: str) -> np.ndarray:
+    return np.array([c == "#" for c in text])
+
+
+def _text(on: np.ndarray) -> str:
+    return "".join("#" if v else "." for v in on)
+
+
+def test_run_moves_shift_stretch_shorten_drop_and_merge_runs_keeping_the_minimum() -> None:
+    on = _pattern("..####..#####....##")
+    moves = {_text(m) for m in run_moves(on, 4)}
+    assert moves == {
+        ".#####..#####....##",  # first run extended left
+        "..#####.#####....##",  # ... right
+        ".####...#####....##",  # shifted left
+        "...####.#####....##",  # shifted right (the first run cannot get shorter)
+        "........#####....##",  # dropped
+        "..####.######....##",  # second run extended left
+        "..####..######...##",
+        "..####...####....##",  # shortened from the left
+        "..####..####.....##",  # ... from the right
+        "..####.#####.....##",
+        "..####...#####...##",
+        "..####...........##",  # dropped
+        "..####..#####...###",  # the run cut by the horizon's end
+        "..####..#####.....#",
+        "..####..#####......",
+        "..###########....##",  # the first two merged (2 slots between them < 4)
+    }
+    for move in run_moves(on, 4):
+        edges = np.flatnonzero(np.diff(np.concatenate(([0], move.astype(int), [0]))))
+        lengths = edges[1::2] - edges[::2]
+        assert ((lengths >= 4) | (edges[1::2] == len(on))).all()
+    # a run starting in the first slot cannot move left; nothing at all: no moves
+    assert "#####..." in {_text(m) for m in run_moves(_pattern("####...."), 4)}
+    assert run_moves(np.zeros(8, dtype=bool), 4) == []
+
+
+def _min_run_day(day: str, tuning: Tuning | None = None, periods: int = 96) -> Problem:
     """A real autumn day of the typical home with a 1-3 kW heat pump that runs >= 1 h and
     a car that needs 40 kWh by the end of the day (as in benchmarks/hard_cases.py)."""
-    problem = scenario_problem(Home(), pd.Timestamp(day, tz="Europe/Berlin").tz_convert("UTC"))[0]
+    start = pd.Timestamp(day, tz="Europe/Berlin").tz_convert("UTC")
+    problem = scenario_problem(Home(), start, periods)[0]
     index = problem.inputs.index
     session = EVSession(
         capacity_kwh=80.0,
@@ -146,3 +185,22 @@ def test_min_run_day_ends_in_the_rule_stage_within_the_gap_of_the_optimum() -> N
     temp = slots["hp_temp_c"].to_numpy()
     # the band is soft: the plan may dip a few hundredths of a kelvin where that is cheaper
     assert temp.min() >= 20.0 - 0.05 and temp.max() <= 23.0 + 1e-4
+
+
+def test_runs_moved_by_the_local_search_end_a_two_day_plan_without_branch_and_bound() -> None:
+    # 48 h from 2024-04-20 (the hard suite's day 5): the DP's runs at the relaxation's
+    # marginal prices leave the LP 0.87 tolerances above its bound and every rounding of the
+    # car beyond the gap (HiGHS's MIP took 0.8 s). The optimum's runs are the DP's shifted and
+    # stretched by a slot; the local search finds such runs and the car is rounded in its
+    # cheapest slots: within the gap of the LP bound, no branch and bound.
+    problem = _min_run_day("2024-04-20", periods=192)
+    plan = optimize(problem)
+    s = plan.summary
+    assert (s.status, s.stage) == ("optimal", "fixed")
+    assert s.mip_gap <= 0.005 + 1e-9 or s.objective_eur - s.bound_eur <= 0.01 + 1e-9
+    slots = plan.slots
+    assert_balance(slots)
+    running = slots["hp_kw"].to_numpy() > 1e-6
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], running.astype(int), [0]))))
+    lengths = edges[1::2] - edges[::2]
+    assert ((lengths >= 4) | (edges[1::2] == len(running))).all()
