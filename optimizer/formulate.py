@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from optimizer.devices.battery import add_battery
-from optimizer.devices.context import Context, Neighbours, Rounder, Search
+from optimizer.devices.context import Context, Move, Neighbours, Rounder, Search
 from optimizer.devices.grid import add_balance, add_grid, effective_prices
 from optimizer.devices.heatpump import add_heat_pumps
 from optimizer.devices.pv import add_pv
@@ -45,17 +45,20 @@ class Formulation:
         for rounder in self.rounders:
             rounder(x, relaxed, repair)
 
-    def search(self, x: np.ndarray, row_dual: np.ndarray) -> np.ndarray:
+    def search(
+        self, x: np.ndarray, row_dual: np.ndarray, room: np.ndarray | None = None
+    ) -> np.ndarray:
         """Set the integer columns the devices' searches own (e.g. heat-pump runs) in ``x``
-        from the relaxation's ``row_dual``; return which columns they set (bool)."""
+        from the relaxation's ``row_dual`` (and, where given, the ``room`` of each row at
+        its dual); return which columns they set (bool)."""
         owned = np.zeros(len(x), dtype=bool)
         for search in self.searches:
-            owned |= search(self.problem, x, row_dual)
+            owned |= search(self.problem, x, row_dual, room)
         return owned
 
-    def neighbours(self, x: np.ndarray) -> list[np.ndarray]:
-        """Copies of ``x``, each with one of the devices' moves of their searched columns."""
-        return [y for moves in self.moves for y in moves(self.problem, x)]
+    def neighbours(self, x: np.ndarray) -> list[Move]:
+        """The devices' moves of their integer columns from ``x`` (columns, new values)."""
+        return [move for moves in self.moves for move in moves(self.problem, x)]
 
 
 def formulate(problem: Problem, extra_burn_slots: np.ndarray | None = None) -> Formulation:

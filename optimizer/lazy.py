@@ -67,16 +67,22 @@ MIN_CALL_S = 0.05
 #: most promising first by the reduced costs of the columns they change (docs/optimizer.md).
 SEARCH_LPS = 20
 MOVES_PER_ROUND = 12
+#: The same for the last local search, every integer column fixed (a car's slots too).
+FINAL_LPS = 20
+#: Start the local search from the better of the searches' points at marginal prices and
+#: at prices that hold only as far as the relaxation's ranging says.
+CONVEX_START = True
 
 #: A device rounding rule: sets relaxed integer columns of a point in place (see
 #: :data:`optimizer.devices.context.Rounder`).
 Rounder = Callable[[np.ndarray, np.ndarray, float | None], None]
 #: Devices' searches: set their integer columns of a point in place from the relaxation's
-#: row duals and return which columns they set (:meth:`optimizer.formulate.Formulation.search`).
-Search = Callable[[np.ndarray, np.ndarray], np.ndarray]
-#: Devices' moves of their searched columns: copies of a point, one move each
-#: (:meth:`optimizer.formulate.Formulation.neighbours`).
-Neighbours = Callable[[np.ndarray], list[np.ndarray]]
+#: row duals (and the rows' room at them, or ``None``) and return which columns they set
+#: (:meth:`optimizer.formulate.Formulation.search`).
+Search = Callable[[np.ndarray, np.ndarray, np.ndarray | None], np.ndarray]
+#: Devices' moves of their integer columns from a point: per move the columns it changes and
+#: their new values (:meth:`optimizer.formulate.Formulation.neighbours`).
+Neighbours = Callable[[np.ndarray], list[tuple[np.ndarray, np.ndarray]]]
 
 
 def _violated_rows(problem: CanonicalProblem, x: np.ndarray) -> np.ndarray:
@@ -276,6 +282,12 @@ def _fixed_patterns(
             best = point
         if best.objective <= relaxation.objective + tol:
             break
+    neighbours = None if searches is None else searches[1]
+    if best is not None and best.objective > relaxation.objective + tol and neighbours:
+        # last, the devices' moves with every integer column fixed (a car's slot switched
+        # on or off as well as the heat pump's runs moved)
+        at = (best, best.x, integer)
+        best, _ = _descend(session, problem, clock, at, neighbours, most=FINAL_LPS)
     return (None if best is None else replace(best, solve_ms=spent)), spent
 
 
@@ -322,7 +334,7 @@ def _searched(
         return
     integer = problem.integrality
     point = relaxation.x.copy()
-    owned = search(point, relaxation.row_dual)
+    owned = search(point, relaxation.row_dual, None)
     lower, upper = _fixed_bounds(problem, point, owned)
     try:
         around = session.solve(lower, upper, np.zeros_like(integer), clock.left())
@@ -338,11 +350,14 @@ def _searched(
             return
         if rest.row_dual is not None:
             again = first.copy()
-            search(again, rest.row_dual)
+            search(again, rest.row_dual, None)
             yield again
     if neighbours is None:
         return
-    around, point = _descend(session, problem, clock, (around, point, owned), neighbours)
+    around, point = _convex_start(session, problem, clock, (relaxation, around, point), search)
+    around, point = _descend(
+        session, problem, clock, (around, point, owned), neighbours, most=SEARCH_LPS
+    )
     if around.objective <= relaxation.objective + tol:
         yield from _rounded_around(problem, around, point, owned, rounder)
 
@@ -366,12 +381,42 @@ def _rounded_around(
     return first
 
 
+def _convex_start(
+    session: SolverSession,
+    problem: CanonicalProblem,
+    clock: _Clock,
+    points: tuple[SolveResult, SolveResult, np.ndarray],
+    search: Search,
+) -> tuple[SolveResult, np.ndarray]:
+    """The better start for :func:`_descend`: the searches' point at marginal prices
+    (``points``: the relaxation, the LP with that point's columns fixed, the point) or theirs
+    where each price holds only as far as the relaxation's ranging says (the session's
+    ``relaxation_room``; HiGHS only)."""
+    relaxation, around, point = points
+    room_of = getattr(session, "relaxation_room", None) if CONVEX_START else None
+    room = None if room_of is None else room_of(clock.left())
+    if room is None or relaxation.row_dual is None:
+        return around, point
+    convex = relaxation.x.copy()
+    owned = search(convex, relaxation.row_dual, room)
+    if np.array_equal(convex[owned], point[owned]):
+        return around, point
+    lower, upper = _fixed_bounds(problem, convex, owned)
+    try:
+        other = session.solve(lower, upper, np.zeros_like(problem.integrality), clock.left())
+    except SolverError:
+        return around, point
+    return (other, convex) if other.objective < around.objective else (around, point)
+
+
 def _descend(
     session: SolverSession,
     problem: CanonicalProblem,
     clock: _Clock,
     at: tuple[SolveResult, np.ndarray, np.ndarray],
     neighbours: Neighbours,
+    *,
+    most: int,
 ) -> tuple[SolveResult, np.ndarray]:
     """First-improvement local search of the ``owned`` columns from ``point`` (``at``: the LP
     with them fixed, the point, the columns), each move valued by the LP re-solved with the
@@ -380,27 +425,29 @@ def _descend(
     The searches' prices are marginal, and a whole heat-pump run is not: the battery's plan
     answers it. The LP sees that answer; the moves most promising at the current point's
     reduced costs are tried first, at most :data:`MOVES_PER_ROUND` per point and
-    :data:`SEARCH_LPS` re-solves in all.
+    ``most`` re-solves in all.
     """
     best, point, owned = at
     integer = problem.integrality
     solves = 0
-    while solves < SEARCH_LPS and best.row_dual is not None:
-        reduced = (problem.cost - problem.A.T @ best.row_dual)[owned]
-        moves = neighbours(point)
-        promise = [float(reduced @ (m[owned] - point[owned])) for m in moves]
+    while solves < most and best.row_dual is not None:
+        reduced = problem.cost - problem.A.T @ best.row_dual
+        moves = [(c, v) for c, v in neighbours(point) if owned[c].all()]
+        promise = [float(reduced[c] @ (v - point[c])) for c, v in moves]
         improved = False
         for i in np.argsort(promise, kind="stable")[:MOVES_PER_ROUND]:
-            if solves >= SEARCH_LPS:
+            if solves >= most:
                 break
             solves += 1
-            lower, upper = _fixed_bounds(problem, moves[i], owned)
+            moved = point.copy()
+            moved[moves[i][0]] = moves[i][1]
+            lower, upper = _fixed_bounds(problem, moved, owned)
             try:
                 trial = session.solve(lower, upper, np.zeros_like(integer), clock.left())
             except SolverError:
                 continue
             if trial.objective < best.objective - 1e-9:
-                best, point, improved = trial, moves[i], True
+                best, point, improved = trial, moved, True
                 break
         if not improved:
             break

@@ -24,13 +24,15 @@ CONSERVE = -1.0
 CHEAPEST = -2.0
 #: Sets a device's integer columns of a candidate point (in place) from the LP relaxation's
 #: row duals, by a search of its own (e.g. a heat pump's runs against the marginal prices),
-#: and returns which columns it set: ``search(problem, x, row_dual) -> bool per column``.
-#: See :mod:`optimizer.lazy`.
-Search = Callable[[CanonicalProblem, np.ndarray, np.ndarray], np.ndarray]
-#: A device's moves of its searched integer columns: ``neighbours(problem, x)`` returns copies
-#: of the point ``x`` each with one move applied (e.g. a heat-pump run shifted by one slot).
-#: See :mod:`optimizer.lazy`.
-Neighbours = Callable[[CanonicalProblem, np.ndarray], list[np.ndarray]]
+#: and returns which columns it set: ``search(problem, x, row_dual, room) -> bool per column``,
+#: ``room`` (or ``None``) how far each row's bound can rise at its dual
+#: (:meth:`optimizer.solvers.highs.HighsSession.relaxation_room`). See :mod:`optimizer.lazy`.
+Search = Callable[[CanonicalProblem, np.ndarray, np.ndarray, np.ndarray | None], np.ndarray]
+#: A device's moves of its integer columns from the point ``x``: ``neighbours(problem, x)``
+#: returns per move the columns it changes and their new values (e.g. a heat-pump run
+#: shifted by one slot, a car's slot switched on). See :mod:`optimizer.lazy`.
+Move = tuple[np.ndarray, np.ndarray]
+Neighbours = Callable[[CanonicalProblem, np.ndarray], list[Move]]
 
 
 @dataclass

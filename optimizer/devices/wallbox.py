@@ -31,9 +31,9 @@ import pandas as pd
 
 from core.timeindex import check_index
 from optimizer.config import ChargingMode, ConfigError, EVSession, Wallbox
-from optimizer.devices.context import CHEAPEST, CONSERVE, Context, Rounder
+from optimizer.devices.context import CHEAPEST, CONSERVE, Context, Neighbours, Rounder
 from optimizer.devices.grid import effective_prices, import_upper_kw
-from optimizer.model import Block, Coeffs, diag, lag, pick
+from optimizer.model import Block, CanonicalProblem, Coeffs, diag, lag, pick
 
 SOLAR_MODES = (ChargingMode.SOLAR, ChargingMode.AFTER_BATTERY)
 #: A battery counts as full from this fraction of its SOC window below ``soc_max``.
@@ -174,6 +174,8 @@ def _add_session(ctx: Context, wb: Wallbox, session: EVSession, mask: np.ndarray
     charger.kwh_per_kw = wb.efficiency * dt
     import_cost = effective_prices(ctx.problem)[0]
     ctx.rounders.append(_phase_rounder(charger, lower > 0, import_cost))
+    if ctx.problem.site.heat_pumps:  # the local search of the heat pumps' runs (lazy.py)
+        ctx.neighbours.append(_charger_moves(charger, upper > 0))
     ctx.balance.append((charger.power, -1.0))
 
 
@@ -209,6 +211,28 @@ def _add_charger(
     lows = tuple(r[0] for r in ranges)
     highs = tuple(r[1] for r in ranges)
     return _Charger(power, options, on, lows, highs)
+
+
+def _charger_moves(ch: _Charger, plugged: np.ndarray) -> Neighbours:
+    """Moves of the charger's on/off columns: in one slot where the car is plugged, off to on
+    at the phase option with the lowest minimum, on to off, or one option to another."""
+    slowest = int(np.argmin(ch.min_kw))
+    cols = np.array([np.arange(b.start, b.start + b.size) for b in ch.on])  # option x slot
+    options = len(ch.on)
+
+    def apply(canonical: CanonicalProblem, x: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        on = np.round(x[cols]) > 0.5
+        moves = []
+        for t in np.flatnonzero(plugged):
+            now = np.flatnonzero(on[:, t])
+            targets = [-1, *range(options)] if len(now) else [slowest]
+            for target in targets:
+                if len(now) and target == now[0]:
+                    continue
+                moves.append((cols[:, t], (np.arange(options) == target) * 1.0))
+        return moves
+
+    return apply
 
 
 def _phase_rounder(ch: _Charger, forced: np.ndarray, import_cost: np.ndarray) -> Rounder:

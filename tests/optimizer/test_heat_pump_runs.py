@@ -12,6 +12,7 @@ from scipy.optimize import linprog
 
 from optimizer import EVSession, HeatPump, Problem, Tuning, Wallbox, optimize
 from optimizer.devices.runs import StoreModel, best_runs, run_moves
+from optimizer.formulate import formulate
 from scheduler.scenario import Home, scenario_problem
 from tests.optimizer.helpers import assert_balance
 
@@ -77,6 +78,24 @@ def test_runs_wait_for_the_cheap_slots_but_not_below_the_band() -> None:
     assert on.astype(int).tolist() == [0, 0, 0, 0, 1, 1, 1, 1, 0, 0]
     assert _pattern_cost(store, price, on) == pytest.approx(0.4, abs=1e-9)
     assert _pattern_cost(store, price, on) == pytest.approx(_best_by_enumeration(store, price))
+
+
+def test_a_surcharge_above_the_knee_moves_the_run_out_of_the_cheap_slots() -> None:
+    # The day above, but in the cheap slots 4-7 only 0.5 kW comes at 0.1 EUR/kW (say PV
+    # that would be exported), the rest costs 1.0 EUR/kW more. A 1 kW run there now costs
+    # 4 x (0.1 + 0.5 x 1.0) = 2.4 EUR, one in slots 2-5 2 x 0.4 + 2 x 0.6 = 2.0 EUR; the
+    # dear slots 0-3 cost 4 x 0.4 = 1.6 EUR and keep the store >= 20.1 degC (no run at all:
+    # 0.5 K-slots below the band, 2.5 EUR).
+    store = _store(10, c=np.full(10, -0.05), t0_c=20.3)
+    price = np.array([0.4] * 4 + [0.1] * 4 + [0.4] * 2)
+    knee = np.full(10, 10.0)
+    knee[4:8] = 0.5
+    on = best_runs(store, price, (knee, np.full(10, 1.0)))
+    assert on.astype(int).tolist() == [1, 1, 1, 1, 0, 0, 0, 0, 0, 0]
+    # a knee above the run's power changes nothing
+    assert best_runs(store, price, (np.full(10, 1.0), np.full(10, 1.0))).tolist() == (
+        best_runs(store, price).tolist()
+    )
 
 
 def test_no_run_when_its_heat_does_not_fit_in_the_store() -> None:
@@ -204,3 +223,29 @@ def test_runs_moved_by_the_local_search_end_a_two_day_plan_without_branch_and_bo
     edges = np.flatnonzero(np.diff(np.concatenate(([0], running.astype(int), [0]))))
     lengths = edges[1::2] - edges[::2]
     assert ((lengths >= 4) | (edges[1::2] == len(running))).all()
+
+
+def test_moves_of_a_car_and_a_heat_pump_change_one_slot_or_one_run() -> None:
+    formulation = formulate(_min_run_day("2024-04-20"))
+    canonical = formulation.problem
+    on_1p, on_3p = (canonical.variable(f"ev-on_{k}p").slice for k in (1, 3))
+    hp_on = canonical.variable("hp-on").slice
+    x = np.zeros(canonical.num_cols)
+    # all off: each move switches one slot of the car on at 1 phase (the lower minimum)
+    moves = formulation.neighbours(x)
+    assert len(moves) == 96
+    for cols, values in moves:
+        assert len(cols) == 2 and values.sum() == 1.0
+        assert cols[values == 1.0][0] - on_1p.start in range(96)
+    # the car on at 3 phases in slot 10, one heat-pump run in slots 20-23
+    x[on_3p.start + 10] = 1.0
+    x[hp_on.start + 20 : hp_on.start + 24] = 1.0
+    moves = formulation.neighbours(x)
+    car = [(c, v) for c, v in moves if c[0] >= on_1p.start]
+    # slot 10: off or 1 phase; every other slot: on at 1 phase
+    assert len(car) == 95 + 2
+    hp = [(c, v) for c, v in moves if c[0] < on_1p.start]
+    assert {(hp_on.start + 19, 1.0), (hp_on.start + 24, 1.0)} <= {
+        (int(c[0]), float(v[0])) for c, v in hp if len(c) == 1
+    }
+    assert all(hp_on.start <= c.min() and c.max() < hp_on.stop for c, _ in hp)
