@@ -56,9 +56,10 @@ class Formulation:
             owned |= search(self.problem, x, row_dual, room)
         return owned
 
-    def neighbours(self, x: np.ndarray) -> list[Move]:
-        """The devices' moves of their integer columns from ``x`` (columns, new values)."""
-        return [move for moves in self.moves for move in moves(self.problem, x)]
+    def neighbours(self, x: np.ndarray, free: np.ndarray) -> list[Move]:
+        """The devices' moves of their integer columns from ``x`` (columns, new values), of
+        devices with columns ``free`` to change (bool per column)."""
+        return [move for moves in self.moves for move in moves(self.problem, x, free)]
 
 
 def formulate(problem: Problem, extra_burn_slots: np.ndarray | None = None) -> Formulation:

@@ -80,9 +80,9 @@ Rounder = Callable[[np.ndarray, np.ndarray, float | None], None]
 #: row duals (and the rows' room at them, or ``None``) and return which columns they set
 #: (:meth:`optimizer.formulate.Formulation.search`).
 Search = Callable[[np.ndarray, np.ndarray, np.ndarray | None], np.ndarray]
-#: Devices' moves of their integer columns from a point: per move the columns it changes and
-#: their new values (:meth:`optimizer.formulate.Formulation.neighbours`).
-Neighbours = Callable[[np.ndarray], list[tuple[np.ndarray, np.ndarray]]]
+#: Devices' moves of their integer columns from a point, of those a mask allows: per move the
+#: columns it changes and their new values (:meth:`optimizer.formulate.Formulation.neighbours`).
+Neighbours = Callable[[np.ndarray, np.ndarray], list[tuple[np.ndarray, np.ndarray]]]
 
 
 def _violated_rows(problem: CanonicalProblem, x: np.ndarray) -> np.ndarray:
@@ -432,7 +432,7 @@ def _descend(
     solves = 0
     while solves < most and best.row_dual is not None:
         reduced = problem.cost - problem.A.T @ best.row_dual
-        moves = [(c, v) for c, v in neighbours(point) if owned[c].all()]
+        moves = [(c, v) for c, v in neighbours(point, owned) if owned[c].all()]
         promise = [float(reduced[c] @ (v - point[c])) for c, v in moves]
         improved = False
         for i in np.argsort(promise, kind="stable")[:MOVES_PER_ROUND]:

@@ -28,11 +28,12 @@ CHEAPEST = -2.0
 #: ``room`` (or ``None``) how far each row's bound can rise at its dual
 #: (:meth:`optimizer.solvers.highs.HighsSession.relaxation_room`). See :mod:`optimizer.lazy`.
 Search = Callable[[CanonicalProblem, np.ndarray, np.ndarray, np.ndarray | None], np.ndarray]
-#: A device's moves of its integer columns from the point ``x``: ``neighbours(problem, x)``
-#: returns per move the columns it changes and their new values (e.g. a heat-pump run
-#: shifted by one slot, a car's slot switched on). See :mod:`optimizer.lazy`.
+#: A device's moves of its integer columns from the point ``x``: ``neighbours(problem, x,
+#: free)`` returns per move the columns it changes and their new values (e.g. a heat-pump run
+#: shifted by one slot, a car's slot switched on); none unless its columns are ``free`` (bool
+#: per column). See :mod:`optimizer.lazy`.
 Move = tuple[np.ndarray, np.ndarray]
-Neighbours = Callable[[CanonicalProblem, np.ndarray], list[Move]]
+Neighbours = Callable[[CanonicalProblem, np.ndarray, np.ndarray], list[Move]]
 
 
 @dataclass

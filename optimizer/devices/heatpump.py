@@ -187,8 +187,12 @@ def _balance_surcharge(
 def run_neighbours(hp: HeatPump) -> Neighbours:
     """Moves of ``hp``'s runs (:func:`~optimizer.devices.runs.run_moves`)."""
 
-    def apply(canonical: CanonicalProblem, x: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    def apply(
+        canonical: CanonicalProblem, x: np.ndarray, free: np.ndarray
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
         on = canonical.variable(f"{hp.name}-on").slice
+        if not free[on].all():
+            return []
         now = x[on] > 0.5
         cols = np.arange(on.start, on.stop)
         moves = []

@@ -220,7 +220,11 @@ def _charger_moves(ch: _Charger, plugged: np.ndarray) -> Neighbours:
     cols = np.array([np.arange(b.start, b.start + b.size) for b in ch.on])  # option x slot
     options = len(ch.on)
 
-    def apply(canonical: CanonicalProblem, x: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    def apply(
+        canonical: CanonicalProblem, x: np.ndarray, free: np.ndarray
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        if not free[cols].all():
+            return []
         on = np.round(x[cols]) > 0.5
         moves = []
         for t in np.flatnonzero(plugged):

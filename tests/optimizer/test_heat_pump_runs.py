@@ -232,7 +232,8 @@ def test_moves_of_a_car_and_a_heat_pump_change_one_slot_or_one_run() -> None:
     hp_on = canonical.variable("hp-on").slice
     x = np.zeros(canonical.num_cols)
     # all off: each move switches one slot of the car on at 1 phase (the lower minimum)
-    moves = formulation.neighbours(x)
+    free = canonical.integrality
+    moves = formulation.neighbours(x, free)
     assert len(moves) == 96
     for cols, values in moves:
         assert len(cols) == 2 and values.sum() == 1.0
@@ -240,7 +241,7 @@ def test_moves_of_a_car_and_a_heat_pump_change_one_slot_or_one_run() -> None:
     # the car on at 3 phases in slot 10, one heat-pump run in slots 20-23
     x[on_3p.start + 10] = 1.0
     x[hp_on.start + 20 : hp_on.start + 24] = 1.0
-    moves = formulation.neighbours(x)
+    moves = formulation.neighbours(x, free)
     car = [(c, v) for c, v in moves if c[0] >= on_1p.start]
     # slot 10: off or 1 phase; every other slot: on at 1 phase
     assert len(car) == 95 + 2
@@ -249,3 +250,7 @@ def test_moves_of_a_car_and_a_heat_pump_change_one_slot_or_one_run() -> None:
         (int(c[0]), float(v[0])) for c, v in hp if len(c) == 1
     }
     assert all(hp_on.start <= c.min() and c.max() < hp_on.stop for c, _ in hp)
+    # with only the heat pump's columns free, only its moves
+    only_hp = np.zeros(canonical.num_cols, dtype=bool)
+    only_hp[hp_on] = True
+    assert len(formulation.neighbours(x, only_hp)) == len(hp)
