@@ -15,11 +15,15 @@ relaxation's bound is already (nearly) tight. So:
    fractional slots are switched on in the number that carries their energy (largest relaxed
    power first), never more than the car has room for; a heat pump run is stretched to its
    minimum run time; direction binaries are rounded up (allowing the flow the relaxation
-   used). Three rules are tried (energy-conserving, off below half the minimum, on
-   whenever it runs), the best point is kept. After the first, the devices' searches:
-   a heat pump's runs by a DP against the relaxation's marginal prices, the LP re-solved
-   with them fixed, the other columns rounded by the rules around that. Within the gap of
-   the bound: done.
+   used). Four rules are tried (energy-conserving, off below half the minimum, on
+   whenever it runs, energy-conserving in the cheapest slots), the best point is kept.
+   After the first, the devices' searches: a heat pump's runs by a DP against the
+   relaxation's marginal prices, the LP re-solved with them fixed, the other columns rounded
+   by the rules around that; then a capped local search of the runs (each move valued by
+   the LP with the other integer columns relaxed) from the better of that DP's runs and
+   those of a DP whose prices hold only as far as the relaxation's ranging says, the rules
+   around its point; last, a capped local search over every integer column from the best
+   point. Within the gap of the bound: done.
 4. ``partial``: a MIP over the binaries in the rows the rounding of step 2 broke, the others
    fixed as rounded, from the best point of step 3; within the gap of the LP bound: done.
 5. ``mip``: otherwise HiGHS's branch and bound, with the plan's remaining time and the same
