@@ -12,12 +12,17 @@ It reports the sites per process before and after the kill, the cycles per box p
 window (schedules the boxes committed, before the kill), the take-over time (kill to the last
 lease re-taken, and kill to each of the dead process's boxes written by its new owner) and the
 boxes that went to FALLBACK (the watchdog expired) or were written by two processes at once.
+Each watchdog expiry, and the longest heartbeat gap before the kill, is printed with its phase
+(start-up, held, rebalance release or take, take-over) and the site's lease through the gap
+(:class:`hbopt.failover.BoxGap`). ``--join-late 1`` starts the last process only once the
+others run every box (a process joining a running fleet).
 
 PostgreSQL: ``--url postgresql+psycopg://...`` (an empty database), else a throw-away cluster
 started like the test suite's (``tests/pg_server.py``; needs ``scripts/install-test-servers``).
 
 Run from the repository root: ``nice .venv/bin/python -m benchmarks.scale_out [--sites 300]
-[--processes 3] [--speed 6] [--windows 1] [--watchdog 60] [--lease 30] [--renew 5]``.
+[--processes 3] [--speed 6] [--windows 1] [--watchdog 60] [--lease 30] [--renew 5]
+[--join-late 0]``.
 """
 
 from __future__ import annotations
