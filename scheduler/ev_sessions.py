@@ -10,8 +10,10 @@ for a car plugged in now, when it will *reliably* still be there and how much it
   at full power as late as possible, each of them would still have had its own energy when it
   left (its departure, :func:`departures_like`, plus its spare energy / the power): a short
   stay that needed little guards the departure as much as it has to, not more;
-* **energy**: a high quantile (:data:`ENERGY_QUANTILE`) of the AC energy the similar past
-  sessions took, among those that took more than this car has already had.
+* **energy**: the most (:data:`ENERGY_QUANTILE` = 1) AC energy a similar past session took,
+  among those that took more than this car has already had. A car stops drawing when it is
+  full, so a need above the real one costs nothing in the car; a need below it leaves the car
+  short when it leaves (a 90 % quantile left one in ten similar sessions short).
 
 "Similar" is by weekday and time of day of the plug-in, widened step by step until at least
 :data:`MIN_NEIGHBOURS` sessions qualify: the same weekday within :data:`WINDOW_H` hours of the
@@ -21,7 +23,7 @@ completed sessions the model says nothing and the controller keeps its configure
 
 Energies are AC energy delivered by the wallbox [kWh] (what the box measures), so a session
 that ended early because the car was full counts its real need; one cut short by its departure
-counts less than it wanted, which the high quantile absorbs.
+counts less than it wanted, which the largest of the similar ones absorbs.
 """
 
 from __future__ import annotations
@@ -39,8 +41,9 @@ MIN_SESSIONS = 10
 MIN_NEIGHBOURS = 5
 #: Quantile of the stay of similar sessions used as the departure (early: reliable) [-].
 DEPARTURE_QUANTILE = 0.05
-#: Quantile of the energy of similar sessions used as the need (high: enough) [-].
-ENERGY_QUANTILE = 0.9
+#: Quantile of the energy of similar sessions used as the need (the largest: every similar
+#: session's energy; a full car stops drawing, so more costs nothing in the car) [-].
+ENERGY_QUANTILE = 1.0
 #: History the controller learns from [days]: within the stores' raw retention (35 days),
 #: where the plug state is kept per poll.
 LEARN_DAYS = 34

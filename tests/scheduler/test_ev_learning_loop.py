@@ -12,7 +12,7 @@ import pytest
 
 from optimizer import ChargingMode
 from scheduler.controller import SiteConfig
-from scheduler.ev_sessions import history_samples
+from scheduler.ev_sessions import MET_TOLERANCE_KWH, history_samples
 from scheduler.simulate import scripted_twin
 
 from .closed_loop import Rig
@@ -62,8 +62,9 @@ def _delivered(learn: bool, tmp: Path, pool: ProcessPoolExecutor) -> float:
 def test_learned_departure_charges_the_car_before_it_leaves(
     tmp_path: Path, pool: ProcessPoolExecutor
 ) -> None:
-    # the configured departure (07:00 tomorrow) waits for the night; the learned one is 19:00
-    # (within 0.15 kWh: the plan may put the need's last part into the slot that ends at the
-    # departure, and the box applies a new slot's current about a minute late, ~0.13 kWh)
-    assert _delivered(True, tmp_path / "learn", pool) >= 6.0 - 0.15
+    # the configured departure (07:00 tomorrow) waits for the night; the learned one is 19:00.
+    # Met as the benchmark counts it (short by less than 0.05 kWh): the 6.0 kWh of this
+    # Wednesday lie above the 90 % quantile of the similar weekday sessions (5.89 kWh), so a
+    # 90 % need leaves the car 0.11 kWh short however well the plan meets it
+    assert _delivered(True, tmp_path / "learn", pool) >= 6.0 - MET_TOLERANCE_KWH
     assert _delivered(False, tmp_path / "fixed", pool) < 6.0 - 1.0
