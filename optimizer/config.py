@@ -215,6 +215,10 @@ class EVSession:
         The owner's minimum at departure [kWh]: a hard promise for the part of it the
         wallbox can physically deliver by then (``smart`` and ``now``); the rest of it, and
         the target above it, stay soft.
+    milestones : tuple of (timestamp, float)
+        Energy wanted in the car by earlier times [kWh] (tz-aware times, before the
+        departure), soft at the target penalty like the target (``smart`` and ``now``): a
+        car that may leave early gets what it would then need by then, the rest later.
     """
 
     wallbox: str = "ev"
@@ -225,10 +229,18 @@ class EVSession:
     departure: object | None = None
     arrival: object | None = None
     min_kwh: float | None = None
+    milestones: tuple[tuple[object, float], ...] = ()
 
     def __post_init__(self) -> None:
         _check_finite(self)
         object.__setattr__(self, "mode", ChargingMode(self.mode))
+        for _, kwh in self.milestones:
+            _require(
+                self,
+                "milestones",
+                0 <= kwh <= self.capacity_kwh,
+                "energies must be in [0, capacity_kwh]",
+            )
         if self.min_kwh is not None:
             _require(
                 self,

@@ -41,6 +41,9 @@ MIN_SESSIONS = 10
 MIN_NEIGHBOURS = 5
 #: Quantile of the stay of similar sessions used as the departure (early: reliable) [-].
 DEPARTURE_QUANTILE = 0.05
+#: Departure and milestones from the staircase of the similar sessions (every one of them
+#: would have had its energy by its own departure) instead of the early quantile alone.
+MILESTONES = True
 #: Quantile of the energy of similar sessions used as the need (the largest: every similar
 #: session's energy; a full car stops drawing, so more costs nothing in the car) [-].
 ENERGY_QUANTILE = 1.0
@@ -66,11 +69,15 @@ class Expectation:
         took more than the car has had.
     neighbours : int
         Similar sessions the departure was taken from.
+    milestones : tuple of (pandas.Timestamp, float)
+        AC energy the session should have had by earlier times [kWh] (UTC times before
+        ``departure``): what the similar sessions that left by then took (:func:`staircase`).
     """
 
     departure: pd.Timestamp | None
     energy_kwh: float | None
     neighbours: int
+    milestones: tuple[tuple[pd.Timestamp, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -123,16 +130,32 @@ class SessionModel:
         needs = _first_enough(levels, energy > delivered_kwh + 1e-6)
         need = None if needs is None else float(np.quantile(energy[needs], ENERGY_QUANTILE))
         stays = _first_enough(levels, leaves > now.value)
-        departure = None
-        if stays is not None:
-            # "need by d" met at full power as late as possible still gives session k its
-            # e_k by its d_k when d <= d_k + (need - e_k) / power: the departure that keeps
-            # the similar sessions whole, not only the one that sees them leave
-            spare_h = np.clip((need or 0.0) - energy, 0.0, None) / self.power_kw
-            deadline = leaves + spare_h * _HOUR.value
-            ns = float(np.quantile(deadline[stays], DEPARTURE_QUANTILE))
-            departure = pd.Timestamp(int(ns), tz="UTC")
-        return Expectation(departure, need, 0 if stays is None else int(stays.sum()))
+        if stays is None:
+            return Expectation(None, need, 0)
+        if MILESTONES:
+            steps = staircase(leaves[stays], energy[stays], need)
+            return Expectation(steps[-1][0], need, int(stays.sum()), steps[:-1])
+        # "need by d" met at full power as late as possible still gives session k its
+        # e_k by its d_k when d <= d_k + (need - e_k) / power: the departure that keeps
+        # the similar sessions whole, not only the one that sees them leave
+        spare_h = np.clip((need or 0.0) - energy, 0.0, None) / self.power_kw
+        deadline = leaves + spare_h * _HOUR.value
+        ns = float(np.quantile(deadline[stays], DEPARTURE_QUANTILE))
+        return Expectation(pd.Timestamp(int(ns), tz="UTC"), need, int(stays.sum()))
+
+
+def staircase(
+    leaves: np.ndarray, energy: np.ndarray, need: float | None
+) -> tuple[tuple[pd.Timestamp, float], ...]:
+    """Energy the car must have had by each time so that every similar session would have had
+    its own energy (at most ``need``) by its own departure: the running maximum of the
+    energies over the departures [UNIX ns], one step where it rises [(UTC time, kWh AC)].
+    The last step is where it reaches its top."""
+    order = np.argsort(leaves, kind="stable")
+    top = np.inf if need is None else need
+    run = np.maximum.accumulate(np.minimum(energy[order], top))
+    rises = np.flatnonzero(np.r_[True, run[1:] > run[:-1] + 1e-6])
+    return tuple((pd.Timestamp(int(leaves[order][k]), tz="UTC"), float(run[k])) for k in rises)
 
 
 def departures_like(sessions: pd.DataFrame, plugged_at: pd.Timestamp, tz: str) -> np.ndarray:
@@ -258,12 +281,15 @@ class ChargeGoal:
         The owner's minimum then [kWh]: hard where reachable.
     source : str
         ``configured``, ``learned``, ``owner`` or ``owner+learned``.
+    milestones : tuple of (pandas.Timestamp, float)
+        Energy wanted in the car by earlier times [kWh] (soft, like the target).
     """
 
     departure: pd.Timestamp
     target_kwh: float
     min_kwh: float | None
     source: str
+    milestones: tuple[tuple[pd.Timestamp, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -307,15 +333,18 @@ def charge_goal(
     """
     departure, target = configured
     source = "configured"
+    steps: tuple[tuple[pd.Timestamp, float], ...] = ()
     if expected is not None and (expected.departure or expected.energy_kwh) is not None:
         source = "learned"
         if expected.departure is not None:
             departure = expected.departure
+            steps = tuple((t, min(car.arrival_kwh + kwh * car.efficiency, car.capacity_kwh))
+                          for t, kwh in expected.milestones)  # fmt: skip
         if expected.energy_kwh is not None:
             need = car.arrival_kwh + expected.energy_kwh * car.efficiency
             target = min(need, car.capacity_kwh)
     if owner is None or (owner[0] is None and owner[1] is None):
-        return ChargeGoal(departure, target, None, source)
+        return ChargeGoal(departure, target, None, source, steps)
     owner_departure, owner_target = owner
     if owner_departure is not None:
         learned = source == "learned" and expected is not None and expected.departure is not None
@@ -323,7 +352,8 @@ def charge_goal(
     if owner_target is not None:
         target = max(target, owner_target) if source == "learned" else owner_target
     both = "owner+learned" if source == "learned" else "owner"
-    return ChargeGoal(departure, target, owner_target, both)
+    steps = tuple((t, kwh) for t, kwh in steps if t < departure)
+    return ChargeGoal(departure, target, owner_target, both, steps)
 
 
 def history_samples(

@@ -164,6 +164,10 @@ def _add_session(ctx: Context, wb: Wallbox, session: EVSession, mask: np.ndarray
     )
     if target is not None and session.mode in (ChargingMode.SMART, ChargingMode.NOW):
         _add_target(ctx, wb, energy, *target)
+    if session.mode in (ChargingMode.SMART, ChargingMode.NOW):
+        steps = milestone_targets(ctx.problem.inputs.index, session, mask, max_kw, wb.efficiency)
+        if steps:
+            _add_milestones(ctx, wb, energy, steps)
     if session.mode in SOLAR_MODES:
         _add_solar_rule(ctx, wb, charger)
     if session.mode == ChargingMode.AFTER_BATTERY:
@@ -362,6 +366,45 @@ def _add_target(ctx: Context, wb: Wallbox, energy: Block, need_kwh: float, slot:
         [(energy, pick(one, np.array([slot]))), (short, pick(one, one))],
         lb=need_kwh,
         size=1,
+    )
+
+
+def milestone_targets(
+    index: pd.DatetimeIndex, session: EVSession, mask: np.ndarray, max_kw: float, eff: float
+) -> list[tuple[float, int]]:
+    """Energy the car must hold at the end of a slot for each of its milestones [kWh], and
+    that slot: the last plugged slot that ends by the milestone (:func:`horizon_target_kwh`'s
+    rule, so one beyond the horizon asks only for what cannot be charged after it; one due
+    before the first plugged slot ends asks for it in that slot). Milestones the car already
+    holds, or that are past, ask nothing."""
+    out = []
+    first = np.flatnonzero(mask)[:1]
+    for when, kwh in session.milestones:
+        part = replace(session, target_kwh=min(kwh, session.capacity_kwh), departure=when,
+                       milestones=())  # fmt: skip
+        ahead = mask & plugged_mask(index, part)
+        if not ahead.any() and first.size and _timestamp(when, "milestones") > index[0]:
+            ahead[first] = True  # due within the first plugged slot: as much as it can
+        found = horizon_target_kwh(index, part, ahead, max_kw, eff)
+        if found is not None:
+            out.append(found)
+    return out
+
+
+def _add_milestones(
+    ctx: Context, wb: Wallbox, energy: Block, steps: list[tuple[float, int]]
+) -> None:
+    k = len(steps)
+    need = np.array([kwh for kwh, _ in steps])
+    slots = np.array([slot for _, slot in steps], dtype=np.int64)
+    penalty = np.array([target_penalty_eur_per_kwh(ctx, wb, kwh) for kwh in need])
+    short = ctx.m.var(f"{wb.name}-milestone_shortfall", 0.0, need, penalty, size=k)
+    one = np.arange(k, dtype=np.int64)
+    ctx.m.rows(
+        f"{wb.name}-milestone_energy",
+        [(energy, pick(one, slots)), (short, pick(one, one))],
+        lb=need,
+        size=k,
     )
 
 
