@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from adapters.store import StoreSettings, make_store
+from scheduler.controller import plug_in_from_shares
 from scheduler.ev_sessions import (
     MIN_SESSIONS,
     CarState,
@@ -200,3 +201,15 @@ def test_goal_milestones_in_the_car_and_before_the_departure() -> None:
     sooner = (MONDAY + pd.Timedelta(hours=10), 25.0)
     goal = charge_goal(CAR, MONDAY, CONFIGURED, sooner, learned)
     assert goal.milestones == (first,)
+
+
+def test_plug_in_of_a_car_found_plugged_in_at_a_restart() -> None:
+    index = pd.date_range("2024-01-08T20:00Z", periods=6, freq="15min")
+    share = pd.Series([0.0, 0.0, 0.6, 1.0, 1.0, 1.0], index=index)
+    # plugged for the last 9 minutes of 20:30-20:45: since 20:36
+    assert plug_in_from_shares(share) == pd.Timestamp("2024-01-08T20:36Z")
+    assert plug_in_from_shares(share.iloc[:2]) is None  # not plugged now: a fresh plug-in
+    assert plug_in_from_shares(share.iloc[3:]) == index[3]  # plugged all along: the window
+    gap = share.copy()
+    gap.iloc[3] = np.nan  # no reading: the run starts after the gap
+    assert plug_in_from_shares(gap) == index[4]
