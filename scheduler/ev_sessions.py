@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from adapters.store.telemetry import Sample
+from optimizer import Milestone
 
 #: Completed sessions needed before learned estimates replace the configured departure.
 MIN_SESSIONS = 10
@@ -44,6 +45,12 @@ DEPARTURE_QUANTILE = 0.05
 #: Departure and milestones from the staircase of the similar sessions (every one of them
 #: would have had its energy by its own departure) instead of the early quantile alone.
 MILESTONES = True
+#: Price of EV energy a car lacks when it leaves (public charging) [EUR/kWh].
+REPLACEMENT_EUR_PER_KWH = 0.55
+#: A guard milestone this long after plug-in [-] asks :data:`GUARD_KWH` [kWh AC] at the
+#: expected shortfall price of a stay shorter than every similar one seen.
+GUARD_AFTER = pd.Timedelta(minutes=15)
+GUARD_KWH = 1.0
 #: Quantile of the energy of similar sessions used as the need (the largest: every similar
 #: session's energy; a full car stops drawing, so more costs nothing in the car) [-].
 ENERGY_QUANTILE = 1.0
@@ -69,15 +76,17 @@ class Expectation:
         took more than the car has had.
     neighbours : int
         Similar sessions the departure was taken from.
-    milestones : tuple of (pandas.Timestamp, float)
+    milestones : tuple of Milestone
         AC energy the session should have had by earlier times [kWh] (UTC times before
-        ``departure``): what the similar sessions that left by then took (:func:`staircase`).
+        ``departure``): what the similar sessions that left by then took (:func:`staircase`),
+        at the target penalty; and a guard for a stay shorter than all of them, at the
+        expected shortfall price.
     """
 
     departure: pd.Timestamp | None
     energy_kwh: float | None
     neighbours: int
-    milestones: tuple[tuple[pd.Timestamp, float], ...] = ()
+    milestones: tuple[Milestone, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -134,7 +143,15 @@ class SessionModel:
             return Expectation(None, need, 0)
         if MILESTONES:
             steps = staircase(leaves[stays], energy[stays], need)
-            return Expectation(steps[-1][0], need, int(stays.sum()), steps[:-1])
+            n = int(stays.sum())
+            guard_at = plugged_at + GUARD_AFTER
+            top = steps[-1][1] if need is None else need
+            kept = tuple(Milestone(t, kwh) for t, kwh in steps[:-1])
+            if now < guard_at < steps[0][0] and top > delivered_kwh:
+                # a stay shorter than every similar one: as likely as 1 in n + 2 (Laplace)
+                guard = Milestone(guard_at, min(GUARD_KWH, top), REPLACEMENT_EUR_PER_KWH / (n + 2))
+                kept = (guard, *kept)
+            return Expectation(steps[-1][0], need, n, kept)
         # "need by d" met at full power as late as possible still gives session k its
         # e_k by its d_k when d <= d_k + (need - e_k) / power: the departure that keeps
         # the similar sessions whole, not only the one that sees them leave
@@ -281,15 +298,15 @@ class ChargeGoal:
         The owner's minimum then [kWh]: hard where reachable.
     source : str
         ``configured``, ``learned``, ``owner`` or ``owner+learned``.
-    milestones : tuple of (pandas.Timestamp, float)
-        Energy wanted in the car by earlier times [kWh] (soft, like the target).
+    milestones : tuple of Milestone
+        Energy wanted in the car by earlier times [kWh] (soft).
     """
 
     departure: pd.Timestamp
     target_kwh: float
     min_kwh: float | None
     source: str
-    milestones: tuple[tuple[pd.Timestamp, float], ...] = ()
+    milestones: tuple[Milestone, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -333,13 +350,14 @@ def charge_goal(
     """
     departure, target = configured
     source = "configured"
-    steps: tuple[tuple[pd.Timestamp, float], ...] = ()
+    steps: tuple[Milestone, ...] = ()
     if expected is not None and (expected.departure or expected.energy_kwh) is not None:
         source = "learned"
         if expected.departure is not None:
             departure = expected.departure
-            steps = tuple((t, min(car.arrival_kwh + kwh * car.efficiency, car.capacity_kwh))
-                          for t, kwh in expected.milestones)  # fmt: skip
+            steps = tuple(m._replace(energy_kwh=min(car.arrival_kwh + m.energy_kwh
+                                                    * car.efficiency, car.capacity_kwh))
+                          for m in expected.milestones)  # fmt: skip
         if expected.energy_kwh is not None:
             need = car.arrival_kwh + expected.energy_kwh * car.efficiency
             target = min(need, car.capacity_kwh)
@@ -352,7 +370,7 @@ def charge_goal(
     if owner_target is not None:
         target = max(target, owner_target) if source == "learned" else owner_target
     both = "owner+learned" if source == "learned" else "owner"
-    steps = tuple((t, kwh) for t, kwh in steps if t < departure)
+    steps = tuple(m for m in steps if pd.Timestamp(m.when) < departure)  # type: ignore[arg-type]
     return ChargeGoal(departure, target, owner_target, both, steps)
 
 

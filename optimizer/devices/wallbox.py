@@ -371,7 +371,7 @@ def _add_target(ctx: Context, wb: Wallbox, energy: Block, need_kwh: float, slot:
 
 def milestone_targets(
     index: pd.DatetimeIndex, session: EVSession, mask: np.ndarray, max_kw: float, eff: float
-) -> list[tuple[float, int]]:
+) -> list[tuple[float, int, float | None]]:
     """Energy the car must hold at the end of a slot for each of its milestones [kWh], and
     that slot: the last plugged slot that ends by the milestone (:func:`horizon_target_kwh`'s
     rule, so one beyond the horizon asks only for what cannot be charged after it; one due
@@ -379,7 +379,7 @@ def milestone_targets(
     holds, or that are past, ask nothing."""
     out = []
     first = np.flatnonzero(mask)[:1]
-    for when, kwh in session.milestones:
+    for when, kwh, penalty in session.milestones:  # type: ignore[misc]
         part = replace(session, target_kwh=min(kwh, session.capacity_kwh), departure=when,
                        milestones=())  # fmt: skip
         ahead = mask & plugged_mask(index, part)
@@ -387,17 +387,18 @@ def milestone_targets(
             ahead[first] = True  # due within the first plugged slot: as much as it can
         found = horizon_target_kwh(index, part, ahead, max_kw, eff)
         if found is not None:
-            out.append(found)
+            out.append((*found, penalty))
     return out
 
 
 def _add_milestones(
-    ctx: Context, wb: Wallbox, energy: Block, steps: list[tuple[float, int]]
+    ctx: Context, wb: Wallbox, energy: Block, steps: list[tuple[float, int, float | None]]
 ) -> None:
     k = len(steps)
-    need = np.array([kwh for kwh, _ in steps])
-    slots = np.array([slot for _, slot in steps], dtype=np.int64)
-    penalty = np.array([target_penalty_eur_per_kwh(ctx, wb, kwh) for kwh in need])
+    need = np.array([kwh for kwh, _, _ in steps])
+    slots = np.array([slot for _, slot, _ in steps], dtype=np.int64)
+    penalty = np.array([target_penalty_eur_per_kwh(ctx, wb, kwh) if p is None else p
+                        for kwh, _, p in steps])  # fmt: skip
     short = ctx.m.var(f"{wb.name}-milestone_shortfall", 0.0, need, penalty, size=k)
     one = np.arange(k, dtype=np.int64)
     ctx.m.rows(

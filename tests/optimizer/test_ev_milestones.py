@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from optimizer import EVSession, Grid, Problem, Site, State, Wallbox, optimize
+from optimizer import EVSession, Grid, Milestone, Problem, Site, State, Wallbox, optimize
 from optimizer.config import ChargingMode, ConfigError
 from tests.optimizer.helpers import at, inputs
 
@@ -53,3 +53,19 @@ def test_past_or_held_milestones_ask_nothing() -> None:
 def test_a_milestone_above_capacity_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"EVSession\.milestones"):
         EVSession(capacity_kwh=40, energy_kwh=10, milestones=((at(1), 41.0),))
+
+
+@pytest.mark.parametrize(("first_price", "charged"), [(0.14, True), (0.40, False)])
+def test_a_cheap_milestone_is_met_only_where_it_costs_less_than_its_penalty(
+    first_price: float, charged: bool
+) -> None:
+    # 4 kWh by 00:30 at 0.05 EUR/kWh short (0.20 EUR): 4.444 kWh AC in the first hour at 0.14
+    # cost 0.178 EUR more than in the 0.10 hours, at 0.40 1.33 EUR more
+    # (the car's 25 kWh are met either way)
+    guard = Milestone(at(0) + pd.Timedelta(minutes=30), 14.0, 0.05)
+    car = EVSession("ev", ChargingMode.SMART, capacity_kwh=60, energy_kwh=10, target_kwh=25,
+                    departure=at(4), milestones=(guard,))  # fmt: skip
+    site = Site(Grid(30.0, 30.0), pv=None, battery=None, wallboxes=(WB,), heat_pumps=())
+    plan = optimize(Problem(site, inputs([first_price, 0.3, 0.1, 0.1]), State(0.5, {}, (car,))))
+    assert bool(plan.slots["ev_energy_kwh"].iloc[0] >= 14 - 1e-5) is charged
+    assert plan.slots["ev_energy_kwh"].iloc[3] >= 25 - 1e-5

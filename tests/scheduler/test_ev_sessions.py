@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from adapters.store import StoreSettings, make_store
+from optimizer import Milestone
 from scheduler.controller import plug_in_from_shares
 from scheduler.ev_sessions import (
     MIN_SESSIONS,
@@ -118,7 +119,10 @@ def test_the_staircase_keeps_every_similar_session_whole_and_waits_for_the_night
     plugged = MONDAY + pd.Timedelta(hours=18, minutes=30)
     e = model.expect(plugged, plugged, 0.0)
     assert e is not None and e.departure is not None and e.energy_kwh is not None
-    steps = [*e.milestones, (e.departure, e.energy_kwh)]
+    guard, *staircase_steps = e.milestones
+    # a stay shorter than all 22 similar ones: 1 kWh within 15 minutes at 0.55 / 24 EUR/kWh
+    assert guard == (plugged + pd.Timedelta(minutes=15), 1.0, pytest.approx(0.55 / 24))
+    steps = [(t, kwh) for t, kwh, _ in staircase_steps] + [(e.departure, e.energy_kwh)]
     assert steps[0] == (plugged + pd.Timedelta(hours=1.5), 1.5)
     assert e.departure.tz_convert(TZ).hour == 7  # the night's prices, not 20:00's
     for plugout, need in zip(sessions["plugout_utc"], sessions["energy_kwh"], strict=True):
@@ -193,10 +197,12 @@ def test_goal_with_an_owner_plan_takes_the_sooner_departure_and_the_owner_minimu
 
 
 def test_goal_milestones_in_the_car_and_before_the_departure() -> None:
-    steps = ((MONDAY + pd.Timedelta(hours=2), 2.0), (MONDAY + pd.Timedelta(hours=11), 6.0))
+    steps = (Milestone(MONDAY + pd.Timedelta(hours=2), 2.0),
+             Milestone(MONDAY + pd.Timedelta(hours=11), 6.0))  # fmt: skip
     learned = Expectation(MONDAY + pd.Timedelta(hours=12), 10.0, 8, steps)
     goal = charge_goal(CAR, MONDAY, CONFIGURED, None, learned)
-    first, second = (steps[0][0], pytest.approx(21.8)), (steps[1][0], pytest.approx(25.4))
+    first = (steps[0][0], pytest.approx(21.8), None)
+    second = (steps[1][0], pytest.approx(25.4), None)
     assert goal.milestones == (first, second)
     sooner = (MONDAY + pd.Timedelta(hours=10), 25.0)
     goal = charge_goal(CAR, MONDAY, CONFIGURED, sooner, learned)
