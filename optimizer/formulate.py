@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from optimizer.devices.battery import add_battery
-from optimizer.devices.context import Context, Rounder, Search
+from optimizer.devices.context import Context, Move, Neighbours, Rounder, Search
 from optimizer.devices.grid import add_balance, add_grid, effective_prices
 from optimizer.devices.heatpump import add_heat_pumps
 from optimizer.devices.pv import add_pv
@@ -29,6 +29,7 @@ class Formulation:
     problem: CanonicalProblem
     rounders: tuple[Rounder, ...]
     searches: tuple[Search, ...] = ()
+    moves: tuple[Neighbours, ...] = ()
     #: the early-charging tie-break's part of ``problem.cost`` [EUR per unit of each column]
     tiebreak: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
@@ -44,13 +45,21 @@ class Formulation:
         for rounder in self.rounders:
             rounder(x, relaxed, repair)
 
-    def search(self, x: np.ndarray, row_dual: np.ndarray) -> np.ndarray:
+    def search(
+        self, x: np.ndarray, row_dual: np.ndarray, room: np.ndarray | None = None
+    ) -> np.ndarray:
         """Set the integer columns the devices' searches own (e.g. heat-pump runs) in ``x``
-        from the relaxation's ``row_dual``; return which columns they set (bool)."""
+        from the relaxation's ``row_dual`` (and, where given, the ``room`` of each row at
+        its dual); return which columns they set (bool)."""
         owned = np.zeros(len(x), dtype=bool)
         for search in self.searches:
-            owned |= search(self.problem, x, row_dual)
+            owned |= search(self.problem, x, row_dual, room)
         return owned
+
+    def neighbours(self, x: np.ndarray, free: np.ndarray) -> list[Move]:
+        """The devices' moves of their integer columns from ``x`` (columns, new values), of
+        devices with columns ``free`` to change (bool per column)."""
+        return [move for moves in self.moves for move in moves(self.problem, x, free)]
 
 
 def formulate(problem: Problem, extra_burn_slots: np.ndarray | None = None) -> Formulation:
@@ -73,7 +82,9 @@ def formulate(problem: Problem, extra_burn_slots: np.ndarray | None = None) -> F
     canonical = ctx.m.build()
     tiebreak = early_tiebreak(problem, canonical)
     canonical = replace(canonical, cost=canonical.cost + tiebreak)
-    return Formulation(canonical, tuple(ctx.rounders), tuple(ctx.searches), tiebreak)
+    return Formulation(
+        canonical, tuple(ctx.rounders), tuple(ctx.searches), tuple(ctx.neighbours), tiebreak
+    )
 
 
 #: Tie-break cost of the last slot [EUR/kWh]: below any real price step (0.01 ct/kWh).

@@ -15,11 +15,15 @@ relaxation's bound is already (nearly) tight. So:
    fractional slots are switched on in the number that carries their energy (largest relaxed
    power first), never more than the car has room for; a heat pump run is stretched to its
    minimum run time; direction binaries are rounded up (allowing the flow the relaxation
-   used). Three rules are tried (energy-conserving, off below half the minimum, on
-   whenever it runs), the best point is kept. After the first, the devices' searches:
-   a heat pump's runs by a DP against the relaxation's marginal prices, the LP re-solved
-   with them fixed, the other columns rounded by the rules around that. Within the gap of
-   the bound: done.
+   used). Four rules are tried (energy-conserving, off below half the minimum, on
+   whenever it runs, energy-conserving in the cheapest slots), the best point is kept.
+   After the first, the devices' searches: a heat pump's runs by a DP against the
+   relaxation's marginal prices, the LP re-solved with them fixed, the other columns rounded
+   by the rules around that; then a capped local search of the runs (each move valued by
+   the LP with the other integer columns relaxed) from the better of that DP's runs and
+   those of a DP whose prices hold only as far as the relaxation's ranging says, the rules
+   around its point; last, a capped local search over every integer column from the best
+   point. Within the gap of the bound: done.
 4. ``partial``: a MIP over the binaries in the rows the rounding of step 2 broke, the others
    fixed as rounded, from the best point of step 3; within the gap of the LP bound: done.
 5. ``mip``: otherwise HiGHS's branch and bound, with the plan's remaining time and the same
@@ -35,12 +39,12 @@ optimal when ``objective - bound <= max(mip_gap x gross, mip_abs_gap)``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import replace
 
 import numpy as np
 
-from optimizer.devices.context import CONSERVE
+from optimizer.devices.context import CHEAPEST, CONSERVE
 from optimizer.model import CanonicalProblem
 from optimizer.solvers.base import (
     SolveOptions,
@@ -54,21 +58,35 @@ from optimizer.solvers.base import (
 
 FEAS_TOL = 1e-6
 #: Repair rules of step 3, in the order tried: conserve the fractional energy, off below half
-#: the minimum, on wherever it runs.
-REPAIRS = (CONSERVE, 0.5, 0.0)
+#: the minimum, on wherever it runs, conserve in the cheapest slots.
+REPAIRS = (CONSERVE, 0.5, 0.0, CHEAPEST)
 #: Warm-start HiGHS's MIP with the best heuristic point. Measured on the heat-pump-with-minimum-
 #: run days that reach the MIP (docs/optimizer.md): 3 of 6 proven at the root in ~60 ms
 #: instead of 0.9-1.2 s, the others as fast as without.
 START_MIP = True
 #: HiGHS needs some time to return even a bad answer [s].
 MIN_CALL_S = 0.05
+#: The local search of the searched columns (heat-pump runs): at most this many LP re-solves
+#: (1-2 ms each at 192 slots), trying at most ``MOVES_PER_ROUND`` moves from each point, the
+#: most promising first by the reduced costs of the columns they change (docs/optimizer.md).
+SEARCH_LPS = 20
+MOVES_PER_ROUND = 12
+#: The same for the last local search, every integer column fixed (a car's slots too).
+FINAL_LPS = 20
+#: Start the local search from the better of the searches' points at marginal prices and
+#: at prices that hold only as far as the relaxation's ranging says.
+CONVEX_START = True
 
 #: A device rounding rule: sets relaxed integer columns of a point in place (see
 #: :data:`optimizer.devices.context.Rounder`).
 Rounder = Callable[[np.ndarray, np.ndarray, float | None], None]
 #: Devices' searches: set their integer columns of a point in place from the relaxation's
-#: row duals and return which columns they set (:meth:`optimizer.formulate.Formulation.search`).
-Search = Callable[[np.ndarray, np.ndarray], np.ndarray]
+#: row duals (and the rows' room at them, or ``None``) and return which columns they set
+#: (:meth:`optimizer.formulate.Formulation.search`).
+Search = Callable[[np.ndarray, np.ndarray, np.ndarray | None], np.ndarray]
+#: Devices' moves of their integer columns from a point, of those a mask allows: per move the
+#: columns it changes and their new values (:meth:`optimizer.formulate.Formulation.neighbours`).
+Neighbours = Callable[[np.ndarray, np.ndarray], list[tuple[np.ndarray, np.ndarray]]]
 
 
 def _violated_rows(problem: CanonicalProblem, x: np.ndarray) -> np.ndarray:
@@ -145,6 +163,7 @@ def solve_lazily(
     slack: float = 0.0,
     start: np.ndarray | None = None,
     search: Search | None = None,
+    neighbours: Neighbours | None = None,
 ) -> tuple[SolveResult, int]:
     """Solution of ``problem`` within the MIP gap; also how many integer columns were imposed.
 
@@ -156,8 +175,9 @@ def solve_lazily(
     basis. ``options.time_limit_s`` is the plan's.
     """
     session = open_session(backend, problem)
+    searches = None if search is None else (search, neighbours)
     result, imposed = _solve_steps(
-        session, problem, options, rounder, slack=slack, start=start, search=search
+        session, problem, options, rounder, slack=slack, start=start, searches=searches
     )
     return replace(result, basis=getattr(session, "relaxation_basis", None)), imposed
 
@@ -170,7 +190,7 @@ def _solve_steps(
     *,
     slack: float,
     start: np.ndarray | None,
-    search: Search | None,
+    searches: tuple[Search, Neighbours | None] | None,
 ) -> tuple[SolveResult, int]:
     """The steps of :func:`solve_lazily` through one ``session``."""
     clock = _Clock(options)
@@ -190,7 +210,7 @@ def _solve_steps(
     if not bad.any() and objective <= bound + tol:
         return _result(relaxation, cand, objective, bound, gross, stage="rounded"), 0
     best, spent = _fixed_patterns(
-        session, problem, clock, rounder, (relaxation, tol), start=start, search=search
+        session, problem, clock, rounder, (relaxation, tol), start=start, searches=searches
     )
     if best is not None and best.objective <= bound + tol:
         return _result(best, best.x, best.objective, bound, gross, stage="fixed"), 0
@@ -235,7 +255,7 @@ def _fixed_patterns(
     relaxed: tuple[SolveResult, float],
     *,
     start: np.ndarray | None,
-    search: Search | None = None,
+    searches: tuple[Search, Neighbours | None] | None = None,
 ) -> tuple[SolveResult | None, float]:
     """The best point with every integer column fixed by a repair rule (step 3); stops at
     the first within ``tol`` of the relaxation (``relaxed`` is the relaxation and ``tol``).
@@ -248,8 +268,8 @@ def _fixed_patterns(
     best: SolveResult | None = None
     tried: list[np.ndarray] = []
     searched: Iterator[np.ndarray] = iter(())
-    if search is not None:
-        searched = _searched(session, problem, clock, relaxed, rounder=rounder, search=search)
+    if searches is not None:
+        searched = _searched(session, problem, clock, relaxed, rounder=rounder, searches=searches)
     patterns = _patterns(problem, relaxation, rounder, searched, start)
     for cand in patterns:
         pattern = np.round(cand[integer])
@@ -266,6 +286,12 @@ def _fixed_patterns(
             best = point
         if best.objective <= relaxation.objective + tol:
             break
+    neighbours = None if searches is None else searches[1]
+    if best is not None and best.objective > relaxation.objective + tol and neighbours:
+        # last, the devices' moves with every integer column fixed (a car's slot switched
+        # on or off as well as the heat pump's runs moved)
+        at = (best, best.x, integer)
+        best, _ = _descend(session, problem, clock, at, neighbours, most=FINAL_LPS)
     return (None if best is None else replace(best, solve_ms=spent)), spent
 
 
@@ -297,42 +323,139 @@ def _searched(
     relaxed: tuple[SolveResult, float],
     *,
     rounder: Rounder,
-    search: Search,
+    searches: tuple[Search, Neighbours | None],
 ) -> Iterator[np.ndarray]:
     """Points with the devices' searches' columns (heat-pump runs against the relaxation's
     marginal prices) fixed, the other integer columns by the repair rules applied to the LP
     re-solved around those: the rules then round a relaxation that already fits the runs.
-    Nothing when the re-solve alone is beyond the gap (no rounding could be within it)."""
+    Then the searches once more, priced with the other columns fixed as rounded. Last, a
+    local search of the searched columns (:func:`_descend`) and the rules around its point.
+    Rules are skipped where the re-solve alone is beyond the gap (no rounding could be
+    within it)."""
     relaxation, tol = relaxed
+    search, neighbours = searches
     if relaxation.row_dual is None:
         return
     integer = problem.integrality
     point = relaxation.x.copy()
-    owned = search(point, relaxation.row_dual)
+    owned = search(point, relaxation.row_dual, None)
     lower, upper = _fixed_bounds(problem, point, owned)
     try:
         around = session.solve(lower, upper, np.zeros_like(integer), clock.left())
     except SolverError:
         return
-    if around.objective > relaxation.objective + tol:
+    if around.objective <= relaxation.objective + tol:
+        first = yield from _rounded_around(problem, around, point, owned, rounder)
+        # once more, the searches priced with the other integer columns fixed as rounded
+        lower, upper = _fixed_bounds(problem, first, integer & ~owned)
+        try:
+            rest = session.solve(lower, upper, np.zeros_like(integer), clock.left())
+        except SolverError:
+            return
+        if rest.row_dual is not None:
+            again = first.copy()
+            search(again, rest.row_dual, None)
+            yield again
+    if neighbours is None:
         return
+    around, point = _convex_start(session, problem, clock, (relaxation, around, point), search)
+    around, point = _descend(
+        session, problem, clock, (around, point, owned), neighbours, most=SEARCH_LPS
+    )
+    if around.objective <= relaxation.objective + tol:
+        yield from _rounded_around(problem, around, point, owned, rounder)
+
+
+def _rounded_around(
+    problem: CanonicalProblem,
+    around: SolveResult,
+    point: np.ndarray,
+    owned: np.ndarray,
+    rounder: Rounder,
+) -> Generator[np.ndarray, None, np.ndarray]:
+    """``point``'s ``owned`` columns with the other integer columns rounded by each repair
+    rule from ``around`` (the LP with ``owned`` fixed); returns the first rule's point."""
     first = None
     for repair in REPAIRS:
-        cand = round_relaxed(problem, around.x, integer, rounder, repair)[0]
+        cand = round_relaxed(problem, around.x, problem.integrality, rounder, repair)[0]
         cand[owned] = point[owned]
         first = cand if first is None else first
         yield cand
-    # once more, the searches priced with the other integer columns fixed as rounded
     assert first is not None
-    lower, upper = _fixed_bounds(problem, first, integer & ~owned)
+    return first
+
+
+def _convex_start(
+    session: SolverSession,
+    problem: CanonicalProblem,
+    clock: _Clock,
+    points: tuple[SolveResult, SolveResult, np.ndarray],
+    search: Search,
+) -> tuple[SolveResult, np.ndarray]:
+    """The better start for :func:`_descend`: the searches' point at marginal prices
+    (``points``: the relaxation, the LP with that point's columns fixed, the point) or theirs
+    where each price holds only as far as the relaxation's ranging says (the session's
+    ``relaxation_room``; HiGHS only)."""
+    relaxation, around, point = points
+    room_of = getattr(session, "relaxation_room", None) if CONVEX_START else None
+    room = None if room_of is None else room_of(clock.left())
+    if room is None or relaxation.row_dual is None:
+        return around, point
+    convex = relaxation.x.copy()
+    owned = search(convex, relaxation.row_dual, room)
+    if np.array_equal(convex[owned], point[owned]):
+        return around, point
+    lower, upper = _fixed_bounds(problem, convex, owned)
     try:
-        rest = session.solve(lower, upper, np.zeros_like(integer), clock.left())
+        other = session.solve(lower, upper, np.zeros_like(problem.integrality), clock.left())
     except SolverError:
-        return
-    if rest.row_dual is not None:
-        again = first.copy()
-        search(again, rest.row_dual)
-        yield again
+        return around, point
+    return (other, convex) if other.objective < around.objective else (around, point)
+
+
+def _descend(
+    session: SolverSession,
+    problem: CanonicalProblem,
+    clock: _Clock,
+    at: tuple[SolveResult, np.ndarray, np.ndarray],
+    neighbours: Neighbours,
+    *,
+    most: int,
+) -> tuple[SolveResult, np.ndarray]:
+    """First-improvement local search of the ``owned`` columns from ``point`` (``at``: the LP
+    with them fixed, the point, the columns), each move valued by the LP re-solved with the
+    other integer columns relaxed; returns the best LP and point.
+
+    The searches' prices are marginal, and a whole heat-pump run is not: the battery's plan
+    answers it. The LP sees that answer; the moves most promising at the current point's
+    reduced costs are tried first, at most :data:`MOVES_PER_ROUND` per point and
+    ``most`` re-solves in all.
+    """
+    best, point, owned = at
+    integer = problem.integrality
+    solves = 0
+    while solves < most and best.row_dual is not None:
+        reduced = problem.cost - problem.A.T @ best.row_dual
+        moves = [(c, v) for c, v in neighbours(point, owned) if owned[c].all()]
+        promise = [float(reduced[c] @ (v - point[c])) for c, v in moves]
+        improved = False
+        for i in np.argsort(promise, kind="stable")[:MOVES_PER_ROUND]:
+            if solves >= most:
+                break
+            solves += 1
+            moved = point.copy()
+            moved[moves[i][0]] = moves[i][1]
+            lower, upper = _fixed_bounds(problem, moved, owned)
+            try:
+                trial = session.solve(lower, upper, np.zeros_like(integer), clock.left())
+            except SolverError:
+                continue
+            if trial.objective < best.objective - 1e-9:
+                best, point, improved = trial, moved, True
+                break
+        if not improved:
+            break
+    return best, point
 
 
 def _fixed_bounds(

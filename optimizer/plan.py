@@ -202,6 +202,7 @@ def _solve(
         slack=slack,
         start=start,
         search=search,
+        neighbours=formulation.neighbours if formulation.moves else None,
     )
     if not len(formulation.tiebreak):
         return result, imposed

@@ -18,11 +18,22 @@ Rounder = Callable[[np.ndarray, np.ndarray, float | None], None]
 #: The ``repair`` rule that keeps a device's relaxed energy: of the slots it runs below its
 #: minimum, switch on as many as that energy fills at the minimum, largest relaxed power first.
 CONSERVE = -1.0
+#: The ``repair`` rule that switches on as many of a device's slots below its minimum as
+#: :data:`CONSERVE` does, the cheapest import price first instead of the largest relaxed power
+#: (a car's PV trickle is worth topping up where grid or battery energy costs least).
+CHEAPEST = -2.0
 #: Sets a device's integer columns of a candidate point (in place) from the LP relaxation's
 #: row duals, by a search of its own (e.g. a heat pump's runs against the marginal prices),
-#: and returns which columns it set: ``search(problem, x, row_dual) -> bool per column``.
-#: See :mod:`optimizer.lazy`.
-Search = Callable[[CanonicalProblem, np.ndarray, np.ndarray], np.ndarray]
+#: and returns which columns it set: ``search(problem, x, row_dual, room) -> bool per column``,
+#: ``room`` (or ``None``) how far each row's bound can rise at its dual
+#: (:meth:`optimizer.solvers.highs.HighsSession.relaxation_room`). See :mod:`optimizer.lazy`.
+Search = Callable[[CanonicalProblem, np.ndarray, np.ndarray, np.ndarray | None], np.ndarray]
+#: A device's moves of its integer columns from the point ``x``: ``neighbours(problem, x,
+#: free)`` returns per move the columns it changes and their new values (e.g. a heat-pump run
+#: shifted by one slot, a car's slot switched on); none unless its columns are ``free`` (bool
+#: per column). See :mod:`optimizer.lazy`.
+Move = tuple[np.ndarray, np.ndarray]
+Neighbours = Callable[[CanonicalProblem, np.ndarray, np.ndarray], list[Move]]
 
 
 @dataclass
@@ -53,6 +64,7 @@ class Context:
     burn_slots: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     rounders: list[Rounder] = field(default_factory=list)
     searches: list[Search] = field(default_factory=list)
+    neighbours: list[Neighbours] = field(default_factory=list)
 
     @property
     def n(self) -> int:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from optimizer.config import HeatPump
-from optimizer.devices.context import CONSERVE, Context, Rounder, Search
-from optimizer.devices.runs import StoreModel, best_runs
+from optimizer.devices.context import CHEAPEST, CONSERVE, Context, Neighbours, Rounder, Search
+from optimizer.devices.runs import StoreModel, best_runs, run_moves
 from optimizer.model import Block, CanonicalProblem, diag, lag, pick
 from optimizer.problem import Problem
 
@@ -89,6 +89,7 @@ def _add_on_off(ctx: Context, hp: HeatPump, p: Block) -> None:
     k = hp.min_run_slots
     ctx.rounders.append(_on_rounder(hp, p, on))
     ctx.searches.append(run_search(ctx, hp))
+    ctx.neighbours.append(run_neighbours(hp))
     if k <= 1:
         return
     # start_t >= on_t - on_{t-1}; the heat pump is taken as off before the horizon.
@@ -139,18 +140,26 @@ def run_search(ctx: Context, hp: HeatPump) -> Search:
     The price of one kW in slot ``t`` is the power column's cost minus what the rows outside
     the heat pump's own (the site's balance, a dimming cap, a solar-only wallbox) charge for
     it at the row duals: the Lagrangian price, at which the relaxed heat pump's plan is
-    optimal for it alone.
+    optimal for it alone. With the balance rows' ``room`` the price holds only for that much
+    more power than the relaxation's; beyond it the DP pays the import price (when dearer):
+    a whole run at the minimum power is not marginal (it takes the PV surplus a slot has and
+    more), and one price per slot made the DP pile runs onto slots that cannot carry them.
     """
     own = (f"{hp.name}-heat_balance", f"{hp.name}-power_max", f"{hp.name}-power_min")
 
-    def apply(canonical: CanonicalProblem, x: np.ndarray, row_dual: np.ndarray) -> np.ndarray:
+    def apply(
+        canonical: CanonicalProblem, x: np.ndarray, row_dual: np.ndarray, room: np.ndarray | None
+    ) -> np.ndarray:
         power = canonical.variable(f"{hp.name}-power").slice
         mask = np.ones(canonical.num_rows)
         for block in canonical.constraints:
             if block.name in own:
                 mask[block.slice] = 0.0
         price = canonical.cost[power] - canonical.A[:, power].T @ (row_dual * mask)
-        runs = best_runs(store_model(ctx, hp, canonical), price)
+        surcharge = None
+        if room is not None:
+            surcharge = _balance_surcharge(canonical, x[power], row_dual, room)
+        runs = best_runs(store_model(ctx, hp, canonical), price, surcharge)
         on = canonical.variable(f"{hp.name}-on").slice
         x[on] = runs * 1.0
         owned = np.zeros(canonical.num_cols, dtype=bool)
@@ -160,19 +169,54 @@ def run_search(ctx: Context, hp: HeatPump) -> Search:
     return apply
 
 
+def _balance_surcharge(
+    canonical: CanonicalProblem, power_kw: np.ndarray, row_dual: np.ndarray, room: np.ndarray
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(knee [kW], surcharge [EUR/kW] per slot) for :func:`~optimizer.devices.runs.best_runs`:
+    the site balance's dual holds up to ``room`` kW more than the relaxed ``power_kw``, then
+    power costs the import price (what the grid charges per kW and slot) where that is more.
+    ``None`` for a site without a grid connection."""
+    if not canonical.has_variable("grid-import"):
+        return None
+    balance = next(b for b in canonical.constraints if b.name == "site-power_balance").slice
+    dual = row_dual[balance]
+    import_cost = canonical.cost[canonical.variable("grid-import").slice]
+    return power_kw + room[balance], np.maximum(import_cost - dual, 0.0)
+
+
+def run_neighbours(hp: HeatPump) -> Neighbours:
+    """Moves of ``hp``'s runs (:func:`~optimizer.devices.runs.run_moves`)."""
+
+    def apply(
+        canonical: CanonicalProblem, x: np.ndarray, free: np.ndarray
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        on = canonical.variable(f"{hp.name}-on").slice
+        if not free[on].all():
+            return []
+        now = x[on] > 0.5
+        cols = np.arange(on.start, on.stop)
+        moves = []
+        for pattern in run_moves(now, hp.min_run_slots):
+            changed = pattern != now
+            moves.append((cols[changed], pattern[changed] * 1.0))
+        return moves
+
+    return apply
+
+
 def _on_rounder(hp: HeatPump, power: Block, on: Block) -> Rounder:
     """Repair rule for the on/off binary: on above ``repair`` x the minimum power, every run
     stretched to the minimum run time (a run cut short makes the fixed pattern infeasible).
     With ``repair > 0`` runs placed by :func:`duty_cycle` once ``repair`` x a minimum run's
     heat is owed (no run the store cannot take), under
-    :data:`~optimizer.devices.context.CONSERVE` as soon as any is."""
+    :data:`~optimizer.devices.context.CONSERVE` (and ``CHEAPEST``) as soon as any is."""
 
     def apply(x: np.ndarray, relaxed: np.ndarray, repair: float | None) -> None:
         if repair is None:
             return
         p = x[power.slice]
         run_kw = hp.min_kw * max(hp.min_run_slots, 1)
-        if repair == CONSERVE:
+        if repair in (CONSERVE, CHEAPEST):
             value = duty_cycle(p, hp.min_kw, hp.min_run_slots, 1e-7) * 1.0
         elif repair > 0:
             value = duty_cycle(p, hp.min_kw, hp.min_run_slots, repair * run_kw) * 1.0

@@ -19,6 +19,7 @@ run has lasted (capped at the minimum run).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 from scipy.ndimage import minimum_filter1d
@@ -72,7 +73,11 @@ class StoreModel:
     min_run_slots: int
 
 
-def best_runs(store: StoreModel, price_eur_per_kw: np.ndarray) -> np.ndarray:
+def best_runs(
+    store: StoreModel,
+    price_eur_per_kw: np.ndarray,
+    surcharge: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
     """On/off per slot of the cheapest plan of ``store`` alone at ``price_eur_per_kw``.
 
     Parameters
@@ -81,6 +86,10 @@ def best_runs(store: StoreModel, price_eur_per_kw: np.ndarray) -> np.ndarray:
         The heat pump and its store.
     price_eur_per_kw : np.ndarray
         Cost of one kW of electric power over slot ``t`` (price x slot length) [EUR/kW].
+    surcharge : tuple of np.ndarray, optional
+        ``(knee_kw, eur_per_kw)``: power above ``knee_kw[t]`` costs ``eur_per_kw[t]`` more
+        per kW in slot ``t`` (a convex cost: the price holds only so far, e.g. while PV that
+        would be exported covers the power).
 
     Returns
     -------
@@ -88,7 +97,7 @@ def best_runs(store: StoreModel, price_eur_per_kw: np.ndarray) -> np.ndarray:
         bool per slot; every run at least ``min_run_slots`` long (one cut by the horizon's
         end excepted).
     """
-    grid = _Grid.of(store, np.asarray(price_eur_per_kw, dtype=float))
+    grid = _Grid.of(store, np.asarray(price_eur_per_kw, dtype=float), surcharge)
     n, size = grid.landing.shape
     values = np.zeros((n + 1, grid.runs + 1, size))
     for t in range(n - 1, -1, -1):
@@ -100,7 +109,8 @@ def best_runs(store: StoreModel, price_eur_per_kw: np.ndarray) -> np.ndarray:
 class _Grid:
     """Per slot ``t``: the grid's first index after the slot (all have ``size`` points), the
     cost of ending the slot at each (comfort penalties and end value) [EUR], the grid steps a
-    run can add (at least ``lo``, at most ``hi``) and the cost of one step of heat [EUR]."""
+    run can add (at least ``lo``, at most ``hi``) and the cost of one step of heat [EUR];
+    with a surcharge, the cost of ``k`` steps (``step_cost[t, k]``) [EUR]."""
 
     first: np.ndarray
     landing: np.ndarray
@@ -108,9 +118,15 @@ class _Grid:
     hi: np.ndarray
     step_eur: np.ndarray
     runs: int
+    step_cost: np.ndarray | None = None
 
     @classmethod
-    def of(cls, store: StoreModel, price: np.ndarray) -> _Grid:
+    def of(
+        cls,
+        store: StoreModel,
+        price: np.ndarray,
+        surcharge: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> _Grid:
         n = len(price)
         drift = np.empty(n)
         temp = store.t0_c
@@ -136,7 +152,20 @@ class _Grid:
         )
         step_eur = price * kelvin / store.b
         runs = max(store.min_run_slots, 1)
-        return cls(first, landing, lo, hi.astype(np.int64), step_eur, runs)
+        step_cost = None
+        if surcharge is not None:
+            steps = np.arange(int(hi.max()) + 1)
+            kw = steps * (kelvin / store.b)[:, None]
+            knee, extra = surcharge
+            over = np.maximum(kw - knee[:, None], 0.0)
+            step_cost = step_eur[:, None] * steps + extra[:, None] * over
+        return cls(first, landing, lo, hi.astype(np.int64), step_eur, runs, step_cost)
+
+    def cost(self, t: int, steps: np.ndarray) -> np.ndarray:
+        """Cost of adding ``steps`` grid steps of heat in slot ``t`` [EUR]."""
+        if self.step_cost is None:
+            return self.step_eur[t] * steps
+        return self.step_cost[t, steps]
 
     def start(self, t: int) -> np.ndarray:
         """Grid indices before slot ``t`` (the start: index 0)."""
@@ -150,12 +179,21 @@ def _backward_step(grid: _Grid, t: int, after: np.ndarray) -> np.ndarray:
     the minimum run) and grid index before it; ``after`` is that of slot ``t + 1``."""
     f = grid.landing[t] + after  # value of ending slot t at each grid index
     start = grid.start(t)
-    g = f[1:] + grid.step_eur[t] * np.arange(f.shape[1])  # into run states 1 .. k
-    width = int(grid.hi[t] - grid.lo[t]) + 1
-    window = minimum_filter1d(g, width, axis=1, origin=-(width // 2), mode="nearest")
-    pos = start + grid.lo[t] - grid.first[t]
-    heat = grid.step_eur[t] * (start - grid.first[t])
-    runs = np.take(_pad(window), pos, axis=1, mode="clip") - heat
+    if grid.step_cost is None:  # linear: a sliding-window minimum
+        g = f[1:] + grid.step_eur[t] * np.arange(f.shape[1])  # into run states 1 .. k
+        width = int(grid.hi[t] - grid.lo[t]) + 1
+        window = minimum_filter1d(g, width, axis=1, origin=-(width // 2), mode="nearest")
+        pos = start + grid.lo[t] - grid.first[t]
+        heat = grid.step_eur[t] * (start - grid.first[t])
+        runs = np.take(_pad(window), pos, axis=1, mode="clip") - heat
+    else:  # convex: every reachable step count
+        padded = _pad(f[1:])
+        base = start - grid.first[t]
+        steps = range(int(grid.lo[t]), int(grid.hi[t]) + 1)
+        runs = np.min(
+            [np.take(padded, base + k, axis=1, mode="clip") + grid.step_cost[t, k] for k in steps],
+            axis=0,
+        )
     off = np.take(_pad(f[0]), start - grid.first[t], mode="clip")
     values = runs[np.minimum(np.arange(grid.runs + 1), grid.runs - 1)]
     values[0] = np.minimum(values[0], off)
@@ -184,7 +222,7 @@ def _forward(grid: _Grid, values: np.ndarray) -> np.ndarray:
         run_to = min(state + 1, grid.runs)
         lands = np.arange(at + grid.lo[t], at + grid.hi[t] + 1)
         pos = np.clip(lands - first, 0, size)
-        costs = f[run_to, pos] + grid.step_eur[t] * (lands - at)
+        costs = f[run_to, pos] + grid.cost(t, lands - at)
         best = int(np.argmin(costs))
         stay = float(f[0, min(max(at - first, 0), size)])
         if state in (0, grid.runs) and stay <= costs[best]:
@@ -192,3 +230,51 @@ def _forward(grid: _Grid, values: np.ndarray) -> np.ndarray:
         else:
             state, at, on[t] = run_to, max(int(lands[best]), first), True
     return on
+
+
+def run_moves(on: np.ndarray, min_slots: int) -> list[np.ndarray]:
+    """On/off patterns one move away from ``on``, each run still at least ``min_slots`` long
+    (one cut by the horizon's end excepted).
+
+    The moves: a run extended, shortened or shifted by one slot at either end, dropped, or
+    merged with the next run when at most ``min_slots - 1`` slots lie between them. A run
+    heuristic priced at marginal prices misses the optimum by such moves: the exact plans of
+    the hard heat-pump days differ from the DP's by runs shifted by a slot or two, stretched
+    by one, or two runs merged (docs/optimizer.md).
+    """
+    on = np.asarray(on, dtype=bool)
+    n = len(on)
+    runs = _runs(on)
+    out = []
+    for s, e in runs:
+        for a, b in (
+            (s - 1, e),
+            (s, e + 1),
+            (s + 1, e),
+            (s, e - 1),
+            (s - 1, e - 1),
+            (s + 1, e + 1),
+        ):
+            if a < 0 or b > n or b - a < min(min_slots, n - a) or (a, b) == (s, e):
+                continue
+            moved = on.copy()
+            moved[s:e] = False
+            moved[a:b] = True  # touching the next run merges them: still long enough
+            out.append(moved)
+        dropped = on.copy()
+        dropped[s:e] = False
+        out.append(dropped)
+    for (_, e1), (s2, _) in pairwise(runs):
+        if s2 - e1 < max(min_slots, 1):
+            merged = on.copy()
+            merged[e1:s2] = True
+            out.append(merged)
+    return out
+
+
+def _runs(on: np.ndarray) -> list[tuple[int, int]]:
+    """(first slot, end slot) of every run of ``on``."""
+    edges = np.diff(np.concatenate(([0], on.astype(np.int8), [0])))
+    return list(
+        zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True)
+    )

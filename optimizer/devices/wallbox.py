@@ -31,9 +31,9 @@ import pandas as pd
 
 from core.timeindex import check_index
 from optimizer.config import ChargingMode, ConfigError, EVSession, Wallbox
-from optimizer.devices.context import CONSERVE, Context, Rounder
-from optimizer.devices.grid import import_upper_kw
-from optimizer.model import Block, Coeffs, diag, lag, pick
+from optimizer.devices.context import CHEAPEST, CONSERVE, Context, Neighbours, Rounder
+from optimizer.devices.grid import effective_prices, import_upper_kw
+from optimizer.model import Block, CanonicalProblem, Coeffs, diag, lag, pick
 
 SOLAR_MODES = (ChargingMode.SOLAR, ChargingMode.AFTER_BATTERY)
 #: A battery counts as full from this fraction of its SOC window below ``soc_max``.
@@ -176,7 +176,10 @@ def _add_session(ctx: Context, wb: Wallbox, session: EVSession, mask: np.ndarray
         _add_min_solar_rule(ctx, wb, charger, mask)
     charger.room_kwh = float(energy_ub.max() - session.energy_kwh)
     charger.kwh_per_kw = wb.efficiency * dt
-    ctx.rounders.append(_phase_rounder(charger, lower > 0))
+    import_cost = effective_prices(ctx.problem)[0]
+    ctx.rounders.append(_phase_rounder(charger, lower > 0, import_cost))
+    if ctx.problem.site.heat_pumps:  # the local search of the heat pumps' runs (lazy.py)
+        ctx.neighbours.append(_charger_moves(charger, upper > 0))
     ctx.balance.append((charger.power, -1.0))
 
 
@@ -214,13 +217,40 @@ def _add_charger(
     return _Charger(power, options, on, lows, highs)
 
 
-def _phase_rounder(ch: _Charger, forced: np.ndarray) -> Rounder:
+def _charger_moves(ch: _Charger, plugged: np.ndarray) -> Neighbours:
+    """Moves of the charger's on/off columns: in one slot where the car is plugged, off to on
+    at the phase option with the lowest minimum, on to off, or one option to another."""
+    slowest = int(np.argmin(ch.min_kw))
+    cols = np.array([np.arange(b.start, b.start + b.size) for b in ch.on])  # option x slot
+    options = len(ch.on)
+
+    def apply(
+        canonical: CanonicalProblem, x: np.ndarray, free: np.ndarray
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        if not free[cols].all():
+            return []
+        on = np.round(x[cols]) > 0.5
+        moves = []
+        for t in np.flatnonzero(plugged):
+            now = np.flatnonzero(on[:, t])
+            targets = [-1, *range(options)] if len(now) else [slowest]
+            for target in targets:
+                if len(now) and target == now[0]:
+                    continue
+                moves.append((cols[:, t], (np.arange(options) == target) * 1.0))
+        return moves
+
+    return apply
+
+
+def _phase_rounder(ch: _Charger, forced: np.ndarray, import_cost: np.ndarray) -> Rounder:
     """Round the on/off binaries from the relaxed power.
 
     Exact rounding: the option whose range holds the power. Repair (for a slot no range holds):
     off below ``repair`` x the lowest minimum, else the option whose range is nearest; with
     :data:`CONSERVE`, of the slots below the minimum as many as their energy fills at the
-    minimum (largest power first). Never more slots on than the car has room for at their
+    minimum (largest power first), with :data:`CHEAPEST` as many, the lowest ``import_cost``
+    [EUR/kWh] first. Never more slots on than the car has room for at their
     minimum power (the car's capacity is a hard bound). The LP re-solve then moves the power
     into the ranges.
     """
@@ -237,7 +267,7 @@ def _phase_rounder(ch: _Charger, forced: np.ndarray) -> Rounder:
             choice[fits] = i
             taken |= fits
         if repair is not None:
-            taken = _repair(p, choice, taken, repair, (low, high))
+            taken = _repair(p, choice, taken, repair, (low, high), import_cost=import_cost)
             _trim_to_room(p, choice, forced, low * ch.kwh_per_kw, ch.room_kwh)
         for i in range(len(ch.options)):
             cols = ch.on[i].slice
@@ -254,17 +284,25 @@ def _repair(
     taken: np.ndarray,
     repair: float,
     ranges: tuple[np.ndarray, np.ndarray],
+    *,
+    import_cost: np.ndarray,
 ) -> np.ndarray:
     """Set ``choice`` (in place) where no range holds ``p``; return the decided slots (all)."""
     low, high = ranges
     distance = np.maximum(low[None, :] - p[:, None], p[:, None] - high[None, :])
     nearest = np.argmin(distance, axis=1)
     loose = ~taken & (p > 1e-7)
-    if repair == CONSERVE:
+    if repair in (CONSERVE, CHEAPEST):
         wanted = loose & (p >= low.min())
         below = np.flatnonzero(loose & (p < low.min()))
         count = int(np.round(p[below].sum() / low.min()))
-        wanted[below[np.argsort(-p[below])[:count]]] = True
+        # ties (an hourly price's four quarter-hours) by the larger relaxed power
+        key = (
+            np.lexsort((-p[below], import_cost[below]))
+            if repair == CHEAPEST
+            else np.argsort(-p[below])
+        )
+        wanted[below[key[:count]]] = True
     else:
         wanted = loose & (p > max(repair * low.min(), 1e-7))
     choice[wanted] = nearest[wanted]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import highspy
 import numpy as np
@@ -166,6 +167,27 @@ class HighsSession:
         if self.relaxation_basis is None and not integrality.any():
             self.relaxation_basis = LpBasis(h.getBasis())
         return result
+
+    def relaxation_room(self, options: SolveOptions) -> np.ndarray | None:
+        """How far each row's bound can rise with the relaxation's duals unchanged (HiGHS's
+        ranging of the relaxation, re-solved from its basis: no simplex iterations) [row
+        units]; ``None`` before the relaxation was solved or when HiGHS has no ranging.
+
+        A row dual is the price of a marginal change; this says how large a change that
+        price holds for (e.g. the site's balance: how much more load the same source
+        serves before a dearer one takes over). About 5 ms at 192 slots.
+        """
+        if self._h is None or self.relaxation_basis is None:
+            return None
+        h, n = self._h, self.problem.num_cols
+        relaxed = np.zeros(n, dtype=bool)
+        start = replace(options, basis=self.relaxation_basis)
+        self.solve(self.problem.col_lower, self.problem.col_upper, relaxed, start)
+        status, ranging = h.getRanging()
+        if status != highspy.HighsStatus.kOk:
+            return None
+        rhs = np.asarray(h.getSolution().row_value, dtype=float)
+        return np.maximum(np.asarray(ranging.row_bound_up.value_, dtype=float) - rhs, 0.0)
 
 
 class LpBasis:

@@ -11,7 +11,8 @@ import scipy.sparse as sp
 from scipy.optimize import linprog
 
 from optimizer import EVSession, HeatPump, Problem, Tuning, Wallbox, optimize
-from optimizer.devices.runs import StoreModel, best_runs
+from optimizer.devices.runs import StoreModel, best_runs, run_moves
+from optimizer.formulate import formulate
 from scheduler.scenario import Home, scenario_problem
 from tests.optimizer.helpers import assert_balance
 
@@ -79,6 +80,24 @@ def test_runs_wait_for_the_cheap_slots_but_not_below_the_band() -> None:
     assert _pattern_cost(store, price, on) == pytest.approx(_best_by_enumeration(store, price))
 
 
+def test_a_surcharge_above_the_knee_moves_the_run_out_of_the_cheap_slots() -> None:
+    # The day above, but in the cheap slots 4-7 only 0.5 kW comes at 0.1 EUR/kW (say PV
+    # that would be exported), the rest costs 1.0 EUR/kW more. A 1 kW run there now costs
+    # 4 x (0.1 + 0.5 x 1.0) = 2.4 EUR, one in slots 2-5 2 x 0.4 + 2 x 0.6 = 2.0 EUR; the
+    # dear slots 0-3 cost 4 x 0.4 = 1.6 EUR and keep the store >= 20.1 degC (no run at all:
+    # 0.5 K-slots below the band, 2.5 EUR).
+    store = _store(10, c=np.full(10, -0.05), t0_c=20.3)
+    price = np.array([0.4] * 4 + [0.1] * 4 + [0.4] * 2)
+    knee = np.full(10, 10.0)
+    knee[4:8] = 0.5
+    on = best_runs(store, price, (knee, np.full(10, 1.0)))
+    assert on.astype(int).tolist() == [1, 1, 1, 1, 0, 0, 0, 0, 0, 0]
+    # a knee above the run's power changes nothing
+    assert best_runs(store, price, (np.full(10, 1.0), np.full(10, 1.0))).tolist() == (
+        best_runs(store, price).tolist()
+    )
+
+
 def test_no_run_when_its_heat_does_not_fit_in_the_store() -> None:
     # 22.9 degC, band top 23, the last two slots dear: the relaxation heats 0.1 K in a cheap
     # slot (0.133 EUR of power for 0.15 EUR of end value at 1.5 EUR/K), but the smallest run
@@ -100,10 +119,49 @@ def test_no_run_when_its_heat_does_not_fit_in_the_store() -> None:
     assert _pattern_cost(store, price, on) <= _best_by_enumeration(store, price) + 3.0 * 0.02
 
 
-def _min_run_day(day: str, tuning: Tuning | None = None) -> Problem:
+def _pattern(text: str) -> np.ndarray:
+    return np.array([c == "#" for c in text])
+
+
+def _text(on: np.ndarray) -> str:
+    return "".join("#" if v else "." for v in on)
+
+
+def test_run_moves_shift_stretch_shorten_drop_and_merge_runs_keeping_the_minimum() -> None:
+    on = _pattern("..####..#####....##")
+    moves = {_text(m) for m in run_moves(on, 4)}
+    assert moves == {
+        ".#####..#####....##",  # first run extended left
+        "..#####.#####....##",  # ... right
+        ".####...#####....##",  # shifted left
+        "...####.#####....##",  # shifted right (the first run cannot get shorter)
+        "........#####....##",  # dropped
+        "..####.######....##",  # second run extended left
+        "..####..######...##",
+        "..####...####....##",  # shortened from the left
+        "..####..####.....##",  # ... from the right
+        "..####.#####.....##",
+        "..####...#####...##",
+        "..####...........##",  # dropped
+        "..####..#####...###",  # the run cut by the horizon's end
+        "..####..#####.....#",
+        "..####..#####......",
+        "..###########....##",  # the first two merged (2 slots between them < 4)
+    }
+    for move in run_moves(on, 4):
+        edges = np.flatnonzero(np.diff(np.concatenate(([0], move.astype(int), [0]))))
+        lengths = edges[1::2] - edges[::2]
+        assert ((lengths >= 4) | (edges[1::2] == len(on))).all()
+    # a run starting in the first slot cannot move left; nothing at all: no moves
+    assert "#####..." in {_text(m) for m in run_moves(_pattern("####...."), 4)}
+    assert run_moves(np.zeros(8, dtype=bool), 4) == []
+
+
+def _min_run_day(day: str, tuning: Tuning | None = None, periods: int = 96) -> Problem:
     """A real autumn day of the typical home with a 1-3 kW heat pump that runs >= 1 h and
     a car that needs 40 kWh by the end of the day (as in benchmarks/hard_cases.py)."""
-    problem = scenario_problem(Home(), pd.Timestamp(day, tz="Europe/Berlin").tz_convert("UTC"))[0]
+    start = pd.Timestamp(day, tz="Europe/Berlin").tz_convert("UTC")
+    problem = scenario_problem(Home(), start, periods)[0]
     index = problem.inputs.index
     session = EVSession(
         capacity_kwh=80.0,
@@ -146,3 +204,53 @@ def test_min_run_day_ends_in_the_rule_stage_within_the_gap_of_the_optimum() -> N
     temp = slots["hp_temp_c"].to_numpy()
     # the band is soft: the plan may dip a few hundredths of a kelvin where that is cheaper
     assert temp.min() >= 20.0 - 0.05 and temp.max() <= 23.0 + 1e-4
+
+
+def test_runs_moved_by_the_local_search_end_a_two_day_plan_without_branch_and_bound() -> None:
+    # 48 h from 2024-04-20 (the hard suite's day 5): the DP's runs at the relaxation's
+    # marginal prices leave the LP 0.87 tolerances above its bound and every rounding of the
+    # car beyond the gap (HiGHS's MIP took 0.8 s). The optimum's runs are the DP's shifted and
+    # stretched by a slot; the local search finds such runs and the car is rounded in its
+    # cheapest slots: within the gap of the LP bound, no branch and bound.
+    problem = _min_run_day("2024-04-20", periods=192)
+    plan = optimize(problem)
+    s = plan.summary
+    assert (s.status, s.stage) == ("optimal", "fixed")
+    assert s.mip_gap <= 0.005 + 1e-9 or s.objective_eur - s.bound_eur <= 0.01 + 1e-9
+    slots = plan.slots
+    assert_balance(slots)
+    running = slots["hp_kw"].to_numpy() > 1e-6
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], running.astype(int), [0]))))
+    lengths = edges[1::2] - edges[::2]
+    assert ((lengths >= 4) | (edges[1::2] == len(running))).all()
+
+
+def test_moves_of_a_car_and_a_heat_pump_change_one_slot_or_one_run() -> None:
+    formulation = formulate(_min_run_day("2024-04-20"))
+    canonical = formulation.problem
+    on_1p, on_3p = (canonical.variable(f"ev-on_{k}p").slice for k in (1, 3))
+    hp_on = canonical.variable("hp-on").slice
+    x = np.zeros(canonical.num_cols)
+    # all off: each move switches one slot of the car on at 1 phase (the lower minimum)
+    free = canonical.integrality
+    moves = formulation.neighbours(x, free)
+    assert len(moves) == 96
+    for cols, values in moves:
+        assert len(cols) == 2 and values.sum() == 1.0
+        assert cols[values == 1.0][0] - on_1p.start in range(96)
+    # the car on at 3 phases in slot 10, one heat-pump run in slots 20-23
+    x[on_3p.start + 10] = 1.0
+    x[hp_on.start + 20 : hp_on.start + 24] = 1.0
+    moves = formulation.neighbours(x, free)
+    car = [(c, v) for c, v in moves if c[0] >= on_1p.start]
+    # slot 10: off or 1 phase; every other slot: on at 1 phase
+    assert len(car) == 95 + 2
+    hp = [(c, v) for c, v in moves if c[0] < on_1p.start]
+    assert {(hp_on.start + 19, 1.0), (hp_on.start + 24, 1.0)} <= {
+        (int(c[0]), float(v[0])) for c, v in hp if len(c) == 1
+    }
+    assert all(hp_on.start <= c.min() and c.max() < hp_on.stop for c, _ in hp)
+    # with only the heat pump's columns free, only its moves
+    only_hp = np.zeros(canonical.num_cols, dtype=bool)
+    only_hp[hp_on] = True
+    assert len(formulation.neighbours(x, only_hp)) == len(hp)

@@ -25,6 +25,7 @@ from optimizer.devices.context import CONSERVE
 from optimizer.devices.heatpump import duty_cycle, stretch_runs
 from optimizer.formulate import formulate
 from optimizer.lazy import _fixed_bounds, round_relaxed, solve_lazily
+from optimizer.model import ModelBuilder, diag
 from optimizer.plan import shifted_basis
 from optimizer.solvers.base import SolveOptions, SolverError
 from optimizer.solvers.highs import HighsSession, HighsSolver
@@ -302,3 +303,27 @@ def test_previous_cycles_basis_shifted_a_slot_starts_the_relaxation_near_its_opt
         warm.summary.objective_eur - warm.summary.bound_eur,
     )
     assert abs(warm.summary.objective_eur - cold.summary.objective_eur) <= tolerance
+
+
+def test_relaxation_room_is_how_far_a_row_can_rise_at_its_dual() -> None:
+    # Demand 1 kW from a cheap source (1 EUR/kW, at most 2.5 kW) and a dear one (3 EUR/kW):
+    # the cheap one serves it, the balance's dual is 1 EUR/kW and holds for 1.5 kW more
+    # demand (then the dear source takes over at 3 EUR/kW).
+    m = ModelBuilder(1)
+    cheap = m.var("cheap", 0.0, 2.5, 1.0)
+    dear = m.var("dear", 0.0, 10.0, 3.0)
+    m.rows("balance", [(cheap, diag(1)), (dear, diag(1))], 1.0, 1.0)
+    problem = m.build()
+    session = HighsSession(problem)
+    assert session.relaxation_room(SolveOptions()) is None  # nothing solved yet
+    relaxed = np.zeros(problem.num_cols, dtype=bool)
+    lp = session.solve(problem.col_lower, problem.col_upper, relaxed, SolveOptions())
+    assert lp.row_dual is not None and lp.row_dual[0] == pytest.approx(1.0)
+    room = session.relaxation_room(SolveOptions())
+    assert room is not None and room[0] == pytest.approx(1.5)
+    # another solve in between (the cheap source fixed at 0) does not change the answer
+    upper = problem.col_upper.copy()
+    upper[0] = 0.0
+    session.solve(problem.col_lower, upper, relaxed, SolveOptions())
+    room = session.relaxation_room(SolveOptions())
+    assert room is not None and room[0] == pytest.approx(1.5)
