@@ -3,13 +3,17 @@
 The box reports per poll whether a car is plugged in (``wallbox.connected``) and the charging
 power [kW]. :func:`sessions_from_telemetry` turns the per-slot means of both into completed
 sessions (plug-in, plug-out, AC energy delivered); :class:`SessionModel` keeps them and answers,
-for a car plugged in now, when it will *reliably* still be there and how much it will want:
+for a car plugged in now, by when it must have had how much, and how much it will want:
 
-* **departure**: an early quantile (:data:`DEPARTURE_QUANTILE`) over the similar past sessions
-  still ahead of the latest time by which the whole need must be in the car so that, charged
-  at full power as late as possible, each of them would still have had its own energy when it
-  left (its departure, :func:`departures_like`, plus its spare energy / the power): a short
-  stay that needed little guards the departure as much as it has to, not more;
+* **milestones and departure** (:func:`staircase`, with :data:`MILESTONES`): per similar past
+  session still ahead, when this car would leave if it behaved the same
+  (:func:`departures_like`) and what it took; the running maximum of these energies over
+  these departures asks each similar session's energy by its own departure, and the
+  departure is where it reaches the need. A guard milestone asks :data:`GUARD_KWH` soon after
+  plug-in at the expected shortfall price of a stay shorter than all of them. Without
+  :data:`MILESTONES`, the departure is an early quantile (:data:`DEPARTURE_QUANTILE`) of the
+  latest times by which the whole need must be in the car so that, charged at full power as
+  late as possible, each similar session would still have had its own energy when it left;
 * **energy**: the most (:data:`ENERGY_QUANTILE` = 1) AC energy a similar past session took,
   among those that took more than this car has already had. A car stops drawing when it is
   full, so a need above the real one costs nothing in the car; a need below it leaves the car
@@ -70,7 +74,7 @@ class Expectation:
     Parameters
     ----------
     departure : pandas.Timestamp or None
-        Reliable departure (UTC); ``None`` when no similar session stayed this long.
+        When the whole need is due (UTC); ``None`` when no similar session stayed this long.
     energy_kwh : float or None
         AC energy the session will want in total [kWh]; ``None`` when no similar session
         took more than the car has had.
@@ -291,7 +295,7 @@ class ChargeGoal:
     Parameters
     ----------
     departure : pandas.Timestamp
-        The reliable departure (UTC).
+        When the target is due (UTC): the learned departure, the owner's, or the configured one.
     target_kwh : float
         Energy wanted in the car then [kWh] (soft, with the target penalty).
     min_kwh : float or None
