@@ -18,6 +18,11 @@ forecast modes (``--modes``):
 * ``perfect-nocar``: ``perfect`` with no car sessions, so that what is lost is the control's
   alone (battery and heat store), not the missing session forecast.
 
+``--true-loss`` builds the twin's building with another loss than the configured 0.15 kW/K
+(perfect foresight knows it, the controller does not); ``--heat-loss configured`` plans with
+the configured loss instead of the one learned from the site's store temperature
+(``H used``: the controller's value at the end, ``*`` = learned).
+
 ``box rules EUR`` is what the perfect-foresight plan loses when played back on the twin
 through the controller's box command rules instead of as exact setpoints.
 
@@ -37,6 +42,9 @@ and wall time; then the median and worst capture.
 Usage::
 
     nice .venv/bin/python benchmarks/decision_quality.py --days 7   # 4 weeks x 3 sizes x 2 modes
+    # a leakier building than configured, learned vs configured loss, the January week
+    nice .venv/bin/python benchmarks/decision_quality.py --days 7 --sizes 3500 \
+        --modes realistic --starts 2024-01-08 --true-loss 0.24 --heat-loss configured
     .venv/bin/python benchmarks/decision_quality.py --quick   # smoke test: 2 days, 1 size
 """
 
@@ -51,6 +59,7 @@ import numpy as np
 import pandas as pd
 
 from adapters import datasets
+from optimizer.forecast_fit import StoreFit
 from optimizer.weather_errors import DayAheadErrors, perturb_weather
 from scheduler.backtest import backtest
 from scheduler.backtest_inputs import BacktestInputs, bundled_inputs
@@ -93,13 +102,24 @@ def comfort_kh(steps: pd.DataFrame, comfort_min_c: float) -> float:
     return float((below * steps["dt_s"].to_numpy(float) / 3600).sum())
 
 
-def period(start: pd.Timestamp, days: int, annual_kwh: float, mode: str) -> dict[str, float | str]:
-    """One period, household and forecast mode: the printed row."""
+def period(
+    start: pd.Timestamp,
+    days: int,
+    annual_kwh: float,
+    mode: str,
+    *,
+    true_loss: float | None = None,
+    learn_loss: bool = True,
+) -> dict[str, float | str]:
+    """One period, household and forecast mode: the printed row. ``true_loss``: the twin's
+    building loss [kW/K] (default the configured); ``learn_loss``: the controller fits it."""
     t0 = time.perf_counter()
     end = start + pd.Timedelta(days=days)
     inputs = measured_inputs(start, days, annual_kwh, mode).for_period(start, end)
+    inputs = replace(inputs, true_heat_loss_kw_per_k=true_loss)
     pv = "clearsky" if mode == "clearsky" else "weather"
-    config = SiteConfig("decision-quality", watchdog_timeout_s=180, pv_forecast=pv)
+    config = SiteConfig("decision-quality", watchdog_timeout_s=180, pv_forecast=pv,
+                        learn_heat_loss=learn_loss)  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="hbopt-dq-") as tmp:
         result = backtest(start, days, config, inputs=inputs, progress=False, store_dir=tmp)
     params = inputs.twin_params()
@@ -125,11 +145,17 @@ def period(start: pd.Timestamp, days: int, annual_kwh: float, mode: str) -> dict
         "EV met": f"{ctl.ev_met}/{ctl.ev_total}",
         "EV short kWh": ctl.ev_short_kwh,
         "comfort K h": comfort_kh(result.run.steps, comfort_min),
+        "H used": _loss_used(result.run.controller.heat_fit),
         "self-cons.": result.controlled.self_consumption,
         "box rules EUR": result.scores["pf via box rules"].full.net_eur
         - result.scores["perfect foresight"].full.net_eur,
         "wall s": time.perf_counter() - t0,
     }
+
+
+def _loss_used(fit: StoreFit | None) -> str:
+    """The controller's heat-store loss at the end [kW/K], ``*`` when learned."""
+    return "-" if fit is None else f"{fit.loss_kw_per_k:.3f}{'*' if fit.learned else ''}"
 
 
 def _capture(net: dict[str, float]) -> float:
@@ -146,16 +172,39 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", default=list(MODES),
                         choices=["realistic", "perfect", "clearsky", "perfect-nocar"],
                         help="what the controller forecasts with")  # fmt: skip
+    parser.add_argument(
+        "--true-loss",
+        type=float,
+        default=None,
+        help="the twin building's heat loss [kW/K] (default: as configured)",
+    )
+    parser.add_argument(
+        "--heat-loss",
+        choices=["learned", "configured"],
+        default="learned",
+        help="the controller's heat-store loss",
+    )
     parser.add_argument("--quick", action="store_true",
                         help="smoke test: 2 days from 2024-06-10, 3500 kWh/a")  # fmt: skip
     args = parser.parse_args()
+    if args.true_loss is not None and not args.true_loss >= 0:
+        parser.error("--true-loss: must be >= 0 kW/K")
     if args.quick:
         args.starts, args.days, args.sizes = ["2024-06-10"], 2, [3500.0]
     rows = []
     for s in args.starts:
         for size in args.sizes:
             for mode in args.modes:
-                rows.append(period(pd.Timestamp(s, tz="UTC"), args.days, size, mode))
+                rows.append(
+                    period(
+                        pd.Timestamp(s, tz="UTC"),
+                        args.days,
+                        size,
+                        mode,
+                        true_loss=args.true_loss,
+                        learn_loss=args.heat_loss == "learned",
+                    )
+                )
                 print(pd.DataFrame(rows[-1:]).to_string(index=False, float_format="%.2f"),
                       flush=True)  # fmt: skip
     table = pd.DataFrame(rows)

@@ -11,7 +11,9 @@ same slots, for MAE and RMSE. Held-out data:
   further west with 8 % more losses than configured, so that there is a bias to learn.
 * Load: the UCI Sceaux household, every day 2008-01-22 .. 2008-12-28 (14 days of history each).
 * Heat: the BDEW/SigLinDe heat week 2024-01-08 (15 MWh/a house): the loss coefficient from the
-  typical year (TRY) against one fitted on the week's first three days; forecast days 4..7.
+  typical year (TRY) against one fitted on the week's first three days, and the controller's
+  store fit (:func:`optimizer.forecast_fit.fit_store_model`: loss and constant draw, the TRY
+  value as its prior, the house as a store held at 21 degC); forecast days 4..7.
 
 Prints one table; the numbers go into docs/scheduler.md.
 
@@ -29,6 +31,8 @@ import pandas as pd
 from adapters import datasets
 from optimizer import forecast as fc
 from optimizer import forecast_fit as ff
+from optimizer.config import HeatPump
+from optimizer.devices.heatpump import cop
 from optimizer.weather_errors import DayAheadErrors, perturb_weather
 
 WEEKS = ("2024-01-08", "2024-03-04", "2024-06-10", "2024-09-02")
@@ -124,7 +128,22 @@ def _rows_heat() -> list[Row]:
     for label, h in fits:
         f = pd.Series(fc.heat_demand(t_out[~fit_days].to_numpy(), h), index=test.index)
         rows.append(_score(f"heat: H = {h:.3f} kW/K, {label}", "kW", [f], persist, [test]))
+    store = _store_fit(heat[fit_days], t_out[fit_days], h_try)
+    f = store.loss_kw_per_k * (21.0 - t_out[~fit_days]) + store.draw_kw
+    label = f"heat: store fit H = {store.loss_kw_per_k:.3f} kW/K, draw {store.draw_kw:+.2f} kW"
+    rows.append(_score(f"{label} (controller, 3 days)", "kW", [f.clip(lower=0)], persist, [test]))
     return rows
+
+
+def _store_fit(heat: pd.Series, t_out: pd.Series, prior_h: float) -> ff.StoreFit:
+    """:func:`~optimizer.forecast_fit.fit_store_model` on metered heat [kW]: a store held at
+    21 degC whose heat pump delivered ``heat`` (electrical power = heat / COP), hourly rows."""
+    hp = HeatPump(loss_kw_per_k=prior_h)
+    history = pd.DataFrame(
+        {"temp_c": 21.0, "hp_kw": heat / cop(hp, t_out.to_numpy(float)), "t_out_c": t_out},
+        index=heat.index,
+    )
+    return ff.fit_store_model(history, hp, ff.StorePrior(block_slots=1))
 
 
 def main() -> None:

@@ -131,7 +131,8 @@ def backtest(
     base = run_no_control(twin(), start, end)
     walls["no control"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    config_pf = replace(config, hp_temp_init_c=temp0)
+    # perfect foresight knows the building as built (it differs with a true heat loss)
+    config_pf = replace(config, hp_temp_init_c=temp0, home=inputs.physical_home())
     plan = perfect_foresight(config_pf, twin(), start, end, soc0, prices=prices)
     walls["perfect foresight"] = time.perf_counter() - t0
     t0 = time.perf_counter()

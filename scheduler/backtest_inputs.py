@@ -30,7 +30,7 @@ same checked inputs; :func:`bundled_inputs` builds them from the bundled data (t
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -89,8 +89,13 @@ class BacktestInputs:
     ev_history: pd.DataFrame | None = None
     forecast_weather: pd.DataFrame | None = None
     perfect_load: bool = False
+    #: The building's true loss [kW/K] where it differs from the configured heat pump's: the
+    #: twin and perfect foresight run on it, the controller is configured with ``home``'s.
+    true_heat_loss_kw_per_k: float | None = None
 
     def __post_init__(self) -> None:
+        if self.true_heat_loss_kw_per_k is not None and not self.true_heat_loss_kw_per_k >= 0:
+            raise InputError("true_heat_loss_kw_per_k", "must be >= 0")
         price_cols: tuple[str, ...] = ("spot_eur_per_kwh",)
         if "spot_eur_per_kwh" not in getattr(self.prices, "columns", ()):
             price_cols = ("import_eur_per_kwh", "export_eur_per_kwh")
@@ -215,7 +220,15 @@ class BacktestInputs:
 
     def twin_params(self) -> SiteParams:
         """The twin's physical home (see :func:`twin_params`)."""
-        return twin_params(self.home)
+        return twin_params(self.physical_home())
+
+    def physical_home(self) -> Home:
+        """``home`` as built: its first heat pump with the true loss, if one is given."""
+        site, loss = self.home.site, self.true_heat_loss_kw_per_k
+        if loss is None or not site.heat_pumps:
+            return self.home
+        hp = replace(site.heat_pumps[0], loss_kw_per_k=loss)
+        return replace(self.home, site=replace(site, heat_pumps=(hp, *site.heat_pumps[1:])))
 
 
 def bundled_inputs(start: pd.Timestamp, days: int, home: Home | None = None) -> BacktestInputs:

@@ -58,11 +58,18 @@ from optimizer import (
     Inputs,
     PlanSummary,
     Problem,
+    Site,
     State,
     Tuning,
 )
 from optimizer import forecast as fc
-from optimizer.forecast_fit import apply_pv_bias, load_forecast_blend, pv_bias_factors
+from optimizer.forecast_fit import (
+    StoreFit,
+    apply_pv_bias,
+    fit_store_model,
+    load_forecast_blend,
+    pv_bias_factors,
+)
 from scheduler.clock import LoopClock, Wakeup
 from scheduler.commands import box_setpoints, schedule_slot
 from scheduler.cycle import CycleRequest, CycleResult, plan_cycle
@@ -81,6 +88,7 @@ from scheduler.links import BoxLink
 from scheduler.plan_store import LeaseFence, PlanStore
 from scheduler.scenario import Home
 from scheduler.site_model import WallboxPreference, owner_goal, store_column
+from scheduler.weather import CLEARSKY
 
 log = logging.getLogger(__name__)
 SLOT_S = 900
@@ -203,6 +211,10 @@ class SiteConfig:
         is the hard minimum (:mod:`scheduler.ev_sessions`).
     learn_ev_sessions : bool
         Learn departures and needs from the site's telemetry (:mod:`scheduler.ev_sessions`).
+    learn_heat_loss : bool
+        Fit the heat store's loss (and a constant draw) on the site's own store temperature
+        (ESI v1.1), heat-pump power and outdoor temperature
+        (:func:`optimizer.forecast_fit.fit_store_model`); a v1.0 box keeps the configured loss.
     """
 
     site_id: str
@@ -227,6 +239,7 @@ class SiteConfig:
     lead_s: float = 0.0
     owner_plan: WallboxPreference | None = None
     learn_ev_sessions: bool = True
+    learn_heat_loss: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "charging_mode", ChargingMode(self.charging_mode))
@@ -248,6 +261,8 @@ class SiteConfig:
 
 #: How long the PV forecasts are remembered for the bias correction.
 PV_BIAS_HISTORY = pd.Timedelta(days=14)
+#: How much of the site's history the heat store's loss is fitted on.
+HEAT_FIT_HISTORY = pd.Timedelta(days=14)
 
 
 @dataclass(frozen=True)
@@ -351,6 +366,9 @@ class SiteController:
         self.heat_demand = heat_demand
         self.load_forecast = load_forecast
         self._pv_said: dict[pd.Timestamp, float] = {}
+        #: outdoor temperature of each past slot as the weather feed said it last [degC]
+        self._t_out_said: dict[pd.Timestamp, float] = {}
+        self._heat_fit: tuple[pd.Timestamp, StoreFit] | None = None
         self.client: BoxLink = client or HeartbeatClient(
             config.host,
             config.port,
@@ -503,6 +521,7 @@ class SiteController:
         if config.home != self.config.home:
             self.standard_load = StandardLoad(config.home.annual_load_kwh)
             self._clear_sky = DayCache(_clear_sky(config.home.pv_system))
+            self._heat_fit = None  # refit against the new configuration at the next cycle
         self.config = config
         self.trigger(reason)
 
@@ -665,7 +684,7 @@ class SiteController:
             self._t_out = (
                 slot,
                 float(self.weather.weather(index)["temp_air_c"].iloc[0]),
-                float(self._heat_demand(index)[0]) if self.heat_demand is not None else 0.0,
+                float(q[0]) if (q := self._heat_demand(index)) is not None else 0.0,
             )
         t_out, demand = self._t_out[1], self._t_out[2]
         cop = max(1.0, hp.cop_at_7c + hp.cop_slope_per_k * (t_out - 7.0))
@@ -691,7 +710,11 @@ class SiteController:
                 "connected": float(meas.wallbox_state >= 2),
                 "state": float(meas.wallbox_state),
             },
-            "heatpump": {"power_kw": meas.hp_kw, "sgready": float(meas.hp_sgready_applied)},
+            "heatpump": {
+                "power_kw": meas.hp_kw,
+                "sgready": float(meas.hp_sgready_applied),
+                "tank_temp_degc": meas.hp_store_temp_c,  # ESI v1.1: the loss is fitted on it
+            },
         }
         self._unsaved += [
             Sample(sid, dev, when, {k: v for k, v in f.items() if v is not None})
@@ -792,19 +815,30 @@ class SiteController:
         frame["pv_kw"] = self._pv_forecast(index, weather, history).to_numpy()
         frame["load_kw"] = self._load_forecast(index, history).to_numpy()
         frame["t_out_c"] = weather["temp_air_c"].astype(float).to_numpy()
+        self._remember_t_out(weather.iloc[:1])
+        self._refit_heat()
         frame["import_cap_kw"] = np.nan if cap_kw is None else cap_kw
         self._tail = frame.iloc[n:] if len(index) > n else None  # the end value's input
         frame, weather, index = frame.iloc[:n], weather.iloc[:n], index[:n]
         self._input_flags = input_flags(frame, weather)
-        site = self.config.home.site
+        site = self._site()
         temps = {hp.name: self._hp_temp for hp in site.heat_pumps}
         soc = float(np.clip(meas.battery_soc if meas.battery_soc is not None else 0.5, 0, 1))
         state = State(soc, temps, self._sessions(index))
         demand = {}
-        if self.heat_demand is not None and site.heat_pumps:
-            demand = {site.heat_pumps[0].name: self._heat_demand(index)}
+        heat = self._heat_demand(index)
+        if heat is not None and site.heat_pumps:
+            demand = {site.heat_pumps[0].name: heat}
         inputs = Inputs.from_frame(frame, heat_demand_kw=demand)
         return Problem(site, inputs, state, self.config.tuning)
+
+    def _site(self) -> Site:
+        """The configured site with its first heat pump's loss as learned (if it was)."""
+        site = self.config.home.site
+        hp = self._heat_pump()
+        if hp is None or hp is site.heat_pumps[0]:
+            return site
+        return replace(site, heat_pumps=(hp, *site.heat_pumps[1:]))
 
     def _values_tail(self) -> bool:
         cfg = self.config
@@ -818,8 +852,8 @@ class SiteController:
         hp = self._heat_pump()
         if hp is not None:
             t_out = frame["t_out_c"].to_numpy(float)
-            index = pd.DatetimeIndex(frame.index)
-            demand = self._heat_demand(index) if self.heat_demand is not None else 0.0 * t_out
+            demand = self._heat_demand(pd.DatetimeIndex(frame.index))
+            demand = 0.0 * t_out if demand is None else demand
             tail["load_kw"] += expected_hp_load_kw(hp, t_out, demand)
         return tail
 
@@ -831,7 +865,7 @@ class SiteController:
         key = pd.Timestamp(self._tail.index[0]).floor("h")
         if self._end_value is None or self._end_value[0] != key:
             loop = asyncio.get_running_loop()
-            site, tuning = self.config.home.site, self.config.tuning
+            site, tuning = self._site(), self.config.tuning
             tail = self._tail_frame(self._tail)  # only when it is solved: once an hour
             try:
                 segments = await loop.run_in_executor(
@@ -843,9 +877,70 @@ class SiteController:
             self._end_value = (key, segments)
         return replace(problem, battery_end_value=self._end_value[1])
 
-    def _heat_demand(self, index: pd.DatetimeIndex) -> np.ndarray:
-        assert self.heat_demand is not None
-        return self.heat_demand.demand(index).to_numpy(float)
+    def _heat_demand(self, index: pd.DatetimeIndex) -> np.ndarray | None:
+        """Heat drawn from the store besides its loss [kW thermal]: the feed's, plus the
+        learned constant draw; None without either."""
+        fit = self.heat_fit
+        draw = fit.draw_kw if fit is not None and fit.draw_fitted else 0.0
+        if self.heat_demand is None:
+            return None if draw == 0.0 else np.full(len(index), draw)
+        return self.heat_demand.demand(index).to_numpy(float) + draw
+
+    # ------------------------------------------------------------------ heat-store model
+    @property
+    def heat_fit(self) -> StoreFit | None:
+        """The heat store's loss in use (learned or configured); None before the first cycle
+        or without a heat pump."""
+        return None if self._heat_fit is None else self._heat_fit[1]
+
+    def _remember_t_out(self, weather: pd.DataFrame) -> None:
+        """Keep the outdoor temperatures of ``weather``'s slots for the loss fit (the newest
+        word on a slot wins); the live feed's fallback (climatology) is no measurement."""
+        keep = weather["source"] != CLEARSKY if "source" in weather else slice(None)
+        said = self._t_out_said
+        said.update(weather.loc[keep, "temp_air_c"].astype(float).to_dict())
+        newest = pd.Timestamp(weather.index[-1])
+        for old in [t for t in said if t < newest - HEAT_FIT_HISTORY]:
+            del said[old]
+
+    def _refit_heat(self) -> None:
+        """Fit the store's loss at most once an hour (:func:`fit_store_model`) on the
+        complete slots of the last :data:`HEAT_FIT_HISTORY`; a failed fit keeps the last."""
+        hp = self._configured_heat_pump()
+        key = self._now().floor("h")
+        if hp is None or (self._heat_fit is not None and self._heat_fit[0] == key):
+            return
+        fit = StoreFit(hp.loss_kw_per_k)
+        if self.config.learn_heat_loss:
+            try:
+                fit = fit_store_model(self._heat_history(), hp)
+            except Exception:  # a worse plan, not a failed cycle
+                log.warning("%s: heat-store fit failed", self.config.site_id, exc_info=True)
+                fit = fit if self._heat_fit is None else self._heat_fit[1]
+        self._heat_fit = (key, fit)
+
+    def _heat_history(self) -> pd.DataFrame:
+        """The store's temperature, the heat pump's power, the outdoor temperature and the
+        demand feed's draw on the complete slots of the last :data:`HEAT_FIT_HISTORY`."""
+        end = self._now().floor("15min")
+        # what the feed says of the past: the live provider's last day (its past_days), a
+        # backtest's data; the whole window once, after a start
+        back = pd.Timedelta(days=1) if self._heat_fit is not None else HEAT_FIT_HISTORY
+        past = pd.date_range(end - back, end, freq="15min", inclusive="left")
+        self._remember_t_out(self.weather.weather(past))
+        span = (end - HEAT_FIT_HISTORY).to_pydatetime(), end.to_pydatetime()
+        sid = self.config.site_id
+        temp = self.store.field_window(sid, "heatpump", "tank_temp_degc",
+                                       start=span[0], end=span[1])  # fmt: skip
+        index = pd.DatetimeIndex(temp.index)
+        history = pd.DataFrame({
+            "temp_c": temp.to_numpy(float),
+            "hp_kw": self.store.window(sid, *span)["heatpump-power_kw"].reindex(index),
+            "t_out_c": pd.Series(self._t_out_said, dtype=float).reindex(index),
+        }, index=index)  # fmt: skip
+        if self.heat_demand is not None:
+            history["demand_kw"] = self.heat_demand.demand(index).to_numpy(float)
+        return history
 
     def _sessions(self, index: pd.DatetimeIndex) -> tuple[EVSession, ...]:
         site = self.config.home.site
@@ -972,6 +1067,7 @@ class SiteController:
         if flags is not None:
             slots = slots.join(flags.astype(float))
             inputs = inputs_summary(flags)
+        inputs |= heat_loss_summary(self.heat_fit, self._configured_heat_pump())
         summary = st.PlanSummary.model_validate(
             {
                 "status": result.summary.status,
@@ -1038,9 +1134,16 @@ class SiteController:
         n = int(np.flatnonzero(known)[-1]) + 1 if known.any() else 0
         return longest[: max(n, cfg.horizon_slots)]
 
-    def _heat_pump(self) -> HeatPump | None:
+    def _configured_heat_pump(self) -> HeatPump | None:
         hps = self.config.home.site.heat_pumps
         return hps[0] if hps else None
+
+    def _heat_pump(self) -> HeatPump | None:
+        """The first heat pump, with its store's loss as learned."""
+        hp, fit = self._configured_heat_pump(), self.heat_fit
+        if hp is None or fit is None or not fit.learned:
+            return hp
+        return replace(hp, loss_kw_per_k=fit.loss_kw_per_k)
 
     @property
     def hp_temp_c(self) -> float:
@@ -1095,6 +1198,19 @@ def inputs_summary(flags: pd.DataFrame) -> dict[str, object]:
         "price_estimate_slots": prices,
         "weather_estimate_slots": weather,
         "inputs": "; ".join(parts) or "published prices and a weather forecast",
+    }
+
+
+def heat_loss_summary(fit: StoreFit | None, configured: HeatPump | None) -> dict[str, object]:
+    """The plan summary's heat-store loss: the value used [kW/K], ``learned`` or
+    ``configured``, and a sentence (see :meth:`StoreFit.describe`)."""
+    if fit is None or configured is None:
+        return {}
+    return {
+        "heat_loss_kw_per_k": round(fit.loss_kw_per_k, 4),
+        "heat_loss_source": "learned" if fit.learned else "configured",
+        "heat_draw_kw": round(fit.draw_kw, 3),
+        "heat_loss": fit.describe(configured.loss_kw_per_k),
     }
 
 

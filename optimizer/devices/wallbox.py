@@ -360,15 +360,38 @@ def promised_kwh(
         if s.min_kwh is not None and s.mode in (ChargingMode.SMART, ChargingMode.NOW)
     )
     headroom = (import_upper_kw(ctx) + inputs.pv_kw - inputs.load_kw) / max(cars, 1)
-    power = np.zeros(ctx.n)
+    power, least = np.zeros(ctx.n), np.full(ctx.n, np.inf)
     for k in wb.phase_options:
         low, high = wb.power_range_kw(k)
         p = np.minimum(np.minimum(high, upper_kw), headroom)
-        power = np.maximum(power, np.where(p >= low - 1e-9, p, 0.0))
-    power[slot + 1 :] = 0.0
-    reachable = session.energy_kwh + float((power * mask).sum()) * wb.efficiency * ctx.dt_h
-    hard = min(need, reachable, session.capacity_kwh) - 1e-6
+        fits = p >= low - 1e-9
+        power = np.maximum(power, np.where(fits, p, 0.0))
+        least = np.where(fits, np.minimum(least, low), least)
+    usable = mask & (power > 0)
+    usable[slot + 1 :] = False
+    kwh = wb.efficiency * ctx.dt_h
+    wanted = min(need, session.capacity_kwh) - session.energy_kwh
+    hard = session.energy_kwh + deliverable_kwh(power[usable] * kwh, least[usable] * kwh, wanted)
+    hard -= 1e-6
     return (hard, slot) if hard > session.energy_kwh else None
+
+
+def deliverable_kwh(most: np.ndarray, least: np.ndarray, wanted: float) -> float:
+    """The most energy up to ``wanted`` [kWh] that slots each giving 0 or between ``least`` and
+    ``most`` [kWh] can deliver exactly.
+
+    A wallbox cannot run below its minimum power, so not every amount is deliverable: a car
+    1 kWh from full takes nothing from a slot whose minimum is 1.04 kWh (the model's car
+    never goes above its capacity), and a wallbox whose minimum is its maximum delivers
+    multiples of one slot. The ``j`` slots that give most deliver every amount between their
+    minima and their maxima, so the answer is the best of those ranges.
+    """
+    if wanted <= 0 or most.size == 0:
+        return 0.0
+    order = np.argsort(-most)
+    top, low = np.cumsum(most[order]), np.cumsum(least[order])
+    fits = low <= wanted + 1e-9
+    return float(max(np.minimum(top[fits], wanted), default=0.0))
 
 
 def target_penalty_eur_per_kwh(ctx: Context, wb: Wallbox, need_kwh: float) -> float:
