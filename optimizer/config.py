@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
+from typing import NamedTuple
 
 #: Minimum charging current of IEC 61851 wallboxes [A].
 IEC_MIN_CURRENT_A = 6.0
@@ -191,6 +192,24 @@ class Wallbox:
         return self.power_range_kw(max(self.phase_options))[1]
 
 
+class Milestone(NamedTuple):
+    """Energy wanted in a car by a time before its departure.
+
+    Parameters
+    ----------
+    when : timestamp
+        tz-aware.
+    energy_kwh : float
+        Energy in the car by then [kWh].
+    penalty_eur_per_kwh : float or None
+        Cost of each kWh short [EUR/kWh]; ``None``: the target penalty.
+    """
+
+    when: object
+    energy_kwh: float
+    penalty_eur_per_kwh: float | None = None
+
+
 @dataclass(frozen=True)
 class EVSession:
     """A car at (or arriving at) a wallbox within the horizon.
@@ -215,6 +234,10 @@ class EVSession:
         The owner's minimum at departure [kWh]: a hard promise for the part of it the
         wallbox can physically deliver by then (``smart`` and ``now``); the rest of it, and
         the target above it, stay soft.
+    milestones : tuple of Milestone (or of (timestamp, float))
+        Energy wanted in the car by earlier times [kWh] (tz-aware times, before the
+        departure), soft at their penalty, by default the target's (``smart`` and ``now``): a
+        car that may leave early gets what it would then need by then, the rest later.
     """
 
     wallbox: str = "ev"
@@ -225,10 +248,23 @@ class EVSession:
     departure: object | None = None
     arrival: object | None = None
     min_kwh: float | None = None
+    milestones: tuple[Milestone | tuple[object, float], ...] = ()
 
     def __post_init__(self) -> None:
         _check_finite(self)
         object.__setattr__(self, "mode", ChargingMode(self.mode))
+        steps = tuple(Milestone(*m) for m in self.milestones)
+        object.__setattr__(self, "milestones", steps)
+        for m in steps:
+            _require(
+                self,
+                "milestones",
+                0 <= m.energy_kwh <= self.capacity_kwh,
+                "energies must be in [0, capacity_kwh]",
+            )
+            penalty = m.penalty_eur_per_kwh
+            ok = penalty is None or (math.isfinite(penalty) and penalty >= 0)
+            _require(self, "milestones", ok, "penalties must be finite and >= 0")
         if self.min_kwh is not None:
             _require(
                 self,

@@ -385,6 +385,8 @@ class SiteController:
         self._reasons: list[str] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._ev: _EvTrack | None = None
+        #: no box reading seen yet: a car plugged in then may have come before this start
+        self._first_reading = True
         self._model: tuple[pd.Timestamp, SessionModel] | None = None
         #: The last plan's summary and the grid operator's import limit it kept to [kW].
         self.last_summary: PlanSummary | None = None
@@ -650,8 +652,10 @@ class SiteController:
 
     def _track_ev(self, meas: Measurement, dt_h: float) -> None:
         plugged = meas.wallbox_state >= 2
+        first, self._first_reading = self._first_reading, False
         if plugged and self._ev is None:
-            self._ev = _EvTrack(self.clock.now())
+            now = self.clock.now()
+            self._ev = _EvTrack(self._plugged_since(now) if first else now)
             self.trigger("ev plugged in")
         elif not plugged and self._ev is not None:
             self._ev = None
@@ -674,6 +678,22 @@ class SiteController:
             self._ev.full = True
             self.trigger("ev full")
         self._ev.asked = asked
+
+    def _plugged_since(self, now: float) -> float:
+        """Plug-in of a car found plugged in at the first reading [UNIX s]: where the box's
+        stored plug state last went from unplugged to plugged (a restarted service; the
+        learned departure and milestones count from the real plug-in), else ``now``."""
+        end = pd.Timestamp(now, unit="s", tz="UTC")
+        start = end - pd.Timedelta(days=2)
+        share = self.store.field_window(
+            self.config.site_id,
+            "wallbox",
+            "connected",
+            start=start.to_pydatetime(),
+            end=end.to_pydatetime(),
+        )
+        found = plug_in_from_shares(share)  # fmt: skip
+        return now if found is None else min(found.timestamp(), now)
 
     def _track_heat(self, meas: Measurement, dt_h: float) -> None:
         """Heat-store temperature observer: the store model driven by measured HP power."""
@@ -972,6 +992,7 @@ class SiteController:
                 target_kwh=target,
                 departure=goal.departure,
                 min_kwh=None if goal.min_kwh is None else min(goal.min_kwh, dep.capacity_kwh),
+                milestones=() if self._ev.full else goal.milestones,
             ),
         )
 
@@ -1256,3 +1277,18 @@ async def cancel_all(tasks: Sequence[asyncio.Task[Any]], every_s: float = 1.0) -
         exc = None if task.cancelled() else task.exception()
         if exc is not None and not isinstance(exc, BoxError):  # a box gone while stopping is not
             log.error("%s ended with %r while stopping", task.get_name(), exc)
+
+
+def plug_in_from_shares(share: pd.Series) -> pd.Timestamp | None:
+    """Start of the plugged run that reaches the end of ``share`` (per slot, the plugged share
+    [0-1] on a fixed-step index; NaN: no reading): the first slot of the run moved by its
+    unplugged share. ``None`` when the last slot is not plugged; the window's start when the
+    whole window is."""
+    s = share.to_numpy(float)
+    plugged = np.isfinite(s) & (np.nan_to_num(s) > 0)
+    if len(s) < 2 or not plugged[-1]:
+        return None
+    off = np.flatnonzero(~plugged)
+    first = int(off[-1]) + 1 if off.size else 0
+    index = pd.DatetimeIndex(share.index)
+    return index[first] + (index[1] - index[0]) * (1 - s[first]) if off.size else index[0]

@@ -3,15 +3,21 @@
 The box reports per poll whether a car is plugged in (``wallbox.connected``) and the charging
 power [kW]. :func:`sessions_from_telemetry` turns the per-slot means of both into completed
 sessions (plug-in, plug-out, AC energy delivered); :class:`SessionModel` keeps them and answers,
-for a car plugged in now, when it will *reliably* still be there and how much it will want:
+for a car plugged in now, by when it must have had how much, and how much it will want:
 
-* **departure**: an early quantile (:data:`DEPARTURE_QUANTILE`) over the similar past sessions
-  still ahead of the latest time by which the whole need must be in the car so that, charged
-  at full power as late as possible, each of them would still have had its own energy when it
-  left (its departure, :func:`departures_like`, plus its spare energy / the power): a short
-  stay that needed little guards the departure as much as it has to, not more;
-* **energy**: a high quantile (:data:`ENERGY_QUANTILE`) of the AC energy the similar past
-  sessions took, among those that took more than this car has already had.
+* **milestones and departure** (:func:`staircase`, with :data:`MILESTONES`): per similar past
+  session still ahead, when this car would leave if it behaved the same
+  (:func:`departures_like`) and what it took; the running maximum of these energies over
+  these departures asks each similar session's energy by its own departure, and the
+  departure is where it reaches the need. A guard milestone asks :data:`GUARD_KWH` soon after
+  plug-in at the expected shortfall price of a stay shorter than all of them. Without
+  :data:`MILESTONES`, the departure is an early quantile (:data:`DEPARTURE_QUANTILE`) of the
+  latest times by which the whole need must be in the car so that, charged at full power as
+  late as possible, each similar session would still have had its own energy when it left;
+* **energy**: the most (:data:`ENERGY_QUANTILE` = 1) AC energy a similar past session took,
+  among those that took more than this car has already had. A car stops drawing when it is
+  full, so a need above the real one costs nothing in the car; a need below it leaves the car
+  short when it leaves (a 90 % quantile left one in ten similar sessions short).
 
 "Similar" is by weekday and time of day of the plug-in, widened step by step until at least
 :data:`MIN_NEIGHBOURS` sessions qualify: the same weekday within :data:`WINDOW_H` hours of the
@@ -21,7 +27,7 @@ completed sessions the model says nothing and the controller keeps its configure
 
 Energies are AC energy delivered by the wallbox [kWh] (what the box measures), so a session
 that ended early because the car was full counts its real need; one cut short by its departure
-counts less than it wanted, which the high quantile absorbs.
+counts less than it wanted, which the largest of the similar ones absorbs.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from adapters.store.telemetry import Sample
+from optimizer import Milestone
 
 #: Completed sessions needed before learned estimates replace the configured departure.
 MIN_SESSIONS = 10
@@ -39,8 +46,18 @@ MIN_SESSIONS = 10
 MIN_NEIGHBOURS = 5
 #: Quantile of the stay of similar sessions used as the departure (early: reliable) [-].
 DEPARTURE_QUANTILE = 0.05
-#: Quantile of the energy of similar sessions used as the need (high: enough) [-].
-ENERGY_QUANTILE = 0.9
+#: Departure and milestones from the staircase of the similar sessions (every one of them
+#: would have had its energy by its own departure) instead of the early quantile alone.
+MILESTONES = True
+#: Price of EV energy a car lacks when it leaves (public charging) [EUR/kWh].
+REPLACEMENT_EUR_PER_KWH = 0.55
+#: A guard milestone this long after plug-in [-] asks :data:`GUARD_KWH` [kWh AC] at the
+#: expected shortfall price of a stay shorter than every similar one seen.
+GUARD_AFTER = pd.Timedelta(minutes=15)
+GUARD_KWH = 1.0
+#: Quantile of the energy of similar sessions used as the need (the largest: every similar
+#: session's energy; a full car stops drawing, so more costs nothing in the car) [-].
+ENERGY_QUANTILE = 1.0
 #: History the controller learns from [days]: within the stores' raw retention (35 days),
 #: where the plug state is kept per poll.
 LEARN_DAYS = 34
@@ -57,17 +74,23 @@ class Expectation:
     Parameters
     ----------
     departure : pandas.Timestamp or None
-        Reliable departure (UTC); ``None`` when no similar session stayed this long.
+        When the whole need is due (UTC); ``None`` when no similar session stayed this long.
     energy_kwh : float or None
         AC energy the session will want in total [kWh]; ``None`` when no similar session
         took more than the car has had.
     neighbours : int
         Similar sessions the departure was taken from.
+    milestones : tuple of Milestone
+        AC energy the session should have had by earlier times [kWh] (UTC times before
+        ``departure``): what the similar sessions that left by then took (:func:`staircase`),
+        at the target penalty; and a guard for a stay shorter than all of them, at the
+        expected shortfall price.
     """
 
     departure: pd.Timestamp | None
     energy_kwh: float | None
     neighbours: int
+    milestones: tuple[Milestone, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -120,16 +143,40 @@ class SessionModel:
         needs = _first_enough(levels, energy > delivered_kwh + 1e-6)
         need = None if needs is None else float(np.quantile(energy[needs], ENERGY_QUANTILE))
         stays = _first_enough(levels, leaves > now.value)
-        departure = None
-        if stays is not None:
-            # "need by d" met at full power as late as possible still gives session k its
-            # e_k by its d_k when d <= d_k + (need - e_k) / power: the departure that keeps
-            # the similar sessions whole, not only the one that sees them leave
-            spare_h = np.clip((need or 0.0) - energy, 0.0, None) / self.power_kw
-            deadline = leaves + spare_h * _HOUR.value
-            ns = float(np.quantile(deadline[stays], DEPARTURE_QUANTILE))
-            departure = pd.Timestamp(int(ns), tz="UTC")
-        return Expectation(departure, need, 0 if stays is None else int(stays.sum()))
+        if stays is None:
+            return Expectation(None, need, 0)
+        if MILESTONES:
+            steps = staircase(leaves[stays], energy[stays], need)
+            n = int(stays.sum())
+            guard_at = plugged_at + GUARD_AFTER
+            top = steps[-1][1] if need is None else need
+            kept = tuple(Milestone(t, kwh) for t, kwh in steps[:-1])
+            if now < guard_at < steps[0][0] and top > delivered_kwh:
+                # a stay shorter than every similar one: as likely as 1 in n + 2 (Laplace)
+                guard = Milestone(guard_at, min(GUARD_KWH, top), REPLACEMENT_EUR_PER_KWH / (n + 2))
+                kept = (guard, *kept)
+            return Expectation(steps[-1][0], need, n, kept)
+        # "need by d" met at full power as late as possible still gives session k its
+        # e_k by its d_k when d <= d_k + (need - e_k) / power: the departure that keeps
+        # the similar sessions whole, not only the one that sees them leave
+        spare_h = np.clip((need or 0.0) - energy, 0.0, None) / self.power_kw
+        deadline = leaves + spare_h * _HOUR.value
+        ns = float(np.quantile(deadline[stays], DEPARTURE_QUANTILE))
+        return Expectation(pd.Timestamp(int(ns), tz="UTC"), need, int(stays.sum()))
+
+
+def staircase(
+    leaves: np.ndarray, energy: np.ndarray, need: float | None
+) -> tuple[tuple[pd.Timestamp, float], ...]:
+    """Energy the car must have had by each time so that every similar session would have had
+    its own energy (at most ``need``) by its own departure: the running maximum of the
+    energies over the departures [UNIX ns], one step where it rises [(UTC time, kWh AC)].
+    The last step is where it reaches its top."""
+    order = np.argsort(leaves, kind="stable")
+    top = np.inf if need is None else need
+    run = np.maximum.accumulate(np.minimum(energy[order], top))
+    rises = np.flatnonzero(np.r_[True, run[1:] > run[:-1] + 1e-6])
+    return tuple((pd.Timestamp(int(leaves[order][k]), tz="UTC"), float(run[k])) for k in rises)
 
 
 def departures_like(sessions: pd.DataFrame, plugged_at: pd.Timestamp, tz: str) -> np.ndarray:
@@ -248,19 +295,22 @@ class ChargeGoal:
     Parameters
     ----------
     departure : pandas.Timestamp
-        The reliable departure (UTC).
+        When the target is due (UTC): the learned departure, the owner's, or the configured one.
     target_kwh : float
         Energy wanted in the car then [kWh] (soft, with the target penalty).
     min_kwh : float or None
         The owner's minimum then [kWh]: hard where reachable.
     source : str
         ``configured``, ``learned``, ``owner`` or ``owner+learned``.
+    milestones : tuple of Milestone
+        Energy wanted in the car by earlier times [kWh] (soft).
     """
 
     departure: pd.Timestamp
     target_kwh: float
     min_kwh: float | None
     source: str
+    milestones: tuple[Milestone, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -304,15 +354,19 @@ def charge_goal(
     """
     departure, target = configured
     source = "configured"
+    steps: tuple[Milestone, ...] = ()
     if expected is not None and (expected.departure or expected.energy_kwh) is not None:
         source = "learned"
         if expected.departure is not None:
             departure = expected.departure
+            steps = tuple(m._replace(energy_kwh=min(car.arrival_kwh + m.energy_kwh
+                                                    * car.efficiency, car.capacity_kwh))
+                          for m in expected.milestones)  # fmt: skip
         if expected.energy_kwh is not None:
             need = car.arrival_kwh + expected.energy_kwh * car.efficiency
             target = min(need, car.capacity_kwh)
     if owner is None or (owner[0] is None and owner[1] is None):
-        return ChargeGoal(departure, target, None, source)
+        return ChargeGoal(departure, target, None, source, steps)
     owner_departure, owner_target = owner
     if owner_departure is not None:
         learned = source == "learned" and expected is not None and expected.departure is not None
@@ -320,7 +374,8 @@ def charge_goal(
     if owner_target is not None:
         target = max(target, owner_target) if source == "learned" else owner_target
     both = "owner+learned" if source == "learned" else "owner"
-    return ChargeGoal(departure, target, owner_target, both)
+    steps = tuple(m for m in steps if pd.Timestamp(m.when) < departure)  # type: ignore[arg-type]
+    return ChargeGoal(departure, target, owner_target, both, steps)
 
 
 def history_samples(

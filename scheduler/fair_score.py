@@ -36,10 +36,9 @@ from pricing import load_tariff, retail_prices
 from pricing.errors import PricingError
 from pricing.estimate import same_day_type_profile
 from scheduler.backtest_inputs import BacktestInputs
+from scheduler.ev_sessions import REPLACEMENT_EUR_PER_KWH  # public charging [EUR/kWh]
 from scheduler.frame_feeds import persist_days
 
-#: Public fast charging, the price of a kWh the car did not get at home [EUR/kWh].
-REPLACEMENT_EUR_PER_KWH = 0.55
 DAY = pd.Timedelta(days=1)
 
 

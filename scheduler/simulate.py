@@ -209,6 +209,11 @@ def seed_ev_history(
     wb = wallboxes[0]
     index = pd.date_range(start - EV_HISTORY, start, freq="15min", inclusive="left")
     power = wb.max_power_kw
+    # a car plugged in across the start: plugged, nothing drawn yet (the twin's session
+    # starts whole), so the controller finds its real plug-in as after a restart
+    sessions = inputs.ev_sessions
+    ongoing = sessions[(sessions["plugin_utc"] < start) & (sessions["plugout_utc"] > start)]
+    history = pd.concat([history, ongoing.assign(energy_kwh=0.0)], ignore_index=True)
     store.write(history_samples(config.site_id, history, index, power))
 
 

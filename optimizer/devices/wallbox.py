@@ -164,6 +164,10 @@ def _add_session(ctx: Context, wb: Wallbox, session: EVSession, mask: np.ndarray
     )
     if target is not None and session.mode in (ChargingMode.SMART, ChargingMode.NOW):
         _add_target(ctx, wb, energy, *target)
+    if session.mode in (ChargingMode.SMART, ChargingMode.NOW):
+        steps = milestone_targets(ctx.problem.inputs.index, session, mask, max_kw, wb.efficiency)
+        if steps:
+            _add_milestones(ctx, wb, energy, steps)
     if session.mode in SOLAR_MODES:
         _add_solar_rule(ctx, wb, charger)
     if session.mode == ChargingMode.AFTER_BATTERY:
@@ -356,15 +360,38 @@ def promised_kwh(
         if s.min_kwh is not None and s.mode in (ChargingMode.SMART, ChargingMode.NOW)
     )
     headroom = (import_upper_kw(ctx) + inputs.pv_kw - inputs.load_kw) / max(cars, 1)
-    power = np.zeros(ctx.n)
+    power, least = np.zeros(ctx.n), np.full(ctx.n, np.inf)
     for k in wb.phase_options:
         low, high = wb.power_range_kw(k)
         p = np.minimum(np.minimum(high, upper_kw), headroom)
-        power = np.maximum(power, np.where(p >= low - 1e-9, p, 0.0))
-    power[slot + 1 :] = 0.0
-    reachable = session.energy_kwh + float((power * mask).sum()) * wb.efficiency * ctx.dt_h
-    hard = min(need, reachable, session.capacity_kwh) - 1e-6
+        fits = p >= low - 1e-9
+        power = np.maximum(power, np.where(fits, p, 0.0))
+        least = np.where(fits, np.minimum(least, low), least)
+    usable = mask & (power > 0)
+    usable[slot + 1 :] = False
+    kwh = wb.efficiency * ctx.dt_h
+    wanted = min(need, session.capacity_kwh) - session.energy_kwh
+    hard = session.energy_kwh + deliverable_kwh(power[usable] * kwh, least[usable] * kwh, wanted)
+    hard -= 1e-6
     return (hard, slot) if hard > session.energy_kwh else None
+
+
+def deliverable_kwh(most: np.ndarray, least: np.ndarray, wanted: float) -> float:
+    """The most energy up to ``wanted`` [kWh] that slots each giving 0 or between ``least`` and
+    ``most`` [kWh] can deliver exactly.
+
+    A wallbox cannot run below its minimum power, so not every amount is deliverable: a car
+    1 kWh from full takes nothing from a slot whose minimum is 1.04 kWh (the model's car
+    never goes above its capacity), and a wallbox whose minimum is its maximum delivers
+    multiples of one slot. The ``j`` slots that give most deliver every amount between their
+    minima and their maxima, so the answer is the best of those ranges.
+    """
+    if wanted <= 0 or most.size == 0:
+        return 0.0
+    order = np.argsort(-most)
+    top, low = np.cumsum(most[order]), np.cumsum(least[order])
+    fits = low <= wanted + 1e-9
+    return float(max(np.minimum(top[fits], wanted), default=0.0))
 
 
 def target_penalty_eur_per_kwh(ctx: Context, wb: Wallbox, need_kwh: float) -> float:
@@ -400,6 +427,46 @@ def _add_target(ctx: Context, wb: Wallbox, energy: Block, need_kwh: float, slot:
         [(energy, pick(one, np.array([slot]))), (short, pick(one, one))],
         lb=need_kwh,
         size=1,
+    )
+
+
+def milestone_targets(
+    index: pd.DatetimeIndex, session: EVSession, mask: np.ndarray, max_kw: float, eff: float
+) -> list[tuple[float, int, float | None]]:
+    """Energy the car must hold at the end of a slot for each of its milestones [kWh], and
+    that slot: the last plugged slot that ends by the milestone (:func:`horizon_target_kwh`'s
+    rule, so one beyond the horizon asks only for what cannot be charged after it; one due
+    before the first plugged slot ends asks for it in that slot). Milestones the car already
+    holds, or that are past, ask nothing."""
+    out = []
+    first = np.flatnonzero(mask)[:1]
+    for when, kwh, penalty in session.milestones:  # type: ignore[misc]
+        part = replace(session, target_kwh=min(kwh, session.capacity_kwh), departure=when,
+                       milestones=())  # fmt: skip
+        ahead = mask & plugged_mask(index, part)
+        if not ahead.any() and first.size and _timestamp(when, "milestones") > index[0]:
+            ahead[first] = True  # due within the first plugged slot: as much as it can
+        found = horizon_target_kwh(index, part, ahead, max_kw, eff)
+        if found is not None:
+            out.append((*found, penalty))
+    return out
+
+
+def _add_milestones(
+    ctx: Context, wb: Wallbox, energy: Block, steps: list[tuple[float, int, float | None]]
+) -> None:
+    k = len(steps)
+    need = np.array([kwh for kwh, _, _ in steps])
+    slots = np.array([slot for _, slot, _ in steps], dtype=np.int64)
+    penalty = np.array([target_penalty_eur_per_kwh(ctx, wb, kwh) if p is None else p
+                        for kwh, _, p in steps])  # fmt: skip
+    short = ctx.m.var(f"{wb.name}-milestone_shortfall", 0.0, need, penalty, size=k)
+    one = np.arange(k, dtype=np.int64)
+    ctx.m.rows(
+        f"{wb.name}-milestone_energy",
+        [(energy, pick(one, slots)), (short, pick(one, one))],
+        lb=need,
+        size=k,
     )
 
 
