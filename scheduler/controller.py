@@ -992,7 +992,7 @@ class SiteController:
                 target_kwh=target,
                 departure=goal.departure,
                 min_kwh=None if goal.min_kwh is None else min(goal.min_kwh, dep.capacity_kwh),
-                milestones=() if self._ev.full else goal.milestones,
+                milestones=() if ev.full else goal.milestones,
             ),
         )
 
