@@ -163,11 +163,11 @@ def _add_session(ctx: Context, wb: Wallbox, session: EVSession, mask: np.ndarray
         rhs,
     )
     if target is not None and session.mode in (ChargingMode.SMART, ChargingMode.NOW):
-        _add_target(ctx, wb, energy, *target)
+        _add_energy_floors(ctx, wb, energy, [(*target, None)], "target")
     if session.mode in (ChargingMode.SMART, ChargingMode.NOW):
         steps = milestone_targets(ctx.problem.inputs.index, session, mask, max_kw, wb.efficiency)
         if steps:
-            _add_milestones(ctx, wb, energy, steps)
+            _add_energy_floors(ctx, wb, energy, steps, "milestone")
     if session.mode in SOLAR_MODES:
         _add_solar_rule(ctx, wb, charger)
     if session.mode == ChargingMode.AFTER_BATTERY:
@@ -418,18 +418,6 @@ def target_penalty_eur_per_kwh(ctx: Context, wb: Wallbox, need_kwh: float) -> fl
     return penalty
 
 
-def _add_target(ctx: Context, wb: Wallbox, energy: Block, need_kwh: float, slot: int) -> None:
-    penalty = target_penalty_eur_per_kwh(ctx, wb, need_kwh)
-    short = ctx.m.var(f"{wb.name}-target_shortfall", 0.0, need_kwh, penalty, size=1)
-    one = np.zeros(1, dtype=np.int64)
-    ctx.m.rows(
-        f"{wb.name}-target_energy",
-        [(energy, pick(one, np.array([slot]))), (short, pick(one, one))],
-        lb=need_kwh,
-        size=1,
-    )
-
-
 def milestone_targets(
     index: pd.DatetimeIndex, session: EVSession, mask: np.ndarray, max_kw: float, eff: float
 ) -> list[tuple[float, int, float | None]]:
@@ -452,18 +440,25 @@ def milestone_targets(
     return out
 
 
-def _add_milestones(
-    ctx: Context, wb: Wallbox, energy: Block, steps: list[tuple[float, int, float | None]]
+def _add_energy_floors(
+    ctx: Context,
+    wb: Wallbox,
+    energy: Block,
+    steps: list[tuple[float, int, float | None]],
+    kind: str,
 ) -> None:
+    """Soft floors on the car's energy: per ``(kWh, slot, penalty)`` a ``{kind}_shortfall``
+    [kWh] at the penalty [EUR/kWh] (None: :func:`target_penalty_eur_per_kwh`) and a
+    ``{kind}_energy`` row, energy at the end of the slot + shortfall >= kWh."""
     k = len(steps)
     need = np.array([kwh for kwh, _, _ in steps])
     slots = np.array([slot for _, slot, _ in steps], dtype=np.int64)
     penalty = np.array([target_penalty_eur_per_kwh(ctx, wb, kwh) if p is None else p
                         for kwh, _, p in steps])  # fmt: skip
-    short = ctx.m.var(f"{wb.name}-milestone_shortfall", 0.0, need, penalty, size=k)
+    short = ctx.m.var(f"{wb.name}-{kind}_shortfall", 0.0, need, penalty, size=k)
     one = np.arange(k, dtype=np.int64)
     ctx.m.rows(
-        f"{wb.name}-milestone_energy",
+        f"{wb.name}-{kind}_energy",
         [(energy, pick(one, slots)), (short, pick(one, one))],
         lb=need,
         size=k,
