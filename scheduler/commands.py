@@ -15,8 +15,15 @@ plan does in the slot (``grid_kw`` is the planned grid power, + import):
 * otherwise (grid charging, discharging into the grid or next to a large import) ->
   ``SETPOINT`` with the planned power.
 
+Under AUTO the box charges every kW of surplus. Where the plan exports although the battery
+could still take energy, it keeps room on purpose (for a later hour whose feed-in earns
+nothing, e.g. a negative spot price): the live command then carries a **SOC ceiling**
+(register 1034) at the plan's SOC at the slot's end. The box still follows the real load and
+PV below it (a PV forecast that was too high still leaves the battery charging what there is)
+and exports the surplus above it. Elsewhere no ceiling (the box's own).
+
 A schedule slot can only say "setpoint" or "no command": AUTO becomes no command (the box's
-local self-consumption), HOLD a 0 kW setpoint, the others their power.
+local self-consumption, without the ceiling), HOLD a 0 kW setpoint, the others their power.
 
 The heat pump: where the plan heats, SG-Ready "recommend on" (or the plan's "force on") with
 the planned power as the budget, so the pump delivers what the plan bought; elsewhere the
@@ -28,14 +35,18 @@ perfect-foresight plans of four 2024 weeks lost 0.37-1.32 EUR/week through the f
 
 from __future__ import annotations
 
+import math
+
 from adapters.heartbeat.esi_types import BatteryMode, ScheduleSlot
 from adapters.heartbeat.esi_types import Setpoints as BoxSetpoints
-from optimizer import Setpoints, Site
+from optimizer import Battery, Setpoints, Site
 
 #: Grid power below which a slot counts as self-consumption [kW].
 GRID_DEADBAND_KW = 0.1
 #: Battery power below which the plan leaves the battery idle [kW].
 BATTERY_DEADBAND_KW = 0.05
+#: Room [0-1 of capacity] below the battery's maximum SOC that counts as room kept on purpose.
+SOC_ROOM = 0.01
 #: Heat-pump power below which the plan's SG-Ready state is sent without a budget [kW].
 HP_DEADBAND_KW = 0.01
 
@@ -49,6 +60,24 @@ def battery_command(battery_kw: float | None, grid_kw: float) -> tuple[BatteryMo
     if abs(battery_kw) < BATTERY_DEADBAND_KW:
         return BatteryMode.HOLD, 0.0
     return BatteryMode.SETPOINT, round(battery_kw, 3)
+
+
+def battery_soc_ceiling(
+    battery_kw: float | None, grid_kw: float, soc_end: float | None, battery: Battery | None
+) -> float | None:
+    """SOC ceiling [0-1] the box should enforce in a planned slot, None = its own maximum.
+
+    A ceiling where the plan exports while its battery idles or charges and ends the slot
+    below its maximum SOC (it keeps room for later): the plan's SOC at the slot's end
+    ``soc_end``, rounded up to the register's 0.1 %.
+    """
+    if battery is None or battery_kw is None or soc_end is None:
+        return None
+    if grid_kw >= -GRID_DEADBAND_KW or battery_kw >= BATTERY_DEADBAND_KW:
+        return None
+    if soc_end >= battery.soc_max - SOC_ROOM:
+        return None
+    return min(max(math.ceil(soc_end * 1000 - 1e-6) / 1000, battery.soc_min), battery.soc_max)
 
 
 def wallbox_command(sp: Setpoints, site: Site) -> tuple[float, int]:
@@ -88,14 +117,19 @@ def sgready_command(sgready: int, power_kw: float) -> tuple[int, float | None]:
     return max(sgready, 3), round(power_kw, 2)
 
 
-def box_setpoints(sp: Setpoints, grid_kw: float, site: Site) -> BoxSetpoints:
-    """Live setpoints for the box from the plan's current slot."""
+def box_setpoints(
+    sp: Setpoints, grid_kw: float, site: Site, soc_end: float | None = None
+) -> BoxSetpoints:
+    """Live setpoints for the box from the plan's current slot (``soc_end``: the plan's battery
+    SOC at the slot's end [0-1], for the ceiling; None = no ceiling)."""
     mode, battery_kw = battery_command(sp.battery_kw, grid_kw)
+    ceiling = battery_soc_ceiling(sp.battery_kw, grid_kw, soc_end, site.battery)
     current, phases = wallbox_command(sp, site)
     sg, budget = heat_pump_command(sp, site)
     return BoxSetpoints(
         battery_kw=battery_kw,
         battery_mode=mode,
+        battery_soc_max=ceiling,
         wallbox_current_a=current if site.wallboxes else None,
         wallbox_phases=phases,
         hp_sgready_state=sg,

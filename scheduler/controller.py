@@ -816,7 +816,9 @@ class SiteController:
         assert result.slots is not None
         site = self.config.home.site
         grid = result.slots["grid_kw"].to_numpy(float)
-        live = box_setpoints(result.setpoints[0], float(grid[0]), site)
+        soc = result.slots.get("battery_soc")
+        soc_end = None if soc is None else float(soc.iloc[0])
+        live = box_setpoints(result.setpoints[0], float(grid[0]), site, soc_end)
         status = await self.client.write_setpoints(live)
         slots = [
             schedule_slot(sp, float(g), site) for sp, g in zip(result.setpoints, grid, strict=False)

@@ -21,7 +21,7 @@ import pandas as pd
 
 from adapters.heartbeat.esi_types import BatteryMode
 from optimizer import Plan
-from scheduler.commands import battery_command, sgready_command
+from scheduler.commands import battery_command, battery_soc_ceiling, sgready_command
 from scheduler.simulate import STEP_S, steps_frame
 from simulation.twin import DeviceCommand, Twin, TwinStep
 
@@ -58,15 +58,21 @@ def slot_commands(plan: Plan, twin: Twin, rules: frozenset[str]) -> list[DeviceC
     wb = twin.site.wallbox
     b = twin.site.battery
     out = []
-    for bat, grid, ev, hp, sgready in zip(
-        s["battery_kw"], s["grid_kw"], ev_kw, hp_kw, sg, strict=True
+    soc = s["battery_soc"] if "battery_soc" in s else pd.Series(None, index=s.index)
+    for bat, grid, ev, hp, sgready, soc_end in zip(
+        s["battery_kw"], s["grid_kw"], ev_kw, hp_kw, sg, soc, strict=True
     ):
         amps = float(ev) * 1000 / (wb.phases * wb.voltage_v) if ev > 0.05 else 0.0
         battery_mode, battery_kw = BatteryMode.SETPOINT, float(bat)
         hp_sg, budget = (4, float(hp)) if hp > 0.01 else (1, None)
+        soc_max = b.soc_max
         if "battery" in rules:
             m, p = battery_command(float(bat), float(grid))
             battery_mode, battery_kw = m, 0.0 if p is None else p
+            ceiling = battery_soc_ceiling(
+                float(bat), float(grid), soc_end, plan.problem.site.battery
+            )
+            soc_max = b.soc_max if ceiling is None else min(ceiling, b.soc_max)
         if "ev" in rules:
             amps = max(amps, 6.0) if amps > 0 else 0.0
         if "hp" in rules:
@@ -76,7 +82,7 @@ def slot_commands(plan: Plan, twin: Twin, rules: frozenset[str]) -> list[DeviceC
                 battery_kw=battery_kw,
                 battery_mode=battery_mode,
                 soc_min=b.soc_min,
-                soc_max=b.soc_max,
+                soc_max=soc_max,
                 wallbox_current_a=amps,
                 wallbox_phases=wb.phases,
                 hp_sgready=hp_sg,

@@ -8,12 +8,13 @@ from dataclasses import replace
 import pandas as pd
 import pytest
 
+import scheduler.playback
 from adapters.clock import SimClock
 from adapters.heartbeat.esi_types import BatteryMode
 from optimizer import HeatPumpSetpoint, Setpoints, WallboxSetpoint
 from scheduler.backtest_inputs import bundled_inputs
 from scheduler.clock import SteppedClock, Wakeup
-from scheduler.commands import battery_command, box_setpoints, schedule_slot
+from scheduler.commands import battery_command, battery_soc_ceiling, box_setpoints, schedule_slot
 from scheduler.controller import DepartureTarget, SiteConfig
 from scheduler.fair_score import Scorer, plan_trace, steps_trace
 from scheduler.playback import play_back
@@ -39,6 +40,63 @@ def test_battery_command(
     battery_kw: float, grid_kw: float, mode: BatteryMode, power: float | None
 ) -> None:
     assert battery_command(battery_kw, grid_kw) == (mode, power)
+
+
+@pytest.mark.parametrize(
+    ("battery_kw", "grid_kw", "soc_end", "ceiling"),
+    [
+        (0.0, -2.0, 0.4, 0.4),  # exports, battery idle below its maximum: keeps room
+        (-1.0, -2.0, 0.4123, 0.413),  # charges part of the surplus: up to the plan, 0.1 % up
+        (0.0, -2.0, 0.995, None),  # full (within 1 %): nothing kept
+        (-2.0, 0.0, 0.4, None),  # self-consumption: the box takes all the surplus
+        (0.0, 1.5, 0.4, None),  # HOLD while importing
+        (4.0, -3.0, 0.4, None),  # discharging into the grid (SETPOINT)
+        (0.0, -2.0, None, None),  # no planned SOC
+    ],
+)
+def test_battery_soc_ceiling(
+    battery_kw: float, grid_kw: float, soc_end: float | None, ceiling: float | None
+) -> None:
+    battery = Home().site.battery
+    assert battery_soc_ceiling(battery_kw, grid_kw, soc_end, battery) == ceiling
+
+
+def test_the_live_command_carries_the_ceiling_the_schedule_does_not() -> None:
+    site = Home().site
+    sp = replace(setpoints(0.0, 0, 0.0, 2), battery_kw=0.0)
+    live = box_setpoints(sp, -3.0, site, soc_end=0.25)
+    assert live.battery_mode == BatteryMode.AUTO and live.battery_soc_max == 0.25
+    assert box_setpoints(sp, -3.0, site).battery_soc_max is None
+    assert schedule_slot(sp, -3.0, site).battery_kw is None
+
+
+def test_the_perfect_foresight_plan_keeps_its_room_through_the_battery_commands(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """2024-06-02: the plan exports the morning's PV at the feed-in tariff and keeps room for
+    the midday's negative spot prices (feed-in unpaid). Played back on the twin through the
+    controller's battery commands it costs what it predicted (within 3 cents); without the
+    ceiling the box fills up in the morning and the plan loses more than 0.50 EUR."""
+    start = pd.Timestamp("2024-06-02", tz="UTC")
+    end = start + pd.Timedelta(days=1)
+    config = SiteConfig("battery-rule")
+    inputs = bundled_inputs(start, 1, config.home).for_period(start, end)
+    twin = Twin(inputs.twin_params(), inputs.profiles(start, end))
+    temp0 = twin.t_store_c
+    index = pd.date_range(start, end, freq="15min", inclusive="left")
+    plan = perfect_foresight(replace(config, hp_temp_init_c=temp0), twin, start, end, twin.soc,
+                             prices=inputs.tariff_prices(index))  # fmt: skip
+    scorer = Scorer(inputs, start, end, config.tuning)
+    predicted = scorer.score(plan_trace(plan, temp0)).full.net_eur
+
+    def played() -> float:
+        fresh = Twin(inputs.twin_params(), inputs.profiles(start, end))
+        steps = play_back(plan, fresh, ("battery",))
+        return scorer.score(steps_trace(steps, temp0)).full.net_eur
+
+    assert abs(played() - predicted) < 0.03
+    monkeypatch.setattr(scheduler.playback, "battery_soc_ceiling", lambda *a: None)
+    assert played() - predicted > 0.50
 
 
 def setpoints(ev_kw: float, phases: int, hp_kw: float, sg: int) -> Setpoints:
