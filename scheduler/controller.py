@@ -71,7 +71,7 @@ from optimizer.forecast_fit import (
     pv_bias_factors,
 )
 from scheduler.clock import LoopClock, Wakeup
-from scheduler.commands import box_setpoints, schedule_slot
+from scheduler.commands import box_setpoints, keeps_room, schedule_slot
 from scheduler.cycle import CycleRequest, CycleResult, plan_cycle
 from scheduler.end_value import battery_end_value, expected_hp_load_kw
 from scheduler.ev_sessions import (
@@ -818,7 +818,9 @@ class SiteController:
         grid = result.slots["grid_kw"].to_numpy(float)
         soc = result.slots.get("battery_soc")
         soc_end = None if soc is None else float(soc.iloc[0])
-        live = box_setpoints(result.setpoints[0], float(grid[0]), site, soc_end)
+        b = site.battery
+        room = b is not None and bool(keeps_room(result.slots, b.soc_min, b.soc_max)[0])
+        live = box_setpoints(result.setpoints[0], float(grid[0]), site, soc_end, room)
         status = await self.client.write_setpoints(live)
         slots = [
             schedule_slot(sp, float(g), site) for sp, g in zip(result.setpoints, grid, strict=False)

@@ -17,11 +17,12 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 
 from adapters.heartbeat.esi_types import BatteryMode
 from optimizer import Plan
-from scheduler.commands import battery_command, battery_soc_ceiling, sgready_command
+from scheduler.commands import battery_command, battery_soc_ceiling, keeps_room, sgready_command
 from scheduler.simulate import STEP_S, steps_frame
 from simulation.twin import DeviceCommand, Twin, TwinStep
 
@@ -59,8 +60,14 @@ def slot_commands(plan: Plan, twin: Twin, rules: frozenset[str]) -> list[DeviceC
     b = twin.site.battery
     out = []
     soc = s["battery_soc"] if "battery_soc" in s else pd.Series(None, index=s.index)
-    for bat, grid, ev, hp, sgready, soc_end in zip(
-        s["battery_kw"], s["grid_kw"], ev_kw, hp_kw, sg, soc, strict=True
+    battery = plan.problem.site.battery
+    room = (
+        keeps_room(s, battery.soc_min, battery.soc_max)
+        if battery is not None
+        else np.zeros(len(s), dtype=bool)
+    )
+    for bat, grid, ev, hp, sgready, soc_end, keep in zip(
+        s["battery_kw"], s["grid_kw"], ev_kw, hp_kw, sg, soc, room, strict=True
     ):
         amps = float(ev) * 1000 / (wb.phases * wb.voltage_v) if ev > 0.05 else 0.0
         battery_mode, battery_kw = BatteryMode.SETPOINT, float(bat)
@@ -70,7 +77,7 @@ def slot_commands(plan: Plan, twin: Twin, rules: frozenset[str]) -> list[DeviceC
             m, p = battery_command(float(bat), float(grid))
             battery_mode, battery_kw = m, 0.0 if p is None else p
             ceiling = battery_soc_ceiling(
-                float(bat), float(grid), soc_end, plan.problem.site.battery
+                float(bat), float(grid), soc_end, plan.problem.site.battery, bool(keep)
             )
             soc_max = b.soc_max if ceiling is None else min(ceiling, b.soc_max)
         if "ev" in rules:

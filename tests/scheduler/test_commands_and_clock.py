@@ -58,13 +58,14 @@ def test_battery_soc_ceiling(
     battery_kw: float, grid_kw: float, soc_end: float | None, ceiling: float | None
 ) -> None:
     battery = Home().site.battery
-    assert battery_soc_ceiling(battery_kw, grid_kw, soc_end, battery) == ceiling
+    assert battery_soc_ceiling(battery_kw, grid_kw, soc_end, battery, True) == ceiling
+    assert battery_soc_ceiling(battery_kw, grid_kw, soc_end, battery, False) is None
 
 
 def test_the_live_command_carries_the_ceiling_the_schedule_does_not() -> None:
     site = Home().site
     sp = replace(setpoints(0.0, 0, 0.0, 2), battery_kw=0.0)
-    live = box_setpoints(sp, -3.0, site, soc_end=0.25)
+    live = box_setpoints(sp, -3.0, site, soc_end=0.25, keeps_room=True)
     assert live.battery_mode == BatteryMode.AUTO and live.battery_soc_max == 0.25
     assert box_setpoints(sp, -3.0, site).battery_soc_max is None
     assert schedule_slot(sp, -3.0, site).battery_kw is None
