@@ -14,7 +14,13 @@ from adapters.heartbeat.esi_types import BatteryMode
 from optimizer import HeatPumpSetpoint, Setpoints, WallboxSetpoint
 from scheduler.backtest_inputs import bundled_inputs
 from scheduler.clock import SteppedClock, Wakeup
-from scheduler.commands import battery_command, battery_soc_ceiling, box_setpoints, schedule_slot
+from scheduler.commands import (
+    battery_command,
+    battery_soc_ceiling,
+    box_setpoints,
+    keeps_room,
+    schedule_slot,
+)
 from scheduler.controller import DepartureTarget, SiteConfig
 from scheduler.fair_score import Scorer, plan_trace, steps_trace
 from scheduler.playback import play_back
@@ -60,6 +66,40 @@ def test_battery_soc_ceiling(
     battery = Home().site.battery
     assert battery_soc_ceiling(battery_kw, grid_kw, soc_end, battery, True) == ceiling
     assert battery_soc_ceiling(battery_kw, grid_kw, soc_end, battery, False) is None
+
+
+def room_plan(later_export: float, soc_between: float, grid_between: float) -> pd.DataFrame:
+    """Four slots: export now at 0.08 EUR/kWh with the battery idle at 40 %, a slot between
+    (SOC ``soc_between``, grid ``grid_between``), a later slot charging 2 kW from PV exported
+    at ``later_export``, then idle."""
+    return pd.DataFrame(
+        {
+            "battery_charge_kw": [0.0, 0.0, 2.0, 0.0],
+            "battery_soc": [0.4, soc_between, 0.6, 0.6],
+            "grid_kw": [-2.0, grid_between, -1.0, 0.0],
+            "pv_curtailed_kw": [0.0, 0.0, 0.0, 0.0],
+            "import_eur_per_kwh": [0.30, 0.30, 0.30, 0.30],
+            "export_eur_per_kwh": [0.08, 0.08, later_export, 0.08],
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("later_export", "soc_between", "grid_between", "kept"),
+    [
+        (0.0, 0.4, -1.0, True),  # the later charge earns nothing exported (negative spot)
+        (0.08, 0.4, -1.0, False),  # the same feed-in later: a tie, charge now (AUTO)
+        (0.0, 1.0, -1.0, False),  # full in between: the room is not what the later charge uses
+        (0.0, 0.05, 0.5, False),  # empty while importing: a kWh stored now would have served
+        (0.0, 0.05, 0.0, True),  # empty, but the house needed no more
+    ],
+)
+def test_keeps_room_only_where_a_later_charge_is_worth_less(
+    later_export: float, soc_between: float, grid_between: float, kept: bool
+) -> None:
+    room = keeps_room(room_plan(later_export, soc_between, grid_between), 0.05, 1.0)
+    assert bool(room[0]) == kept
+    assert not room[2:].any()  # nothing cheaper after the last charge
 
 
 def test_the_live_command_carries_the_ceiling_the_schedule_does_not() -> None:
