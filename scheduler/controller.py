@@ -215,6 +215,12 @@ class SiteConfig:
         Fit the heat store's loss (and a constant draw) on the site's own store temperature
         (ESI v1.1), heat-pump power and outdoor temperature
         (:func:`optimizer.forecast_fit.fit_store_model`); a v1.0 box keeps the configured loss.
+    soc_ceiling : bool
+        Send a SOC ceiling (register 1034) at the plan's SOC where the plan exports and keeps
+        room that pays later (:func:`scheduler.commands.keeps_room`). Off by default: it closed
+        the perfect-foresight plan's AUTO loss in playback but cost 0.36-0.48 EUR in the March
+        2024 closed-loop week (room kept for a midday that a car then took) and gained
+        0.00-0.03 EUR in June (docs/scheduler.md).
     """
 
     site_id: str
@@ -240,6 +246,7 @@ class SiteConfig:
     owner_plan: WallboxPreference | None = None
     learn_ev_sessions: bool = True
     learn_heat_loss: bool = True
+    soc_ceiling: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "charging_mode", ChargingMode(self.charging_mode))
@@ -818,7 +825,7 @@ class SiteController:
         grid = result.slots["grid_kw"].to_numpy(float)
         soc = result.slots.get("battery_soc")
         soc_end = None if soc is None else float(soc.iloc[0])
-        b = site.battery
+        b = site.battery if self.config.soc_ceiling else None
         room = b is not None and bool(keeps_room(result.slots, b.soc_min, b.soc_max)[0])
         live = box_setpoints(result.setpoints[0], float(grid[0]), site, soc_end, room)
         status = await self.client.write_setpoints(live)

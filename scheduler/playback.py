@@ -10,6 +10,9 @@ costs what the simulated home makes of it. Two ways to play it back:
 * ``box``: the commands the controller would send for the same slots
   (:mod:`scheduler.commands`: AUTO/HOLD/SETPOINT battery, SG-Ready with a budget, the
   thermostat deciding), which adds the error of the command translation.
+
+The rule ``battery-ceiling`` is the battery rule with the SOC ceiling where the plan keeps room
+(:func:`~scheduler.commands.keeps_room`, ``SiteConfig.soc_ceiling``).
 """
 
 from __future__ import annotations
@@ -33,8 +36,8 @@ DEVICES = ("battery", "ev", "hp")
 def play_back(plan: Plan, twin: Twin, mode: Mode | Collection[str] = "exact") -> pd.DataFrame:
     """Step ``twin`` minute by minute through the plan's slots; per-minute steps frame.
 
-    ``mode``: ``exact``, ``box``, or the devices (``battery``, ``ev``, ``hp``) that get the
-    box commands while the others follow the plan exactly.
+    ``mode``: ``exact``, ``box``, or the devices (``battery`` or ``battery-ceiling``, ``ev``,
+    ``hp``) that get the box commands while the others follow the plan exactly.
     """
     rules = () if mode == "exact" else DEVICES if mode == "box" else tuple(mode)
     commands = slot_commands(plan, twin, frozenset(rules))
@@ -73,11 +76,15 @@ def slot_commands(plan: Plan, twin: Twin, rules: frozenset[str]) -> list[DeviceC
         battery_mode, battery_kw = BatteryMode.SETPOINT, float(bat)
         hp_sg, budget = (4, float(hp)) if hp > 0.01 else (1, None)
         soc_max = b.soc_max
-        if "battery" in rules:
+        if "battery" in rules or "battery-ceiling" in rules:
             m, p = battery_command(float(bat), float(grid))
             battery_mode, battery_kw = m, 0.0 if p is None else p
             ceiling = battery_soc_ceiling(
-                float(bat), float(grid), soc_end, plan.problem.site.battery, bool(keep)
+                float(bat),
+                float(grid),
+                soc_end,
+                plan.problem.site.battery,
+                bool(keep) and "battery-ceiling" in rules,
             )
             soc_max = b.soc_max if ceiling is None else min(ceiling, b.soc_max)
         if "ev" in rules:

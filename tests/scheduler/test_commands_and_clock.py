@@ -8,7 +8,6 @@ from dataclasses import replace
 import pandas as pd
 import pytest
 
-import scheduler.playback
 from adapters.clock import SimClock
 from adapters.heartbeat.esi_types import BatteryMode
 from optimizer import HeatPumpSetpoint, Setpoints, WallboxSetpoint
@@ -111,13 +110,11 @@ def test_the_live_command_carries_the_ceiling_the_schedule_does_not() -> None:
     assert schedule_slot(sp, -3.0, site).battery_kw is None
 
 
-def test_the_perfect_foresight_plan_keeps_its_room_through_the_battery_commands(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_the_perfect_foresight_plan_keeps_its_room_through_the_soc_ceiling() -> None:
     """2024-06-02: the plan exports the morning's PV at the feed-in tariff and keeps room for
     the midday's negative spot prices (feed-in unpaid). Played back on the twin through the
-    controller's battery commands it costs what it predicted (within 3 cents); without the
-    ceiling the box fills up in the morning and the plan loses more than 0.50 EUR."""
+    battery commands with the SOC ceiling it costs what it predicted (within 3 cents); with
+    AUTO alone the box fills up in the morning and the plan loses more than 0.50 EUR."""
     start = pd.Timestamp("2024-06-02", tz="UTC")
     end = start + pd.Timedelta(days=1)
     config = SiteConfig("battery-rule")
@@ -130,14 +127,13 @@ def test_the_perfect_foresight_plan_keeps_its_room_through_the_battery_commands(
     scorer = Scorer(inputs, start, end, config.tuning)
     predicted = scorer.score(plan_trace(plan, temp0)).full.net_eur
 
-    def played() -> float:
+    def played(rule: str) -> float:
         fresh = Twin(inputs.twin_params(), inputs.profiles(start, end))
-        steps = play_back(plan, fresh, ("battery",))
+        steps = play_back(plan, fresh, (rule,))
         return scorer.score(steps_trace(steps, temp0)).full.net_eur
 
-    assert abs(played() - predicted) < 0.03
-    monkeypatch.setattr(scheduler.playback, "battery_soc_ceiling", lambda *a: None)
-    assert played() - predicted > 0.50
+    assert abs(played("battery-ceiling") - predicted) < 0.03
+    assert played("battery") - predicted > 0.50
 
 
 def setpoints(ev_kw: float, phases: int, hp_kw: float, sg: int) -> Setpoints:
