@@ -15,15 +15,18 @@ plan does in the slot (``grid_kw`` is the planned grid power, + import):
 * otherwise (grid charging, discharging into the grid or next to a large import) ->
   ``SETPOINT`` with the planned power.
 
-Under AUTO the box charges every kW of surplus. Where the plan exports although the battery
-could still take energy *and* the room pays (:func:`keeps_room`: a later charge, before the
-battery is next full, is worth less than the feed-in now, e.g. surplus at a negative spot
-price whose feed-in earns nothing), the live command carries a **SOC ceiling** (register 1034)
-at the plan's SOC at the slot's end. The box still follows the real load and PV below it and
-exports the surplus above it. Where exporting now and charging later are worth the same (a
-tie of the plan), no ceiling: the box charges now, which is robust to a later replan. Played
-back on the twin, the perfect-foresight plan of 2024-06-10 lost 0.49 EUR/week through AUTO
-without the ceiling, -0.02 with it (``benchmarks/pf_model_error.py``).
+Under AUTO the box charges every kW of surplus. Optionally (``SiteConfig.soc_ceiling``, off
+by default), where the plan exports although the battery could still take energy *and* the
+room pays (:func:`keeps_room`: a later charge, before the battery is next full, is worth less
+than the feed-in now, e.g. surplus at a negative spot price whose feed-in earns nothing), the
+live command carries a **SOC ceiling** (register 1034) at the plan's SOC at the slot's end.
+The box still follows the real load and PV below it and exports the surplus above it. Where
+exporting now and charging later are worth the same (a tie of the plan), no ceiling: the box
+charges now, which is robust to a later replan. Played back on the twin, the perfect-foresight
+plan of 2024-06-10 lost 0.50 EUR/week through AUTO, -0.02 with the ceiling
+(``benchmarks/pf_model_error.py``); in the closed loop the ceiling gained at most 0.03 EUR/week
+in June and lost 0.36-0.48 EUR in March 2024 (room kept for a midday surplus that a car the
+plan did not expect then took), hence off.
 
 A schedule slot can only say "setpoint" or "no command": AUTO becomes no command (the box's
 local self-consumption, without the ceiling), HOLD a 0 kW setpoint, the others their power.
@@ -97,14 +100,13 @@ def keeps_room(slots: pd.DataFrame, soc_min: float, soc_max: float) -> np.ndarra
 
     True where a later slot, before the plan's battery is next full or empty while the house
     imports (until then a kWh charged now would still be in it, unused), charges it with energy
-    worth at
-    least ``ROOM_MARGIN_EUR_PER_KWH`` less than this slot's feed-in tariff: feed-in that earns
-    nothing there (a negative spot price), curtailed PV or cheaper grid energy. Where the later
-    charge is worth the same (flat feed-in), exporting now and charging later is a tie of the
-    plan, and the box's AUTO (charge now) is kept: a plan replanned on new data may not charge
-    later after all. ``slots``: the plan's frame (``battery_charge_kw``, ``battery_soc``,
-    ``grid_kw``, ``pv_curtailed_kw``, ``import_eur_per_kwh``, ``export_eur_per_kwh``);
-    ``soc_min``, ``soc_max``: the battery's limits [0-1].
+    worth at least ``ROOM_MARGIN_EUR_PER_KWH`` less than this slot's feed-in tariff: feed-in
+    that earns nothing there (a negative spot price), curtailed PV or cheaper grid energy.
+    Where the later charge is worth the same (flat feed-in), exporting now and charging later
+    is a tie of the plan, and the box's AUTO (charge now) is kept: a plan replanned on new data
+    may not charge later after all. ``slots``: the plan's frame (``battery_charge_kw``,
+    ``battery_soc``, ``grid_kw``, ``pv_curtailed_kw``, ``import_eur_per_kwh``,
+    ``export_eur_per_kwh``); ``soc_min``, ``soc_max``: the battery's limits [0-1].
     """
     n = len(slots)
     if "battery_soc" not in slots or "export_eur_per_kwh" not in slots:
