@@ -51,6 +51,7 @@ from adapters.heartbeat.esi_types import (
     ScheduleSlot,
 )
 from adapters.store.telemetry import Sample
+from core.timeindex import shareable
 from optimizer import (
     ChargingMode,
     EVSession,
@@ -1204,7 +1205,7 @@ def _clear_sky(system: PvSystem) -> Callable[[pd.DatetimeIndex], pd.DataFrame]:
 @functools.lru_cache(maxsize=256)
 def _clear_sky_days(system: PvSystem, start: pd.Timestamp, periods: int) -> pd.DataFrame:
     index = pd.date_range(start, periods=periods, freq="15min")
-    return fc.pv_clear_sky(index, system).to_frame()
+    return shareable(fc.pv_clear_sky(index, system).to_frame())
 
 
 def input_flags(frame: pd.DataFrame, weather: pd.DataFrame) -> pd.DataFrame:
