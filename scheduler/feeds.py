@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from adapters import datasets
+from core.timeindex import shareable
 from pricing import (
     PriceSource,
     SeriesCache,
@@ -113,7 +114,8 @@ class PriceFeed:
         if w is None or index[0] < w.index[0] or index[-1] > w.index[-1]:
             start = index[0].floor("D")
             days = max(3, int(np.ceil((index[-1] - start) / pd.Timedelta(days=1))) + 1)
-            w = self._window = self._frame(pd.date_range(start, periods=days * 96, freq="15min"))
+            span = pd.date_range(start, periods=days * 96, freq="15min")
+            w = self._window = shareable(self._frame(span))  # sites of a zone share the feed
         return w.reindex(index)
 
     def _frame(self, index: pd.DatetimeIndex) -> pd.DataFrame:
