@@ -13,6 +13,9 @@ from scipy.optimize import linprog
 from optimizer import EVSession, HeatPump, Problem, Tuning, Wallbox, optimize
 from optimizer.devices.runs import StoreModel, best_runs, run_moves
 from optimizer.formulate import formulate
+from optimizer.lazy import solve_lazily
+from optimizer.solvers.base import SolveOptions
+from optimizer.solvers.highs import HighsSession, HighsSolver
 from scheduler.scenario import Home, scenario_problem
 from tests.optimizer.helpers import assert_balance
 
@@ -223,6 +226,41 @@ def test_runs_moved_by_the_local_search_end_a_two_day_plan_without_branch_and_bo
     edges = np.flatnonzero(np.diff(np.concatenate(([0], running.astype(int), [0]))))
     lengths = edges[1::2] - edges[::2]
     assert ((lengths >= 4) | (edges[1::2] == len(running))).all()
+
+
+class _Timed(HighsSolver):
+    """The real HiGHS backend, noting how long each of its solves took [ms]."""
+
+    def __init__(self) -> None:
+        self.calls_ms: list[float] = []
+
+    def session(self, problem):  # type: ignore[no-untyped-def]
+        outer = self
+
+        class Session(HighsSession):
+            def solve(self, lower, upper, integrality, options):  # type: ignore[no-untyped-def]
+                result = super().solve(lower, upper, integrality, options)
+                outer.calls_ms.append(result.solve_ms)
+                return result
+
+        return Session(problem)
+
+
+def test_solve_time_counts_every_lp_of_the_heat_pump_searches() -> None:
+    # The 48 h day above reaches the DPs and the local search: dozens of LP re-solves besides
+    # the relaxation and the fixed patterns. The reported time is the whole solve's.
+    formulation = formulate(_min_run_day("2024-04-20", periods=192))
+    backend = _Timed()
+    result, _ = solve_lazily(
+        backend,
+        formulation.problem,
+        SolveOptions(mip_gap=0.005, mip_abs_gap=0.01),
+        formulation.round,
+        search=formulation.search,
+        neighbours=formulation.neighbours,
+    )
+    assert len(backend.calls_ms) > 10  # the searches ran
+    assert result.solve_ms >= sum(backend.calls_ms)
 
 
 def test_moves_of_a_car_and_a_heat_pump_change_one_slot_or_one_run() -> None:
