@@ -76,6 +76,10 @@ FINAL_LPS = 20
 #: Start the local search from the better of the searches' points at marginal prices and
 #: at prices that hold only as far as the relaxation's ranging says.
 CONVEX_START = True
+#: During the local search of the runs, try the car rounded in its cheapest slots around
+#: every improvement whose LP (the car relaxed) is within this many gap tolerances of the
+#: bound (0: only after the search).
+EARLY_ROUNDING = 1.0
 
 #: A device rounding rule: sets relaxed integer columns of a point in place (see
 #: :data:`optimizer.devices.context.Rounder`).
@@ -360,9 +364,20 @@ def _searched(
     if neighbours is None:
         return
     around, point = _convex_start(session, problem, clock, (relaxation, around, point), search)
-    around, point = _descend(
+    descent = _descents(
         session, problem, clock, (around, point, owned), neighbours, most=SEARCH_LPS
     )
+    while True:
+        try:
+            around, point = next(descent)
+        except StopIteration as stop:
+            around, point = stop.value
+            break
+        if EARLY_ROUNDING and around.objective <= relaxation.objective + EARLY_ROUNDING * tol:
+            # a chance to end here: the car rounded in its cheapest slots around these runs
+            cand = round_relaxed(problem, around.x, integer, rounder, CHEAPEST)[0]
+            cand[owned] = point[owned]
+            yield cand
     if around.objective <= relaxation.objective + tol:
         yield from _rounded_around(problem, around, point, owned, rounder)
 
@@ -424,13 +439,34 @@ def _descend(
     most: int,
 ) -> tuple[SolveResult, np.ndarray]:
     """First-improvement local search of the ``owned`` columns from ``point`` (``at``: the LP
+    with them fixed, the point, the columns); returns the best LP and point
+    (:func:`_descents`)."""
+    descent = _descents(session, problem, clock, at, neighbours, most=most)
+    while True:
+        try:
+            next(descent)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+
+
+def _descents(
+    session: SolverSession,
+    problem: CanonicalProblem,
+    clock: _Clock,
+    at: tuple[SolveResult, np.ndarray, np.ndarray],
+    neighbours: Neighbours,
+    *,
+    most: int,
+) -> Generator[tuple[SolveResult, np.ndarray], None, tuple[SolveResult, np.ndarray]]:
+    """First-improvement local search of the ``owned`` columns from ``point`` (``at``: the LP
     with them fixed, the point, the columns), each move valued by the LP re-solved with the
-    other integer columns relaxed; returns the best LP and point.
+    other integer columns relaxed; yields every improvement (LP and point), returns the best.
 
     The searches' prices are marginal, and a whole heat-pump run is not: the battery's plan
     answers it. The LP sees that answer; the moves most promising at the current point's
     reduced costs are tried first, at most :data:`MOVES_PER_ROUND` per point and
-    ``most`` re-solves in all.
+    ``most`` re-solves in all. A move's LP stops as soon as its objective is proven no
+    better than the point's (the cutoff).
     """
     best, point, owned = at
     integer = problem.integrality
@@ -454,6 +490,7 @@ def _descend(
                 continue
             if trial.objective < best.objective - 1e-9:
                 best, point, improved = trial, moved, True
+                yield best, point
                 break
         if not improved:
             break

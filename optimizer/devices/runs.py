@@ -119,6 +119,10 @@ class _Grid:
     step_eur: np.ndarray
     runs: int
     step_cost: np.ndarray | None = None
+    #: with a surcharge: the most steps at the plain price, and the cost per step beyond
+    #: (price and surcharge) [EUR]
+    kink: np.ndarray | None = None
+    slope: np.ndarray | None = None
 
     @classmethod
     def of(
@@ -152,14 +156,17 @@ class _Grid:
         )
         step_eur = price * kelvin / store.b
         runs = max(store.min_run_slots, 1)
-        step_cost = None
+        step_cost = kink = slope = None
         if surcharge is not None:
             steps = np.arange(int(hi.max()) + 1)
             kw = steps * (kelvin / store.b)[:, None]
             knee, extra = surcharge
             over = np.maximum(kw - knee[:, None], 0.0)
             step_cost = step_eur[:, None] * steps + extra[:, None] * over
-        return cls(first, landing, lo, hi.astype(np.int64), step_eur, runs, step_cost)
+            kink = (over <= 0.0).sum(axis=1) - 1  # over rises with the steps
+            slope = step_eur + extra * kelvin / store.b
+        hi = hi.astype(np.int64)
+        return cls(first, landing, lo, hi, step_eur, runs, step_cost, kink, slope)
 
     def cost(self, t: int, steps: np.ndarray) -> np.ndarray:
         """Cost of adding ``steps`` grid steps of heat in slot ``t`` [EUR]."""
@@ -187,13 +194,7 @@ def _backward_step(grid: _Grid, t: int, after: np.ndarray) -> np.ndarray:
         heat = grid.step_eur[t] * (start - grid.first[t])
         runs = np.take(_pad(window), pos, axis=1, mode="clip") - heat
     else:  # convex: every reachable step count
-        padded = _pad(f[1:])
-        base = start - grid.first[t]
-        steps = range(int(grid.lo[t]), int(grid.hi[t]) + 1)
-        runs = np.min(
-            [np.take(padded, base + k, axis=1, mode="clip") + grid.step_cost[t, k] for k in steps],
-            axis=0,
-        )
+        runs = _convex_runs(grid, t, f[1:], start - grid.first[t])
     off = np.take(_pad(f[0]), start - grid.first[t], mode="clip")
     values = runs[np.minimum(np.arange(grid.runs + 1), grid.runs - 1)]
     values[0] = np.minimum(values[0], off)
@@ -201,6 +202,31 @@ def _backward_step(grid: _Grid, t: int, after: np.ndarray) -> np.ndarray:
     if t == 0:  # one start point: keep the shape
         values = np.broadcast_to(values[:, :1], (*values.shape[:1], f.shape[1])).copy()
     return values
+
+
+def _convex_runs(grid: _Grid, t: int, f: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """Cheapest value per run state of running in slot ``t`` from each grid index ``base``
+    (consecutive, relative to the slot's grid) into ``f`` (per run state and grid index),
+    any reachable step count at its convex cost. The cost is linear up to the surcharge's
+    knee and beyond it, so each piece is a sliding-window minimum, as for a linear cost.
+    Indices beyond the grid's top count as too hot, below its bottom as the bottom
+    (:func:`_pad`)."""
+    assert grid.kink is not None and grid.slope is not None
+    lo, hi, kink = int(grid.lo[t]), int(grid.hi[t]), int(grid.kink[t])
+    step_eur, steeper = grid.step_eur[t], float(grid.slope[t])
+    out = np.full((f.shape[0], len(base)), np.inf)
+    for first, last, slope in ((lo, min(hi, kink), step_eur), (max(lo, kink + 1), hi, steeper)):
+        if first > last:
+            continue
+        # cost(k) = slope k + const on this piece; min over k of f[base + k] + cost(k) is
+        # min over m of (f[m] + slope m) - slope base + const, m in [base + first, base + last]
+        const = float(grid.step_cost[t, first]) - slope * first
+        lands = np.arange(int(base[0]) + first, int(base[-1]) + last + 1)
+        g = np.take(_pad(f), np.clip(lands, 0, f.shape[1]), axis=1) + slope * lands
+        width = last - first + 1
+        window = minimum_filter1d(g, width, axis=1, origin=-(width // 2), mode="nearest")
+        np.minimum(out, window[:, : len(base)] - slope * base + const, out=out)
+    return out
 
 
 def _pad(f: np.ndarray) -> np.ndarray:

@@ -259,7 +259,7 @@ def test_solve_time_counts_every_lp_of_the_heat_pump_searches() -> None:
         search=formulation.search,
         neighbours=formulation.neighbours,
     )
-    assert len(backend.calls_ms) > 10  # the searches ran
+    assert len(backend.calls_ms) > 4  # the searches ran
     assert result.solve_ms >= sum(backend.calls_ms)
 
 
