@@ -446,7 +446,7 @@ def _descend(
         try:
             next(descent)
         except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
+            return stop.value
 
 
 def _descents(

@@ -211,7 +211,7 @@ def _convex_runs(grid: _Grid, t: int, f: np.ndarray, base: np.ndarray) -> np.nda
     knee and beyond it, so each piece is a sliding-window minimum, as for a linear cost.
     Indices beyond the grid's top count as too hot, below its bottom as the bottom
     (:func:`_pad`)."""
-    assert grid.kink is not None and grid.slope is not None
+    assert grid.kink is not None and grid.slope is not None and grid.step_cost is not None
     lo, hi, kink = int(grid.lo[t]), int(grid.hi[t]), int(grid.kink[t])
     step_eur, steeper = grid.step_eur[t], float(grid.slope[t])
     out = np.full((f.shape[0], len(base)), np.inf)
