@@ -76,6 +76,9 @@ FINAL_LPS = 20
 #: Start the local search from the better of the searches' points at marginal prices and
 #: at prices that hold only as far as the relaxation's ranging says.
 CONVEX_START = True
+#: ... only when the LP with the marginal prices' runs is this many gap tolerances above the
+#: bound or more (the ranging and the second DP cost ~15-20 ms at 192 slots).
+CONVEX_ABOVE = 1.2
 #: During the local search of the runs, try the car rounded in its cheapest slots around
 #: every improvement whose LP (the car relaxed) is within this many gap tolerances of the
 #: bound (0: only after the search).
@@ -363,7 +366,9 @@ def _searched(
             yield again
     if neighbours is None:
         return
-    around, point = _convex_start(session, problem, clock, (relaxation, around, point), search)
+    if around.objective > relaxation.objective + CONVEX_ABOVE * tol:
+        points = (relaxation, around, point)
+        around, point = _convex_start(session, problem, clock, points, search)
     descent = _descents(
         session, problem, clock, (around, point, owned), neighbours, most=SEARCH_LPS
     )
@@ -374,10 +379,8 @@ def _searched(
             around, point = stop.value
             break
         if EARLY_ROUNDING and around.objective <= relaxation.objective + EARLY_ROUNDING * tol:
-            # a chance to end here: the car rounded in its cheapest slots around these runs
-            cand = round_relaxed(problem, around.x, integer, rounder, CHEAPEST)[0]
-            cand[owned] = point[owned]
-            yield cand
+            # a chance to end here: the car rounded by the rules around these runs
+            yield from _rounded_around(problem, around, point, owned, rounder)
     if around.objective <= relaxation.objective + tol:
         yield from _rounded_around(problem, around, point, owned, rounder)
 
