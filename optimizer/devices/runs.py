@@ -186,22 +186,37 @@ def _backward_step(grid: _Grid, t: int, after: np.ndarray) -> np.ndarray:
     the minimum run) and grid index before it; ``after`` is that of slot ``t + 1``."""
     f = grid.landing[t] + after  # value of ending slot t at each grid index
     start = grid.start(t)
+    base, count = int(start[0] - grid.first[t]), len(start)  # consecutive grid indices
     if grid.step_cost is None:  # linear: a sliding-window minimum
         g = f[1:] + grid.step_eur[t] * np.arange(f.shape[1])  # into run states 1 .. k
         width = int(grid.hi[t] - grid.lo[t]) + 1
         window = minimum_filter1d(g, width, axis=1, origin=-(width // 2), mode="nearest")
-        pos = start + grid.lo[t] - grid.first[t]
-        heat = grid.step_eur[t] * (start - grid.first[t])
-        runs = np.take(_pad(window), pos, axis=1, mode="clip") - heat
+        heat = grid.step_eur[t] * np.arange(base, base + count)
+        runs = _columns(window, base + int(grid.lo[t]), count) - heat
     else:  # convex: every reachable step count
         runs = _convex_runs(grid, t, f[1:], start - grid.first[t])
-    off = np.take(_pad(f[0]), start - grid.first[t], mode="clip")
-    values = runs[np.minimum(np.arange(grid.runs + 1), grid.runs - 1)]
-    values[0] = np.minimum(values[0], off)
-    values[-1] = np.minimum(values[-1], off)
+    off = _columns(f[:1], base, count)[0]
+    values = np.empty((grid.runs + 1, count))
+    values[: grid.runs] = runs
+    values[grid.runs] = runs[-1]
+    np.minimum(values[0], off, out=values[0])
+    np.minimum(values[-1], off, out=values[-1])
     if t == 0:  # one start point: keep the shape
         values = np.broadcast_to(values[:, :1], (*values.shape[:1], f.shape[1])).copy()
     return values
+
+
+def _columns(a: np.ndarray, first: int, count: int) -> np.ndarray:
+    """Columns ``first .. first + count - 1`` of ``a``, those left of it as its first column
+    and those right of it as :data:`TOO_HOT_EUR` (as :func:`_pad` and a clipped take)."""
+    size = a.shape[1]
+    out = np.empty((a.shape[0], count))
+    left = min(max(-first, 0), count)
+    right = min(max(first + count - size, 0), count - left)
+    out[:, :left] = a[:, :1]
+    out[:, left : count - right] = a[:, first + left : first + count - right]
+    out[:, count - right :] = TOO_HOT_EUR
+    return out
 
 
 def _convex_runs(grid: _Grid, t: int, f: np.ndarray, base: np.ndarray) -> np.ndarray:
@@ -233,7 +248,10 @@ def _pad(f: np.ndarray) -> np.ndarray:
     """``f`` with a last column of :data:`TOO_HOT_EUR`: indices clipped into it beyond the
     grid's top count as too hot, below its bottom as the bottom (a colder store only costs
     more, so this is optimistic)."""
-    return np.concatenate((f, np.full((*f.shape[:-1], 1), TOO_HOT_EUR)), axis=-1)
+    out = np.empty((*f.shape[:-1], f.shape[-1] + 1))
+    out[..., :-1] = f
+    out[..., -1] = TOO_HOT_EUR
+    return out
 
 
 def _forward(grid: _Grid, values: np.ndarray) -> np.ndarray:
@@ -243,14 +261,17 @@ def _forward(grid: _Grid, values: np.ndarray) -> np.ndarray:
     on = np.zeros(n, dtype=bool)
     state, at = 0, 0
     for t in range(n):
-        f = _pad(grid.landing[t] + values[t + 1])
         first = int(grid.first[t])
         run_to = min(state + 1, grid.runs)
         lands = np.arange(at + grid.lo[t], at + grid.hi[t] + 1)
         pos = np.clip(lands - first, 0, size)
-        costs = f[run_to, pos] + grid.cost(t, lands - at)
+        f = _pad(grid.landing[t] + values[t + 1, run_to])  # only the rows needed
+        costs = f[pos] + grid.cost(t, lands - at)
         best = int(np.argmin(costs))
-        stay = float(f[0, min(max(at - first, 0), size)])
+        here = min(max(at - first, 0), size)
+        stay = TOO_HOT_EUR
+        if here < size:
+            stay = float(grid.landing[t, here] + values[t + 1, 0, here])
         if state in (0, grid.runs) and stay <= costs[best]:
             state = 0
         else:
