@@ -37,28 +37,47 @@ def _store(n: int = 8, **changes: object) -> StoreModel:
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
-def _pattern_cost(store: StoreModel, price: np.ndarray, on: np.ndarray) -> float:
+def _pattern_cost(
+    store: StoreModel,
+    price: np.ndarray,
+    on: np.ndarray,
+    surcharge: tuple[np.ndarray, np.ndarray] | None = None,
+) -> float:
     """Cheapest cost of ``store`` with the on/off pattern ``on`` fixed: an LP over power,
-    temperature and comfort slacks (scipy's HiGHS), independent of the DP [EUR]."""
+    temperature, comfort slacks and power above the surcharge's knee (scipy's HiGHS),
+    independent of the DP [EUR]."""
     n = len(price)
     eye, lag = sp.identity(n), sp.eye(n, k=-1)
     zero = sp.csr_array((n, n))
     low, high = store.penalty_eur_per_k
-    cost = np.concatenate((price, store.temp_cost_eur_per_k, np.full(n, low), np.full(n, high)))
+    knee, extra = surcharge if surcharge is not None else (np.full(n, 1e3), np.zeros(n))
+    cost = np.concatenate(
+        (price, store.temp_cost_eur_per_k, np.full(n, low), np.full(n, high), extra)
+    )
     # T_t - a T_{t-1} - b_t P_t = c_t  (+ a T0 in the first slot)
-    a_eq = sp.hstack((-sp.diags(store.b), eye - store.a * lag, zero, zero))
+    a_eq = sp.hstack((-sp.diags(store.b), eye - store.a * lag, zero, zero, zero))
     b_eq = store.c.copy()
     b_eq[0] += store.a * store.t0_c
-    a_ub = sp.vstack((sp.hstack((zero, -eye, -eye, zero)), sp.hstack((zero, eye, zero, -eye))))
-    b_ub = np.concatenate((np.full(n, -store.band_c[0]), np.full(n, store.band_c[1])))
+    a_ub = sp.vstack(
+        (
+            sp.hstack((zero, -eye, -eye, zero, zero)),
+            sp.hstack((zero, eye, zero, -eye, zero)),
+            sp.hstack((eye, zero, zero, zero, -eye)),  # P_t - over_t <= knee_t
+        )
+    )
+    b_ub = np.concatenate((np.full(n, -store.band_c[0]), np.full(n, store.band_c[1]), knee))
     lo_kw, hi_kw = store.power_kw
-    bounds = [(lo_kw * o, hi_kw * o) for o in on] + [(None, None)] * n + [(0, None)] * (2 * n)
+    bounds = [(lo_kw * o, hi_kw * o) for o in on] + [(None, None)] * n + [(0, None)] * (3 * n)
     result = linprog(cost, a_ub, b_ub, a_eq, b_eq, bounds, method="highs")
     assert result.status == 0
     return float(result.fun)
 
 
-def _best_by_enumeration(store: StoreModel, price: np.ndarray) -> float:
+def _best_by_enumeration(
+    store: StoreModel,
+    price: np.ndarray,
+    surcharge: tuple[np.ndarray, np.ndarray] | None = None,
+) -> float:
     """The optimum over every on/off pattern whose runs last >= the minimum (or reach the
     horizon's end) [EUR]."""
     n, k = len(price), store.min_run_slots
@@ -66,7 +85,7 @@ def _best_by_enumeration(store: StoreModel, price: np.ndarray) -> float:
     for on in itertools.product((0, 1), repeat=n):
         edges = np.flatnonzero(np.diff(np.concatenate(([0], on, [0]))))
         if ((edges[1::2] - edges[::2] >= k) | (edges[1::2] == n)).all():
-            best = min(best, _pattern_cost(store, price, np.array(on)))
+            best = min(best, _pattern_cost(store, price, np.array(on), surcharge))
     return best
 
 
@@ -99,6 +118,24 @@ def test_a_surcharge_above_the_knee_moves_the_run_out_of_the_cheap_slots() -> No
     assert best_runs(store, price, (np.full(10, 1.0), np.full(10, 1.0))).tolist() == (
         best_runs(store, price).tolist()
     )
+
+
+def test_runs_at_a_surcharge_above_a_knee_inside_the_power_range_are_the_cheapest() -> None:
+    # A cold store (it loses 0.12 K a slot from 20.5 degC) needs more than the 1 kW minimum
+    # over the cheap slots 2-5, but power above a knee of 1.2 kW costs 0.5 EUR/kW more
+    # there (0.05 elsewhere). At the plain prices one run in slots 2-5 is best; with the
+    # surcharge, one from slot 1 (a dear slot at a power below the knee) to slot 5 is:
+    # 0.887 against 0.980 EUR, the best of all 2^8 patterns (each an LP).
+    store = _store(c=np.full(8, -0.12), t0_c=20.5)
+    price = np.array([0.3, 0.3, 0.1, 0.1, 0.1, 0.1, 0.3, 0.3])
+    surcharge = (np.full(8, 1.2), np.array([0.05] * 2 + [0.5] * 4 + [0.05] * 2))
+    plain = best_runs(store, price)
+    assert plain.astype(int).tolist() == [0, 0, 1, 1, 1, 1, 0, 0]
+    on = best_runs(store, price, surcharge)
+    assert on.astype(int).tolist() == [0, 1, 1, 1, 1, 1, 0, 0]
+    best = _best_by_enumeration(store, price, surcharge)
+    assert _pattern_cost(store, price, on, surcharge) == pytest.approx(best, abs=1e-6)
+    assert _pattern_cost(store, price, plain, surcharge) > best + 0.05
 
 
 def test_no_run_when_its_heat_does_not_fit_in_the_store() -> None:
