@@ -20,10 +20,12 @@ relaxation's bound is already (nearly) tight. So:
    After the first, the devices' searches: a heat pump's runs by a DP against the
    relaxation's marginal prices, the LP re-solved with them fixed, the other columns rounded
    by the rules around that; then a capped local search of the runs (each move valued by
-   the LP with the other integer columns relaxed) from the better of that DP's runs and
-   those of a DP whose prices hold only as far as the relaxation's ranging says, the rules
-   around its point; last, a capped local search over every integer column from the best
-   point. Within the gap of the bound: done.
+   the LP with the other integer columns relaxed, stopped as soon as it cannot beat the
+   point) from that DP's runs or, when their LP is well beyond the gap, the better of those
+   and the runs of a DP whose prices hold only as far as the relaxation's ranging says;
+   the rules around every improvement the LP puts within the gap's reach; last, a capped
+   local search over every integer column from the best point. Within the gap of the
+   bound: done.
 4. ``partial``: a MIP over the binaries in the rows the rounding of step 2 broke, the others
    fixed as rounded, from the best point of step 3; within the gap of the LP bound: done.
 5. ``mip``: otherwise HiGHS's branch and bound, with the plan's remaining time and the same
