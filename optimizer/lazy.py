@@ -81,7 +81,7 @@ CONVEX_START = True
 #: ... only when the LP with the marginal prices' runs is this many gap tolerances above the
 #: bound or more (the ranging and the second DP cost ~15-20 ms at 192 slots).
 CONVEX_ABOVE = 1.2
-#: During the local search of the runs, try the car rounded in its cheapest slots around
+#: During the local search of the runs, try the car rounded by the repair rules around
 #: every improvement whose LP (the car relaxed) is within this many gap tolerances of the
 #: bound (0: only after the search).
 EARLY_ROUNDING = 1.0
