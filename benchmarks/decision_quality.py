@@ -24,7 +24,9 @@ the configured loss instead of the one learned from the site's store temperature
 (``H used``: the controller's value at the end, ``*`` = learned).
 
 ``box rules EUR`` is what the perfect-foresight plan loses when played back on the twin
-through the controller's box command rules instead of as exact setpoints.
+through the controller's box command rules instead of as exact setpoints. ``--soc-ceiling``
+runs the controller (and that playback) with the battery's SOC ceiling where the plan keeps
+room (``SiteConfig.soc_ceiling``, off by default).
 
 Runs compared, all on the fair score of ``docs/scheduler.md``:
 
@@ -110,6 +112,7 @@ def period(
     *,
     true_loss: float | None = None,
     learn_loss: bool = True,
+    soc_ceiling: bool = False,
 ) -> dict[str, float | str]:
     """One period, household and forecast mode: the printed row. ``true_loss``: the twin's
     building loss [kW/K] (default the configured); ``learn_loss``: the controller fits it."""
@@ -119,7 +122,7 @@ def period(
     inputs = replace(inputs, true_heat_loss_kw_per_k=true_loss)
     pv = "clearsky" if mode == "clearsky" else "weather"
     config = SiteConfig("decision-quality", watchdog_timeout_s=180, pv_forecast=pv,
-                        learn_heat_loss=learn_loss)  # fmt: skip
+                        learn_heat_loss=learn_loss, soc_ceiling=soc_ceiling)  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="hbopt-dq-") as tmp:
         result = backtest(start, days, config, inputs=inputs, progress=False, store_dir=tmp)
     params = inputs.twin_params()
@@ -184,6 +187,8 @@ def main() -> None:
         default="learned",
         help="the controller's heat-store loss",
     )
+    parser.add_argument("--soc-ceiling", action="store_true",
+                        help="send the battery SOC ceiling where the plan keeps room")  # fmt: skip
     parser.add_argument("--quick", action="store_true",
                         help="smoke test: 2 days from 2024-06-10, 3500 kWh/a")  # fmt: skip
     args = parser.parse_args()
@@ -203,6 +208,7 @@ def main() -> None:
                         mode,
                         true_loss=args.true_loss,
                         learn_loss=args.heat_loss == "learned",
+                        soc_ceiling=args.soc_ceiling,
                     )
                 )
                 print(pd.DataFrame(rows[-1:]).to_string(index=False, float_format="%.2f"),

@@ -31,6 +31,7 @@ VARIANTS: dict[str, object] = {
     "exact": "exact",
     "box rules": "box",
     "battery rule": ("battery",),
+    "battery + ceiling": ("battery-ceiling",),
     "EV rule": ("ev",),
     "HP rule": ("hp",),
 }

@@ -137,12 +137,13 @@ def backtest(
     walls["perfect foresight"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     scorer = Scorer(inputs, start, end, config.tuning, replacement_eur_per_kwh)
+    rules = ("battery-ceiling", "ev", "hp") if config.soc_ceiling else "box"
     scores = {
         "controller": scorer.score(steps_trace(run.steps, temp0)),
         "rule-based": scorer.score(steps_trace(base, temp0)),
         "perfect foresight": scorer.score(plan_trace(plan, temp0)),
         "pf on twin": scorer.score(steps_trace(play_back(plan, twin(), "exact"), temp0)),
-        "pf via box rules": scorer.score(steps_trace(play_back(plan, twin(), "box"), temp0)),
+        "pf via box rules": scorer.score(steps_trace(play_back(plan, twin(), rules), temp0)),
     }
     walls["score"] = time.perf_counter() - t0
     value = valuation(config, prices)

@@ -72,7 +72,7 @@ from optimizer.forecast_fit import (
     pv_bias_factors,
 )
 from scheduler.clock import LoopClock, Wakeup
-from scheduler.commands import box_setpoints, schedule_slot
+from scheduler.commands import box_setpoints, keeps_room, schedule_slot
 from scheduler.cycle import CycleRequest, CycleResult, plan_cycle
 from scheduler.end_value import battery_end_value, expected_hp_load_kw
 from scheduler.ev_sessions import (
@@ -217,6 +217,12 @@ class SiteConfig:
         Fit the heat store's loss (and a constant draw) on the site's own store temperature
         (ESI v1.1), heat-pump power and outdoor temperature
         (:func:`optimizer.forecast_fit.fit_store_model`); a v1.0 box keeps the configured loss.
+    soc_ceiling : bool
+        Send a SOC ceiling (register 1034) at the plan's SOC where the plan exports and keeps
+        room that pays later (:func:`scheduler.commands.keeps_room`). Off by default: it closed
+        the perfect-foresight plan's AUTO loss in playback but cost 0.36-0.48 EUR in the March
+        2024 closed-loop week (room kept for a midday that a car then took) and gained
+        0.00-0.03 EUR in June (docs/scheduler.md).
     """
 
     site_id: str
@@ -242,6 +248,7 @@ class SiteConfig:
     owner_plan: WallboxPreference | None = None
     learn_ev_sessions: bool = True
     learn_heat_loss: bool = True
+    soc_ceiling: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "charging_mode", ChargingMode(self.charging_mode))
@@ -822,7 +829,11 @@ class SiteController:
         assert result.slots is not None
         site = self.config.home.site
         grid = result.slots["grid_kw"].to_numpy(float)
-        live = box_setpoints(result.setpoints[0], float(grid[0]), site)
+        soc = result.slots.get("battery_soc")
+        soc_end = None if soc is None else float(soc.iloc[0])
+        b = site.battery if self.config.soc_ceiling else None
+        room = b is not None and bool(keeps_room(result.slots, b.soc_min, b.soc_max)[0])
+        live = box_setpoints(result.setpoints[0], float(grid[0]), site, soc_end, room)
         status = await self.client.write_setpoints(live)
         slots = [
             schedule_slot(sp, float(g), site) for sp, g in zip(result.setpoints, grid, strict=False)

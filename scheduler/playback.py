@@ -10,6 +10,9 @@ costs what the simulated home makes of it. Two ways to play it back:
 * ``box``: the commands the controller would send for the same slots
   (:mod:`scheduler.commands`: AUTO/HOLD/SETPOINT battery, SG-Ready with a budget, the
   thermostat deciding), which adds the error of the command translation.
+
+The rule ``battery-ceiling`` is the battery rule with the SOC ceiling where the plan keeps room
+(:func:`~scheduler.commands.keeps_room`, ``SiteConfig.soc_ceiling``).
 """
 
 from __future__ import annotations
@@ -17,11 +20,12 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 
 from adapters.heartbeat.esi_types import BatteryMode
 from optimizer import Plan
-from scheduler.commands import battery_command, sgready_command
+from scheduler.commands import battery_command, battery_soc_ceiling, keeps_room, sgready_command
 from scheduler.simulate import STEP_S, steps_frame
 from simulation.twin import DeviceCommand, Twin, TwinStep
 
@@ -32,8 +36,8 @@ DEVICES = ("battery", "ev", "hp")
 def play_back(plan: Plan, twin: Twin, mode: Mode | Collection[str] = "exact") -> pd.DataFrame:
     """Step ``twin`` minute by minute through the plan's slots; per-minute steps frame.
 
-    ``mode``: ``exact``, ``box``, or the devices (``battery``, ``ev``, ``hp``) that get the
-    box commands while the others follow the plan exactly.
+    ``mode``: ``exact``, ``box``, or the devices (``battery`` or ``battery-ceiling``, ``ev``,
+    ``hp``) that get the box commands while the others follow the plan exactly.
     """
     rules = () if mode == "exact" else DEVICES if mode == "box" else tuple(mode)
     commands = slot_commands(plan, twin, frozenset(rules))
@@ -58,15 +62,31 @@ def slot_commands(plan: Plan, twin: Twin, rules: frozenset[str]) -> list[DeviceC
     wb = twin.site.wallbox
     b = twin.site.battery
     out = []
-    for bat, grid, ev, hp, sgready in zip(
-        s["battery_kw"], s["grid_kw"], ev_kw, hp_kw, sg, strict=True
+    soc = s["battery_soc"] if "battery_soc" in s else pd.Series(None, index=s.index)
+    battery = plan.problem.site.battery
+    room = (
+        keeps_room(s, battery.soc_min, battery.soc_max)
+        if battery is not None
+        else np.zeros(len(s), dtype=bool)
+    )
+    for bat, grid, ev, hp, sgready, soc_end, keep in zip(
+        s["battery_kw"], s["grid_kw"], ev_kw, hp_kw, sg, soc, room, strict=True
     ):
         amps = float(ev) * 1000 / (wb.phases * wb.voltage_v) if ev > 0.05 else 0.0
         battery_mode, battery_kw = BatteryMode.SETPOINT, float(bat)
         hp_sg, budget = (4, float(hp)) if hp > 0.01 else (1, None)
-        if "battery" in rules:
+        soc_max = b.soc_max
+        if "battery" in rules or "battery-ceiling" in rules:
             m, p = battery_command(float(bat), float(grid))
             battery_mode, battery_kw = m, 0.0 if p is None else p
+            ceiling = battery_soc_ceiling(
+                float(bat),
+                float(grid),
+                soc_end,
+                plan.problem.site.battery,
+                bool(keep) and "battery-ceiling" in rules,
+            )
+            soc_max = b.soc_max if ceiling is None else min(ceiling, b.soc_max)
         if "ev" in rules:
             amps = max(amps, 6.0) if amps > 0 else 0.0
         if "hp" in rules:
@@ -76,7 +96,7 @@ def slot_commands(plan: Plan, twin: Twin, rules: frozenset[str]) -> list[DeviceC
                 battery_kw=battery_kw,
                 battery_mode=battery_mode,
                 soc_min=b.soc_min,
-                soc_max=b.soc_max,
+                soc_max=soc_max,
                 wallbox_current_a=amps,
                 wallbox_phases=wb.phases,
                 hp_sgready=hp_sg,

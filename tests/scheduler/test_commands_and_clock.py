@@ -13,7 +13,13 @@ from adapters.heartbeat.esi_types import BatteryMode
 from optimizer import HeatPumpSetpoint, Setpoints, WallboxSetpoint
 from scheduler.backtest_inputs import bundled_inputs
 from scheduler.clock import SteppedClock, Wakeup
-from scheduler.commands import battery_command, box_setpoints, schedule_slot
+from scheduler.commands import (
+    battery_command,
+    battery_soc_ceiling,
+    box_setpoints,
+    keeps_room,
+    schedule_slot,
+)
 from scheduler.controller import DepartureTarget, SiteConfig
 from scheduler.fair_score import Scorer, plan_trace, steps_trace
 from scheduler.playback import play_back
@@ -39,6 +45,95 @@ def test_battery_command(
     battery_kw: float, grid_kw: float, mode: BatteryMode, power: float | None
 ) -> None:
     assert battery_command(battery_kw, grid_kw) == (mode, power)
+
+
+@pytest.mark.parametrize(
+    ("battery_kw", "grid_kw", "soc_end", "ceiling"),
+    [
+        (0.0, -2.0, 0.4, 0.4),  # exports, battery idle below its maximum: keeps room
+        (-1.0, -2.0, 0.4123, 0.413),  # charges part of the surplus: up to the plan, 0.1 % up
+        (0.0, -2.0, 0.995, None),  # full (within 1 %): nothing kept
+        (-2.0, 0.0, 0.4, None),  # self-consumption: the box takes all the surplus
+        (0.0, 1.5, 0.4, None),  # HOLD while importing
+        (4.0, -3.0, 0.4, None),  # discharging into the grid (SETPOINT)
+        (0.0, -2.0, None, None),  # no planned SOC
+    ],
+)
+def test_battery_soc_ceiling(
+    battery_kw: float, grid_kw: float, soc_end: float | None, ceiling: float | None
+) -> None:
+    battery = Home().site.battery
+    assert battery_soc_ceiling(battery_kw, grid_kw, soc_end, battery, True) == ceiling
+    assert battery_soc_ceiling(battery_kw, grid_kw, soc_end, battery, False) is None
+
+
+def room_plan(later_export: float, soc_between: float, grid_between: float) -> pd.DataFrame:
+    """Four slots: export now at 0.08 EUR/kWh with the battery idle at 40 %, a slot between
+    (SOC ``soc_between``, grid ``grid_between``), a later slot charging 2 kW from PV exported
+    at ``later_export``, then idle."""
+    return pd.DataFrame(
+        {
+            "battery_charge_kw": [0.0, 0.0, 2.0, 0.0],
+            "battery_soc": [0.4, soc_between, 0.6, 0.6],
+            "grid_kw": [-2.0, grid_between, -1.0, 0.0],
+            "pv_curtailed_kw": [0.0, 0.0, 0.0, 0.0],
+            "import_eur_per_kwh": [0.30, 0.30, 0.30, 0.30],
+            "export_eur_per_kwh": [0.08, 0.08, later_export, 0.08],
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("later_export", "soc_between", "grid_between", "kept"),
+    [
+        (0.0, 0.4, -1.0, True),  # the later charge earns nothing exported (negative spot)
+        (0.08, 0.4, -1.0, False),  # the same feed-in later: a tie, charge now (AUTO)
+        (0.0, 1.0, -1.0, False),  # full in between: the room is not what the later charge uses
+        (0.0, 0.05, 0.5, False),  # empty while importing: a kWh stored now would have served
+        (0.0, 0.05, 0.0, True),  # empty, but the house needed no more
+    ],
+)
+def test_keeps_room_only_where_a_later_charge_is_worth_less(
+    later_export: float, soc_between: float, grid_between: float, kept: bool
+) -> None:
+    room = keeps_room(room_plan(later_export, soc_between, grid_between), 0.05, 1.0)
+    assert bool(room[0]) == kept
+    assert not room[2:].any()  # nothing cheaper after the last charge
+
+
+def test_the_live_command_carries_the_ceiling_the_schedule_does_not() -> None:
+    site = Home().site
+    sp = replace(setpoints(0.0, 0, 0.0, 2), battery_kw=0.0)
+    live = box_setpoints(sp, -3.0, site, soc_end=0.25, keeps_room=True)
+    assert live.battery_mode == BatteryMode.AUTO and live.battery_soc_max == 0.25
+    assert box_setpoints(sp, -3.0, site).battery_soc_max is None
+    assert schedule_slot(sp, -3.0, site).battery_kw is None
+
+
+def test_the_perfect_foresight_plan_keeps_its_room_through_the_soc_ceiling() -> None:
+    """2024-06-02: the plan exports the morning's PV at the feed-in tariff and keeps room for
+    the midday's negative spot prices (feed-in unpaid). Played back on the twin through the
+    battery commands with the SOC ceiling it costs what it predicted (within 3 cents); with
+    AUTO alone the box fills up in the morning and the plan loses more than 0.50 EUR."""
+    start = pd.Timestamp("2024-06-02", tz="UTC")
+    end = start + pd.Timedelta(days=1)
+    config = SiteConfig("battery-rule")
+    inputs = bundled_inputs(start, 1, config.home).for_period(start, end)
+    twin = Twin(inputs.twin_params(), inputs.profiles(start, end))
+    temp0 = twin.t_store_c
+    index = pd.date_range(start, end, freq="15min", inclusive="left")
+    plan = perfect_foresight(replace(config, hp_temp_init_c=temp0), twin, start, end, twin.soc,
+                             prices=inputs.tariff_prices(index))  # fmt: skip
+    scorer = Scorer(inputs, start, end, config.tuning)
+    predicted = scorer.score(plan_trace(plan, temp0)).full.net_eur
+
+    def played(rule: str) -> float:
+        fresh = Twin(inputs.twin_params(), inputs.profiles(start, end))
+        steps = play_back(plan, fresh, (rule,))
+        return scorer.score(steps_trace(steps, temp0)).full.net_eur
+
+    assert abs(played("battery-ceiling") - predicted) < 0.03
+    assert played("battery") - predicted > 0.50
 
 
 def setpoints(ev_kw: float, phases: int, hp_kw: float, sg: int) -> Setpoints:
