@@ -216,6 +216,21 @@ class RuntimeConfig:
 
 
 @dataclass
+class LeaseStats:
+    """How the lease thread kept up (times on the controllers' clock) [s]."""
+
+    ticks: int = 0
+    #: Ticks that started more than half a renew period after they were due.
+    late_ticks: int = 0
+    max_late_s: float = 0.0
+    #: Leases found expired at a renewal while this process still held them (a renewal came
+    #: more than a lease period after the last): another process could have taken the site.
+    expired_held: int = 0
+    #: Leases taken by another process while this one held them.
+    lost: int = 0
+
+
+@dataclass
 class _Managed:
     spec: SiteSpec
     controller: SiteController
@@ -284,6 +299,8 @@ class Supervisor:
     _dirty: set[str] = field(default_factory=set)
     _loop: asyncio.AbstractEventLoop | None = None
     _change_id: int = 0
+    #: How the lease thread kept up (benchmarks, logs).
+    lease_stats: LeaseStats = field(default_factory=LeaseStats)
 
     # ------------------------------------------------------------------ running
     async def run(self) -> None:
@@ -539,6 +556,7 @@ class Supervisor:
         while not stop.wait(0.05):
             if self.clock.now() < due:
                 continue
+            self._count_tick(self.clock.now() - due)
             due = self.clock.now() + self.config.lease_renew_s
             stalled = time.monotonic() - self._pulse
             if stalled > LOOP_STALL_S:
@@ -555,6 +573,14 @@ class Supervisor:
             if self._loop is not None and any(moves):
                 self._loop.call_soon_threadsafe(self._spawn_moves, *moves)
 
+    def _count_tick(self, late_s: float) -> None:
+        stats = self.lease_stats
+        stats.ticks += 1
+        stats.max_late_s = max(stats.max_late_s, late_s)
+        if late_s > self.config.lease_renew_s / 2:
+            stats.late_ticks += 1
+            log.warning("lease renewal %.1f s late (controllers' clock)", late_s)
+
     def _next_tick(self) -> float:
         """When the lease thread ticks next [s, the controllers' clock]: a renew period on, or
         just after a peer's heartbeat expires (it stopped renewing: its sites are free then,
@@ -570,9 +596,15 @@ class Supervisor:
         hand on (not written from now on, released once stopped) and the sites taken."""
         leases = self.leases
         assert leases is not None
-        now = datetime.fromtimestamp(self.clock.now(), UTC)
+        now_s = self.clock.now()
+        now = datetime.fromtimestamp(now_s, UTC)
         with self._lease_mutex:
+            expired = [s for s, lease in leases.held().items() if lease.expires_at <= now_s]
+            if expired:
+                self.lease_stats.expired_held += len(expired)
+                log.error("%d leases expired while held (renewal too late)", len(expired))
             renewal = leases.renew(now, give_up=False)
+            self.lease_stats.lost += len(renewal.lost)
             # a batch at a time, the next once it is handed on: the rest keep running
             hand_on, stuck = set(), set()
             if not self._leaving:
