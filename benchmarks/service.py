@@ -61,6 +61,8 @@ START = pd.Timestamp("2024-06-12T08:00Z")
 SLOT_S = 900.0
 #: Period of the loop-lag probe [s, real].
 LAG_PROBE_S = 0.1
+#: The busy processes of ``--stress`` (not counted as the service's CPU or memory).
+_STRESS_PIDS: set[int] = set()
 #: A timer cycle applying its plan this long after its slot began is late [s, simulated].
 LATE_S = 60.0
 
@@ -143,7 +145,7 @@ async def run_backend(args: argparse.Namespace, backend: str, tmp: Path) -> dict
     while clock.now() < end + 0.5 * SLOT_S:  # half a window for the last cycles to finish
         await asyncio.sleep(1.0)
     rss = process.memory_info().rss
-    workers = sum(c.memory_info().rss for c in process.children(recursive=True))
+    workers = sum(c.memory_info().rss for c in _children(process))
     assert loop.supervisor is not None
     reports = [r for c in loop.supervisor.running.values() for r in c.reports]
     leases = loop.supervisor.lease_stats
@@ -200,6 +202,10 @@ async def _probe_lag(lags: list[tuple[float, float]]) -> None:
         lags.append((now, now - t - LAG_PROBE_S))
 
 
+def _children(process: psutil.Process) -> list[psutil.Process]:
+    return [c for c in process.children(recursive=True) if c.pid not in _STRESS_PIDS]
+
+
 def _busy() -> None:
     while True:
         pass
@@ -211,6 +217,8 @@ def _stress(k: int) -> Iterator[None]:
     procs = [multiprocessing.Process(target=_busy, daemon=True) for _ in range(k)]
     for proc in procs:
         proc.start()
+        assert proc.pid is not None
+        _STRESS_PIDS.add(proc.pid)
     try:
         yield
     finally:
@@ -222,7 +230,7 @@ def _stress(k: int) -> Iterator[None]:
 def _cpu_s(process: psutil.Process) -> float:
     """CPU seconds of the process and its children (pool or Dask workers) so far."""
     total = sum(process.cpu_times()[:2])
-    for child in process.children(recursive=True):
+    for child in _children(process):
         with contextlib.suppress(psutil.Error):
             total += sum(child.cpu_times()[:2])
     return total
