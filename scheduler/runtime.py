@@ -280,7 +280,8 @@ class Supervisor:
     on_plan: Callable[[str], None] | None = None
     #: Cycle reports and plans each controller keeps in memory (None: all; the demo).
     keep_history: int | None = 8
-    #: Called with every published status and the site's controller (owner notifications).
+    #: Called with every published status and the site's controller (owner notifications), on
+    #: a thread (it may read the database), one status after another.
     on_status: Callable[[SiteStatus, SiteController | None], None] | None = None
     #: Site leases shared with other control processes; None: this process runs every site.
     leases: LeaseManager | None = None
@@ -292,6 +293,7 @@ class Supervisor:
     _beatable: dict[str, Lease] = field(default_factory=dict)
     _moves: set[asyncio.Task[None]] = field(default_factory=set)
     _lease_mutex: threading.Lock = field(default_factory=threading.Lock)
+    _publish_mutex: threading.Lock = field(default_factory=threading.Lock)
     _leaving: set[str] = field(default_factory=set)
     _pulse: float = 0.0
     _ticked: tuple[float, float] = (0.0, 0.0)
@@ -875,14 +877,24 @@ class Supervisor:
 
     async def _publish(self, ids: set[str]) -> None:
         statuses = [self.status(i) for i in sorted(ids)]  # in the loop: it owns the state
-        if self.on_status is not None:
-            for status in statuses:
-                managed = self._sites.get(status.site_id)
-                try:
-                    self.on_status(status, None if managed is None else managed.controller)
-                except Exception:  # owner messages must never stop the control loop
-                    log.exception("supervisor: status hook failed for %s", status.site_id)
-        await asyncio.to_thread(self.source.publish_status, statuses)
+        controllers = [self._sites.get(s.site_id) for s in statuses]
+        pairs = [
+            (s, None if m is None else m.controller)
+            for s, m in zip(statuses, controllers, strict=True)
+        ]
+        await asyncio.to_thread(self._publish_blocking, pairs)
+
+    def _publish_blocking(self, pairs: list[tuple[SiteStatus, SiteController | None]]) -> None:
+        """The status hook (account reads, sessions recorded: database calls) and the statuses
+        stored, on a thread; one publish at a time (the hook keeps state per site)."""
+        with self._publish_mutex:
+            if self.on_status is not None:
+                for status, controller in pairs:
+                    try:
+                        self.on_status(status, controller)
+                    except Exception:  # owner messages must never stop the control loop
+                        log.exception("supervisor: status hook failed for %s", status.site_id)
+            self.source.publish_status([status for status, _ in pairs])
 
 
 def lease_keep_alive_s(watchdog_s: float, lease_ttl_s: float) -> float:
