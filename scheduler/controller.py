@@ -345,6 +345,10 @@ class SiteController:
     """
 
     _writes: set[asyncio.Task[Any]]
+    #: The first cycle waits this long after the start [s, the clock's] unless the owner or new
+    #: prices come first: a supervisor starting many sites at once spreads their first solves.
+    first_cycle_delay_s: float = 0.0
+    _first_pending = False  # the first cycle is waiting: what the box reports joins it
 
     def __init__(
         self,
@@ -437,9 +441,6 @@ class SiteController:
         #: of its own); never on the event loop, which beats every box of the process.
         #: Store writes in flight: :meth:`stop` waits for them (a cycle stopped mid-write).
         self.store_io, self.plan_io, self._writes = StoreIO("telemetry"), StoreIO("plans"), set()
-        #: The first cycle waits this long after the start [s, the clock's] unless an event
-        #: comes first: a supervisor starting many sites at once spreads their first solves.
-        self.first_cycle_delay_s, self._first_pending = 0.0, False
 
     # ------------------------------------------------------------------ lifecycle
     async def hand_on(self) -> None:
