@@ -504,17 +504,19 @@ class SiteController:
         """
         await cancel_all([*self._tasks, *([] if self._keeper is None else [self._keeper])])
         self._tasks, self._keeper = [], None
+        try:  # the box first: its last beat (or release) does not wait behind store writes
+            if release:
+                with contextlib.suppress(BoxError):
+                    await self._release_box()
+            elif farewell and self._beat_at is not None and self._beat_allowed():
+                with contextlib.suppress(BoxError):
+                    await self.client.heartbeat(force=True)
+        finally:
+            await self.client.close()
         await self._drain()  # a cycle stopped mid-write: its plan lands before the lease goes
         if discard:  # the site was deleted: its readings must not come back
             self._unsaved = []
         await self.flush()
-        if release:
-            with contextlib.suppress(BoxError):
-                await self._release_box()
-        elif farewell and self._beat_at is not None and self._beat_allowed():
-            with contextlib.suppress(BoxError):
-                await self.client.heartbeat(force=True)
-        await self.client.close()
 
     def _beat_allowed(self) -> bool:
         return self.may_write() if self.may_beat is None else self.may_beat()
