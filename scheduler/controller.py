@@ -31,11 +31,11 @@ import functools
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -90,9 +90,11 @@ from scheduler.plan_store import LeaseFence, PlanStore
 from scheduler.scenario import Home
 from scheduler.site_model import WallboxPreference, owner_goal, store_column
 from scheduler.slot_memory import SlotMemory
+from scheduler.store_io import StoreIO
 from scheduler.weather import CLEARSKY
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 SLOT_S = 900
 
 
@@ -351,6 +353,12 @@ class SiteController:
         none: a backtest keeps its plans in :attr:`plans` only.
     """
 
+    _writes: set[asyncio.Task[Any]]
+    #: The first cycle waits this long after the start [s, the clock's] unless the owner or new
+    #: prices come first: a supervisor starting many sites at once spreads their first solves.
+    first_cycle_delay_s: float = 0.0
+    _first_pending = False  # the first cycle is waiting: what the box reports joins it
+
     def __init__(
         self,
         config: SiteConfig,
@@ -439,6 +447,10 @@ class SiteController:
         #: The lease that plan and setpoint writes are made under (None: unconditional); a
         #: process whose lease was taken over stores nothing over the new owner's plan.
         self.plan_fence: Callable[[], LeaseFence | None] = _no_fence
+        #: Where the telemetry and plan store calls run (a supervisor gives each store threads
+        #: of its own); never on the event loop, which beats every box of the process.
+        #: Store writes in flight: :meth:`stop` waits for them (a cycle stopped mid-write).
+        self.store_io, self.plan_io, self._writes = StoreIO("telemetry"), StoreIO("plans"), set()
 
     # ------------------------------------------------------------------ lifecycle
     async def hand_on(self) -> None:
@@ -475,7 +487,12 @@ class SiteController:
                 self._keeper.cancel()
             raise
         self._sched_id = int(self.clock.now()) % 0xFFFF  # differs from a predecessor's ids
-        self.trigger("start" if status.control_state != ControlState.FALLBACK else "fallback")
+        reason = "start" if status.control_state != ControlState.FALLBACK else "fallback"
+        if self.first_cycle_delay_s > 0:
+            self._first_pending = True
+            self._reasons.append(reason)  # the first cycle's reason; its wait in _cycle_loop
+        else:
+            self.trigger(reason)
         spawn = self.clock.spawn
         assert self._keeper is not None
         self._tasks = [
@@ -497,16 +514,19 @@ class SiteController:
         """
         await cancel_all([*self._tasks, *([] if self._keeper is None else [self._keeper])])
         self._tasks, self._keeper = [], None
+        try:  # the box first: its last beat (or release) does not wait behind store writes
+            if release:
+                with contextlib.suppress(BoxError):
+                    await self._release_box()
+            elif farewell and self._beat_at is not None and self._beat_allowed():
+                with contextlib.suppress(BoxError):
+                    await self.client.heartbeat(force=True)
+        finally:
+            await self.client.close()
+        await self._drain()  # a cycle stopped mid-write: its plan lands before the lease goes
         if discard:  # the site was deleted: its readings must not come back
             self._unsaved = []
-        self.flush()
-        if release:
-            with contextlib.suppress(BoxError):
-                await self._release_box()
-        elif farewell and self._beat_at is not None and self._beat_allowed():
-            with contextlib.suppress(BoxError):
-                await self.client.heartbeat(force=True)
-        await self.client.close()
+        await self.flush()
 
     def _beat_allowed(self) -> bool:
         return self.may_write() if self.may_beat is None else self.may_beat()
@@ -529,6 +549,14 @@ class SiteController:
         """Run a cycle now (events)."""
         self._reasons.append(reason)
         self.clock.wake(self._wakeup)
+
+    def _event(self, reason: str) -> None:
+        """What the box reports: a cycle now, or with the first one while it waits (see
+        :attr:`first_cycle_delay_s`; the owner's changes and new prices cut the wait short)."""
+        if self._first_pending:
+            self._reasons.append(reason)
+        else:
+            self.trigger(reason)
 
     def new_prices(self) -> None:
         """New prices were stored (the zone's price job): refresh the cache, then replan.
@@ -569,6 +597,9 @@ class SiteController:
     # ------------------------------------------------------------------ tasks
     async def _cycle_loop(self) -> None:
         slot_start: float | None = None
+        if self.first_cycle_delay_s > 0:  # an event (or a stop) cuts the wait short
+            await self.clock.sleep_until(self.clock.now() + self.first_cycle_delay_s, self._wakeup)
+        self._first_pending = False
         while True:
             reasons = tuple(dict.fromkeys(self._reasons)) or ("timer",)
             timer = not self._reasons
@@ -646,33 +677,37 @@ class SiteController:
         was = self.link_health.box_state
         self.link_health.reached(now, status.control_state)
         if was == ControlState.FALLBACK and status.control_state != ControlState.FALLBACK:
-            self.trigger("box back from fallback")
+            self._event("box back from fallback")
         dt_h = 0.0 if self._last_poll is None else (now - self._last_poll) / 3600
         self._last_poll = now
         self._store_measurement(meas)
-        self._track_ev(meas, dt_h)
+        since = None
+        if self._first_reading and meas.wallbox_state >= 2 and self._ev is None:
+            since = await self.store_io.run(self._plugged_since, now)
+        self._track_ev(meas, dt_h, since)
         self._track_heat(meas, dt_h)
         if status.control_state == ControlState.FALLBACK:
-            self.trigger("box in fallback")
+            self._event("box in fallback")
         if self.client.reconnects != self._reconnects:
             self._reconnects = self.client.reconnects
-            self.trigger("box reconnected")
+            self._event("box reconnected")
         limits = (int(status.external_limits), status.external_consumption_limit_kw)
         if limits != self._limits:
             self._limits = limits
-            self.trigger("grid-operator limit")
+            self._event("grid-operator limit")
         return meas
 
-    def _track_ev(self, meas: Measurement, dt_h: float) -> None:
+    def _track_ev(self, meas: Measurement, dt_h: float, since: float | None = None) -> None:
+        """``since``: :meth:`_plugged_since`, read for a car plugged in at the first reading."""
         plugged = meas.wallbox_state >= 2
         first, self._first_reading = self._first_reading, False
         if plugged and self._ev is None:
             now = self.clock.now()
-            self._ev = _EvTrack(self._plugged_since(now) if first else now)
-            self.trigger("ev plugged in")
+            self._ev = _EvTrack(since if first and since is not None else now)
+            self._event("ev plugged in")
         elif not plugged and self._ev is not None:
             self._ev = None
-            self.trigger("ev plugged out")
+            self._event("ev plugged out")
         if self._ev is None:
             return
         power = meas.wallbox_kw or 0.0
@@ -689,7 +724,7 @@ class SiteController:
         drawn = self._ev.delivered_kwh > 0.1
         if asked and self._ev.asked and power < 0.05 and drawn and not self._ev.full:
             self._ev.full = True
-            self.trigger("ev full")
+            self._event("ev full")
         self._ev.asked = asked
 
     def _plugged_since(self, now: float) -> float:
@@ -763,11 +798,36 @@ class SiteController:
             if f["power_kw"] is not None
         ]
 
-    def flush(self) -> None:
-        """Write the buffered readings to the store (one transaction per cycle, not per poll)."""
+    async def flush(self) -> None:
+        """Write the buffered readings to the store (one transaction per cycle, not per poll)
+        on its threads; readings whose write failed are written with the next."""
         if self._unsaved:
-            self.store.write(self._unsaved)
-            self._unsaved = []
+            batch, self._unsaved = self._unsaved, []
+            await self._in_background(self._write_readings(batch))
+
+    async def _write_readings(self, batch: list[Sample]) -> None:
+        try:
+            await self.store_io.run(self.store.write, batch)
+        except Exception:
+            self._unsaved[:0] = batch  # on the loop: the poll appends to the same list
+            raise
+
+    async def _in_background(self, write: Coroutine[Any, Any, T]) -> T:
+        """Await a store write that a cancelled caller (a cycle stopped) does not cut off:
+        it finishes on its own and :meth:`stop` waits for it."""
+        task = asyncio.ensure_future(write)
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+        return await asyncio.shield(task)
+
+    async def _drain(self) -> None:
+        """Wait for the store writes in flight; log the failed."""
+        while self._writes:
+            pending = list(self._writes)
+            done = await asyncio.gather(*pending, return_exceptions=True)
+            for error in done:
+                if isinstance(error, Exception):
+                    log.error("%s: store write failed: %r", self.config.site_id, error)
 
     # ------------------------------------------------------------------ the cycle
     async def cycle(
@@ -786,7 +846,7 @@ class SiteController:
             status = await self.client.read_status()
         except BoxError as exc:
             return CycleReport(now, reasons, False, f"box: {exc}")
-        self.flush()
+        await self.flush()  # the problem reads the history: the last readings belong in it
         index = self._horizon(slot_start if ahead else None)
         dimmed = bool(status.external_limits & ExternalLimit.DIMMING_14A)
         cap = status.external_consumption_limit_kw if dimmed else None
@@ -816,7 +876,7 @@ class SiteController:
         except BoxError as exc:
             self.link_health.failed(exc)
             return CycleReport(now, reasons, False, f"box: {exc}", result.cycle_ms)
-        self._save(now, result)
+        await self._save(now, result)
         await self._save_applied(now)
         cost = result.summary.cost_eur if result.summary else None
         ms = (time.perf_counter() - t0 - waited) * 1e3
@@ -1107,7 +1167,7 @@ class SiteController:
         return load_forecast_blend(past, index, self.standard_load.load(index))
 
     # ------------------------------------------------------------------ storing
-    def _save(self, now: pd.Timestamp, result: CycleResult) -> None:
+    async def _save(self, now: pd.Timestamp, result: CycleResult) -> None:
         assert result.slots is not None and result.summary is not None
         created = now.to_pydatetime()
         slots = result.slots.rename(columns=store_column)
@@ -1130,9 +1190,6 @@ class SiteController:
         if self.plan_store is None:
             return
         plan = st.Plan(self.config.site_id, created, slots, summary)
-        if not self.plan_store.save_plan(plan, self.plan_fence()):
-            log.info("%s: plan not stored, the site's lease moved on", self.config.site_id)
-            return
         sent = self._sent
         values: dict[tuple[str, str], float | None] = {
             ("battery", "power_kw"): sent.battery_kw,
@@ -1141,11 +1198,18 @@ class SiteController:
             ("heatpump", "sgready"): _opt_float(sent.hp_sgready_state),
             ("heatpump", "budget_kw"): sent.hp_power_budget_kw,
         }
-        self.plan_store.save_setpoints(
-            self.config.site_id,
-            [st.Setpoint(d, q, created, float(v)) for (d, q), v in values.items() if v is not None],
-            self.plan_fence(),
-        )
+        points = [
+            st.Setpoint(d, q, created, float(v)) for (d, q), v in values.items() if v is not None
+        ]
+        await self._in_background(self.plan_io.run(self._store_plan, plan, points))
+
+    def _store_plan(self, plan: st.Plan, sent: list[st.Setpoint]) -> None:
+        """The plan, then the setpoints sent with it, each under the lease (a store thread)."""
+        assert self.plan_store is not None
+        if not self.plan_store.save_plan(plan, self.plan_fence()):
+            log.info("%s: plan not stored, the site's lease moved on", self.config.site_id)
+            return
+        self.plan_store.save_setpoints(self.config.site_id, sent, self.plan_fence())
 
     async def _save_applied(self, now: pd.Timestamp) -> None:
         meas = await self.client.read_measurements()
@@ -1157,11 +1221,14 @@ class SiteController:
         }
         if self.plan_store is None:
             return
-        self.plan_store.save_applied(
-            self.config.site_id,
-            [st.Setpoint(d, q, created, float(v)) for (d, q), v in values.items() if v is not None],
-            self.plan_fence(),
-        )
+        points = [
+            st.Setpoint(d, q, created, float(v)) for (d, q), v in values.items() if v is not None
+        ]
+        await self._in_background(self.plan_io.run(self._store_applied, points))
+
+    def _store_applied(self, points: list[st.Setpoint]) -> None:
+        assert self.plan_store is not None
+        self.plan_store.save_applied(self.config.site_id, points, self.plan_fence())
 
     # ------------------------------------------------------------------ helpers
     def _now(self) -> pd.Timestamp:

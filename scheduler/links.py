@@ -39,6 +39,7 @@ from adapters.heartbeat.esi_types import (
     Setpoints,
 )
 from adapters.store.telemetry import Sample
+from scheduler.store_io import StoreIO
 
 
 class BoxLink(Protocol):
@@ -92,6 +93,8 @@ class PullLink:
         self.offline_after_s = offline_after_s
         self.reconnects = 0
         self._seq = 0
+        #: Where the store is read (off the event loop; the supervisor gives its store threads).
+        self.io = StoreIO("telemetry")
 
     async def discover(self) -> BoxInfo:
         return BoxInfo("HBGW", 1, 0, 0, Capability(0))
@@ -107,12 +110,12 @@ class PullLink:
 
     async def read_status(self) -> BoxStatus:
         """A pull box follows its fetched schedule while it reports; else it is unreachable."""
-        self._latest()
+        await self._latest()
         return _status(ControlState.SCHEDULE, self._seq)
 
     async def read_measurements(self) -> Measurement:
         """The newest posted sample per device as one measurement [kW, SOC 0-1]."""
-        latest = self._latest()
+        latest = await self._latest()
 
         def value(device: str, field: str) -> float | None:
             sample = latest.get(device)
@@ -153,8 +156,8 @@ class PullLink:
     async def close(self) -> None:
         return None
 
-    def _latest(self) -> dict[str, Sample]:
-        latest = self.store.latest(self.site_id)
+    async def _latest(self) -> dict[str, Sample]:
+        latest = await self.io.run(self.store.latest, self.site_id)
         if not latest:
             raise BoxUnreachable("the box has not posted telemetry yet")
         newest = max(pd.Timestamp(s.ts).timestamp() for s in latest.values())

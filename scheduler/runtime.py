@@ -50,6 +50,7 @@ import json
 import logging
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -64,8 +65,9 @@ from scheduler.controller import CycleReport, NotOwner, SiteConfig, SiteControll
 from scheduler.feeds import PriceFeed
 from scheduler.frame_feeds import WeatherFeed
 from scheduler.leases import Lease, LeaseManager
-from scheduler.links import BoxLink
+from scheduler.links import BoxLink, PullLink
 from scheduler.plan_store import LeaseFence, PlanStore
+from scheduler.store_io import StoreIO, store_threads
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -213,6 +215,25 @@ class RuntimeConfig:
     status_flush_s: float = 0.5
     #: Lease renew period, on the controllers' clock (the boxes' watchdog runs on it too).
     lease_renew_s: float = 5.0
+    #: Sites started together (start-up, a take-over) spread their first cycles over this
+    #: much per site, at most ``first_cycle_spread_max_s`` (the controllers' clock) [s].
+    first_cycle_spacing_s: float = 1.0
+    first_cycle_spread_max_s: float = 900.0
+
+
+@dataclass
+class LeaseStats:
+    """How the lease thread kept up (times on the controllers' clock) [s]."""
+
+    ticks: int = 0
+    #: Ticks that started more than half a renew period after they were due.
+    late_ticks: int = 0
+    max_late_s: float = 0.0
+    #: Leases found expired at a renewal while this process still held them (a renewal came
+    #: more than a lease period after the last): another process could have taken the site.
+    expired_held: int = 0
+    #: Leases taken by another process while this one held them.
+    lost: int = 0
 
 
 @dataclass
@@ -259,7 +280,8 @@ class Supervisor:
     on_plan: Callable[[str], None] | None = None
     #: Cycle reports and plans each controller keeps in memory (None: all; the demo).
     keep_history: int | None = 8
-    #: Called with every published status and the site's controller (owner notifications).
+    #: Called with every published status and the site's controller (owner notifications), on
+    #: a thread (it may read the database), one status after another.
     on_status: Callable[[SiteStatus, SiteController | None], None] | None = None
     #: Site leases shared with other control processes; None: this process runs every site.
     leases: LeaseManager | None = None
@@ -271,6 +293,7 @@ class Supervisor:
     _beatable: dict[str, Lease] = field(default_factory=dict)
     _moves: set[asyncio.Task[None]] = field(default_factory=set)
     _lease_mutex: threading.Lock = field(default_factory=threading.Lock)
+    _publish_mutex: threading.Lock = field(default_factory=threading.Lock)
     _leaving: set[str] = field(default_factory=set)
     _pulse: float = 0.0
     _ticked: tuple[float, float] = (0.0, 0.0)
@@ -284,6 +307,10 @@ class Supervisor:
     _dirty: set[str] = field(default_factory=set)
     _loop: asyncio.AbstractEventLoop | None = None
     _change_id: int = 0
+    #: Threads of the telemetry and the plan store (None: not opened yet).
+    _io: tuple[StoreIO, StoreIO] | None = None
+    #: How the lease thread kept up (benchmarks, logs).
+    lease_stats: LeaseStats = field(default_factory=LeaseStats)
 
     # ------------------------------------------------------------------ running
     async def run(self) -> None:
@@ -327,6 +354,9 @@ class Supervisor:
                     await self._in_lease_thread(self._close_leases)
             if self._lease_pool is not None:
                 self._lease_pool.shutdown(wait=False)
+            if self._io is not None:  # every controller stopped: nothing is queued any more
+                await asyncio.to_thread(_close_io, self._io)
+                self._io = None
 
     async def stop_all(self, release: bool) -> None:
         """Stop every controller (``release``: hand every box back to its own logic; else,
@@ -338,9 +368,10 @@ class Supervisor:
         """Compare every site with what runs; start, reconfigure or release."""
         ids = set(await asyncio.to_thread(self.source.site_ids))
         self._site_ids = sorted(ids)
+        spread = self._first_spread(sum(self.holds(s) and s not in self._sites for s in ids))
         for site_id in sorted(ids | set(self._sites)):
             if self.holds(site_id) or site_id in self._sites or site_id in self._idle:
-                await self.reconcile(site_id, "started")
+                await self.reconcile(site_id, "started", spread)
         for site_id in set(self._idle) - ids:
             del self._idle[site_id]
 
@@ -348,10 +379,11 @@ class Supervisor:
         """Does this process run ``site_id`` (always, without leases)?"""
         return self.leases is None or site_id in self._held
 
-    async def reconcile(self, site_id: str, reason: str) -> None:
-        """Make what runs for ``site_id`` equal to what the source says should run."""
+    async def reconcile(self, site_id: str, reason: str, spread_s: float = 0.0) -> None:
+        """Make what runs for ``site_id`` equal to what the source says should run
+        (``spread_s``: a site started plans first within it, by its id)."""
         async with self._reconcile_lock:  # the change follower and the lease task both call
-            await self._reconcile(site_id, reason)
+            await self._reconcile(site_id, reason, spread_s=spread_s)
 
     async def _reconcile(
         self,
@@ -359,6 +391,7 @@ class Supervisor:
         reason: str,
         desired: SiteSpec | Idle | None = None,
         gate: asyncio.Event | None = None,
+        spread_s: float = 0.0,
     ) -> None:
         """``desired``: already read; ``gate``: a site started hands its box on, then waits
         for it before starting (see :meth:`_take_over`)."""
@@ -388,7 +421,7 @@ class Supervisor:
             return
         if running is not None:
             await self._stop(site_id, release=True)
-        self._start(desired, gate)
+        self._start(desired, gate, spread_s * _fraction(site_id))
 
     def prices_changed(self, site_ids: Iterable[str] | None = None) -> None:
         """New prices arrived (callable from any thread): replan the sites (default: all)."""
@@ -446,7 +479,9 @@ class Supervisor:
         return {k: m.controller for k, m in self._sites.items()}
 
     # ------------------------------------------------------------------ internals
-    def _start(self, spec: SiteSpec, gate: asyncio.Event | None = None) -> None:
+    def _start(
+        self, spec: SiteSpec, gate: asyncio.Event | None = None, first_delay_s: float = 0.0
+    ) -> None:
         prices, weather = self.feeds(spec, self.clock)
         controller = SiteController(
             spec.config,
@@ -459,6 +494,10 @@ class Supervisor:
             plan_store=self.plan_store,
         )
         controller.keep_history = self.keep_history
+        controller.store_io, controller.plan_io = self._store_io()
+        if isinstance(controller.client, PullLink):
+            controller.client.io = controller.store_io
+        controller.first_cycle_delay_s = first_delay_s
         if self.leases is not None:
             site_id = spec.site_id
             controller.may_write = lambda: self._may_write(site_id)
@@ -501,6 +540,23 @@ class Supervisor:
                 gate = None
                 await asyncio.sleep(self.config.retry_s)
 
+    def _first_spread(self, n: int) -> float:
+        """How long [s, the controllers' clock] ``n`` sites started at once spread their first
+        cycles over: their solves and store writes do not all queue at the same instant."""
+        if n <= 1:
+            return 0.0
+        cfg = self.config
+        return min(n * cfg.first_cycle_spacing_s, cfg.first_cycle_spread_max_s)
+
+    def _store_io(self) -> tuple[StoreIO, StoreIO]:
+        """The threads of the telemetry and the plan store, shared by every controller."""
+        if self._io is None:
+            self._io = (
+                StoreIO("telemetry", store_threads(self.store)),
+                StoreIO("plans", store_threads(self.plan_store)),
+            )
+        return self._io
+
     def _reported(self, managed: _Managed, report: CycleReport) -> None:
         managed.last_report = report
         if report.ok:
@@ -539,6 +595,7 @@ class Supervisor:
         while not stop.wait(0.05):
             if self.clock.now() < due:
                 continue
+            self._count_tick(self.clock.now() - due)
             due = self.clock.now() + self.config.lease_renew_s
             stalled = time.monotonic() - self._pulse
             if stalled > LOOP_STALL_S:
@@ -555,6 +612,14 @@ class Supervisor:
             if self._loop is not None and any(moves):
                 self._loop.call_soon_threadsafe(self._spawn_moves, *moves)
 
+    def _count_tick(self, late_s: float) -> None:
+        stats = self.lease_stats
+        stats.ticks += 1
+        stats.max_late_s = max(stats.max_late_s, late_s)
+        if late_s > self.config.lease_renew_s / 2:
+            stats.late_ticks += 1
+            log.warning("lease renewal %.1f s late (controllers' clock)", late_s)
+
     def _next_tick(self) -> float:
         """When the lease thread ticks next [s, the controllers' clock]: a renew period on, or
         just after a peer's heartbeat expires (it stopped renewing: its sites are free then,
@@ -570,9 +635,15 @@ class Supervisor:
         hand on (not written from now on, released once stopped) and the sites taken."""
         leases = self.leases
         assert leases is not None
-        now = datetime.fromtimestamp(self.clock.now(), UTC)
+        now_s = self.clock.now()
+        now = datetime.fromtimestamp(now_s, UTC)
         with self._lease_mutex:
+            expired = [s for s, lease in leases.held().items() if lease.expires_at <= now_s]
+            if expired:
+                self.lease_stats.expired_held += len(expired)
+                log.error("%d leases expired while held (renewal too late)", len(expired))
             renewal = leases.renew(now, give_up=False)
+            self.lease_stats.lost += len(renewal.lost)
             # a batch at a time, the next once it is handed on: the rest keep running
             hand_on, stuck = set(), set()
             if not self._leaving:
@@ -644,10 +715,11 @@ class Supervisor:
         t_read = time.monotonic() - t0
         gate = asyncio.Event()
         handing: list[asyncio.Event] = []
+        spread = self._first_spread(len(ids))
         async with self._reconcile_lock:
             for site_id in ids:
                 try:
-                    await self._reconcile(site_id, "taken over", specs.get(site_id), gate)
+                    await self._reconcile(site_id, "taken over", specs.get(site_id), gate, spread)
                 except Exception:
                     log.exception("%s: starting a site taken over failed", site_id)
                 managed = self._sites.get(site_id)
@@ -805,14 +877,24 @@ class Supervisor:
 
     async def _publish(self, ids: set[str]) -> None:
         statuses = [self.status(i) for i in sorted(ids)]  # in the loop: it owns the state
-        if self.on_status is not None:
-            for status in statuses:
-                managed = self._sites.get(status.site_id)
-                try:
-                    self.on_status(status, None if managed is None else managed.controller)
-                except Exception:  # owner messages must never stop the control loop
-                    log.exception("supervisor: status hook failed for %s", status.site_id)
-        await asyncio.to_thread(self.source.publish_status, statuses)
+        controllers = [self._sites.get(s.site_id) for s in statuses]
+        pairs = [
+            (s, None if m is None else m.controller)
+            for s, m in zip(statuses, controllers, strict=True)
+        ]
+        await asyncio.to_thread(self._publish_blocking, pairs)
+
+    def _publish_blocking(self, pairs: list[tuple[SiteStatus, SiteController | None]]) -> None:
+        """The status hook (account reads, sessions recorded: database calls) and the statuses
+        stored, on a thread; one publish at a time (the hook keeps state per site)."""
+        with self._publish_mutex:
+            if self.on_status is not None:
+                for status, controller in pairs:
+                    try:
+                        self.on_status(status, controller)
+                    except Exception:  # owner messages must never stop the control loop
+                        log.exception("supervisor: status hook failed for %s", status.site_id)
+            self.source.publish_status([status for status, _ in pairs])
 
 
 def lease_keep_alive_s(watchdog_s: float, lease_ttl_s: float) -> float:
@@ -824,6 +906,16 @@ def lease_keep_alive_s(watchdog_s: float, lease_ttl_s: float) -> float:
     outlasts the lease by (10 s with a 60 s watchdog and a 30 s lease), at least 1 s.
     """
     return max((watchdog_s - lease_ttl_s) / 3, 1.0)
+
+
+def _fraction(site_id: str) -> float:
+    """A site's place in [0, 1), the same in every process and run."""
+    return zlib.crc32(site_id.encode()) / 2**32
+
+
+def _close_io(io: tuple[StoreIO, StoreIO]) -> None:
+    for each in io:
+        each.close()
 
 
 async def _all_set(events: list[asyncio.Event]) -> None:
