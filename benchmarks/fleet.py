@@ -83,7 +83,7 @@ def bench(args: argparse.Namespace) -> None:
 def profile(args: argparse.Namespace) -> None:
     """Where one site's cycle time goes, in this process, over ``--profile`` homes."""
     frame = fleet_frame(periods=args.hours * 4)
-    homes = simulated_homes(args.profile, seed=args.seed)
+    homes = simulated_homes(args.profile, seed=args.seed, smart_ev_share=args.smart_ev_share)
     parts: dict[str, list[float]] = {
         k: [] for k in ("problem", "formulate", "solve", "read back", "setpoints")
     }

@@ -184,7 +184,7 @@ class SiteReport:
     status: SiteStatus
     error: str = ""
     cycle_ms: float = 0.0
-    setpoints: tuple[Setpoints, ...] = ()
+    setpoints: Sequence[Setpoints] = ()
     cost_eur: float | None = None
     solver_status: str = ""
 
