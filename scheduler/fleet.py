@@ -245,6 +245,11 @@ class FleetReport:
         return tuple(float(v) for v in np.quantile(ms, q))
 
 
+def shared_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """The columns of the shared frame that workers read (only those travel with a chunk)."""
+    return frame[[c for c in (*SHARED_INPUTS, "pv_kw", "load_kw") if c in frame]]
+
+
 def chunked(jobs: Sequence[SiteJob], size: int) -> Iterator[tuple[SiteJob, ...]]:
     """Consecutive groups of ``size`` jobs (the last one may be shorter)."""
     for i in range(0, len(jobs), size):
@@ -445,8 +450,7 @@ class FleetRunner:
         self.open()
         t0 = time.perf_counter()
         cfg = self.config
-        # only what the workers read travels with each chunk
-        shared = shared[[c for c in (*SHARED_INPUTS, "pv_kw", "load_kw") if c in shared]]
+        shared = shared_columns(shared)
         chunks = [
             FleetChunk(shared, group, cfg.solver, cfg.schedule_slots)
             for group in chunked(jobs, cfg.chunk_size)
