@@ -490,13 +490,46 @@ class DepartureOutlookPublic(BaseModel):
     reason: str = Field(description="Plain words: met, or why not")
 
 
+class PlanSummaryPublic(BaseModel):
+    """What the controller stored about a plan: the solve and what it ran on. Empty while
+    there is no plan; a plan from an older version may lack the newer fields (and a newer
+    controller may add more, kept as they are)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: str | None = Field(default=None, description="The solver's status, e.g. optimal")
+    objective_eur: float | None = Field(default=None, description="The solve's objective [EUR]")
+    cost_eur: float | None = Field(default=None, description="Import cost - export revenue [EUR]")
+    solve_ms: float | None = Field(default=None, description="Solve time [ms]")
+    violations: dict[str, float] | None = Field(
+        default=None, description="Soft target missed -> amount"
+    )
+    inputs: str | None = Field(default=None, description="What the plan ran on, in words")
+    price_estimate_slots: int | None = Field(
+        default=None, description="Slots planned on an estimated price"
+    )
+    weather_estimate_slots: int | None = Field(
+        default=None, description="Slots planned without a weather forecast (clear sky)"
+    )
+    heat_loss_kw_per_k: float | None = Field(
+        default=None, description="The heat store's loss the plan used [kW/K]"
+    )
+    heat_loss_source: Literal["learned", "configured"] | None = Field(
+        default=None, description="Learned from the site's own history, or as configured"
+    )
+    heat_draw_kw: float | None = Field(
+        default=None, description="Constant heat drawn from the store besides its loss [kW]"
+    )
+    heat_loss: str | None = Field(default=None, description="The heat store's loss, in words")
+
+
 class PlanPublic(BaseModel):
     """The site's latest plan from now on, with the solver's summary."""
 
     site_id: str
     created_at: datetime | None
     step_minutes: int | None
-    summary: dict[str, Any] = Field(description="Status, cost [EUR], energy totals, violations")
+    summary: PlanSummaryPublic = Field(description="Status, cost [EUR], inputs, heat-store loss")
     slots: list[ScheduleSlot]
     reasons: list[DeviceReasonPublic] = Field(
         default_factory=list,

@@ -71,6 +71,8 @@ class SiteSetup:
     live: LiveState
     parameters: TradingParameters
     tariff: SiteTariff = field(default_factory=lambda: SiteTariff(DEFAULT_TARIFF_ID, None))
+    #: The controller's latest stored plan, if any.
+    plan: StoredPlan | None = None
 
     @functools.cached_property
     def home(self) -> Home:
@@ -171,6 +173,18 @@ def live_state(
     if wallbox is not None and equipment.wallboxes and "connected" in wallbox.fields:
         connected[equipment.wallboxes[0].name] = bool(wallbox.fields["connected"])
     return LiveState(None if soc is None else float(soc), temps, connected)
+
+
+def learned_heat_loss(stored: StoredPlan | None, equipment: SiteEquipment) -> dict[str, float]:
+    """The heat-store loss the controller learned, from its latest plan's summary [kW/K]
+    (per heat pump; empty when it plans on the configured loss or has no plan yet)."""
+    if stored is None or not equipment.heat_pumps:
+        return {}
+    summary = stored.summary.model_dump()
+    loss = summary.get("heat_loss_kw_per_k")
+    if summary.get("heat_loss_source") != "learned" or not isinstance(loss, int | float):
+        return {}
+    return {equipment.heat_pumps[0].name: float(loss)}
 
 
 def horizon(start: datetime, hours: int) -> pd.DatetimeIndex:

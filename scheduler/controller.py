@@ -369,6 +369,9 @@ class SiteController:
         #: outdoor temperature of each past slot as the weather feed said it last [degC]
         self._t_out_said: dict[pd.Timestamp, float] = {}
         self._heat_fit: tuple[pd.Timestamp, StoreFit] | None = None
+        #: whether the weather feed has answered the fit's whole window once (a live feed
+        #: has nothing before its first fetch, which may come after the first cycle)
+        self._t_out_window_read = False
         self.client: BoxLink = client or HeartbeatClient(
             config.host,
             config.port,
@@ -954,11 +957,16 @@ class SiteController:
         """The store's temperature, the heat pump's power, the outdoor temperature and the
         demand feed's draw on the complete slots of the last :data:`HEAT_FIT_HISTORY`."""
         end = self._now().floor("15min")
-        # what the feed says of the past: the live provider's last day (its past_days), a
-        # backtest's data; the whole window once, after a start
-        back = pd.Timedelta(days=1) if self._heat_fit is not None else HEAT_FIT_HISTORY
-        past = pd.date_range(end - back, end, freq="15min", inclusive="left")
-        self._remember_t_out(self.weather.weather(past))
+        # what the feed says of the past (the live provider's past_days, a backtest's data):
+        # the whole window at the first fit and once more when a live feed that had nothing
+        # then (fetched after the first cycle) first answers; else the last day (pvlib's
+        # fallback for two weeks costs ~0.3 s, so an offline feed is not asked for them)
+        window = self._heat_fit is None
+        past = self._feed_past(HEAT_FIT_HISTORY if window else pd.Timedelta(days=1), end)
+        if not window and not self._t_out_window_read and _answered(past):
+            past, window = self._feed_past(HEAT_FIT_HISTORY, end), True
+        self._remember_t_out(past)
+        self._t_out_window_read |= window and _answered(past)
         span = (end - HEAT_FIT_HISTORY).to_pydatetime(), end.to_pydatetime()
         sid = self.config.site_id
         temp = self.store.field_window(sid, "heatpump", "tank_temp_degc",
@@ -972,6 +980,9 @@ class SiteController:
         if self.heat_demand is not None:
             history["demand_kw"] = self.heat_demand.demand(index).to_numpy(float)
         return history
+
+    def _feed_past(self, back: pd.Timedelta, end: pd.Timestamp) -> pd.DataFrame:
+        return self.weather.weather(pd.date_range(end - back, end, freq="15min", inclusive="left"))
 
     def _sessions(self, index: pd.DatetimeIndex) -> tuple[EVSession, ...]:
         site, ev = self.config.home.site, self._ev  # the poll may replace it meanwhile
@@ -1230,6 +1241,12 @@ def inputs_summary(flags: pd.DataFrame) -> dict[str, object]:
         "weather_estimate_slots": weather,
         "inputs": "; ".join(parts) or "published prices and a weather forecast",
     }
+
+
+def _answered(weather: pd.DataFrame) -> bool:
+    """Whether a weather feed's frame holds anything but its fallback (a live feed flags
+    clear-sky/climatology slots in ``source``; a backtest's data has no such column)."""
+    return "source" not in weather or bool((weather["source"] != CLEARSKY).any())
 
 
 def heat_loss_summary(fit: StoreFit | None, configured: HeatPump | None) -> dict[str, object]:

@@ -14,7 +14,7 @@ builds the optimizer's config objects and turns a :class:`~optimizer.ConfigError
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time
 from typing import Annotated, Literal, TypeGuard, TypeVar
 
@@ -236,11 +236,15 @@ class LiveState:
         Store temperature per heat pump [degC].
     car_connected : mapping
         Per wallbox, whether a car is plugged in (absent = assume it is).
+    hp_loss_kw_per_k : mapping
+        Per heat pump, its store's loss as the controller learned it from the site's own
+        history [kW/K] (absent = the configured loss).
     """
 
     battery_soc: float | None = None
     hp_temp_c: Mapping[str, float] = field(default_factory=dict)
     car_connected: Mapping[str, bool] = field(default_factory=dict)
+    hp_loss_kw_per_k: Mapping[str, float] = field(default_factory=dict)
 
 
 def _built(path: str, factory: Callable[[], T]) -> T:
@@ -434,7 +438,18 @@ def site_problem(
     """
     start = pd.Timestamp(frame.index[0])
     state = site_state(home, equipment, preferences, live, start)
-    return Problem(home.site, Inputs.from_frame(frame), state, tuning)
+    return Problem(learned_site(home.site, live), Inputs.from_frame(frame), state, tuning)
+
+
+def learned_site(site: Site, live: LiveState) -> Site:
+    """``site`` with each heat pump's store loss as learned (:attr:`LiveState.hp_loss_kw_per_k`)."""
+    if not live.hp_loss_kw_per_k:
+        return site
+    pumps = tuple(
+        replace(hp, loss_kw_per_k=live.hp_loss_kw_per_k.get(hp.name, hp.loss_kw_per_k))
+        for hp in site.heat_pumps
+    )
+    return replace(site, heat_pumps=pumps)
 
 
 def next_departure(

@@ -43,14 +43,25 @@ class WeatherProvider(Protocol):
 
 @dataclass(frozen=True)
 class OpenMeteoProvider:
-    """Open-Meteo's ``/v1/forecast`` at ``base_url`` (a setting, so tests point it locally)."""
+    """Open-Meteo's ``/v1/forecast`` at ``base_url`` (a setting, so tests point it locally).
+
+    ``past_days``: the days before today in every answer. Fourteen cover the heat-store fit's
+    window (``scheduler.controller.HEAT_FIT_HISTORY``), so a controller started after a
+    deploy refits on two weeks of outdoor temperatures instead of relearning for days
+    (~14 kB more per cell in memory: hourly values).
+    """
 
     base_url: str = "https://api.open-meteo.com"
     timeout_s: float = 20.0
+    past_days: int = 14
 
     def forecast(self, latitude: float, longitude: float) -> pd.DataFrame:
         return get_open_meteo_forecast(
-            latitude, longitude, base_url=self.base_url, timeout_s=self.timeout_s
+            latitude,
+            longitude,
+            base_url=self.base_url,
+            timeout_s=self.timeout_s,
+            past_days=self.past_days,
         )
 
 

@@ -8,7 +8,7 @@ Routes are ``def`` so FastAPI runs the blocking solves in its thread pool.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Annotated
 
@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Path, Query
 from pydantic import ValidationError
 
+from adapters.store import Plan as StoredPlan
 from adapters.store import StoreError
 from api.accounts_store import Site
 from api.analysis_schemas import (
@@ -45,6 +46,7 @@ from api.site_problem import (
     SiteSetup,
     horizon,
     inputs_frame,
+    learned_heat_loss,
     live_state,
     numeric_plan,
     plan_is_usable,
@@ -78,15 +80,27 @@ MAX_FRESH_SOLVES = 10
 def site_setup(services: Services, site: Site) -> SiteSetup:
     """The site's stored equipment, preferences, telemetry state and effective parameters."""
     equipment, doc = stored_equipment(services.accounts, site.id)
+    live = live_state(services.telemetry, site.id, equipment)
+    stored = latest_plan(services, site.id)
     return SiteSetup(
         site=site,
         equipment=equipment,
         equipment_doc=doc,
         preferences=stored_preferences(services.accounts, site.id),
-        live=live_state(services.telemetry, site.id, equipment),
+        # plan like the controller: on the heat-store loss it learned
+        live=replace(live, hp_loss_kw_per_k=learned_heat_loss(stored, equipment)),
         parameters=site_parameters(services, site).parameters,
         tariff=stored_tariff(services.accounts, site.id),
+        plan=stored,
     )
+
+
+def latest_plan(services: Services, site_id: str) -> StoredPlan | None:
+    """The site's latest stored plan (None also while the plan database is unreachable)."""
+    try:
+        return services.plans.latest_plan(site_id)
+    except sa.exc.OperationalError:
+        return None
 
 
 def site_inputs(
@@ -168,13 +182,21 @@ def what_if(
             t.to_pydatetime() for t in index[flags["price-is_estimate"].to_numpy(bool)]
         ],
         weather_estimate_share=float(flags["weather-is_estimate"].mean()),
-        inputs=str(inputs_summary(flags)["inputs"]),
+        inputs="; ".join([str(inputs_summary(flags)["inputs"]), *learned_words(setup)]),
         baseline=base_totals,
         scenario=scen_totals,
         difference=totals_difference(scen_totals, base_totals),
         slots=slot_rows(scenario.slots.join(flags.rename(columns=plan_column).astype(float))),
         slot_differences=_slot_differences(scenario.slots, baseline.slots),
     )
+
+
+def learned_words(setup: SiteSetup) -> list[str]:
+    """What the site's solve took from the controller's learning, in words."""
+    return [
+        f"heat-store loss of {name} {loss:.3f} kW/K as learned by the controller"
+        for name, loss in setup.live.hp_loss_kw_per_k.items()
+    ]
 
 
 def _no_plan_in_time() -> ApiError:
@@ -198,12 +220,8 @@ def estimate_flags(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _stored_rows(services: Services, site_id: str, index: pd.DatetimeIndex) -> pd.DataFrame | None:
-    """The latest stored plan's rows inside ``index`` (plan column names), or None."""
-    try:
-        stored = services.plans.latest_plan(site_id)
-    except sa.exc.OperationalError:
-        return None
+def _stored_rows(stored: StoredPlan | None, index: pd.DatetimeIndex) -> pd.DataFrame | None:
+    """The stored plan's rows inside ``index`` (plan column names), or None."""
     if stored is None:
         return None
     frame = numeric_plan(stored)
@@ -234,7 +252,7 @@ def _site_flexibility(
         raise ValueError(f"invalid equipment: {exc}") from None
     if battery is None:
         raise ValueError("no battery")
-    rows, source = _stored_rows(services, site.id, index), "plan"
+    rows, source = _stored_rows(setup.plan, index), "plan"
     if rows is None:
         if budget.left <= 0:
             raise ValueError(

@@ -9,20 +9,31 @@ a page never goes on showing what the API would now refuse.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from adapters.store import PlanSummary
 from api.departures import departure_outlooks
 from api.deps import Services, ServicesDep, SiteContext, SiteViewer, site_role
 from api.errors import ERROR_RESPONSES, ErrorBody
 from api.schedule import CachedPlan
-from api.schemas import DeviceReading, LivePublic, PlanPublic, SchedulePublic
+from api.schemas import (
+    DeviceReading,
+    LivePublic,
+    PlanPublic,
+    PlanSummaryPublic,
+    SchedulePublic,
+)
 from api.security import decode_access_token
 from api.site_problem import plan_reasons, stored_equipment, stored_preferences
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(
     prefix="/v1/app/sites/{site_id}",
@@ -122,6 +133,18 @@ async def _live_events(
             return
 
 
+def public_summary(summary: PlanSummary | None) -> PlanSummaryPublic:
+    """A stored plan's summary as the API types it; a field of an unexpected type (a plan
+    stored by some other version) is left out rather than failing the whole view."""
+    doc = {} if summary is None else summary.model_dump(mode="json")
+    try:
+        return PlanSummaryPublic.model_validate(doc)
+    except ValidationError as exc:
+        bad = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
+        log.warning("plan summary fields of unexpected type left out: %s", sorted(bad))
+        return PlanSummaryPublic.model_validate({k: v for k, v in doc.items() if k not in bad})
+
+
 def live_view(ctx: SiteContext, services: Services) -> LivePublic:
     """The live view of the caller's site now."""
     now = services.now()
@@ -151,7 +174,7 @@ def plan(ctx: SiteViewer, services: ServicesDep) -> PlanPublic:
         site_id=ctx.site.id,
         created_at=body.plan_created_at,
         step_minutes=body.step_minutes,
-        summary={} if stored is None else stored.summary.model_dump(mode="json"),
+        summary=public_summary(None if stored is None else stored.summary),
         slots=body.slots,
         reasons=plan_reasons(stored, now, ctx.site.timezone, preferences),
         departures=departure_outlooks(stored, now, equipment, preferences),

@@ -156,3 +156,39 @@ def test_plan_shows_energy_at_departure_and_why_a_target_is_missed(world: World)
     beyond = outlook(departure="2026-03-30T06:00:00Z", target_kwh=42)
     assert beyond["reachable"] is None and beyond["expected_kwh"] is None
     assert "does not reach this departure yet" in beyond["reason"]
+
+
+def test_the_plan_summary_is_typed_and_survives_a_field_of_another_type(world: World) -> None:
+    """The plan view's summary says which heat-store loss the plan used (a schema field, not
+    a free dict); a stored field of an unexpected type is left out, never a 5xx."""
+    import pandas as pd
+
+    from adapters.store import Plan, PlanSummary
+
+    client, owner = world.api.client, world.headers("owner")
+    now = pd.Timestamp(world.api.clock())
+    slots = pd.DataFrame(
+        {"hp-power_kw": [1.0] * 4}, index=pd.date_range(now, periods=4, freq="15min")
+    )
+    plan_path = f"/v1/app/sites/{world.site_a}/plan"
+    assert client.get(plan_path, headers=owner).json()["summary"]["status"] is None
+
+    def store(minutes: int, **fields: object) -> dict[str, object]:
+        summary = PlanSummary(status="optimal", objective_eur=1.5, **fields)
+        created = (now + pd.Timedelta(minutes=minutes)).to_pydatetime()
+        world.api.services.plans.save_plan(Plan(world.site_a, created, slots, summary))
+        response = client.get(plan_path, headers=owner)
+        assert response.status_code == 200, response.text
+        body: dict[str, object] = response.json()["summary"]
+        return body
+
+    said = "0.220 kW/K learned from 71 h (configured 0.150)"
+    good = store(0, heat_loss_kw_per_k=0.22, heat_loss_source="learned", heat_loss=said,
+                 solve_ms=12.5, newer_field=[1, 2])  # fmt: skip
+    assert (good["heat_loss_kw_per_k"], good["heat_loss_source"]) == (0.22, "learned")
+    assert good["heat_loss"] == said and good["newer_field"] == [1, 2]
+    odd = store(1, heat_loss_kw_per_k="much", heat_loss_source="guessed", solve_ms=3.0)
+    assert odd["heat_loss_kw_per_k"] is None and odd["heat_loss_source"] is None
+    assert (odd["status"], odd["objective_eur"], odd["solve_ms"]) == ("optimal", 1.5, 3.0)
+    schema = client.get("/openapi.json").json()["components"]["schemas"]
+    assert "heat_loss_source" in schema["PlanSummaryPublic"]["properties"]

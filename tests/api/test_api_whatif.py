@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 import pytest
 
+from adapters.store import Plan, PlanSummary
 from pricing import load_tariff
 from scheduler.scenario import example_tariff_path
 from tests.api.conftest import World
@@ -131,3 +133,53 @@ def test_errors_name_the_field(site: World) -> None:
     assert client.post(unknown, json={}, headers=site.headers("trader")).status_code == 404
     owner = client.post(path, json={"start": START}, headers=site.headers("owner"))
     assert owner.status_code == 403
+
+
+def test_what_if_plans_on_the_heat_loss_the_controller_learned(world: World) -> None:
+    """The controller's latest plan says it learned a leakier store than configured (0.25 kW/K
+    against 0.15): a what-if plans exactly as if 0.25 were configured (more heat bought), and
+    on the configured loss when the controller used that."""
+    client = world.api.client
+
+    def configure(loss: float) -> None:
+        equipment = {"wallboxes": [], "battery": None,
+                     "heat_pumps": [{"name": "hp", "loss_kw_per_k": loss}]}  # fmt: skip
+        put = client.put(
+            f"/v1/app/sites/{world.site_a}/equipment",
+            json=equipment,
+            headers=world.headers("owner"),
+        )
+        assert put.status_code == 200, put.text
+
+    def store(source: str, loss: float, minutes: int) -> None:
+        created = pd.Timestamp(START) - pd.Timedelta(minutes=minutes)
+        slots = pd.DataFrame({"hp-power_kw": [0.0]}, index=[pd.Timestamp(START)])
+        summary = PlanSummary(status="optimal", objective_eur=0.0, heat_loss_kw_per_k=loss,
+                              heat_loss_source=source)  # fmt: skip
+        world.api.services.plans.save_plan(
+            Plan(world.site_a, created.to_pydatetime(), slots, summary)
+        )
+
+    def heat_kwh(result: dict[str, Any]) -> float:
+        return 0.25 * sum(s["values"]["hp-power_kw"] for s in result["slots"])
+
+    configure(0.15)
+    patch = client.patch(
+        f"/v1/trading/sites/{world.site_a}/parameters", json=EXACT, headers=world.headers("trader")
+    )
+    assert patch.status_code == 200, patch.text
+    configured = what_if(world, {})
+    store("configured", 0.15, 15)
+    assert heat_kwh(what_if(world, {})) == pytest.approx(heat_kwh(configured), abs=1e-6)
+    store("learned", 0.25, 10)
+    learned = what_if(world, {})
+    assert "0.250 kW/K" in learned["inputs"] and "learned" in learned["inputs"]
+    configure(0.25)
+    store("configured", 0.25, 5)
+    as_configured = what_if(world, {})
+    assert heat_kwh(learned) == pytest.approx(heat_kwh(as_configured), abs=1e-6)
+    assert learned["baseline"]["cost_eur"] == pytest.approx(as_configured["baseline"]["cost_eur"])
+    # the store loses 0.10 kW/K more over some 25-35 K for a day: 60-84 kWh of heat more,
+    # 15-40 kWh of electricity at a winter COP of 2-4
+    assert 15.0 < heat_kwh(learned) - heat_kwh(configured) < 40.0
+    assert "learned" not in as_configured["inputs"]

@@ -7,6 +7,7 @@ import json
 import socket
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -14,8 +15,14 @@ from urllib.parse import parse_qs, urlparse
 import pandas as pd
 import pytest
 
+from adapters.clock import SimClock
+from adapters.store import StoreSettings, make_store
 from adapters.weather import WeatherDataError, read_open_meteo_json
 from optimizer.forecast import PvSystem, clear_sky_weather, pv_power
+from pricing import load_tariff
+from scheduler.clock import SteppedClock
+from scheduler.controller import SiteConfig, SiteController
+from scheduler.feeds import PriceFeed
 from scheduler.weather import CLEARSKY, FORECAST, OpenMeteoProvider, WeatherFeed
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -109,6 +116,7 @@ def test_feed_fetches_per_cell_over_http(open_meteo: tuple[str, list]) -> None:
     query = requests[0]
     assert query["latitude"] == ["52.5"] and query["longitude"] == ["13.4"]
     assert "shortwave_radiation" in query["hourly"][0] and query["wind_speed_unit"] == ["ms"]
+    assert query["past_days"] == ["14"]  # the heat-store fit's window, after a restart too
     after = feed.weather(index, LAT, LON)
     assert (after["source"] == FORECAST).all()
     # hourly means held over their quarter-hours
@@ -159,3 +167,43 @@ def test_network_off_is_the_flagged_clear_sky() -> None:
     ghi = weather["ghi_wm2"]
     assert ghi.loc["2026-12-05T00:00Z"] == 0 and ghi.loc["2026-12-05T11:00Z"] > 100
     assert weather["temp_air_c"].between(-20, 15).all()  # December climatology
+
+
+def test_a_controller_started_before_the_first_fetch_reads_the_whole_past_once(
+    open_meteo: tuple[str, list], tmp_path: Path
+) -> None:
+    """A service (re)start: the controller's first heat fit comes before the feed's first
+    fetch (nothing but the fallback then). Once the feed answers, the next fit takes every
+    past outdoor temperature it has, not only the last day."""
+    url, requests = open_meteo
+    sim = SimClock("2023-01-02T21:00Z")
+    now = lambda: pd.Timestamp(sim.now(), unit="s", tz="UTC")  # noqa: E731
+    feed = WeatherFeed(OpenMeteoProvider(url, timeout_s=5), now)
+    clock = SteppedClock(sim)
+    store = make_store(StoreSettings(data_dir=tmp_path, sqlite_file="t.sqlite3"))
+    config = SiteConfig("restart", learn_ev_sessions=False)
+    prices = PriceFeed.bundled(
+        load_tariff(config.home.tariff_path), config.home.export_rules(), now
+    )
+    ctl = SiteController(
+        config, clock, store, prices, ThreadPoolExecutor(1), weather=feed.at(LAT, LON)
+    )
+    assert config.home.site.heat_pumps, "the typical home heats with a heat pump"
+
+    def remembered() -> pd.Series:
+        return ctl._heat_history()["t_out_c"].dropna()
+
+    ctl._refit_heat()  # the first cycle: no forecast yet, climatology is no measurement
+    assert remembered().empty and requests == []
+    assert feed.refresh_due() == 1
+    sim.advance(3600)
+    ctl._refit_heat()
+    known = remembered()
+    # the file's hours (intervals [2022-12-31 23:00, 2023-01-02 23:00)) up to now, 22:00: all
+    # 47 of them, not only the last 24
+    assert known.index[0] == pd.Timestamp("2022-12-31T23:00Z")
+    assert len(known) == 47 * 4
+    hourly = read_open_meteo_json(BERLIN.read_text())["temp_air_c"]
+    # the feed's quarter-hours, interpolated between the hourly means
+    hours = known.resample("h").mean()
+    assert (hours - hourly.reindex(hours.index)).abs().max() < 0.5
