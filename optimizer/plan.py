@@ -435,6 +435,10 @@ def summarize(
 ) -> PlanSummary:
     """Totals of a plan; ``work`` is (build time [ms], integer columns imposed)."""
     build_ms, integers_imposed = work
+
+    def col(name: str) -> np.ndarray:  # sums over arrays: pandas arithmetic cost ~0.3 ms a plan
+        return slots[name].to_numpy()
+
     dt = problem.inputs.dt_h
     tuning = problem.tuning
     x = result.x
@@ -444,20 +448,20 @@ def summarize(
     for hp in problem.site.heat_pumps:
         terminal += _end_value(canonical, x, f"{hp.name}-temp", initial_temp_c(problem, hp))
     if problem.site.battery is not None:
-        throughput = (slots["battery_charge_kw"] + slots["battery_discharge_kw"]).sum() * dt / 2
+        throughput = (col("battery_charge_kw") + col("battery_discharge_kw")).sum() * dt / 2
         wear = float(throughput * tuning.battery_wear_eur_per_kwh)
         e0 = problem.state.battery_soc * problem.site.battery.capacity_kwh
         terminal += _end_value(canonical, x, "battery-energy", e0)
         if problem.battery_end_value:
             segments_end, segments_start = _segment_values(problem, canonical, x)
             terminal += segments_end - segments_start
-    cost = float(slots["cost_eur"].sum())
-    import_kwh = float(slots["grid_import_kw"].sum() * dt)
-    export_kwh = float(slots["grid_export_kw"].sum() * dt)
-    pv_kwh = float(slots["pv_kw"].sum() * dt)
+    cost = float(col("cost_eur").sum())
+    import_kwh = float(col("grid_import_kw").sum() * dt)
+    export_kwh = float(col("grid_export_kw").sum() * dt)
+    pv_kwh = float(col("pv_kw").sum() * dt)
     co2 = None
     if problem.inputs.co2_g_per_kwh is not None:
-        co2 = float((slots["grid_import_kw"] * problem.inputs.co2_g_per_kwh).sum() * dt / 1000)
+        co2 = float((col("grid_import_kw") * problem.inputs.co2_g_per_kwh).sum() * dt / 1000)
     co2_cost = (co2 or 0.0) * tuning.co2_price_eur_per_t / 1000
     end_offset = sum(  # the objective values the end level; the summary its change
         float(-canonical.cost[canonical.variable(b).slice][-1]) * level
@@ -474,7 +478,7 @@ def summarize(
         import_kwh=import_kwh,
         export_kwh=export_kwh,
         pv_kwh=pv_kwh,
-        pv_curtailed_kwh=float(slots["pv_curtailed_kw"].sum() * dt),
+        pv_curtailed_kwh=float(col("pv_curtailed_kw").sum() * dt),
         self_consumption=(pv_kwh - export_kwh) / pv_kwh if pv_kwh > 1e-9 else 0.0,
         co2_kg=co2,
         violations=tuple(_violations(problem, canonical, x)),
