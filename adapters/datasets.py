@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.timeindex import shareable
+
 # one PV model for data, twin and forecasts; re-exported for the readers' callers
 from optimizer.forecast import PvSystem, pv_power
 
@@ -124,7 +126,7 @@ def _read_try_cached(path: Path) -> pd.DataFrame:
             "wind_speed_ms": tab["WG"],
         }
     )
-    return frame.set_index(["doy", "hour_utc"]).sort_index()
+    return shareable(frame.set_index(["doy", "hour_utc"]).sort_index())
 
 
 def weather_for_period(index: pd.DatetimeIndex) -> pd.DataFrame:
@@ -181,7 +183,7 @@ def read_bdew_load(path: str | Path = BDEW_FILE, profile: str = "h25") -> pd.Ser
 @lru_cache(maxsize=4)
 def _bdew_load(profile: str) -> pd.Series:
     """The bundled profile, parsed once per process (a service forecasts for every site)."""
-    return read_bdew_load(profile=profile)
+    return shareable(read_bdew_load(profile=profile))
 
 
 def household_load_for_period(
@@ -231,7 +233,7 @@ def _read_uci_year(path: Path) -> pd.Series:
     index = local.tz_localize("Europe/Paris", ambiguous="NaT", nonexistent="NaT").tz_convert("UTC")
     s = pd.Series(raw["load_kw"].to_numpy(float), index=index, name="load_kw")
     s = s[s.index.notna()]
-    return s[~s.index.duplicated()]
+    return shareable(s[~s.index.duplicated()])
 
 
 def uci_year_load_for_period(index: pd.DatetimeIndex) -> pd.Series:
@@ -263,7 +265,7 @@ def measured_weather_2024(index: pd.DatetimeIndex) -> pd.DataFrame:
 
 @lru_cache(maxsize=2)
 def _read_dwd_year(path: Path) -> pd.DataFrame:
-    return read_dwd_15min(path)
+    return shareable(read_dwd_15min(path))
 
 
 def read_ev_sessions(path: str | Path = EV_NORWAY_FILE) -> pd.DataFrame:
@@ -300,7 +302,7 @@ def _read_ev_cached(path: Path) -> pd.DataFrame:
         }
     ).dropna()
     out = out[(out["plugout_utc"] > out["plugin_utc"]) & (out["energy_kwh"] >= 0)]
-    return out.sort_values("plugin_utc").reset_index(drop=True)
+    return shareable(out.sort_values("plugin_utc").reset_index(drop=True))
 
 
 def ev_sessions_for_period(

@@ -20,10 +20,12 @@ relaxation's bound is already (nearly) tight. So:
    After the first, the devices' searches: a heat pump's runs by a DP against the
    relaxation's marginal prices, the LP re-solved with them fixed, the other columns rounded
    by the rules around that; then a capped local search of the runs (each move valued by
-   the LP with the other integer columns relaxed) from the better of that DP's runs and
-   those of a DP whose prices hold only as far as the relaxation's ranging says, the rules
-   around its point; last, a capped local search over every integer column from the best
-   point. Within the gap of the bound: done.
+   the LP with the other integer columns relaxed, stopped as soon as it cannot beat the
+   point) from that DP's runs or, when their LP is well beyond the gap, the better of those
+   and the runs of a DP whose prices hold only as far as the relaxation's ranging says;
+   the rules around every improvement the LP puts within the gap's reach; last, a capped
+   local search over every integer column from the best point. Within the gap of the
+   bound: done.
 4. ``partial``: a MIP over the binaries in the rows the rounding of step 2 broke, the others
    fixed as rounded, from the best point of step 3; within the gap of the LP bound: done.
 5. ``mip``: otherwise HiGHS's branch and bound, with the plan's remaining time and the same
@@ -76,6 +78,13 @@ FINAL_LPS = 20
 #: Start the local search from the better of the searches' points at marginal prices and
 #: at prices that hold only as far as the relaxation's ranging says.
 CONVEX_START = True
+#: ... only when the LP with the marginal prices' runs is this many gap tolerances above the
+#: bound or more (the ranging and the second DP cost ~15-20 ms at 192 slots).
+CONVEX_ABOVE = 1.2
+#: During the local search of the runs, try the car rounded by the repair rules around
+#: every improvement whose LP (the car relaxed) is within this many gap tolerances of the
+#: bound (0: only after the search).
+EARLY_ROUNDING = 1.0
 
 #: A device rounding rule: sets relaxed integer columns of a point in place (see
 #: :data:`optimizer.devices.context.Rounder`).
@@ -174,12 +183,16 @@ def solve_lazily(
     them only bounds and integer columns change, which HiGHS re-solves from its previous
     basis. ``options.time_limit_s`` is the plan's.
     """
+    t0 = time.perf_counter()
     session = open_session(backend, problem)
     searches = None if search is None else (search, neighbours)
     result, imposed = _solve_steps(
         session, problem, options, rounder, slack=slack, start=start, searches=searches
     )
-    return replace(result, basis=getattr(session, "relaxation_basis", None)), imposed
+    # the whole sequence's time: every LP re-solve of the searches and the searches' own work
+    solve_ms = (time.perf_counter() - t0) * 1e3
+    basis = getattr(session, "relaxation_basis", None)
+    return replace(result, basis=basis, solve_ms=solve_ms), imposed
 
 
 def _solve_steps(
@@ -209,7 +222,7 @@ def _solve_steps(
     objective = float(problem.cost @ cand + problem.offset)
     if not bad.any() and objective <= bound + tol:
         return _result(relaxation, cand, objective, bound, gross, stage="rounded"), 0
-    best, spent = _fixed_patterns(
+    best = _fixed_patterns(
         session, problem, clock, rounder, (relaxation, tol), start=start, searches=searches
     )
     if best is not None and best.objective <= bound + tol:
@@ -220,11 +233,10 @@ def _solve_steps(
         lower, upper = _fixed_bounds(problem, cand, integer & ~undecided)
         options_ = clock.left(mip_gap=0.0, mip_abs_gap=tol, start=hint)
         partial = session.solve(lower, upper, integer, options_)
-        spent += partial.solve_ms
         if best is None or partial.objective < best.objective:
             best, hint = partial, partial.x
         if best.objective <= bound + tol:
-            best = replace(best, status=SolveStatus.OPTIMAL, solve_ms=spent)
+            best = replace(best, status=SolveStatus.OPTIMAL)
             result = _result(best, best.x, best.objective, bound, gross, stage="partial")
             return result, int(undecided.sum())
     except SolverError:
@@ -235,9 +247,8 @@ def _solve_steps(
     except SolverError:
         if best is None:
             raise
-        best = replace(best, status=SolveStatus.TIME_LIMIT, solve_ms=spent)
+        best = replace(best, status=SolveStatus.TIME_LIMIT)
         return _result(best, best.x, best.objective, bound, gross, stage="fixed"), 0
-    full = replace(full, solve_ms=spent + full.solve_ms)
     if best is not None and best.objective < full.objective:
         full = replace(full, x=best.x, objective=best.objective)
     proven = max(bound, full.bound)
@@ -256,15 +267,14 @@ def _fixed_patterns(
     *,
     start: np.ndarray | None,
     searches: tuple[Search, Neighbours | None] | None = None,
-) -> tuple[SolveResult | None, float]:
+) -> SolveResult | None:
     """The best point with every integer column fixed by a repair rule (step 3); stops at
     the first within ``tol`` of the relaxation (``relaxed`` is the relaxation and ``tol``).
 
-    Returns the point (``None`` when every pattern was infeasible) and the time spent [ms].
+    Returns the point (``None`` when every pattern was infeasible).
     """
     relaxation, tol = relaxed
     integer = problem.integrality
-    spent = relaxation.solve_ms
     best: SolveResult | None = None
     tried: list[np.ndarray] = []
     searched: Iterator[np.ndarray] = iter(())
@@ -277,11 +287,11 @@ def _fixed_patterns(
             continue
         tried.append(pattern)
         lower, upper = _fixed_bounds(problem, cand, integer)
+        cutoff = np.inf if best is None else best.objective - 1e-12  # only a better one counts
         try:
-            point = session.solve(lower, upper, np.zeros_like(integer), clock.left())
+            point = session.solve(lower, upper, np.zeros_like(integer), clock.left(cutoff=cutoff))
         except SolverError:
             continue
-        spent += point.solve_ms
         if best is None or point.objective < best.objective - 1e-12:
             best = point
         if best.objective <= relaxation.objective + tol:
@@ -292,7 +302,7 @@ def _fixed_patterns(
         # on or off as well as the heat pump's runs moved)
         at = (best, best.x, integer)
         best, _ = _descend(session, problem, clock, at, neighbours, most=FINAL_LPS)
-    return (None if best is None else replace(best, solve_ms=spent)), spent
+    return best
 
 
 def _patterns(
@@ -358,10 +368,21 @@ def _searched(
             yield again
     if neighbours is None:
         return
-    around, point = _convex_start(session, problem, clock, (relaxation, around, point), search)
-    around, point = _descend(
+    if around.objective > relaxation.objective + CONVEX_ABOVE * tol:
+        points = (relaxation, around, point)
+        around, point = _convex_start(session, problem, clock, points, search)
+    descent = _descents(
         session, problem, clock, (around, point, owned), neighbours, most=SEARCH_LPS
     )
+    while True:
+        try:
+            around, point = next(descent)
+        except StopIteration as stop:
+            around, point = stop.value
+            break
+        if EARLY_ROUNDING and around.objective <= relaxation.objective + EARLY_ROUNDING * tol:
+            # a chance to end here: the car rounded by the rules around these runs
+            yield from _rounded_around(problem, around, point, owned, rounder)
     if around.objective <= relaxation.objective + tol:
         yield from _rounded_around(problem, around, point, owned, rounder)
 
@@ -423,13 +444,34 @@ def _descend(
     most: int,
 ) -> tuple[SolveResult, np.ndarray]:
     """First-improvement local search of the ``owned`` columns from ``point`` (``at``: the LP
+    with them fixed, the point, the columns); returns the best LP and point
+    (:func:`_descents`)."""
+    descent = _descents(session, problem, clock, at, neighbours, most=most)
+    while True:
+        try:
+            next(descent)
+        except StopIteration as stop:
+            return stop.value
+
+
+def _descents(
+    session: SolverSession,
+    problem: CanonicalProblem,
+    clock: _Clock,
+    at: tuple[SolveResult, np.ndarray, np.ndarray],
+    neighbours: Neighbours,
+    *,
+    most: int,
+) -> Generator[tuple[SolveResult, np.ndarray], None, tuple[SolveResult, np.ndarray]]:
+    """First-improvement local search of the ``owned`` columns from ``point`` (``at``: the LP
     with them fixed, the point, the columns), each move valued by the LP re-solved with the
-    other integer columns relaxed; returns the best LP and point.
+    other integer columns relaxed; yields every improvement (LP and point), returns the best.
 
     The searches' prices are marginal, and a whole heat-pump run is not: the battery's plan
     answers it. The LP sees that answer; the moves most promising at the current point's
     reduced costs are tried first, at most :data:`MOVES_PER_ROUND` per point and
-    ``most`` re-solves in all.
+    ``most`` re-solves in all. A move's LP stops as soon as its objective is proven no
+    better than the point's (the cutoff).
     """
     best, point, owned = at
     integer = problem.integrality
@@ -447,11 +489,13 @@ def _descend(
             moved[moves[i][0]] = moves[i][1]
             lower, upper = _fixed_bounds(problem, moved, owned)
             try:
-                trial = session.solve(lower, upper, np.zeros_like(integer), clock.left())
+                options = clock.left(cutoff=best.objective - 1e-9)
+                trial = session.solve(lower, upper, np.zeros_like(integer), options)
             except SolverError:
                 continue
             if trial.objective < best.objective - 1e-9:
                 best, point, improved = trial, moved, True
+                yield best, point
                 break
         if not improved:
             break

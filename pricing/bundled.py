@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from core.timeindex import shareable
 from pricing.errors import PriceDataError
 from pricing.series import clean_series, expand_to_quarter_hours
 from pricing.smard import read_smard_json
@@ -60,7 +61,7 @@ def read_de_lu_hourly_csv(path: str | Path) -> pd.DataFrame:
 @lru_cache(maxsize=1)
 def bundled_hourly() -> pd.DataFrame:
     """The bundled hourly DE-LU frame (see :func:`read_de_lu_hourly_csv`), read once."""
-    return read_de_lu_hourly_csv(data_path("prices", HOURLY_FILE))
+    return shareable(read_de_lu_hourly_csv(data_path("prices", HOURLY_FILE)))
 
 
 @lru_cache(maxsize=1)
@@ -75,7 +76,7 @@ def bundled_quarter_hour_prices() -> pd.Series:
     week_text = data_path("prices", QUARTER_HOUR_WEEK_FILE).read_text()
     week = read_smard_json(week_text, "quarterhour")
     joined = pd.concat([quarters, week]).sort_index()
-    return joined[~joined.index.duplicated(keep="last")].rename("spot_eur_per_kwh")
+    return shareable(joined[~joined.index.duplicated(keep="last")].rename("spot_eur_per_kwh"))
 
 
 def coverage_note() -> str:

@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 import pandas as pd
 
+from core.timeindex import shareable
 from pricing.errors import PricingError
 from pricing.estimate import prices_on_index
 from pricing.sources import HISTORY, CarbonSource, PriceSource
@@ -71,7 +72,7 @@ class SeriesCache:
         reference: pd.Series | None = None,
     ) -> None:
         self._fetch = fetch
-        self._reference = reference
+        self._reference = None if reference is None else shareable(reference)
         self._column = column
         self._max_age = max_age
         self._clock = clock
@@ -108,7 +109,8 @@ class SeriesCache:
         now = self._clock()
         with self._lock:
             merged = pd.concat([self._known, fetched]) if len(self._known) else fetched
-            self._known = merged[~merged.index.duplicated(keep="last")].sort_index()
+            # read by every site's cycle thread of the zone: warmed (see shareable)
+            self._known = shareable(merged[~merged.index.duplicated(keep="last")].sort_index())
             self._fetched_at = now
         return now
 

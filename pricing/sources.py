@@ -20,7 +20,7 @@ import pandas as pd
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from core.timeindex import check_index
+from core.timeindex import check_index, shareable
 from pricing import bundled, carbon, entsoe, smard
 from pricing.errors import PricingError
 from pricing.estimate import prices_on_index
@@ -121,7 +121,7 @@ def _bundled_carbon_quarters(solar_factor: float) -> pd.Series:
     hourly = carbon.intensity_from_load_and_solar(
         frame["load_mw"], frame["solar_mw"], solar_factor=solar_factor
     ).dropna()
-    return _to_quarters(hourly)
+    return shareable(_to_quarters(hourly))
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ from adapters.heartbeat.esi_types import (
     ScheduleSlot,
 )
 from adapters.store.telemetry import Sample
+from core.timeindex import shareable
 from optimizer import (
     ChargingMode,
     EVSession,
@@ -88,6 +89,7 @@ from scheduler.links import BoxLink
 from scheduler.plan_store import LeaseFence, PlanStore
 from scheduler.scenario import Home
 from scheduler.site_model import WallboxPreference, owner_goal, store_column
+from scheduler.slot_memory import SlotMemory
 from scheduler.weather import CLEARSKY
 
 log = logging.getLogger(__name__)
@@ -365,9 +367,10 @@ class SiteController:
         self.weather: WeatherFeed = weather or BundledWeather()
         self.heat_demand = heat_demand
         self.load_forecast = load_forecast
-        self._pv_said: dict[pd.Timestamp, float] = {}
+        #: the raw PV forecast of each plan's first slot (the PV bias) [kW]
+        self._pv_said = SlotMemory(PV_BIAS_HISTORY)
         #: outdoor temperature of each past slot as the weather feed said it last [degC]
-        self._t_out_said: dict[pd.Timestamp, float] = {}
+        self._t_out_said = SlotMemory(HEAT_FIT_HISTORY)
         self._heat_fit: tuple[pd.Timestamp, StoreFit] | None = None
         #: whether the weather feed has answered the fit's whole window once (a live feed
         #: has nothing before its first fetch, which may come after the first cycle)
@@ -930,12 +933,8 @@ class SiteController:
     def _remember_t_out(self, weather: pd.DataFrame) -> None:
         """Keep the outdoor temperatures of ``weather``'s slots for the loss fit (the newest
         word on a slot wins); the live feed's fallback (climatology) is no measurement."""
-        keep = weather["source"] != CLEARSKY if "source" in weather else slice(None)
-        said = self._t_out_said
-        said.update(weather.loc[keep, "temp_air_c"].astype(float).to_dict())
-        newest = pd.Timestamp(weather.index[-1])
-        for old in [t for t in said if t < newest - HEAT_FIT_HISTORY]:
-            del said[old]
+        said = weather if "source" not in weather else weather[weather["source"] != CLEARSKY]
+        self._t_out_said.update(pd.DatetimeIndex(said.index), said["temp_air_c"].to_numpy(float))
 
     def _refit_heat(self) -> None:
         """Fit the store's loss at most once an hour (:func:`fit_store_model`) on the
@@ -975,7 +974,7 @@ class SiteController:
         history = pd.DataFrame({
             "temp_c": temp.to_numpy(float),
             "hp_kw": self.store.window(sid, *span)["heatpump-power_kw"].reindex(index),
-            "t_out_c": pd.Series(self._t_out_said, dtype=float).reindex(index),
+            "t_out_c": self._t_out_said.on(index),
         }, index=index)  # fmt: skip
         if self.heat_demand is not None:
             history["demand_kw"] = self.heat_demand.demand(index).to_numpy(float)
@@ -1075,13 +1074,10 @@ class SiteController:
         the site's measured production over the same slots gives the per-hour factors.
         """
         said = self._pv_said
-        said[raw.index[0]] = float(raw.iloc[0])
-        cutoff = raw.index[0] - PV_BIAS_HISTORY
-        for old in [t for t in said if t < cutoff]:
-            del said[old]
+        said.update(pd.DatetimeIndex(raw.index[:1]), raw.to_numpy(float)[:1])
         if len(said) < 2:
             return raw
-        forecast = pd.Series(said).sort_index()
+        forecast = said.known()
         measured = history["pv-power_kw"].astype(float).reindex(forecast.index)
         factors = pv_bias_factors(forecast, measured)
         return apply_pv_bias(raw, factors)
@@ -1209,7 +1205,7 @@ def _clear_sky(system: PvSystem) -> Callable[[pd.DatetimeIndex], pd.DataFrame]:
 @functools.lru_cache(maxsize=256)
 def _clear_sky_days(system: PvSystem, start: pd.Timestamp, periods: int) -> pd.DataFrame:
     index = pd.date_range(start, periods=periods, freq="15min")
-    return fc.pv_clear_sky(index, system).to_frame()
+    return shareable(fc.pv_clear_sky(index, system).to_frame())
 
 
 def input_flags(frame: pd.DataFrame, weather: pd.DataFrame) -> pd.DataFrame:

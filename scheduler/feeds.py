@@ -9,6 +9,7 @@ clock's time, so a backtest on historical prices sees what a live service would 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -16,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from adapters import datasets
+from core.timeindex import shareable
 from pricing import (
     PriceSource,
     SeriesCache,
@@ -112,7 +114,8 @@ class PriceFeed:
         if w is None or index[0] < w.index[0] or index[-1] > w.index[-1]:
             start = index[0].floor("D")
             days = max(3, int(np.ceil((index[-1] - start) / pd.Timedelta(days=1))) + 1)
-            w = self._window = self._frame(pd.date_range(start, periods=days * 96, freq="15min"))
+            span = pd.date_range(start, periods=days * 96, freq="15min")
+            w = self._window = shareable(self._frame(span))  # sites of a zone share the feed
         return w.reindex(index)
 
     def _frame(self, index: pd.DatetimeIndex) -> pd.DataFrame:
@@ -135,14 +138,20 @@ class DayCache:
     compute: Callable[[pd.DatetimeIndex], pd.DataFrame]
     days: int = 5
     _frame: pd.DataFrame | None = field(default=None, repr=False)
+    #: A controller reads it from its cycle's thread and from the event loop (the heat-store
+    #: observer) at once; pandas' lazily built index engine is not safe to share unlocked
+    #: (seen as "cannot reindex on an axis with duplicate labels" on a unique index).
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def get(self, index: pd.DatetimeIndex) -> pd.DataFrame:
-        f = self._frame
-        if f is None or index[0] < f.index[0] or index[-1] > f.index[-1]:
-            start = index[0].floor("D") - pd.Timedelta(days=2)
-            span = max(self.days, int(np.ceil((index[-1] - start) / pd.Timedelta(days=1))) + 1)
-            self._frame = f = self.compute(pd.date_range(start, periods=span * 96, freq="15min"))
-        return f.reindex(index, method="ffill")
+        with self._lock:
+            f = self._frame
+            if f is None or index[0] < f.index[0] or index[-1] > f.index[-1]:
+                start = index[0].floor("D") - pd.Timedelta(days=2)
+                days = int(np.ceil((index[-1] - start) / pd.Timedelta(days=1))) + 1
+                span = pd.date_range(start, periods=max(self.days, days) * 96, freq="15min")
+                self._frame = f = self.compute(span)
+            return f.reindex(index, method="ffill")
 
 
 class BundledWeather:

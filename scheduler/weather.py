@@ -26,6 +26,7 @@ import pandas as pd
 
 from adapters import datasets
 from adapters.weather import get_open_meteo_forecast
+from core.timeindex import shareable
 from optimizer.forecast import PvSystem, clear_sky_weather
 
 log = logging.getLogger(__name__)
@@ -140,7 +141,8 @@ class WeatherFeed:
             log.warning("weather %s: %s", key, self._errors[key])
             return False
         with self._lock:
-            self._cells[key] = _Entry(frame[WEATHER_COLUMNS].astype(float), self.clock())
+            # every site of the cell reads it, from cycle threads: warmed, see shareable
+            self._cells[key] = _Entry(shareable(frame[WEATHER_COLUMNS].astype(float)), self.clock())
             self._errors.pop(key, None)
         return True
 
@@ -204,7 +206,7 @@ class WeatherFeed:
             cached = self._fallbacks.get(key)
         if cached is None or index[0] < cached.index[0] or index[-1] > cached.index[-1]:
             span = pd.date_range(start, periods=days * 96, freq="15min")
-            cached = self._fallback_frame(span, *self._centre(key))
+            cached = shareable(self._fallback_frame(span, *self._centre(key)))
             with self._lock:
                 if len(self._fallbacks) >= MAX_CACHED_CELLS:
                     self._fallbacks.pop(next(iter(self._fallbacks)))

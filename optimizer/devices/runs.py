@@ -119,6 +119,10 @@ class _Grid:
     step_eur: np.ndarray
     runs: int
     step_cost: np.ndarray | None = None
+    #: with a surcharge: the most steps at the plain price, and the cost per step beyond
+    #: (price and surcharge) [EUR]
+    kink: np.ndarray | None = None
+    slope: np.ndarray | None = None
 
     @classmethod
     def of(
@@ -152,14 +156,17 @@ class _Grid:
         )
         step_eur = price * kelvin / store.b
         runs = max(store.min_run_slots, 1)
-        step_cost = None
+        step_cost = kink = slope = None
         if surcharge is not None:
             steps = np.arange(int(hi.max()) + 1)
             kw = steps * (kelvin / store.b)[:, None]
             knee, extra = surcharge
             over = np.maximum(kw - knee[:, None], 0.0)
             step_cost = step_eur[:, None] * steps + extra[:, None] * over
-        return cls(first, landing, lo, hi.astype(np.int64), step_eur, runs, step_cost)
+            kink = (over <= 0.0).sum(axis=1) - 1  # over rises with the steps
+            slope = step_eur + extra * kelvin / store.b
+        hi = hi.astype(np.int64)
+        return cls(first, landing, lo, hi, step_eur, runs, step_cost, kink, slope)
 
     def cost(self, t: int, steps: np.ndarray) -> np.ndarray:
         """Cost of adding ``steps`` grid steps of heat in slot ``t`` [EUR]."""
@@ -179,35 +186,72 @@ def _backward_step(grid: _Grid, t: int, after: np.ndarray) -> np.ndarray:
     the minimum run) and grid index before it; ``after`` is that of slot ``t + 1``."""
     f = grid.landing[t] + after  # value of ending slot t at each grid index
     start = grid.start(t)
+    base, count = int(start[0] - grid.first[t]), len(start)  # consecutive grid indices
     if grid.step_cost is None:  # linear: a sliding-window minimum
         g = f[1:] + grid.step_eur[t] * np.arange(f.shape[1])  # into run states 1 .. k
         width = int(grid.hi[t] - grid.lo[t]) + 1
         window = minimum_filter1d(g, width, axis=1, origin=-(width // 2), mode="nearest")
-        pos = start + grid.lo[t] - grid.first[t]
-        heat = grid.step_eur[t] * (start - grid.first[t])
-        runs = np.take(_pad(window), pos, axis=1, mode="clip") - heat
+        heat = grid.step_eur[t] * np.arange(base, base + count)
+        runs = _columns(window, base + int(grid.lo[t]), count) - heat
     else:  # convex: every reachable step count
-        padded = _pad(f[1:])
-        base = start - grid.first[t]
-        steps = range(int(grid.lo[t]), int(grid.hi[t]) + 1)
-        runs = np.min(
-            [np.take(padded, base + k, axis=1, mode="clip") + grid.step_cost[t, k] for k in steps],
-            axis=0,
-        )
-    off = np.take(_pad(f[0]), start - grid.first[t], mode="clip")
-    values = runs[np.minimum(np.arange(grid.runs + 1), grid.runs - 1)]
-    values[0] = np.minimum(values[0], off)
-    values[-1] = np.minimum(values[-1], off)
+        runs = _convex_runs(grid, t, f[1:], start - grid.first[t])
+    off = _columns(f[:1], base, count)[0]
+    values = np.empty((grid.runs + 1, count))
+    values[: grid.runs] = runs
+    values[grid.runs] = runs[-1]
+    np.minimum(values[0], off, out=values[0])
+    np.minimum(values[-1], off, out=values[-1])
     if t == 0:  # one start point: keep the shape
         values = np.broadcast_to(values[:, :1], (*values.shape[:1], f.shape[1])).copy()
     return values
+
+
+def _columns(a: np.ndarray, first: int, count: int) -> np.ndarray:
+    """Columns ``first .. first + count - 1`` of ``a``, those left of it as its first column
+    and those right of it as :data:`TOO_HOT_EUR` (as :func:`_pad` and a clipped take)."""
+    size = a.shape[1]
+    out = np.empty((a.shape[0], count))
+    left = min(max(-first, 0), count)
+    right = min(max(first + count - size, 0), count - left)
+    out[:, :left] = a[:, :1]
+    out[:, left : count - right] = a[:, first + left : first + count - right]
+    out[:, count - right :] = TOO_HOT_EUR
+    return out
+
+
+def _convex_runs(grid: _Grid, t: int, f: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """Cheapest value per run state of running in slot ``t`` from each grid index ``base``
+    (consecutive, relative to the slot's grid) into ``f`` (per run state and grid index),
+    any reachable step count at its convex cost. The cost is linear up to the surcharge's
+    knee and beyond it, so each piece is a sliding-window minimum, as for a linear cost.
+    Indices beyond the grid's top count as too hot, below its bottom as the bottom
+    (:func:`_pad`)."""
+    assert grid.kink is not None and grid.slope is not None and grid.step_cost is not None
+    lo, hi, kink = int(grid.lo[t]), int(grid.hi[t]), int(grid.kink[t])
+    step_eur, steeper = grid.step_eur[t], float(grid.slope[t])
+    out = np.full((f.shape[0], len(base)), np.inf)
+    for first, last, slope in ((lo, min(hi, kink), step_eur), (max(lo, kink + 1), hi, steeper)):
+        if first > last:
+            continue
+        # cost(k) = slope k + const on this piece; min over k of f[base + k] + cost(k) is
+        # min over m of (f[m] + slope m) - slope base + const, m in [base + first, base + last]
+        const = float(grid.step_cost[t, first]) - slope * first
+        lands = np.arange(int(base[0]) + first, int(base[-1]) + last + 1)
+        g = np.take(_pad(f), np.clip(lands, 0, f.shape[1]), axis=1) + slope * lands
+        width = last - first + 1
+        window = minimum_filter1d(g, width, axis=1, origin=-(width // 2), mode="nearest")
+        np.minimum(out, window[:, : len(base)] - slope * base + const, out=out)
+    return out
 
 
 def _pad(f: np.ndarray) -> np.ndarray:
     """``f`` with a last column of :data:`TOO_HOT_EUR`: indices clipped into it beyond the
     grid's top count as too hot, below its bottom as the bottom (a colder store only costs
     more, so this is optimistic)."""
-    return np.concatenate((f, np.full((*f.shape[:-1], 1), TOO_HOT_EUR)), axis=-1)
+    out = np.empty((*f.shape[:-1], f.shape[-1] + 1))
+    out[..., :-1] = f
+    out[..., -1] = TOO_HOT_EUR
+    return out
 
 
 def _forward(grid: _Grid, values: np.ndarray) -> np.ndarray:
@@ -217,14 +261,17 @@ def _forward(grid: _Grid, values: np.ndarray) -> np.ndarray:
     on = np.zeros(n, dtype=bool)
     state, at = 0, 0
     for t in range(n):
-        f = _pad(grid.landing[t] + values[t + 1])
         first = int(grid.first[t])
         run_to = min(state + 1, grid.runs)
         lands = np.arange(at + grid.lo[t], at + grid.hi[t] + 1)
         pos = np.clip(lands - first, 0, size)
-        costs = f[run_to, pos] + grid.cost(t, lands - at)
+        f = _pad(grid.landing[t] + values[t + 1, run_to])  # only the rows needed
+        costs = f[pos] + grid.cost(t, lands - at)
         best = int(np.argmin(costs))
-        stay = float(f[0, min(max(at - first, 0), size)])
+        here = min(max(at - first, 0), size)
+        stay = TOO_HOT_EUR
+        if here < size:
+            stay = float(grid.landing[t, here] + values[t + 1, 0, here])
         if state in (0, grid.runs) and stay <= costs[best]:
             state = 0
         else:

@@ -36,6 +36,10 @@ class SolveOptions:
     #: a backend's LP basis to start an LP from (HiGHS: ``highspy.HighsBasis``), e.g. the
     #: previous cycle's shifted by a slot; ignored by backends without one
     basis: object | None = None
+    #: an LP may stop once its objective is proven above this [EUR] (the dual simplex's
+    #: objective only rises): it then raises :class:`SolverCutoffError`; ignored by backends
+    #: without such a stop
+    cutoff: float = float("inf")
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,10 @@ class SolveResult:
 
 class SolverError(RuntimeError):
     """The solver returned no usable solution."""
+
+
+class SolverCutoffError(SolverError):
+    """The LP's objective is above :attr:`SolveOptions.cutoff`; no point was returned."""
 
 
 class SolverTimeLimitError(SolverError):

@@ -27,7 +27,7 @@ from optimizer.formulate import formulate
 from optimizer.lazy import _fixed_bounds, round_relaxed, solve_lazily
 from optimizer.model import ModelBuilder, diag
 from optimizer.plan import shifted_basis
-from optimizer.solvers.base import SolveOptions, SolverError
+from optimizer.solvers.base import SolveOptions, SolverCutoffError, SolverError
 from optimizer.solvers.highs import HighsSession, HighsSolver
 from tests.optimizer.helpers import assert_balance, at, inputs
 
@@ -327,3 +327,31 @@ def test_relaxation_room_is_how_far_a_row_can_rise_at_its_dual() -> None:
     session.solve(problem.col_lower, upper, relaxed, SolveOptions())
     room = session.relaxation_room(SolveOptions())
     assert room is not None and room[0] == pytest.approx(1.5)
+
+
+def test_an_lp_re_solve_stops_at_the_cutoff_only_when_it_cannot_beat_it() -> None:
+    # 96 slots of 1 kW demand, a cheap source (1 EUR/kW, at most 2 kW) and a dear one
+    # (3 EUR/kW): 96 EUR. With the cheap source off in slots 0-47 the optimum is
+    # 48 x 3 + 48 x 1 = 192 EUR: a re-solve with a cutoff far below that stops without a
+    # point (HiGHS checks the exact dual objective every few iterations), one with a cutoff
+    # above it returns the optimum.
+    n = 96
+    m = ModelBuilder(n)
+    cheap = m.var("cheap", 0.0, 2.0, 1.0)
+    dear = m.var("dear", 0.0, 10.0, 3.0)
+    m.rows("balance", [(cheap, diag(n)), (dear, diag(n))], 1.0, 1.0)
+    problem = m.build()
+    session = HighsSession(problem)
+    relaxed = np.zeros(problem.num_cols, dtype=bool)
+    lp = session.solve(problem.col_lower, problem.col_upper, relaxed, SolveOptions())
+    assert lp.objective == pytest.approx(96.0)
+    upper = problem.col_upper.copy()
+    upper[:48] = 0.0
+    with pytest.raises(SolverCutoffError):
+        session.solve(problem.col_lower, upper, relaxed, SolveOptions(cutoff=100.0))
+    again = session.solve(problem.col_lower, upper, relaxed, SolveOptions(cutoff=192.5))
+    assert again.objective == pytest.approx(192.0)
+    assert again.x[48:96] == pytest.approx(np.ones(48))  # the cheap source where it may
+    # the cutoff holds for that call only: back to all sources, the optimum again
+    back = session.solve(problem.col_lower, problem.col_upper, relaxed, SolveOptions())
+    assert back.objective == pytest.approx(96.0)
