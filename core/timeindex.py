@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
+import numpy as np
 import pandas as pd
 
 ALLOWED_STEPS_MIN: tuple[int, ...] = (5, 15, 30, 60)
@@ -51,10 +52,12 @@ def check_index(index: pd.DatetimeIndex, *, name: str = "index") -> pd.Timedelta
         freq = index.freq
         step = pd.Timedelta(freq.freqstr) if freq is not None else pd.Timedelta(minutes=15)
     else:
-        diffs = index[1:] - index[:-1]
-        step = diffs[0]
-        if (diffs != step).any():
+        # on the numpy values: index arithmetic in pandas costs ~0.5 ms per call, and the
+        # optimizer checks its index several times per solve
+        diffs = np.diff(index.to_numpy(dtype="datetime64[ns]"))
+        if (diffs != diffs[0]).any():
             raise TimeIndexError(f"{name}: step is not fixed (gaps, duplicates or unsorted)")
+        step = pd.Timedelta(diffs[0])
     minutes = step / pd.Timedelta(minutes=1)
     if minutes not in ALLOWED_STEPS_MIN:
         raise TimeIndexError(f"{name}: step {step} not one of {ALLOWED_STEPS_MIN} minutes")

@@ -72,12 +72,16 @@ class Inputs:
     spot_eur_per_kwh: np.ndarray | None = None
     import_cap_kw: np.ndarray | None = None
     heat_demand_kw: Mapping[str, np.ndarray] = field(default_factory=dict)
+    #: slot length (from the index)
+    step: pd.Timedelta = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         try:
-            check_index(self.index, name="Inputs.index")
+            step = check_index(self.index, name="Inputs.index")
         except ValueError as exc:
             raise ConfigError("Inputs.index", str(exc).split(": ", 1)[-1]) from exc
+        # checked once: the model reads the step many times per solve
+        object.__setattr__(self, "step", step)
         n = len(self.index)
         for name in INPUT_COLUMNS:
             value = getattr(self, name)
@@ -109,7 +113,7 @@ class Inputs:
     @property
     def dt_h(self) -> float:
         """Slot length [h]."""
-        return check_index(self.index) / pd.Timedelta(hours=1)
+        return float(self.step / pd.Timedelta(hours=1))
 
 
 @dataclass(frozen=True)

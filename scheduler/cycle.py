@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -50,7 +51,7 @@ class CycleResult:
 
     site_id: str
     ok: bool
-    setpoints: tuple[Setpoints, ...] = ()
+    setpoints: Sequence[Setpoints] = ()
     slots: pd.DataFrame | None = None
     summary: PlanSummary | None = None
     error: str = ""

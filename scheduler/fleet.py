@@ -184,7 +184,7 @@ class SiteReport:
     status: SiteStatus
     error: str = ""
     cycle_ms: float = 0.0
-    setpoints: tuple[Setpoints, ...] = ()
+    setpoints: Sequence[Setpoints] = ()
     cost_eur: float | None = None
     solver_status: str = ""
 
@@ -243,6 +243,11 @@ class FleetReport:
         if not ms:
             return tuple(math.nan for _ in q)
         return tuple(float(v) for v in np.quantile(ms, q))
+
+
+def shared_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """The columns of the shared frame that workers read (only those travel with a chunk)."""
+    return frame[[c for c in (*SHARED_INPUTS, "pv_kw", "load_kw") if c in frame]]
 
 
 def chunked(jobs: Sequence[SiteJob], size: int) -> Iterator[tuple[SiteJob, ...]]:
@@ -445,8 +450,7 @@ class FleetRunner:
         self.open()
         t0 = time.perf_counter()
         cfg = self.config
-        # only what the workers read travels with each chunk
-        shared = shared[[c for c in (*SHARED_INPUTS, "pv_kw", "load_kw") if c in shared]]
+        shared = shared_columns(shared)
         chunks = [
             FleetChunk(shared, group, cfg.solver, cfg.schedule_slots)
             for group in chunked(jobs, cfg.chunk_size)

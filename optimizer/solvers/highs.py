@@ -26,28 +26,31 @@ _STATUS = {
 }
 
 
-def to_highs_lp(problem: CanonicalProblem) -> highspy.HighsLp:
-    """The canonical problem as a ``HighsLp`` (no copies of the matrix beyond highspy's)."""
-    lp = highspy.HighsLp()
-    lp.num_col_ = problem.num_cols
-    lp.num_row_ = problem.num_rows
-    lp.offset_ = problem.offset
-    lp.col_cost_ = problem.cost
-    lp.col_lower_ = problem.col_lower
-    lp.col_upper_ = problem.col_upper
-    lp.row_lower_ = problem.row_lower
-    lp.row_upper_ = problem.row_upper
-    matrix = lp.a_matrix_
-    matrix.format_ = highspy.MatrixFormat.kRowwise
-    matrix.num_col_ = problem.num_cols
-    matrix.num_row_ = problem.num_rows
-    matrix.start_ = problem.A.indptr.astype(np.int32)
-    matrix.index_ = problem.A.indices.astype(np.int32)
-    matrix.value_ = problem.A.data
-    if problem.num_integers:
-        kinds = np.where(problem.integrality, 1, 0)
-        lp.integrality_ = [highspy.HighsVarType(int(k)) for k in kinds]
-    return lp
+def pass_model(h: highspy.Highs, problem: CanonicalProblem) -> None:
+    """Hand the canonical problem to ``h`` as arrays (the row-wise matrix as it is).
+
+    highspy copies numpy arrays straight into the model here; filling a ``HighsLp``'s fields
+    instead converts every entry through Python (0.3 of 0.4 ms per fleet site at 144 slots).
+    """
+    a = problem.A
+    integrality = problem.integrality.astype(np.int32)  # HighsVarType: 0 continuous, 1 integer
+    h.passModel(
+        problem.num_cols,
+        problem.num_rows,
+        a.nnz,
+        int(highspy.MatrixFormat.kRowwise),
+        int(highspy.ObjSense.kMinimize),
+        problem.offset,
+        problem.cost,
+        problem.col_lower,
+        problem.col_upper,
+        problem.row_lower,
+        problem.row_upper,
+        a.indptr.astype(np.int32),
+        a.indices.astype(np.int32),
+        a.data,
+        integrality,
+    )
 
 
 class _QuietHighs(highspy.Highs):
@@ -147,7 +150,7 @@ class HighsSession:
         t0 = time.perf_counter()
         if self._h is None:
             self._h = _highs(options)
-            self._h.passModel(to_highs_lp(self.problem.with_integrality(self._integer)))
+            pass_model(self._h, self.problem.with_integrality(self._integer))
         h, n = self._h, self.problem.num_cols
         h.setOptionValue("time_limit", options.time_limit_s)
         h.setOptionValue("mip_rel_gap", options.mip_gap)

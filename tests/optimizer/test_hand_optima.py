@@ -1,5 +1,7 @@
 """Plans on 1-6-slot cases against optima computed by hand."""
 
+import pickle
+
 import numpy as np
 import pytest
 
@@ -200,3 +202,24 @@ def test_schedule_matches_per_slot_setpoints() -> None:
     assert [s.battery_kw for s in schedule] == pytest.approx(plan.slots["battery_kw"].tolist())
     with pytest.raises(IndexError):
         plan.setpoints(3)
+
+
+def test_schedule_travels_as_arrays_and_reads_like_a_tuple() -> None:
+    # 2 kWh at the cheap slot on one phase (2 kW); the car is off in the other two
+    wb = Wallbox(max_current_a=16, phases=3, switch_phases=True, efficiency=1.0)
+    session = EVSession(capacity_kwh=60, energy_kwh=30, target_kwh=32, departure=at(3))
+    site = Site(pv=None, battery=battery(), wallboxes=(wb,))
+    plan = optimize(
+        Problem(site, inputs([0.30, 0.10, 0.20]), State(0.5, ev_sessions=(session,)), EXACT)
+    )
+    schedule = plan.schedule(2)
+    copy = pickle.loads(pickle.dumps(schedule))
+    assert copy == schedule == (plan.setpoints(0), plan.setpoints(1))
+    assert len(copy) == 2 and copy[-1] == copy[1] and copy[0:1] == (copy[0],)
+    assert [s.start for s in copy] == [at(0), at(1)] and copy[1].end == at(2)
+    off, charging = copy[0].wallboxes["ev"], copy[1].wallboxes["ev"]
+    assert (off.power_kw, off.current_a, off.phases) == (0.0, None, 0)
+    assert (charging.power_kw, charging.phases) == (pytest.approx(2.0), 1)
+    assert copy != plan.schedule(3) and copy != (plan.setpoints(0), plan.setpoints(2))
+    with pytest.raises(IndexError):
+        copy[2]

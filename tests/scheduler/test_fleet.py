@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from optimizer import ChargingMode, Problem, Tuning
+from optimizer import ChargingMode, Problem, Tuning, optimize
 from scheduler.fleet import (
     FleetConfig,
     FleetReport,
@@ -19,6 +19,7 @@ from scheduler.fleet import (
     SiteForecast,
     SiteJob,
     SiteStatus,
+    shared_columns,
 )
 from scheduler.fleet_sim import (
     TwinBox,
@@ -116,6 +117,39 @@ def test_dask_gives_the_same_plans_as_the_process_pool(
     assert report.counts() == {"ok": len(jobs)}
     for a, b in zip(clean.sites, report.sites, strict=True):
         assert (a.site_id, a.cost_eur, a.setpoints) == (b.site_id, b.cost_eur, b.setpoints)
+
+
+def test_fleet_plans_are_the_single_site_plans(
+    process_runner: FleetRunner, frame: pd.DataFrame
+) -> None:
+    homes = simulated_homes(6, seed=21, smart_ev_share=0.5)
+    jobs = [home_job(h, TwinBox(h, frame).read_state()) for h in homes]
+    assert any(j.state.ev_sessions for j in jobs) and any(j.site.heat_pumps for j in jobs)
+    report = process_runner.run(jobs, frame)
+    for job, site in zip(jobs, report.sites, strict=True):
+        plan = optimize(job.problem(shared_columns(frame)))
+        slots = plan.slots
+        assert site.status == SiteStatus.OK
+        assert (site.cost_eur, site.setpoints) == (plan.summary.cost_eur, plan.schedule(PERIODS))
+        # money: the cost is the bill of the planned grid flows at the slot prices
+        bill = (slots.grid_import_kw * slots.import_eur_per_kwh) - (
+            slots.grid_export_kw * slots.export_eur_per_kwh
+        )
+        assert site.cost_eur == pytest.approx(bill.sum() * 0.25, abs=1e-9)
+        # physics: with the powers the box is sent, every slot balances
+        for k, sp in enumerate(site.setpoints):
+            devices = sum(w.power_kw for w in sp.wallboxes.values())
+            devices += sum(h.power_kw for h in sp.heat_pumps.values())
+            supply = slots.grid_kw.iloc[k] + slots.pv_kw.iloc[k] + (sp.battery_kw or 0.0)
+            demand = slots.load_kw.iloc[k] - slots.grid_unserved_kw.iloc[k] + devices
+            assert supply == pytest.approx(demand, abs=1e-6)
+            for w in sp.wallboxes.values():
+                assert (w.current_a is None) == (w.phases == 0)
+                if w.current_a is not None:
+                    assert w.current_a * w.phases * 230 == pytest.approx(w.power_kw * 1000)
+        if job.site.battery is not None:
+            b = job.site.battery
+            assert slots.battery_soc.between(b.soc_min - 1e-9, b.soc_max + 1e-9).all()
 
 
 def _faulty_jobs(jobs: list[SiteJob]) -> list[SiteJob]:
