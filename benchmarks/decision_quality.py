@@ -16,7 +16,10 @@ forecast modes (``--modes``):
   the controller has no session forecast to replace);
 * ``clearsky``: PV as clear sky x yesterday's scale (the controller without a weather feed);
 * ``perfect-nocar``: ``perfect`` with no car sessions, so that what is lost is the control's
-  alone (battery and heat store), not the missing session forecast.
+  alone (battery and heat store), not the missing session forecast;
+* ``perfect-ev``: ``perfect`` and each car session's real departure and need as the
+  controller's charge goal at plug-in (:func:`ev_oracle`): perfect forecasts of everything,
+  the EV sessions included, as the issue's "perfect information" reads.
 
 ``--true-loss`` builds the twin's building with another loss than the configured 0.15 kW/K
 (perfect foresight knows it, the controller does not); ``--heat-loss configured`` plans with
@@ -53,8 +56,10 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 
 import numpy as np
@@ -65,7 +70,8 @@ from optimizer.forecast_fit import StoreFit
 from optimizer.weather_errors import DayAheadErrors, perturb_weather
 from scheduler.backtest import backtest
 from scheduler.backtest_inputs import BacktestInputs, bundled_inputs
-from scheduler.controller import SiteConfig
+from scheduler.controller import SiteConfig, SiteController
+from scheduler.ev_sessions import ChargeGoal
 from scheduler.fair_score import Scorer, steps_trace
 from scheduler.scenario import Home
 from scheduler.simulate import run_no_control
@@ -98,6 +104,34 @@ def measured_inputs(
     return replace(out, perfect_load=mode.startswith("perfect"))
 
 
+@contextlib.contextmanager
+def ev_oracle(sessions: pd.DataFrame) -> Iterator[None]:
+    """While inside: the controller's charge goal is the real session's departure and need
+    (``sessions``: ``plugin_utc``, ``plugout_utc``, ``energy_kwh``), else what it learned."""
+    original = SiteController.charge_goal
+
+    def goal(self: SiteController, now: pd.Timestamp) -> ChargeGoal:
+        learned = original(self, now)
+        if self._ev is None:
+            return learned
+        plugged = pd.Timestamp(self._ev.plugged_at, unit="s", tz="UTC")
+        here = sessions[
+            (sessions["plugin_utc"] <= plugged + pd.Timedelta(minutes=2))
+            & (sessions["plugout_utc"] > plugged)
+        ]
+        if here.empty:
+            return learned
+        eff = self.config.home.site.wallboxes[0].efficiency
+        need = self._arrival_kwh() + float(here["energy_kwh"].iloc[0]) * eff
+        return ChargeGoal(here["plugout_utc"].iloc[0], need, None, "oracle")
+
+    SiteController.charge_goal = goal  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        SiteController.charge_goal = original  # type: ignore[method-assign]
+
+
 def comfort_kh(steps: pd.DataFrame, comfort_min_c: float) -> float:
     """Degree-hours of the store below ``comfort_min_c`` [K h]."""
     below = np.clip(comfort_min_c - steps["t_store_c"].to_numpy(float), 0, None)
@@ -123,7 +157,8 @@ def period(
     pv = "clearsky" if mode == "clearsky" else "weather"
     config = SiteConfig("decision-quality", watchdog_timeout_s=180, pv_forecast=pv,
                         learn_heat_loss=learn_loss, soc_ceiling=soc_ceiling)  # fmt: skip
-    with tempfile.TemporaryDirectory(prefix="hbopt-dq-") as tmp:
+    told = ev_oracle(inputs.ev_sessions) if mode == "perfect-ev" else contextlib.nullcontext()
+    with told, tempfile.TemporaryDirectory(prefix="hbopt-dq-") as tmp:
         result = backtest(start, days, config, inputs=inputs, progress=False, store_dir=tmp)
     params = inputs.twin_params()
     idle = replace(params, battery=replace(params.battery, charge_max_kw=0.0,
@@ -173,7 +208,8 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", type=float, default=list(SIZES),
                         help="household sizes [kWh/a]")  # fmt: skip
     parser.add_argument("--modes", nargs="+", default=list(MODES),
-                        choices=["realistic", "perfect", "clearsky", "perfect-nocar"],
+                        choices=["realistic", "perfect", "clearsky", "perfect-nocar",
+                                 "perfect-ev"],
                         help="what the controller forecasts with")  # fmt: skip
     parser.add_argument(
         "--true-loss",

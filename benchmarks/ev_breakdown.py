@@ -18,18 +18,17 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import tempfile
 import time
 from dataclasses import replace
 
 import numpy as np
 import pandas as pd
-from decision_quality import measured_inputs
+from decision_quality import ev_oracle, measured_inputs
 
-from scheduler import controller as controller_module
 from scheduler.backtest import backtest
 from scheduler.controller import SiteConfig, SiteController
-from scheduler.ev_sessions import ChargeGoal
 from scheduler.simulate import perfect_foresight, run_no_control
 from simulation.twin import Twin
 
@@ -74,27 +73,6 @@ def plan_frame(plan: object) -> pd.DataFrame:
     )
 
 
-def oracle(sessions: pd.DataFrame) -> None:
-    """Patch the controller's goal to the real session's departure and need."""
-    original = SiteController.charge_goal
-
-    def goal(self: SiteController, now: pd.Timestamp) -> ChargeGoal:
-        learned = original(self, now)
-        assert self._ev is not None
-        plugged = pd.Timestamp(self._ev.plugged_at, unit="s", tz="UTC")
-        here = sessions[
-            (sessions["plugin_utc"] <= plugged + pd.Timedelta(minutes=2))
-            & (sessions["plugout_utc"] > plugged)
-        ]
-        if here.empty:
-            return learned
-        eff = self.config.home.site.wallboxes[0].efficiency
-        need = self._arrival_kwh() + float(here["energy_kwh"].iloc[0]) * eff
-        return ChargeGoal(here["plugout_utc"].iloc[0], need, None, "oracle")
-
-    controller_module.SiteController.charge_goal = goal  # type: ignore[method-assign]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("start")
@@ -110,8 +88,6 @@ def main() -> None:
     inputs = measured_inputs(start, args.days, args.size, args.mode).for_period(start, end)
     sessions = inputs.ev_sessions
     sessions = sessions[(sessions["plugout_utc"] > start) & (sessions["plugin_utc"] < end)]
-    if args.oracle:
-        oracle(sessions)
     goals: dict[pd.Timestamp, tuple[pd.Timestamp, float]] = {}
 
     def watch(ctl: SiteController) -> None:
@@ -126,7 +102,8 @@ def main() -> None:
         goals[plugged] = (g.departure, (g.target_kwh - ctl._arrival_kwh()) / eff)
 
     config = SiteConfig("decision-quality", watchdog_timeout_s=180, pv_forecast="weather")
-    with tempfile.TemporaryDirectory(prefix="hbopt-evb-") as tmp:
+    told = ev_oracle(sessions) if args.oracle else contextlib.nullcontext()
+    with told, tempfile.TemporaryDirectory(prefix="hbopt-evb-") as tmp:
         result = backtest(start, args.days, replace(config), inputs=inputs, progress=False,
                           store_dir=tmp, watch=watch)  # fmt: skip
     config = replace(config, home=inputs.home)
