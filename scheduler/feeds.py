@@ -9,7 +9,6 @@ clock's time, so a backtest on historical prices sees what a live service would 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -138,20 +137,17 @@ class DayCache:
     compute: Callable[[pd.DatetimeIndex], pd.DataFrame]
     days: int = 5
     _frame: pd.DataFrame | None = field(default=None, repr=False)
-    #: A controller reads it from its cycle's thread and from the event loop (the heat-store
-    #: observer) at once; pandas' lazily built index engine is not safe to share unlocked
-    #: (seen as "cannot reindex on an axis with duplicate labels" on a unique index).
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def get(self, index: pd.DatetimeIndex) -> pd.DataFrame:
-        with self._lock:
-            f = self._frame
-            if f is None or index[0] < f.index[0] or index[-1] > f.index[-1]:
-                start = index[0].floor("D") - pd.Timedelta(days=2)
-                days = int(np.ceil((index[-1] - start) / pd.Timedelta(days=1))) + 1
-                span = pd.date_range(start, periods=max(self.days, days) * 96, freq="15min")
-                self._frame = f = self.compute(span)
-            return f.reindex(index, method="ffill")
+        f = self._frame
+        if f is None or index[0] < f.index[0] or index[-1] > f.index[-1]:
+            start = index[0].floor("D") - pd.Timedelta(days=2)
+            days = int(np.ceil((index[-1] - start) / pd.Timedelta(days=1))) + 1
+            span = pd.date_range(start, periods=max(self.days, days) * 96, freq="15min")
+            # a controller reads it from its cycle's thread and from the event loop (the
+            # heat-store observer) at once: warmed, see shareable
+            self._frame = f = shareable(self.compute(span))
+        return f.reindex(index, method="ffill")
 
 
 class BundledWeather:
