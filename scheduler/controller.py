@@ -81,6 +81,7 @@ from scheduler.ev_sessions import (
     ChargeGoal,
     SessionModel,
     charge_goal,
+    plug_in_from_shares,
     sessions_from_telemetry,
 )
 from scheduler.feeds import BundledWeather, DayCache, PriceFeed, StandardLoad
@@ -1368,18 +1369,3 @@ async def cancel_all(tasks: Sequence[asyncio.Task[Any]], every_s: float = 1.0) -
         exc = None if task.cancelled() else task.exception()
         if exc is not None and not isinstance(exc, BoxError):  # a box gone while stopping is not
             log.error("%s ended with %r while stopping", task.get_name(), exc)
-
-
-def plug_in_from_shares(share: pd.Series) -> pd.Timestamp | None:
-    """Start of the plugged run that reaches the end of ``share`` (per slot, the plugged share
-    [0-1] on a fixed-step index; NaN: no reading): the first slot of the run moved by its
-    unplugged share. ``None`` when the last slot is not plugged; the window's start when the
-    whole window is."""
-    s = share.to_numpy(float)
-    plugged = np.isfinite(s) & (np.nan_to_num(s) > 0)
-    if len(s) < 2 or not plugged[-1]:
-        return None
-    off = np.flatnonzero(~plugged)
-    first = int(off[-1]) + 1 if off.size else 0
-    index = pd.DatetimeIndex(share.index)
-    return index[first] + (index[1] - index[0]) * (1 - s[first]) if off.size else index[0]

@@ -225,6 +225,34 @@ def _first_enough(levels: list[np.ndarray], keep: np.ndarray) -> np.ndarray | No
     return None
 
 
+def plug_in_from_shares(share: pd.Series) -> pd.Timestamp | None:
+    """Start of the plugged run that reaches the end of ``share`` (per slot, the plugged share
+    [0-1] on a fixed-step index; NaN: no reading): the first slot of the run moved by its
+    unplugged share. ``None`` when the last slot is not plugged; the window's start when the
+    whole window is."""
+    s = share.to_numpy(float)
+    plugged = _plugged(s)
+    if len(s) < 2 or not plugged[-1]:
+        return None
+    off = np.flatnonzero(~plugged)
+    index = pd.DatetimeIndex(share.index)
+    if not off.size:
+        return index[0]
+    return _plug_in(index, index[1] - index[0], s, int(off[-1]) + 1)
+
+
+def _plugged(share: np.ndarray) -> np.ndarray:
+    """Slots with a reading in which a car was plugged in for some of the time."""
+    return np.isfinite(share) & (np.nan_to_num(share) > 0)
+
+
+def _plug_in(
+    index: pd.DatetimeIndex, step: pd.Timedelta, share: np.ndarray, a: int
+) -> pd.Timestamp:
+    """The plug-in within slot ``a``, the first of a plugged run: its unplugged share later."""
+    return index[a] + step * (1 - share[a])
+
+
 def sessions_from_telemetry(connected: pd.Series, power_kw: pd.Series) -> pd.DataFrame:
     """Completed sessions from per-slot telemetry of one wallbox.
 
@@ -248,8 +276,7 @@ def sessions_from_telemetry(connected: pd.Series, power_kw: pd.Series) -> pd.Dat
         return pd.DataFrame({c: [] for c in SESSION_COLUMNS})
     step = index[1] - index[0]
     share = connected.to_numpy(float)
-    known = np.isfinite(share)
-    plugged = known & (np.nan_to_num(share) > 0)
+    known, plugged = np.isfinite(share), _plugged(share)
     energy = np.nan_to_num(power_kw.reindex(index).to_numpy(float)) * (step / _HOUR)
     edges = np.diff(np.concatenate([[0], plugged.astype(int), [0]]))
     starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
@@ -258,7 +285,7 @@ def sessions_from_telemetry(connected: pd.Series, power_kw: pd.Series) -> pd.Dat
         cut = a == 0 or b == len(index) or not known[a - 1] or not known[b]
         if cut:
             continue
-        plugin = index[a] + step * (1 - share[a])
+        plugin = _plug_in(index, step, share, a)
         plugout = index[b - 1] + step * share[b - 1]
         if b - a == 1:  # one slot: the share is the stay, centred on nothing better
             plugin, plugout = index[a], index[a] + step * share[a]

@@ -10,7 +10,6 @@ import pytest
 
 from adapters.store import StoreSettings, make_store
 from optimizer import Milestone
-from scheduler.controller import plug_in_from_shares
 from scheduler.ev_sessions import (
     MIN_SESSIONS,
     CarState,
@@ -18,6 +17,7 @@ from scheduler.ev_sessions import (
     SessionModel,
     charge_goal,
     history_samples,
+    plug_in_from_shares,
     session_slots,
     sessions_from_telemetry,
     staircase,
