@@ -10,7 +10,6 @@ from typing import overload
 import numpy as np
 import pandas as pd
 
-from core.timeindex import check_index
 from optimizer.config import HeatPump, Wallbox
 from optimizer.devices.grid import effective_prices
 from optimizer.devices.heatpump import cop, initial_temp_c
@@ -228,8 +227,7 @@ def shifted_pattern(
     """``previous``'s integer pattern moved to ``problem``'s start: a point with NaN where
     it says nothing (other columns, the new slots at the end take the last value)."""
     index, old = problem.inputs.index, previous.problem.inputs.index
-    step = check_index(index)
-    shift = int((index[0] - old[0]) / step)
+    shift = int((index[0] - old[0]) / problem.inputs.step)
     if shift < 0 or not previous.pattern:
         return None
     start = np.full(canonical.num_cols, np.nan)
@@ -255,7 +253,7 @@ def shifted_basis(
     if variables != canonical.variables or constraints != canonical.constraints:
         return None
     index, old = problem.inputs.index, previous.problem.inputs.index
-    shift = int((index[0] - old[0]) / check_index(index))
+    shift = int((index[0] - old[0]) / problem.inputs.step)
     if not 0 <= shift < problem.inputs.n:
         return None
     return shift_basis(basis, canonical, problem.inputs.n, shift)
