@@ -162,9 +162,9 @@ def _add_session(ctx: Context, wb: Wallbox, session: EVSession, mask: np.ndarray
         rhs,
         rhs,
     )
-    if target is not None and session.mode in (ChargingMode.SMART, ChargingMode.NOW):
-        _add_energy_floors(ctx, wb, energy, [(*target, None)], "target")
     if session.mode in (ChargingMode.SMART, ChargingMode.NOW):
+        if target is not None:
+            _add_energy_floors(ctx, wb, energy, [(*target, None)], "target")
         steps = milestone_targets(ctx.problem.inputs.index, session, mask, max_kw, wb.efficiency)
         if steps:
             _add_energy_floors(ctx, wb, energy, steps, "milestone")
