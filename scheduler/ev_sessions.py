@@ -176,7 +176,8 @@ def staircase(
     top = np.inf if need is None else need
     run = np.maximum.accumulate(np.minimum(energy[order], top))
     rises = np.flatnonzero(np.r_[True, run[1:] > run[:-1] + 1e-6])
-    return tuple((pd.Timestamp(int(leaves[order][k]), tz="UTC"), float(run[k])) for k in rises)
+    at = leaves[order]
+    return tuple((pd.Timestamp(int(at[k]), tz="UTC"), float(run[k])) for k in rises)
 
 
 def departures_like(sessions: pd.DataFrame, plugged_at: pd.Timestamp, tz: str) -> np.ndarray:
