@@ -237,7 +237,7 @@ def _convex_runs(grid: _Grid, t: int, f: np.ndarray, base: np.ndarray) -> np.nda
         # min over m of (f[m] + slope m) - slope base + const, m in [base + first, base + last]
         const = float(grid.step_cost[t, first]) - slope * first
         lands = np.arange(int(base[0]) + first, int(base[-1]) + last + 1)
-        g = np.take(_pad(f), np.clip(lands, 0, f.shape[1]), axis=1) + slope * lands
+        g = _columns(f, int(lands[0]), len(lands)) + slope * lands
         width = last - first + 1
         window = minimum_filter1d(g, width, axis=1, origin=-(width // 2), mode="nearest")
         np.minimum(out, window[:, : len(base)] - slope * base + const, out=out)
