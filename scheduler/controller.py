@@ -407,8 +407,6 @@ class SiteController:
         self._reasons: list[str] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._ev: _EvTrack | None = None
-        #: no box reading seen yet: a car plugged in then may have come before this start
-        self._first_reading = True
         self._model: tuple[pd.Timestamp, SessionModel] | None = None
         #: The last plan's summary and the grid operator's import limit it kept to [kW].
         self.last_summary: PlanSummary | None = None
@@ -679,11 +677,13 @@ class SiteController:
         self.link_health.reached(now, status.control_state)
         if was == ControlState.FALLBACK and status.control_state != ControlState.FALLBACK:
             self._event("box back from fallback")
+        # the first reading since this start: a car plugged in then may have come before it
+        first = self._last_poll is None
         dt_h = 0.0 if self._last_poll is None else (now - self._last_poll) / 3600
         self._last_poll = now
         self._store_measurement(meas)
         since = None
-        if self._first_reading and meas.wallbox_state >= 2 and self._ev is None:
+        if first and meas.wallbox_state >= 2 and self._ev is None:
             since = await self.store_io.run(self._plugged_since, now)
         self._track_ev(meas, dt_h, since)
         self._track_heat(meas, dt_h)
@@ -701,10 +701,8 @@ class SiteController:
     def _track_ev(self, meas: Measurement, dt_h: float, since: float | None = None) -> None:
         """``since``: :meth:`_plugged_since`, read for a car plugged in at the first reading."""
         plugged = meas.wallbox_state >= 2
-        first, self._first_reading = self._first_reading, False
         if plugged and self._ev is None:
-            now = self.clock.now()
-            self._ev = _EvTrack(since if first and since is not None else now)
+            self._ev = _EvTrack(self.clock.now() if since is None else since)
             self._event("ev plugged in")
         elif not plugged and self._ev is not None:
             self._ev = None
