@@ -66,7 +66,7 @@ def slot_commands(plan: Plan, twin: Twin, rules: frozenset[str]) -> list[DeviceC
     battery = plan.problem.site.battery
     room = (
         keeps_room(s, battery.soc_min, battery.soc_max)
-        if battery is not None
+        if battery is not None and "battery-ceiling" in rules
         else np.zeros(len(s), dtype=bool)
     )
     for bat, grid, ev, hp, sgready, soc_end, keep in zip(
@@ -83,8 +83,8 @@ def slot_commands(plan: Plan, twin: Twin, rules: frozenset[str]) -> list[DeviceC
                 float(bat),
                 float(grid),
                 soc_end,
-                plan.problem.site.battery,
-                bool(keep) and "battery-ceiling" in rules,
+                battery,
+                bool(keep),
             )
             soc_max = b.soc_max if ceiling is None else min(ceiling, b.soc_max)
         if "ev" in rules:
