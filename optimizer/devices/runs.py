@@ -100,8 +100,11 @@ def best_runs(
     grid = _Grid.of(store, np.asarray(price_eur_per_kw, dtype=float), surcharge)
     n, size = grid.landing.shape
     values = np.zeros((n + 1, grid.runs + 1, size))
-    for t in range(n - 1, -1, -1):
-        values[t] = _backward_step(grid, t, values[t + 1])
+    for t in range(n - 1, 0, -1):
+        _backward_step(grid, t, values[t + 1], values[t])
+    first = np.empty((grid.runs + 1, 1))  # one start point (index 0): keep the shape
+    _backward_step(grid, 0, values[1], first)
+    values[0] = first
     return _forward(grid, values)
 
 
@@ -118,6 +121,8 @@ class _Grid:
     hi: np.ndarray
     step_eur: np.ndarray
     runs: int
+    #: 0, 1, ... per grid index (float), for the cost of the steps to an index
+    index: np.ndarray
     step_cost: np.ndarray | None = None
     #: with a surcharge: the most steps at the plain price, and the cost per step beyond
     #: (price and surcharge) [EUR]
@@ -166,7 +171,8 @@ class _Grid:
             kink = (over <= 0.0).sum(axis=1) - 1  # over rises with the steps
             slope = step_eur + extra * kelvin / store.b
         hi = hi.astype(np.int64)
-        return cls(first, landing, lo, hi, step_eur, runs, step_cost, kink, slope)
+        index = np.arange(size, dtype=float)
+        return cls(first, landing, lo, hi, step_eur, runs, index, step_cost, kink, slope)
 
     def cost(self, t: int, steps: np.ndarray) -> np.ndarray:
         """Cost of adding ``steps`` grid steps of heat in slot ``t`` [EUR]."""
@@ -181,35 +187,40 @@ class _Grid:
         return self.first[t - 1] + np.arange(self.landing.shape[1])
 
 
-def _backward_step(grid: _Grid, t: int, after: np.ndarray) -> np.ndarray:
+def _backward_step(grid: _Grid, t: int, after: np.ndarray, out: np.ndarray) -> None:
     """Value to go before slot ``t`` per run state (rows: 0 off, k = ran k slots, capped at
-    the minimum run) and grid index before it; ``after`` is that of slot ``t + 1``."""
+    the minimum run) and grid index before it, into ``out``; ``after`` is that of slot
+    ``t + 1``. Runs once per slot of every search: numpy calls on whole rows only, slices
+    where they stay inside the grid (the DP's time is the calls' overhead, not the rows)."""
     f = grid.landing[t] + after  # value of ending slot t at each grid index
-    start = grid.start(t)
-    base, count = int(start[0] - grid.first[t]), len(start)  # consecutive grid indices
+    count = out.shape[1]  # grid indices before slot t (consecutive; one at the start)
+    base = int(grid.first[t - 1] - grid.first[t]) if t else -int(grid.first[0])
+    runs: np.ndarray
     if grid.step_cost is None:  # linear: a sliding-window minimum
-        g = f[1:] + grid.step_eur[t] * np.arange(f.shape[1])  # into run states 1 .. k
+        step_eur = grid.step_eur[t]
+        g = f[1:] + step_eur * grid.index  # into run states 1 .. k
         width = int(grid.hi[t] - grid.lo[t]) + 1
         window = minimum_filter1d(g, width, axis=1, origin=-(width // 2), mode="nearest")
-        heat = grid.step_eur[t] * np.arange(base, base + count)
-        runs = _columns(window, base + int(grid.lo[t]), count) - heat
+        heat = step_eur * (grid.index[:count] + base)
+        runs = _columns(window, base + int(grid.lo[t]), count)
+        runs -= heat
     else:  # convex: every reachable step count
-        runs = _convex_runs(grid, t, f[1:], start - grid.first[t])
+        runs = _convex_runs(grid, t, f[1:], base + np.arange(count))
+    out[: grid.runs] = runs
+    out[grid.runs] = runs[-1]
     off = _columns(f[:1], base, count)[0]
-    values = np.empty((grid.runs + 1, count))
-    values[: grid.runs] = runs
-    values[grid.runs] = runs[-1]
-    np.minimum(values[0], off, out=values[0])
-    np.minimum(values[-1], off, out=values[-1])
-    if t == 0:  # one start point: keep the shape
-        values = np.broadcast_to(values[:, :1], (*values.shape[:1], f.shape[1])).copy()
-    return values
+    np.minimum(out[0], off, out=out[0])
+    np.minimum(out[-1], off, out=out[-1])
 
 
 def _columns(a: np.ndarray, first: int, count: int) -> np.ndarray:
     """Columns ``first .. first + count - 1`` of ``a``, those left of it as its first column
-    and those right of it as :data:`TOO_HOT_EUR` (as :func:`_pad` and a clipped take)."""
+    and those right of it as :data:`TOO_HOT_EUR`: indices beyond the grid's top count as too
+    hot, below its bottom as the bottom (a colder store only costs more, so this is
+    optimistic)."""
     size = a.shape[1]
+    if first >= 0 and first + count <= size:  # inside the grid: a slice
+        return a[:, first : first + count].copy()
     out = np.empty((a.shape[0], count))
     left = min(max(-first, 0), count)
     right = min(max(first + count - size, 0), count - left)
@@ -225,7 +236,7 @@ def _convex_runs(grid: _Grid, t: int, f: np.ndarray, base: np.ndarray) -> np.nda
     any reachable step count at its convex cost. The cost is linear up to the surcharge's
     knee and beyond it, so each piece is a sliding-window minimum, as for a linear cost.
     Indices beyond the grid's top count as too hot, below its bottom as the bottom
-    (:func:`_pad`)."""
+    (:func:`_columns`)."""
     assert grid.kink is not None and grid.slope is not None and grid.step_cost is not None
     lo, hi, kink = int(grid.lo[t]), int(grid.hi[t]), int(grid.kink[t])
     step_eur, steeper = grid.step_eur[t], float(grid.slope[t])
@@ -244,29 +255,23 @@ def _convex_runs(grid: _Grid, t: int, f: np.ndarray, base: np.ndarray) -> np.nda
     return out
 
 
-def _pad(f: np.ndarray) -> np.ndarray:
-    """``f`` with a last column of :data:`TOO_HOT_EUR`: indices clipped into it beyond the
-    grid's top count as too hot, below its bottom as the bottom (a colder store only costs
-    more, so this is optimistic)."""
-    out = np.empty((*f.shape[:-1], f.shape[-1] + 1))
-    out[..., :-1] = f
-    out[..., -1] = TOO_HOT_EUR
-    return out
-
-
 def _forward(grid: _Grid, values: np.ndarray) -> np.ndarray:
     """Follow the cheapest decisions from the start, heat pump off; ``values[t]`` is the
-    value to go before slot ``t``."""
+    value to go before slot ``t``. Indices beyond the grid's top count as too hot, below its
+    bottom as the bottom (:func:`_columns`)."""
     n, size = grid.landing.shape
     on = np.zeros(n, dtype=bool)
     state, at = 0, 0
+    firsts, los, his = grid.first.tolist(), grid.lo.tolist(), grid.hi.tolist()
     for t in range(n):
-        first = int(grid.first[t])
+        first = firsts[t]
         run_to = min(state + 1, grid.runs)
-        lands = np.arange(at + grid.lo[t], at + grid.hi[t] + 1)
-        pos = np.clip(lands - first, 0, size)
-        f = _pad(grid.landing[t] + values[t + 1, run_to])  # only the rows needed
-        costs = f[pos] + grid.cost(t, lands - at)
+        lands = np.arange(at + los[t], at + his[t] + 1)
+        rel = lands - first
+        pos = np.clip(rel, 0, size - 1)
+        costs = grid.landing[t, pos] + values[t + 1, run_to, pos]  # only the entries needed
+        costs[rel >= size] = TOO_HOT_EUR
+        costs += grid.cost(t, lands - at)
         best = int(np.argmin(costs))
         here = min(max(at - first, 0), size)
         stay = TOO_HOT_EUR
