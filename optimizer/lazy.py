@@ -19,7 +19,7 @@ relaxation's bound is already (nearly) tight. So:
    whenever it runs, energy-conserving in the cheapest slots), the best point is kept.
    After the first, the devices' searches: a heat pump's runs by a DP against the
    relaxation's marginal prices, the LP re-solved with them fixed, the other columns rounded
-   by the rules around that; then a capped local search of the runs (each move valued by
+   by the rules around that (all but "on whenever it runs"); then a capped local search of the runs (each move valued by
    the LP with the other integer columns relaxed, stopped as soon as it cannot beat the
    point) from that DP's runs or, when their LP is well beyond the gap, the better of those
    and the runs of a DP whose prices hold only as far as the relaxation's ranging says;
@@ -62,6 +62,10 @@ FEAS_TOL = 1e-6
 #: Repair rules of step 3, in the order tried: conserve the fractional energy, off below half
 #: the minimum, on wherever it runs, conserve in the cheapest slots.
 REPAIRS = (CONSERVE, 0.5, 0.0, CHEAPEST)
+#: The rules tried around the heat-pump searches' points (the car rounded around fixed runs):
+#: "on wherever it runs" left out. Of 78 such roundings on 90 hard days it was the best twice,
+#: and left out it saves an LP in every one (docs/optimizer.md).
+AROUND_REPAIRS = (CONSERVE, 0.5, CHEAPEST)
 #: Warm-start HiGHS's MIP with the best heuristic point. Measured on the heat-pump-with-minimum-
 #: run days that reach the MIP (docs/optimizer.md): 3 of 6 proven at the root in ~60 ms
 #: instead of 0.9-1.2 s, the others as fast as without.
@@ -394,10 +398,11 @@ def _rounded_around(
     owned: np.ndarray,
     rounder: Rounder,
 ) -> Generator[np.ndarray, None, np.ndarray]:
-    """``point``'s ``owned`` columns with the other integer columns rounded by each repair
-    rule from ``around`` (the LP with ``owned`` fixed); returns the first rule's point."""
+    """``point``'s ``owned`` columns with the other integer columns rounded by each of
+    :data:`AROUND_REPAIRS` from ``around`` (the LP with ``owned`` fixed); returns the first
+    rule's point."""
     first = None
-    for repair in REPAIRS:
+    for repair in AROUND_REPAIRS:
         cand = round_relaxed(problem, around.x, problem.integrality, rounder, repair)[0]
         cand[owned] = point[owned]
         first = cand if first is None else first
