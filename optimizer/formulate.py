@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from optimizer.devices.battery import add_battery
-from optimizer.devices.context import Context, Move, Neighbours, Rounder, Search
+from optimizer.devices.context import Consolidate, Context, Move, Neighbours, Rounder, Search
 from optimizer.devices.grid import add_balance, add_grid, effective_prices
 from optimizer.devices.heatpump import add_heat_pumps
 from optimizer.devices.pv import add_pv
@@ -32,6 +32,7 @@ class Formulation:
     moves: tuple[Neighbours, ...] = ()
     #: the early-charging tie-break's part of ``problem.cost`` [EUR per unit of each column]
     tiebreak: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    consolidators: tuple[Consolidate, ...] = ()
 
     @property
     def tiebreak_max_eur(self) -> float:
@@ -55,6 +56,15 @@ class Formulation:
         for search in self.searches:
             owned |= search(self.problem, x, row_dual, room)
         return owned
+
+    def consolidate(self, x: np.ndarray) -> np.ndarray:
+        """The columns of ``x`` to fix at their lower bound before its integer columns are
+        rounded around fixed heat-pump runs (bool per column; see
+        :data:`optimizer.devices.context.Consolidate`)."""
+        off = np.zeros(len(x), dtype=bool)
+        for consolidate in self.consolidators:
+            off |= consolidate(x)
+        return off
 
     def neighbours(self, x: np.ndarray, free: np.ndarray) -> list[Move]:
         """The devices' moves of their integer columns from ``x`` (columns, new values), of
@@ -83,7 +93,12 @@ def formulate(problem: Problem, extra_burn_slots: np.ndarray | None = None) -> F
     tiebreak = early_tiebreak(problem, canonical)
     canonical = replace(canonical, cost=canonical.cost + tiebreak)
     return Formulation(
-        canonical, tuple(ctx.rounders), tuple(ctx.searches), tuple(ctx.neighbours), tiebreak
+        canonical,
+        tuple(ctx.rounders),
+        tuple(ctx.searches),
+        tuple(ctx.neighbours),
+        tiebreak,
+        tuple(ctx.consolidators),
     )
 
 

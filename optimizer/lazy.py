@@ -19,13 +19,14 @@ relaxation's bound is already (nearly) tight. So:
    whenever it runs, energy-conserving in the cheapest slots), the best point is kept.
    After the first, the devices' searches: a heat pump's runs by a DP against the
    relaxation's marginal prices, the LP re-solved with them fixed, the other columns rounded
-   by the rules around that (all but "on whenever it runs"); then a capped local search of the runs (each move valued by
-   the LP with the other integer columns relaxed, stopped as soon as it cannot beat the
-   point) from that DP's runs or, when their LP is well beyond the gap, the better of those
-   and the runs of a DP whose prices hold only as far as the relaxation's ranging says;
-   the rules around every improvement the LP puts within the gap's reach; last, a capped
-   local search over every integer column from the best point. Within the gap of the
-   bound: done.
+   by the rules around that (all but "on whenever it runs", after the LP moved a car's
+   scattered trickle next to the slots it charges at or above its minimum); then a capped
+   local search of the runs (each move valued by the LP with the other integer columns
+   relaxed, stopped as soon as it cannot beat the point) from that DP's runs or, when their
+   LP is well beyond the gap, the better of those and the runs of a DP whose prices hold
+   only as far as the relaxation's ranging says; the rules around every improvement the LP
+   puts within the gap's reach; last, a capped local search over every integer column from
+   the best point. Within the gap of the bound: done.
 4. ``partial``: a MIP over the binaries in the rows the rounding of step 2 broke, the others
    fixed as rounded, from the best point of step 3; within the gap of the LP bound: done.
 5. ``mip``: otherwise HiGHS's branch and bound, with the plan's remaining time and the same
@@ -43,6 +44,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import replace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -100,6 +102,9 @@ Search = Callable[[np.ndarray, np.ndarray, np.ndarray | None], np.ndarray]
 #: Devices' moves of their integer columns from a point, of those a mask allows: per move the
 #: columns it changes and their new values (:meth:`optimizer.formulate.Formulation.neighbours`).
 Neighbours = Callable[[np.ndarray, np.ndarray], list[tuple[np.ndarray, np.ndarray]]]
+#: Devices' columns of a point to fix at their lower bound before the rules round it around
+#: fixed runs (:meth:`optimizer.formulate.Formulation.consolidate`).
+Consolidate = Callable[[np.ndarray], np.ndarray]
 
 
 def _violated_rows(problem: CanonicalProblem, x: np.ndarray) -> np.ndarray:
@@ -177,6 +182,7 @@ def solve_lazily(
     start: np.ndarray | None = None,
     search: Search | None = None,
     neighbours: Neighbours | None = None,
+    consolidate: Consolidate | None = None,
 ) -> tuple[SolveResult, int]:
     """Solution of ``problem`` within the MIP gap; also how many integer columns were imposed.
 
@@ -189,7 +195,7 @@ def solve_lazily(
     """
     t0 = time.perf_counter()
     session = open_session(backend, problem)
-    searches = None if search is None else (search, neighbours)
+    searches = None if search is None else _Searches(search, neighbours, consolidate)
     result, imposed = _solve_steps(
         session, problem, options, rounder, slack=slack, start=start, searches=searches
     )
@@ -207,7 +213,7 @@ def _solve_steps(
     *,
     slack: float,
     start: np.ndarray | None,
-    searches: tuple[Search, Neighbours | None] | None,
+    searches: _Searches | None,
 ) -> tuple[SolveResult, int]:
     """The steps of :func:`solve_lazily` through one ``session``."""
     clock = _Clock(options)
@@ -270,7 +276,7 @@ def _fixed_patterns(
     relaxed: tuple[SolveResult, float],
     *,
     start: np.ndarray | None,
-    searches: tuple[Search, Neighbours | None] | None = None,
+    searches: _Searches | None = None,
 ) -> SolveResult | None:
     """The best point with every integer column fixed by a repair rule (step 3); stops at
     the first within ``tol`` of the relaxation (``relaxed`` is the relaxation and ``tol``).
@@ -300,7 +306,7 @@ def _fixed_patterns(
             best = point
         if best.objective <= relaxation.objective + tol:
             break
-    neighbours = None if searches is None else searches[1]
+    neighbours = None if searches is None else searches.neighbours
     if best is not None and best.objective > relaxation.objective + tol and neighbours:
         # last, the devices' moves with every integer column fixed (a car's slot switched
         # on or off as well as the heat pump's runs moved)
@@ -337,7 +343,7 @@ def _searched(
     relaxed: tuple[SolveResult, float],
     *,
     rounder: Rounder,
-    searches: tuple[Search, Neighbours | None],
+    searches: _Searches,
 ) -> Iterator[np.ndarray]:
     """Points with the devices' searches' columns (heat-pump runs against the relaxation's
     marginal prices) fixed, the other integer columns by the repair rules applied to the LP
@@ -347,9 +353,15 @@ def _searched(
     Rules are skipped where the re-solve alone is beyond the gap (no rounding could be
     within it)."""
     relaxation, tol = relaxed
-    search, neighbours = searches
+    search, neighbours = searches.search, searches.neighbours
     if relaxation.row_dual is None:
         return
+
+    def rounded(at: tuple[SolveResult, np.ndarray]) -> Generator[np.ndarray, None, np.ndarray]:
+        around, point = at
+        around = _consolidated(session, problem, clock, (around, point, owned), searches)
+        return (yield from _rounded_around(problem, around, point, owned, rounder))
+
     integer = problem.integrality
     point = relaxation.x.copy()
     owned = search(point, relaxation.row_dual, None)
@@ -359,7 +371,7 @@ def _searched(
     except SolverError:
         return
     if around.objective <= relaxation.objective + tol:
-        first = yield from _rounded_around(problem, around, point, owned, rounder)
+        first = yield from rounded((around, point))
         # once more, the searches priced with the other integer columns fixed as rounded
         lower, upper = _fixed_bounds(problem, first, integer & ~owned)
         try:
@@ -386,9 +398,44 @@ def _searched(
             break
         if EARLY_ROUNDING and around.objective <= relaxation.objective + EARLY_ROUNDING * tol:
             # a chance to end here: the car rounded by the rules around these runs
-            yield from _rounded_around(problem, around, point, owned, rounder)
+            yield from rounded((around, point))
     if around.objective <= relaxation.objective + tol:
-        yield from _rounded_around(problem, around, point, owned, rounder)
+        yield from rounded((around, point))
+
+
+class _Searches(NamedTuple):
+    """The devices' searches of their columns, their moves, and what they switch off
+    before the rules round a point around fixed runs."""
+
+    search: Search
+    neighbours: Neighbours | None
+    consolidate: Consolidate | None
+
+
+def _consolidated(
+    session: SolverSession,
+    problem: CanonicalProblem,
+    clock: _Clock,
+    at: tuple[SolveResult, np.ndarray, np.ndarray],
+    searches: _Searches,
+) -> SolveResult:
+    """The LP ``around`` (``at``: it, the point, its fixed columns) re-solved with the
+    columns the devices consolidate fixed at their lower bound, where there are any; else,
+    or when that LP fails, ``around`` itself. A car's trickle away from the slots it
+    charges at or above its minimum moves next to them at (nearly) no cost, so the rules
+    round a relaxation that already fits them (docs/optimizer.md)."""
+    around, point, owned = at
+    if searches.consolidate is None:
+        return around
+    off = searches.consolidate(around.x) & ~owned
+    if not off.any():
+        return around
+    lower, upper = _fixed_bounds(problem, point, owned)
+    upper[off] = lower[off]
+    try:
+        return session.solve(lower, upper, np.zeros_like(problem.integrality), clock.left())
+    except SolverError:
+        return around
 
 
 def _rounded_around(

@@ -203,6 +203,7 @@ def _solve(
         start=start,
         search=search,
         neighbours=formulation.neighbours if formulation.moves else None,
+        consolidate=formulation.consolidate if formulation.consolidators else None,
     )
     if not len(formulation.tiebreak):
         return result, imposed

@@ -34,6 +34,12 @@ Search = Callable[[CanonicalProblem, np.ndarray, np.ndarray, np.ndarray | None],
 #: per column). See :mod:`optimizer.lazy`.
 Move = tuple[np.ndarray, np.ndarray]
 Neighbours = Callable[[CanonicalProblem, np.ndarray, np.ndarray], list[Move]]
+#: The columns of a point (bool per column) to fix at their lower bound before its integer
+#: columns are rounded around a heat pump's fixed runs: a device's flow where no rounding
+#: would keep it (a car charging below its minimum, next to no slot it charges at or above
+#: it). The LP re-solve moves that energy into the slots the rounding keeps on. See
+#: :mod:`optimizer.lazy`.
+Consolidate = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass
@@ -65,6 +71,7 @@ class Context:
     rounders: list[Rounder] = field(default_factory=list)
     searches: list[Search] = field(default_factory=list)
     neighbours: list[Neighbours] = field(default_factory=list)
+    consolidators: list[Consolidate] = field(default_factory=list)
 
     @property
     def n(self) -> int:

@@ -31,7 +31,14 @@ import pandas as pd
 
 from core.timeindex import check_index
 from optimizer.config import ChargingMode, ConfigError, EVSession, Wallbox
-from optimizer.devices.context import CHEAPEST, CONSERVE, Context, Neighbours, Rounder
+from optimizer.devices.context import (
+    CHEAPEST,
+    CONSERVE,
+    Consolidate,
+    Context,
+    Neighbours,
+    Rounder,
+)
 from optimizer.devices.grid import effective_prices, import_upper_kw
 from optimizer.model import Block, CanonicalProblem, Coeffs, diag, lag, pick
 
@@ -180,6 +187,7 @@ def _add_session(ctx: Context, wb: Wallbox, session: EVSession, mask: np.ndarray
     ctx.rounders.append(_phase_rounder(charger, lower > 0, import_cost))
     if ctx.problem.site.heat_pumps:  # the local search of the heat pumps' runs (lazy.py)
         ctx.neighbours.append(_charger_moves(charger, upper > 0))
+        ctx.consolidators.append(_trickle_off(charger, lower > 0))
     ctx.balance.append((charger.power, -1.0))
 
 
@@ -239,6 +247,35 @@ def _charger_moves(ch: _Charger, plugged: np.ndarray) -> Neighbours:
                     continue
                 moves.append((cols[:, t], (np.arange(options) == target) * 1.0))
         return moves
+
+    return apply
+
+
+def _trickle_off(ch: _Charger, forced: np.ndarray) -> Consolidate:
+    """The charger's slots (its power and on/off columns) where it charges below its lowest
+    minimum and neither neighbouring slot charges at or above it, forced slots excepted.
+
+    Around a heat pump's fixed runs the relaxation spreads the car's PV trickle over many
+    slots below its minimum. The exact car (a MIP over its binaries) puts that energy into
+    the gaps and edges of the blocks it charges at or above the minimum, at no cost on the
+    slow days of the hard heat-pump row; the repair rules, which switch on slots the trickle
+    was in, lost 0.002-0.037 EUR there (docs/optimizer.md). Switched off, the LP moves the
+    scattered trickle next to those blocks first.
+    """
+    low = min(ch.min_kw)
+    cols = [ch.power.slice] + [b.slice for b in ch.on]
+
+    def apply(x: np.ndarray) -> np.ndarray:
+        p = x[ch.power.slice]
+        on = p >= low - 1e-7
+        near = on.copy()
+        near[1:] |= on[:-1]
+        near[:-1] |= on[1:]
+        off = (p > 1e-7) & ~near & ~forced
+        out = np.zeros(len(x), dtype=bool)
+        for c in cols:
+            out[c] = off
+        return out
 
     return apply
 

@@ -295,6 +295,54 @@ def test_the_car_rounded_around_an_improvement_of_the_runs_ends_the_plan() -> No
     assert ((ev < 1e-6) | (ev >= 1.38 - 1e-6)).all()  # off or at least 6 A on one phase
 
 
+def test_the_car_trickle_away_from_its_blocks_moves_next_to_them_before_rounding() -> None:
+    # 48 h from 2025-04-16 (day 66 of 90 spread over the bundled prices), the car needing
+    # 50 kWh. Around the DP's runs the relaxation spreads the car's PV trickle over slots
+    # below its 1.38 kW minimum, far from the blocks it charges at or above it; the repair
+    # rules switched those on and rounded beyond the gap, so HiGHS's branch and bound ran
+    # (~230 ms, a worse point). Switched off, the LP moves that energy next to the blocks at
+    # no cost, the rules round within the gap, and the plan is cheaper.
+    problem = _min_run_day("2025-04-16", periods=192, target_kwh=60.0)
+    formulation = formulate(problem)
+    canonical = formulation.problem
+    session = HighsSession(canonical)
+    relaxed = np.zeros(canonical.num_cols, dtype=bool)
+    options = SolveOptions(mip_gap=0.005, mip_abs_gap=0.01)
+    relaxation = session.solve(canonical.col_lower, canonical.col_upper, relaxed, options)
+    assert relaxation.row_dual is not None
+    point = relaxation.x.copy()
+    owned = formulation.search(point, relaxation.row_dual)
+    lower, upper = canonical.col_lower.copy(), canonical.col_upper.copy()
+    lower[owned] = upper[owned] = np.round(point[owned])
+    around = session.solve(lower, upper, relaxed, options)
+    power = canonical.variable("ev-power").slice
+    before = around.x[power]
+    off = formulation.consolidate(around.x)
+    slots = np.flatnonzero(off[power])
+    assert len(slots) >= 3  # scattered trickle below the minimum, away from any block
+    on = before >= 1.38 - 1e-6
+    assert ((before[slots] > 1e-7) & (before[slots] < 1.38)).all()
+    assert not on[np.clip(slots - 1, 0, None)].any() and not on[np.clip(slots + 1, None, 191)].any()
+    upper[off] = lower[off]
+    moved = session.solve(lower, upper, relaxed, options)
+    after = moved.x[power]
+    assert np.abs(after[slots]).max() <= 1e-7
+    # the same energy, at (nearly) no cost: the LP puts it where the rules keep it
+    assert abs(after.sum() - before.sum()) <= 1e-6 * max(before.sum(), 1.0) + 1e-6
+    assert moved.objective <= around.objective + 0.002
+    plan = optimize(problem)
+    s = plan.summary
+    assert (s.status, s.stage) == ("optimal", "fixed")
+    assert s.bound_eur <= s.objective_eur
+    assert s.mip_gap <= 0.005 + 1e-9 or s.objective_eur - s.bound_eur <= 0.01 + 1e-9
+    assert_balance(plan.slots)
+    ev = plan.slots["ev_kw"].to_numpy()
+    assert ((ev < 1e-6) | (ev >= 1.38 - 1e-6)).all()
+    running = plan.slots["hp_kw"].to_numpy() > 1e-6
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], running.astype(int), [0]))))
+    assert ((edges[1::2] - edges[::2] >= 4) | (edges[1::2] == len(running))).all()
+
+
 class _Timed(HighsSolver):
     """The real HiGHS backend, noting how long each of its solves took [ms]."""
 
