@@ -28,6 +28,7 @@ import pandas as pd
 import psutil
 
 import optimizer.plan as plan_module
+from core.blas import one_blas_thread
 from optimizer import optimize
 from scheduler.fleet import FleetConfig, FleetRunner, SiteReport, SiteStatus, shared_columns
 from scheduler.fleet_sim import (
@@ -227,6 +228,7 @@ def main() -> None:
         "--profile", type=int, default=0, help="instead: where the time goes, over this many homes"
     )
     args = parser.parse_args()
+    one_blas_thread()  # as the service plans (core.blas); the workers do it themselves
     if args.profile:
         profile(args)
     else:

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 from hard_cases import CASES
 
+from core.blas import one_blas_thread
 from optimizer import Problem, optimize
 from optimizer.formulate import formulate
 from optimizer.lazy import gap_tolerance
@@ -184,6 +185,7 @@ def main() -> None:
         "--explain", action="store_true", help="hard suite: plans that branched vs the optimum"
     )
     args = parser.parse_args()
+    one_blas_thread()  # as the service plans (core.blas)
     if args.suite == "hard":
         explained: list[dict] | None = [] if args.explain else None
         table = run_hard(args.days, args.cases, args.slots, explained, args.repeats)

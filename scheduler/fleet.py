@@ -54,6 +54,7 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 import pandas as pd
 
+from core.blas import one_blas_thread
 from optimizer import Inputs, Problem, Setpoints, Site, State, Tuning
 from scheduler.cycle import CycleRequest, plan_cycle
 
@@ -216,7 +217,9 @@ def solve_site(job: SiteJob, chunk: FleetChunk) -> SiteReport:
 
 
 def solve_chunk(chunk: FleetChunk) -> list[SiteReport]:
-    """Solve every site of ``chunk`` in order (the task function workers run)."""
+    """Solve every site of ``chunk`` in order (the task function workers run), on one BLAS
+    thread (:mod:`core.blas`: a process pool's and a Dask cluster's workers alike)."""
+    one_blas_thread()
     return [solve_site(job, chunk) for job in chunk.jobs]
 
 
