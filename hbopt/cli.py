@@ -23,7 +23,6 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
-from core.blas import one_blas_thread
 from core.errors import CliError
 
 
@@ -108,7 +107,9 @@ def command_name(argv: Sequence[str]) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(load=[command_name(argv) or ""]).parse_args(argv)
-    one_blas_thread()  # every command plans sites; numpy's threads would only compete
+    # every command plans sites, and numpy's BLAS threads would only compete with them;
+    # imported here, after the arguments: --help loads no numpy (core.blas loads it)
+    importlib.import_module("core.blas").one_blas_thread()
     try:
         return int(args.func(args))
     except CliError as exc:

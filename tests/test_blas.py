@@ -14,9 +14,19 @@ from core.blas import blas_threads
 from scheduler.fleet import FleetChunk, solve_chunk
 
 pytestmark = pytest.mark.skipif(
-    (os.cpu_count() or 1) < 2 or "OPENBLAS_NUM_THREADS" in os.environ,
-    reason="numpy's default is one BLAS thread here: nothing to limit",
+    (os.cpu_count() or 1) < 2, reason="numpy's default is one BLAS thread here: nothing to limit"
 )
+
+#: What a process inherits that sets BLAS threads (Dask's nanny sets them in its parent's
+#: environment for the workers it spawns, and an earlier test may have started one).
+BLAS_ENVIRON = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@pytest.fixture(autouse=True)
+def numpy_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fresh processes start with numpy's default BLAS threads."""
+    for name in BLAS_ENVIRON:
+        monkeypatch.delenv(name, raising=False)
 
 
 def _pool() -> ProcessPoolExecutor:
