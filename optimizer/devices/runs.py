@@ -174,17 +174,14 @@ class _Grid:
         index = np.arange(size, dtype=float)
         return cls(first, landing, lo, hi, step_eur, runs, index, step_cost, kink, slope)
 
-    def cost(self, t: int, steps: np.ndarray) -> np.ndarray:
-        """Cost of adding ``steps`` grid steps of heat in slot ``t`` [EUR]."""
+    def run_costs(self) -> np.ndarray:
+        """Per slot ``t``: the cost of the ``lo[t] + k`` grid steps of heat a run adds
+        (``k = 0, 1, ...``; past ``hi[t]``, that of ``hi[t]``) [EUR]."""
+        steps = self.lo[:, None] + np.arange(int((self.hi - self.lo).max()) + 1)
         if self.step_cost is None:
-            return self.step_eur[t] * steps
-        return self.step_cost[t, steps]
-
-    def start(self, t: int) -> np.ndarray:
-        """Grid indices before slot ``t`` (the start: index 0)."""
-        if t == 0:
-            return np.zeros(1, dtype=np.int64)
-        return self.first[t - 1] + np.arange(self.landing.shape[1])
+            return self.step_eur[:, None] * steps
+        rows = np.arange(len(self.lo))[:, None]
+        return self.step_cost[rows, np.minimum(steps, self.hi[:, None])]
 
 
 def _backward_step(grid: _Grid, t: int, after: np.ndarray, out: np.ndarray) -> None:
@@ -240,19 +237,28 @@ def _convex_runs(grid: _Grid, t: int, f: np.ndarray, base: np.ndarray) -> np.nda
     assert grid.kink is not None and grid.slope is not None and grid.step_cost is not None
     lo, hi, kink = int(grid.lo[t]), int(grid.hi[t]), int(grid.kink[t])
     step_eur, steeper = grid.step_eur[t], float(grid.slope[t])
-    out = np.full((f.shape[0], len(base)), np.inf)
+    pieces = []
     for first, last, slope in ((lo, min(hi, kink), step_eur), (max(lo, kink + 1), hi, steeper)):
         if first > last:
             continue
         # cost(k) = slope k + const on this piece; min over k of f[base + k] + cost(k) is
         # min over m of (f[m] + slope m) - slope base + const, m in [base + first, base + last]
         const = float(grid.step_cost[t, first]) - slope * first
-        lands = np.arange(int(base[0]) + first, int(base[-1]) + last + 1)
-        g = _columns(f, int(lands[0]), len(lands)) + slope * lands
+        start, count = int(base[0]) + first, len(base) + last - first
+        lands = np.arange(start, start + count)
+        if start >= 0 and start + count <= f.shape[1]:  # inside the grid: a view
+            g = f[:, start : start + count] + slope * lands
+        else:
+            g = _columns(f, start, count) + slope * lands
         width = last - first + 1
         window = minimum_filter1d(g, width, axis=1, origin=-(width // 2), mode="nearest")
-        np.minimum(out, window[:, : len(base)] - slope * base + const, out=out)
-    return out
+        piece = window[:, : len(base)] - slope * base
+        if const:  # 0 on the first piece (the plain price)
+            piece += const
+        pieces.append(piece)
+    if len(pieces) == 1:
+        return pieces[0]
+    return np.minimum(pieces[0], pieces[1])
 
 
 def _forward(grid: _Grid, values: np.ndarray) -> np.ndarray:
@@ -263,15 +269,19 @@ def _forward(grid: _Grid, values: np.ndarray) -> np.ndarray:
     on = np.zeros(n, dtype=bool)
     state, at = 0, 0
     firsts, los, his = grid.first.tolist(), grid.lo.tolist(), grid.hi.tolist()
+    run_costs = grid.run_costs()
     for t in range(n):
         first = firsts[t]
         run_to = min(state + 1, grid.runs)
-        lands = np.arange(at + los[t], at + his[t] + 1)
-        rel = lands - first
-        pos = np.clip(rel, 0, size - 1)
-        costs = grid.landing[t, pos] + values[t + 1, run_to, pos]  # only the entries needed
-        costs[rel >= size] = TOO_HOT_EUR
-        costs += grid.cost(t, lands - at)
+        low, high = at + los[t] - first, at + his[t] - first  # landing grid indices
+        if low >= 0 and high < size:  # only the entries needed, as views
+            costs = grid.landing[t, low : high + 1] + values[t + 1, run_to, low : high + 1]
+        else:
+            rel = np.arange(low, high + 1)
+            pos = np.minimum(np.maximum(rel, 0), size - 1)
+            costs = grid.landing[t, pos] + values[t + 1, run_to, pos]
+            costs[rel >= size] = TOO_HOT_EUR
+        costs += run_costs[t, : high - low + 1]
         best = int(np.argmin(costs))
         here = min(max(at - first, 0), size)
         stay = TOO_HOT_EUR
@@ -280,7 +290,7 @@ def _forward(grid: _Grid, values: np.ndarray) -> np.ndarray:
         if state in (0, grid.runs) and stay <= costs[best]:
             state = 0
         else:
-            state, at, on[t] = run_to, max(int(lands[best]), first), True
+            state, at, on[t] = run_to, max(at + los[t] + best, first), True
     return on
 
 
