@@ -197,7 +197,7 @@ def _backward_step(grid: _Grid, t: int, after: np.ndarray, out: np.ndarray) -> N
         step_eur = grid.step_eur[t]
         g = f[1:] + step_eur * grid.index  # into run states 1 .. k
         width = int(grid.hi[t] - grid.lo[t]) + 1
-        window = minimum_filter1d(g, width, axis=1, origin=-(width // 2), mode="nearest")
+        window = _window_min(g, width)
         heat = step_eur * (grid.index[:count] + base)
         runs = _columns(window, base + int(grid.lo[t]), count)
         runs -= heat
@@ -208,6 +208,14 @@ def _backward_step(grid: _Grid, t: int, after: np.ndarray, out: np.ndarray) -> N
     off = _columns(f[:1], base, count)[0]
     np.minimum(out[0], off, out=out[0])
     np.minimum(out[-1], off, out=out[-1])
+
+
+def _window_min(g: np.ndarray, width: int) -> np.ndarray:
+    """Per row of ``g``, the minimum of each window of ``width`` columns starting at a
+    column (past the last column, the last column's value). The output is allocated here:
+    scipy then skips naming the dtype, a third of its call's overhead at a DP's row sizes."""
+    out = np.empty(g.shape)
+    return minimum_filter1d(g, width, axis=1, output=out, origin=-(width // 2), mode="nearest")
 
 
 def _columns(a: np.ndarray, first: int, count: int) -> np.ndarray:
@@ -251,7 +259,7 @@ def _convex_runs(grid: _Grid, t: int, f: np.ndarray, base: np.ndarray) -> np.nda
         else:
             g = _columns(f, start, count) + slope * lands
         width = last - first + 1
-        window = minimum_filter1d(g, width, axis=1, origin=-(width // 2), mode="nearest")
+        window = _window_min(g, width)
         piece = window[:, : len(base)] - slope * base
         if const:  # 0 on the first piece (the plain price)
             piece += const
