@@ -200,7 +200,7 @@ def _backward_step(grid: _Grid, t: int, after: np.ndarray, out: np.ndarray) -> N
         window = _window_min(g, width)
         heat = step_eur * (grid.index[:count] + base)
         runs = _columns(window, base + int(grid.lo[t]), count)
-        runs -= heat
+        runs -= heat  # window is this step's own
     else:  # convex: every reachable step count
         runs = _convex_runs(grid, t, f[1:], base + np.arange(count))
     out[: grid.runs] = runs
@@ -222,10 +222,10 @@ def _columns(a: np.ndarray, first: int, count: int) -> np.ndarray:
     """Columns ``first .. first + count - 1`` of ``a``, those left of it as its first column
     and those right of it as :data:`TOO_HOT_EUR`: indices beyond the grid's top count as too
     hot, below its bottom as the bottom (a colder store only costs more, so this is
-    optimistic)."""
+    optimistic). Inside ``a`` it is a view of ``a``."""
     size = a.shape[1]
-    if first >= 0 and first + count <= size:  # inside the grid: a slice
-        return a[:, first : first + count].copy()
+    if first >= 0 and first + count <= size:
+        return a[:, first : first + count]
     out = np.empty((a.shape[0], count))
     left = min(max(-first, 0), count)
     right = min(max(first + count - size, 0), count - left)
@@ -253,11 +253,7 @@ def _convex_runs(grid: _Grid, t: int, f: np.ndarray, base: np.ndarray) -> np.nda
         # min over m of (f[m] + slope m) - slope base + const, m in [base + first, base + last]
         const = float(grid.step_cost[t, first]) - slope * first
         start, count = int(base[0]) + first, len(base) + last - first
-        lands = np.arange(start, start + count)
-        if start >= 0 and start + count <= f.shape[1]:  # inside the grid: a view
-            g = f[:, start : start + count] + slope * lands
-        else:
-            g = _columns(f, start, count) + slope * lands
+        g = _columns(f, start, count) + slope * np.arange(start, start + count)
         width = last - first + 1
         window = _window_min(g, width)
         piece = window[:, : len(base)] - slope * base
