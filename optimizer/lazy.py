@@ -48,7 +48,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from optimizer.devices.context import CHEAPEST, CONSERVE
+from optimizer.devices.context import CHEAPEST, CONSERVE, Consolidate
 from optimizer.model import CanonicalProblem
 from optimizer.solvers.base import (
     SolveOptions,
@@ -102,9 +102,6 @@ Search = Callable[[np.ndarray, np.ndarray, np.ndarray | None], np.ndarray]
 #: Devices' moves of their integer columns from a point, of those a mask allows: per move the
 #: columns it changes and their new values (:meth:`optimizer.formulate.Formulation.neighbours`).
 Neighbours = Callable[[np.ndarray, np.ndarray], list[tuple[np.ndarray, np.ndarray]]]
-#: Devices' columns of a point to fix at their lower bound before the rules round it around
-#: fixed runs (:meth:`optimizer.formulate.Formulation.consolidate`).
-Consolidate = Callable[[np.ndarray], np.ndarray]
 
 
 def _violated_rows(problem: CanonicalProblem, x: np.ndarray) -> np.ndarray:
@@ -353,18 +350,18 @@ def _searched(
     Rules are skipped where the re-solve alone is beyond the gap (no rounding could be
     within it)."""
     relaxation, tol = relaxed
-    search, neighbours = searches.search, searches.neighbours
+    search, neighbours, consolidate = searches
     if relaxation.row_dual is None:
         return
-
-    def rounded(at: tuple[SolveResult, np.ndarray]) -> Generator[np.ndarray, None, np.ndarray]:
-        around, point = at
-        around = _consolidated(session, problem, clock, (around, point, owned), searches)
-        return (yield from _rounded_around(problem, around, point, owned, rounder))
-
     integer = problem.integrality
     point = relaxation.x.copy()
     owned = search(point, relaxation.row_dual, None)
+
+    def rounded(at: tuple[SolveResult, np.ndarray]) -> Generator[np.ndarray, None, np.ndarray]:
+        around, point = at
+        around = _consolidated(session, problem, clock, (around, point, owned), consolidate)
+        return (yield from _rounded_around(problem, around, point, owned, rounder))
+
     lower, upper = _fixed_bounds(problem, point, owned)
     try:
         around = session.solve(lower, upper, np.zeros_like(integer), clock.left())
@@ -417,7 +414,7 @@ def _consolidated(
     problem: CanonicalProblem,
     clock: _Clock,
     at: tuple[SolveResult, np.ndarray, np.ndarray],
-    searches: _Searches,
+    consolidate: Consolidate | None,
 ) -> SolveResult:
     """The LP ``around`` (``at``: it, the point, its fixed columns) re-solved with the
     columns the devices consolidate fixed at their lower bound, where there are any; else,
@@ -425,9 +422,9 @@ def _consolidated(
     charges at or above its minimum moves next to them at (nearly) no cost, so the rules
     round a relaxation that already fits them (docs/optimizer.md)."""
     around, point, owned = at
-    if searches.consolidate is None:
+    if consolidate is None:
         return around
-    off = searches.consolidate(around.x) & ~owned
+    off = consolidate(around.x) & ~owned
     if not off.any():
         return around
     lower, upper = _fixed_bounds(problem, point, owned)
