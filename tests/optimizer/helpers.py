@@ -9,6 +9,8 @@ import pandas as pd
 
 from core.timeindex import utc_range
 from optimizer import Inputs
+from optimizer.solvers.base import SolveOptions, SolveResult
+from optimizer.solvers.highs import HighsSession, HighsSolver
 
 START = pd.Timestamp("2024-06-15T00:00Z")
 
@@ -61,3 +63,35 @@ def assert_balance(slots: pd.DataFrame, tol: float = 1e-6) -> None:
         ):
             demand += slots[col]
     assert np.abs(supply - demand).max() < tol
+
+
+def assert_min_runs(power_kw: np.ndarray, min_slots: int, min_kw: float | None = None) -> None:
+    """Every run of ``power_kw`` (on above 1e-6 kW) lasts ``min_slots`` or reaches the
+    horizon's end, and, with ``min_kw``, runs at ``min_kw`` or more."""
+    running = power_kw > 1e-6
+    if min_kw is not None:
+        assert (power_kw[running] >= min_kw - 1e-6).all()
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], running.astype(int), [0]))))
+    lengths = edges[1::2] - edges[::2]
+    assert ((lengths >= min_slots) | (edges[1::2] == len(running))).all()
+
+
+class RecordingHighs(HighsSolver):
+    """The real HiGHS backend, noting each solve's options (before it runs) and reported
+    time [ms] (when it returns a point)."""
+
+    def __init__(self) -> None:
+        self.options: list[SolveOptions] = []
+        self.solve_ms: list[float] = []
+
+    def session(self, problem):  # type: ignore[no-untyped-def]
+        outer = self
+
+        class Session(HighsSession):
+            def solve(self, lower, upper, integrality, options):  # type: ignore[no-untyped-def]
+                outer.options.append(options)
+                result: SolveResult = super().solve(lower, upper, integrality, options)
+                outer.solve_ms.append(result.solve_ms)
+                return result
+
+        return Session(problem)

@@ -11,6 +11,7 @@ from optimizer import (
     EVSession,
     FeedInRule,
     Grid,
+    Plan,
     Problem,
     Site,
     State,
@@ -187,13 +188,19 @@ def test_unservable_load_is_reported_as_a_violation() -> None:
     assert plan.violations[0].amount == pytest.approx(2.0, abs=1e-6)
 
 
-def test_schedule_matches_per_slot_setpoints() -> None:
+def _car_on_one_phase_in_the_cheap_slot() -> Plan:
+    """2 kWh at the cheap one of three hourly slots, on one phase (2 kW); the car is off in
+    the other two."""
     wb = Wallbox(max_current_a=16, phases=3, switch_phases=True, efficiency=1.0)
     session = EVSession(capacity_kwh=60, energy_kwh=30, target_kwh=32, departure=at(3))
     site = Site(pv=None, battery=battery(), wallboxes=(wb,))
-    plan = optimize(
+    return optimize(
         Problem(site, inputs([0.30, 0.10, 0.20]), State(0.5, ev_sessions=(session,)), EXACT)
     )
+
+
+def test_schedule_matches_per_slot_setpoints() -> None:
+    plan = _car_on_one_phase_in_the_cheap_slot()
     schedule = plan.schedule()
     assert schedule == tuple(plan.setpoints(i) for i in range(3))
     assert schedule[1].wallboxes["ev"].phases == 1
@@ -205,13 +212,7 @@ def test_schedule_matches_per_slot_setpoints() -> None:
 
 
 def test_schedule_travels_as_arrays_and_reads_like_a_tuple() -> None:
-    # 2 kWh at the cheap slot on one phase (2 kW); the car is off in the other two
-    wb = Wallbox(max_current_a=16, phases=3, switch_phases=True, efficiency=1.0)
-    session = EVSession(capacity_kwh=60, energy_kwh=30, target_kwh=32, departure=at(3))
-    site = Site(pv=None, battery=battery(), wallboxes=(wb,))
-    plan = optimize(
-        Problem(site, inputs([0.30, 0.10, 0.20]), State(0.5, ev_sessions=(session,)), EXACT)
-    )
+    plan = _car_on_one_phase_in_the_cheap_slot()
     schedule = plan.schedule(2)
     copy = pickle.loads(pickle.dumps(schedule))
     assert copy == schedule == (plan.setpoints(0), plan.setpoints(1))

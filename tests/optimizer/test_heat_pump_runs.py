@@ -15,9 +15,9 @@ from optimizer.devices.runs import StoreModel, best_runs, run_moves
 from optimizer.formulate import formulate
 from optimizer.lazy import solve_lazily
 from optimizer.solvers.base import SolveOptions
-from optimizer.solvers.highs import HighsSession, HighsSolver
+from optimizer.solvers.highs import HighsSession
 from scheduler.scenario import Home, scenario_problem
-from tests.optimizer.helpers import assert_balance
+from tests.optimizer.helpers import RecordingHighs, assert_balance, assert_min_runs
 
 
 def _store(n: int = 8, **changes: object) -> StoreModel:
@@ -240,12 +240,7 @@ def test_min_run_day_ends_in_the_rule_stage_within_the_gap_of_the_optimum() -> N
     assert s.mip_gap <= 0.005 + 1e-9 or s.objective_eur - s.bound_eur <= 0.01 + 1e-9
     slots = plan.slots
     assert_balance(slots)
-    power = slots["hp_kw"].to_numpy()
-    running = power > 1e-6
-    assert (power[running] >= 1.0 - 1e-6).all()
-    edges = np.flatnonzero(np.diff(np.concatenate(([0], running.astype(int), [0]))))
-    lengths = edges[1::2] - edges[::2]
-    assert ((lengths >= 4) | (edges[1::2] == len(running))).all()
+    assert_min_runs(slots["hp_kw"].to_numpy(), 4, min_kw=1.0)
     temp = slots["hp_temp_c"].to_numpy()
     # the band is soft: the plan may dip a few hundredths of a kelvin where that is cheaper
     assert temp.min() >= 20.0 - 0.05 and temp.max() <= 23.0 + 1e-4
@@ -264,10 +259,7 @@ def test_runs_moved_by_the_local_search_end_a_two_day_plan_without_branch_and_bo
     assert s.mip_gap <= 0.005 + 1e-9 or s.objective_eur - s.bound_eur <= 0.01 + 1e-9
     slots = plan.slots
     assert_balance(slots)
-    running = slots["hp_kw"].to_numpy() > 1e-6
-    edges = np.flatnonzero(np.diff(np.concatenate(([0], running.astype(int), [0]))))
-    lengths = edges[1::2] - edges[::2]
-    assert ((lengths >= 4) | (edges[1::2] == len(running))).all()
+    assert_min_runs(slots["hp_kw"].to_numpy(), 4)
 
 
 def test_the_car_rounded_around_an_improvement_of_the_runs_ends_the_plan() -> None:
@@ -285,12 +277,7 @@ def test_the_car_rounded_around_an_improvement_of_the_runs_ends_the_plan() -> No
     assert s.mip_gap <= 0.005 + 1e-9 or s.objective_eur - s.bound_eur <= 0.01 + 1e-9
     slots = plan.slots
     assert_balance(slots)
-    power = slots["hp_kw"].to_numpy()
-    running = power > 1e-6
-    assert (power[running] >= 1.0 - 1e-6).all()
-    edges = np.flatnonzero(np.diff(np.concatenate(([0], running.astype(int), [0]))))
-    lengths = edges[1::2] - edges[::2]
-    assert ((lengths >= 4) | (edges[1::2] == len(running))).all()
+    assert_min_runs(slots["hp_kw"].to_numpy(), 4, min_kw=1.0)
     ev = slots["ev_kw"].to_numpy()
     assert ((ev < 1e-6) | (ev >= 1.38 - 1e-6)).all()  # off or at least 6 A on one phase
 
@@ -338,34 +325,14 @@ def test_the_car_trickle_away_from_its_blocks_moves_next_to_them_before_rounding
     assert_balance(plan.slots)
     ev = plan.slots["ev_kw"].to_numpy()
     assert ((ev < 1e-6) | (ev >= 1.38 - 1e-6)).all()
-    running = plan.slots["hp_kw"].to_numpy() > 1e-6
-    edges = np.flatnonzero(np.diff(np.concatenate(([0], running.astype(int), [0]))))
-    assert ((edges[1::2] - edges[::2] >= 4) | (edges[1::2] == len(running))).all()
-
-
-class _Timed(HighsSolver):
-    """The real HiGHS backend, noting how long each of its solves took [ms]."""
-
-    def __init__(self) -> None:
-        self.calls_ms: list[float] = []
-
-    def session(self, problem):  # type: ignore[no-untyped-def]
-        outer = self
-
-        class Session(HighsSession):
-            def solve(self, lower, upper, integrality, options):  # type: ignore[no-untyped-def]
-                result = super().solve(lower, upper, integrality, options)
-                outer.calls_ms.append(result.solve_ms)
-                return result
-
-        return Session(problem)
+    assert_min_runs(plan.slots["hp_kw"].to_numpy(), 4)
 
 
 def test_solve_time_counts_every_lp_of_the_heat_pump_searches() -> None:
     # The 48 h day above reaches the DPs and the local search: dozens of LP re-solves besides
     # the relaxation and the fixed patterns. The reported time is the whole solve's.
     formulation = formulate(_min_run_day("2024-04-20", periods=192))
-    backend = _Timed()
+    backend = RecordingHighs()
     result, _ = solve_lazily(
         backend,
         formulation.problem,
@@ -374,8 +341,8 @@ def test_solve_time_counts_every_lp_of_the_heat_pump_searches() -> None:
         search=formulation.search,
         neighbours=formulation.neighbours,
     )
-    assert len(backend.calls_ms) > 4  # the searches ran
-    assert result.solve_ms >= sum(backend.calls_ms)
+    assert len(backend.solve_ms) > 4  # the searches ran
+    assert result.solve_ms >= sum(backend.solve_ms)
 
 
 def test_moves_of_a_car_and_a_heat_pump_change_one_slot_or_one_run() -> None:

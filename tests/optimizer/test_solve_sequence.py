@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 from dataclasses import replace
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -29,7 +30,7 @@ from optimizer.model import ModelBuilder, diag
 from optimizer.plan import shifted_basis
 from optimizer.solvers.base import SolveOptions, SolverCutoffError, SolverError
 from optimizer.solvers.highs import HighsSession, HighsSolver
-from tests.optimizer.helpers import assert_balance, at, inputs
+from tests.optimizer.helpers import RecordingHighs, assert_balance, assert_min_runs, at, inputs
 
 WB = Wallbox(max_current_a=16, phases=3, efficiency=1.0)  # 4.14 .. 11.04 kW
 LP = np.zeros(0, dtype=bool)
@@ -120,10 +121,7 @@ def test_min_run_heat_pump_plan_is_optimal_within_the_gap() -> None:
     # the bound is proven: no plan beats it, and the plan is within the reported gap
     assert s.bound_eur <= exact.summary.objective_eur + 1e-6
     assert s.objective_eur - exact.summary.objective_eur <= s.objective_eur - s.bound_eur + 1e-9
-    running = plan.slots["hp_kw"].to_numpy() > 1e-6
-    edges = np.flatnonzero(np.diff(np.concatenate(([0], running.astype(int), [0]))))
-    lengths = edges[1::2] - edges[::2]
-    assert ((lengths >= 3) | (edges[1::2] == len(running))).all()
+    assert_min_runs(plan.slots["hp_kw"].to_numpy(), 3)
 
 
 def test_equal_prices_charge_the_car_in_the_earliest_slots() -> None:
@@ -169,33 +167,17 @@ def test_reported_gap_is_the_stopping_rule() -> None:
     assert s.objective_eur - s.bound_eur <= max(0.005 * gross, 0.01) + 1e-9
 
 
-class _Recording(HighsSolver):
-    """The real HiGHS backend, noting the time limit each call gets."""
-
-    def __init__(self) -> None:
-        self.limits: list[float] = []
-
-    def session(self, problem):  # type: ignore[no-untyped-def]
-        outer = self
-
-        class Session(HighsSession):
-            def solve(self, lower, upper, integrality, options):  # type: ignore[no-untyped-def]
-                outer.limits.append(options.time_limit_s)
-                return super().solve(lower, upper, integrality, options)
-
-        return Session(problem)
-
-
 def test_time_limit_is_the_plans_not_each_calls() -> None:
     session = EVSession(capacity_kwh=10, energy_kwh=4, departure=at(8))
     site = Site(pv=None, battery=None, wallboxes=(WB,))
     prices = [0.3, 0.1, 0.3, 0.2, 0.25, 0.1, 0.3, 0.3]
     problem = Problem(site, inputs(prices), State(ev_sessions=(session,)))
     formulation = formulate(problem)
-    backend = _Recording()
+    backend = RecordingHighs()
     solve_lazily(backend, formulation.problem, SolveOptions(time_limit_s=2.0), formulation.round)
-    assert backend.limits[0] <= 2.0
-    assert all(b <= a for a, b in zip(backend.limits, backend.limits[1:], strict=False))
+    limits = [o.time_limit_s for o in backend.options]
+    assert limits[0] <= 2.0
+    assert all(b <= a for a, b in pairwise(limits))
 
 
 def test_final_soc_target_is_met_when_cheaper_than_its_penalty() -> None:
